@@ -1,0 +1,980 @@
+"""One emulated NIC: the xfrmdev_ops callbacks with the kernel core's checks.
+
+``Device`` is what a driver plus its hardware are to the kernel: it takes states and
+policies (``state_add``/``policy_add``), stops using them (``*_delete``), forgets them
+(``*_free``), answers per-packet questions (``offload_ok``), takes the host's ESN
+moves (``advance_esn``) and reports counters (``update_curlft``). Link down flushes
+everything, as NETDEV_DOWN does.
+
+Order of the checks in ``state_add`` (net/xfrm/xfrm_state.c then xfrm_device.c, see
+research/kernel-anchors.md §2.1):
+
+0. the generic SA checks every state gets, offloaded or not (xfrm_init_state: building
+   the ``SecurityAssociation`` validates algorithms, keys, replay settings);
+1. unknown bits in the offload flags;
+2. the SA's ``dir`` against the INBOUND flag;
+3. ``if_id`` on an inbound offload;
+4. ``tfcpad`` (TFC padding is never offloaded);
+5. a device without NETIF_F_HW_ESP: crypto offload quietly stays in software
+   (answer "not offloaded"), packet offload is -EINVAL;
+6. crypto offload + ESN on a device without ``advance_esn``;
+7. the driver's own rules: the device ``Profile``.
+
+A driver's -EOPNOTSUPP in crypto offload is an *answer*: ``StateAddResult.offloaded``
+is False, nothing is stored and the host keeps the state in software. In packet offload
+every refusal is an error.
+
+Errors name the request field with the proto's spelling (``aead.alg_icv_len``,
+``lft.soft_packet_limit``, ``offload.flags``...): ``proto_field`` translates the
+engine's own field names (``aead.icv_bits``...) for errors raised below us.
+
+Events (``pop_events``): ``StateAdded``, ``StateDeleted``, ``PolicyAdded``,
+``PolicyDeleted``, ``LinkChanged`` and ``StateEvent`` (an SA's own Expired /
+SeqOverflow / EsnAdvanced, tagged with the device and handle). SA events are
+gathered by ``poll`` and by ``collect_state_events`` (the packet path calls it for
+the states a batch touched).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+
+from .algorithms import AlgorithmKind, validate_transforms
+from .errors import (
+    InvalidArgument,
+    LocalError,
+    NoSpace,
+    NotFound,
+    NotSupported,
+    WrongState,
+)
+from .events import Event, SAId
+from .profiles import NETDEVSIM_HANDLE_VALID, Profile
+from .sa import CurLifetime, SecurityAssociation
+from .sad import SADatabase
+from .spd import Policy, SPDatabase, Template
+from .stats import XfrmStat, XfrmStats
+from .types import (
+    XFRM_INF,
+    Direction,
+    Family,
+    IPAddress,
+    Mode,
+    OffloadRequest,
+    OffloadType,
+    SAConfig,
+)
+
+# -- xfrm_user_offload.flags ------------------------------------------------------------
+XFRM_OFFLOAD_IPV6 = 1
+XFRM_OFFLOAD_INBOUND = 2
+XFRM_OFFLOAD_PACKET = 4
+_KNOWN_OFFLOAD_FLAGS = XFRM_OFFLOAD_IPV6 | XFRM_OFFLOAD_INBOUND | XFRM_OFFLOAD_PACKET
+
+_U32 = 0xFFFFFFFF
+
+#: Engine field names -> the proto's (xfrm.proto XfrmUsersaInfo), for BadRequest.
+_PROTO_FIELDS = {
+    "proto": "id.proto",
+    "daddr": "id.daddr",
+    "spi": "id.spi",
+    "sa_dir": "dir",
+    "selector": "sel",
+    "lifetime": "lft",
+    "replay": "replay_esn",
+    "extra_flags": "extra_flags",
+}
+_PROTO_LEAVES = {
+    "key": "alg_key",
+    "name": "alg_name",
+}
+
+
+def proto_field(name: str | None) -> str | None:
+    """The proto spelling of an engine field name (``aead.icv_bits`` -> ``aead.alg_icv_len``)."""
+    if not name:
+        return name
+    head, _, rest = name.partition(".")
+    if head in ("aead", "enc", "auth") and rest:
+        if rest == "icv_bits":
+            return f"{head}.alg_icv_len" if head == "aead" else f"{head}.alg_trunc_len"
+        return f"{head}.{_PROTO_LEAVES.get(rest, rest)}"
+    head = _PROTO_FIELDS.get(head, head)
+    return f"{head}.{rest}" if rest else head
+
+
+class Lifecycle(enum.Enum):
+    """An offloaded object: in use, or deleted and waiting for free."""
+
+    ACTIVE = "active"
+    DELETED = "deleted"
+
+
+class DeleteReason(enum.StrEnum):
+    """Why a state or policy was deleted (ObjectEvent.reason)."""
+
+    USER = "user"
+    LINK_DOWN = "link-down"
+
+
+# -- events -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StateAdded(Event):
+    """A state was offloaded (xdo_dev_state_add succeeded)."""
+
+    dev: str
+    handle: int
+    sa: SAId
+    type: OffloadType
+    dir: Direction
+
+
+@dataclass(frozen=True, slots=True)
+class StateDeleted(Event):
+    """A state was deleted (XFRM_MSG_DELSA): by the host, or by a link-down flush."""
+
+    dev: str
+    handle: int
+    sa: SAId
+    reason: DeleteReason
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyAdded(Event):
+    """A policy was offloaded."""
+
+    dev: str
+    handle: int
+    index: int
+    dir: Direction
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyDeleted(Event):
+    """A policy was deleted (XFRM_MSG_DELPOLICY)."""
+
+    dev: str
+    handle: int
+    index: int
+    dir: Direction
+    reason: DeleteReason
+
+
+@dataclass(frozen=True, slots=True)
+class LinkChanged(Event):
+    """The link went up or down."""
+
+    dev: str
+    up: bool
+
+
+@dataclass(frozen=True, slots=True)
+class StateEvent(Event):
+    """An SA's own event (Expired, SeqOverflow, EsnAdvanced) and where it happened."""
+
+    dev: str
+    handle: int
+    event: Event
+
+
+# -- results ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StateAddResult:
+    """What state_add answers. ``offloaded`` False: use software IPsec (``reason``)."""
+
+    offloaded: bool
+    handle: int
+    type: OffloadType
+    dir: Direction
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayStateEsn:
+    """xfrm_replay_state_esn as the device sees it."""
+
+    bmp_len: int
+    oseq: int
+    seq: int
+    oseq_hi: int
+    seq_hi: int
+    replay_window: int
+    bmp: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class StateCounters:
+    """update_curlft's answer: current lifetime, x->stats, replay state, drops."""
+
+    curlft: CurLifetime
+    #: x->stats: replay_window, replay, integrity_failed.
+    replay_window: int
+    replay: int
+    integrity_failed: int
+    replay_state: ReplayStateEsn
+    #: Packets this state dropped, by xfrm_stat counter (non-zero only).
+    drops: dict[XfrmStat, int]
+    #: A hard limit fired: the state passes no traffic.
+    expired: bool
+
+
+class OffloadedState:
+    """One state in the device's table."""
+
+    __slots__ = (
+        "config",
+        "dir",
+        "handle",
+        "lifecycle",
+        "mtu_params",
+        "sa",
+        "slot",
+        "type",
+    )
+
+    def __init__(
+        self,
+        handle: int,
+        config: SAConfig,
+        sa: SecurityAssociation,
+        type: OffloadType,
+        dir: Direction,
+        slot: int,
+        mtu_params: tuple[int, int, int],
+    ) -> None:
+        self.handle = handle
+        #: The configuration, with ``offload`` filled in as applied.
+        self.config = config
+        self.sa = sa
+        self.type = type
+        self.dir = dir
+        self.lifecycle = Lifecycle.ACTIVE
+        #: netdevsim table slot, -1 when the profile has no slots.
+        self.slot = slot
+        #: (header_len, icv_len, block_align) for xfrm_state_mtu.
+        self.mtu_params = mtu_params
+
+    @property
+    def sa_id(self) -> SAId:
+        return self.sa.sa_id
+
+    @property
+    def active(self) -> bool:
+        return self.lifecycle is Lifecycle.ACTIVE
+
+    def state_mtu(self, mtu: int) -> int:
+        """The largest cleartext packet that fits ``mtu`` once ESP is added (xfrm_state_mtu)."""
+        header_len, icv_len, align = self.mtu_params
+        net_adj = 0
+        if self.config.mode == Mode.TRANSPORT:
+            net_adj = 20 if self.config.family == Family.INET else 40
+        return ((mtu - header_len - icv_len - net_adj) & ~(align - 1)) + net_adj - 2
+
+    def __repr__(self) -> str:
+        return (
+            f"OffloadedState(handle={self.handle:#x}, spi={self.config.spi:#010x}, "
+            f"type={self.type.name}, dir={self.dir.name}, {self.lifecycle.value})"
+        )
+
+
+class OffloadedPolicy:
+    """One policy in the device's table."""
+
+    __slots__ = ("handle", "lifecycle", "policy")
+
+    def __init__(self, handle: int, policy: Policy) -> None:
+        self.handle = handle
+        #: As stored: index allocated, ``offload`` filled in.
+        self.policy = policy
+        self.lifecycle = Lifecycle.ACTIVE
+
+    @property
+    def index(self) -> int:
+        return self.policy.index
+
+    @property
+    def dir(self) -> Direction:
+        return self.policy.dir
+
+    @property
+    def active(self) -> bool:
+        return self.lifecycle is Lifecycle.ACTIVE
+
+    def __repr__(self) -> str:
+        return (
+            f"OffloadedPolicy(handle={self.handle:#x}, index={self.index}, "
+            f"dir={self.dir.name}, {self.lifecycle.value})"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyAddResult:
+    """What policy_add answers: the handle and the (possibly allocated) index."""
+
+    handle: int
+    index: int
+
+
+def _mtu_params(config: SAConfig) -> tuple[int, int, int]:
+    t = validate_transforms(config.aead, config.enc, config.auth)
+    header_len = 8 + t.cipher.iv_size  # ESP header + explicit IV
+    if config.mode == Mode.TUNNEL:
+        header_len += 20 if config.family == Family.INET else 40
+    if config.encap is not None:
+        header_len += 8
+    align = (max(t.cipher.block_size, 1) + 3) & ~3
+    return header_len, t.icv_len, align
+
+
+def _usable_for_packet_policy(entry: OffloadedState) -> bool:
+    return entry.type == OffloadType.PACKET and not entry.sa.lifetime.hard_expired
+
+
+def _declined(reason: str, type: OffloadType, dir: Direction) -> StateAddResult:
+    return StateAddResult(offloaded=False, handle=0, type=type, dir=dir, reason=reason)
+
+
+class Device:
+    """One NIC: profile, link, state and policy tables, counters and events."""
+
+    def __init__(self, name: str, ifindex: int, profile: Profile, *, mtu: int | None = None):
+        if ifindex <= 0:
+            raise InvalidArgument("ifindex must be positive", field="ifindex")
+        self.name = name
+        self.ifindex = ifindex
+        self.profile = profile
+        self.mtu = profile.mtu if mtu is None else mtu
+        self.up = True
+        #: This device's /proc/net/xfrm_stat counters (its SAs count drops here).
+        self.stats = XfrmStats()
+        self._events: list[Event] = []
+        self._states: dict[int, OffloadedState] = {}
+        #: Active states: by (daddr, spi, proto) for inbound, by template for outbound.
+        self.sad: SADatabase[OffloadedState] = SADatabase()
+        #: Active policies.
+        self.spd = SPDatabase()
+        self._policies: dict[int, OffloadedPolicy] = {}
+        #: netdevsim slots in use.
+        self._slots: set[int] = set()
+        #: Next handle counter (never reused); handles are (ifindex << 32) | counter.
+        self._next_handle = 1
+        #: Packets sent through offloaded states (netdevsim's ``ipsec->tx``); the
+        #: packet path counts them.
+        self.offload_tx_packets = 0
+
+    # -- description -------------------------------------------------------------------
+
+    @property
+    def features(self) -> tuple[str, ...]:
+        return self.profile.features
+
+    @property
+    def state_count(self) -> int:
+        """States in the table (active or deleted and not yet freed)."""
+        return len(self._states)
+
+    def __repr__(self) -> str:
+        return (
+            f"Device({self.name!r}, ifindex={self.ifindex}, profile={self.profile.name!r}, "
+            f"up={self.up}, states={len(self._states)})"
+        )
+
+    # -- handles -----------------------------------------------------------------------
+
+    def _peek_handle(self) -> int:
+        """The next counter handle; ``_next_handle`` moves on only once it is used."""
+        return (self.ifindex << 32) | self._next_handle
+
+    def _free_slot(self) -> int:
+        """netdevsim's nsim_ipsec_find_empty_idx: the lowest unused slot."""
+        for slot in range(self.profile.max_states):
+            if slot not in self._slots:
+                return slot
+        raise AssertionError("no free slot")  # the table-full check comes first
+
+    # -- xdo_dev_state_add -------------------------------------------------------------
+
+    def state_add(
+        self,
+        config: SAConfig,
+        offload_flags: int,
+        now: float,
+        *,
+        iv_salt: bytes | None = None,
+    ) -> StateAddResult:
+        """Offload a state. Raises LocalError subclasses; a crypto decline is an answer."""
+        packet = bool(offload_flags & XFRM_OFFLOAD_PACKET)
+        otype = OffloadType.PACKET if packet else OffloadType.CRYPTO
+        odir = Direction.IN if offload_flags & XFRM_OFFLOAD_INBOUND else Direction.OUT
+        # 0. What every state gets (xfrm_init_state). Engine-level NotSupported (what
+        # this emulator cannot do at all) is treated as the device's -EOPNOTSUPP.
+        try:
+            sa = SecurityAssociation(config, now, iv_salt=iv_salt, stats=self.stats)
+        except NotSupported as exc:
+            exc.field = proto_field(exc.field)
+            if packet:
+                raise
+            self._core_state_checks(config, offload_flags, odir)
+            return _declined(exc.message, otype, odir)
+        except LocalError as exc:
+            exc.field = proto_field(exc.field)
+            raise
+        self._core_state_checks(config, offload_flags, odir)
+        if not self.profile.has_offload:
+            if not packet:
+                return _declined(f"{self.name} has no IPsec offload (NETIF_F_HW_ESP)", otype, odir)
+            raise InvalidArgument(
+                f"{self.name} has no IPsec offload (NETIF_F_HW_ESP)", field="offload.dev"
+            )
+        if not packet and config.esn and not self.profile.esn:
+            raise InvalidArgument("Device doesn't support offload with ESN", field="flags")
+        try:
+            self._driver_state_checks(config, otype, odir)
+        except NotSupported as exc:
+            if packet:
+                raise
+            return _declined(exc.message, otype, odir)
+        slot = self._free_slot() if self.profile.netdevsim_handles else -1
+        handle = slot | NETDEVSIM_HANDLE_VALID if slot >= 0 else self._peek_handle()
+        applied = replace(config, offload=OffloadRequest(dev=self.name, type=otype, dir=odir))
+        entry = OffloadedState(handle, applied, sa, otype, odir, slot, _mtu_params(config))
+        try:
+            # Same (daddr, spi, proto) twice: the kernel's xfrm_state_add -EEXIST.
+            self.sad.add(applied, entry)
+        except LocalError as exc:
+            exc.field = proto_field(exc.field)
+            raise
+        # Stored from here on: nothing below may fail.
+        if slot >= 0:
+            self._slots.add(slot)
+        else:
+            self._next_handle += 1
+        self._states[handle] = entry
+        self._events.append(StateAdded(self.name, handle, sa.sa_id, otype, odir))
+        # A limit of 0 fires at creation: report it now.
+        self.collect_state_events(entry)
+        return StateAddResult(offloaded=True, handle=handle, type=otype, dir=odir)
+
+    def _core_state_checks(self, config: SAConfig, flags: int, odir: Direction) -> None:
+        """xfrm_dev_state_add's own checks (kernel-anchors §2.1 steps 1-4)."""
+        if flags & ~_KNOWN_OFFLOAD_FLAGS:
+            raise InvalidArgument(
+                f"Unrecognized flags in offload request: {flags & ~_KNOWN_OFFLOAD_FLAGS:#x}",
+                field="offload.flags",
+                allowed=("IPV6=1", "INBOUND=2", "PACKET=4"),
+            )
+        if config.sa_dir is not None and config.sa_dir != odir:
+            raise InvalidArgument("Mismatched SA and offload direction", field="dir")
+        if odir == Direction.IN and config.if_id:
+            raise InvalidArgument("XFRM if_id is not supported in RX path", field="if_id")
+        if config.tfcpad:
+            raise InvalidArgument("TFC padding can't be offloaded", field="tfcpad")
+
+    def _driver_state_checks(self, config: SAConfig, otype: OffloadType, odir: Direction) -> None:
+        """The profile's rules: what the driver's xdo_dev_state_add refuses."""
+        p = self.profile
+        packet = otype == OffloadType.PACKET
+        if config.proto not in p.protos:
+            raise InvalidArgument(
+                "Unsupported protocol for ipsec offload",
+                field="id.proto",
+                allowed=tuple(str(x) for x in p.protos),
+            )
+        if otype not in p.offload_types:
+            raise InvalidArgument(
+                "Unsupported ipsec offload type",
+                field="offload.flags",
+                allowed=tuple(t.name for t in p.offload_types),
+            )
+        if config.mode not in p.modes:
+            raise InvalidArgument(
+                f"{config.mode.name.lower()} mode can't be offloaded",
+                field="mode",
+                allowed=tuple(m.name for m in p.modes),
+            )
+        if p.max_states and len(self._states) >= p.max_states:
+            raise NoSpace("No space for SA in Rx table!")
+        self._check_algorithms(config)
+        if config.esn and not p.esn:
+            raise InvalidArgument("Device doesn't support offload with ESN", field="flags")
+        if p.selector_protos and config.selector.proto not in p.selector_protos:
+            raise InvalidArgument(
+                "Device does not support upper protocol other than TCP/UDP",
+                field="sel.proto",
+                allowed=tuple(str(x) for x in p.selector_protos),
+            )
+        if config.encap is not None:
+            self._check_natt(config, otype)
+        if config.replay_window > p.max_replay_window:
+            raise InvalidArgument(
+                f"replay window larger than {p.max_replay_window}",
+                field="replay_window",
+            )
+        if not packet:
+            return
+        # The kernel keeps windows <= 32 without ESN in the legacy form, which mlx5
+        # does not look at; the bitmap form (ESN, or > 32) must be a size HW has.
+        bitmap_form = config.esn or config.replay_window > 32
+        if (
+            p.packet_in_replay_windows
+            and odir == Direction.IN
+            and bitmap_form
+            and config.replay_window not in p.packet_in_replay_windows
+        ):
+            raise InvalidArgument(
+                "Unsupported replay window size",
+                field="replay_window",
+                allowed=tuple(str(w) for w in p.packet_in_replay_windows),
+            )
+        if p.packet_reqid_required and not config.reqid:
+            raise InvalidArgument("Cannot offload without reqid", field="reqid")
+        if p.packet_soft_below_hard:
+            lft = config.lifetime
+            for kind in ("byte", "packet"):
+                soft = getattr(lft, f"soft_{kind}_limit")
+                hard = getattr(lft, f"hard_{kind}_limit")
+                if soft >= hard and hard != XFRM_INF:
+                    raise InvalidArgument(
+                        f"Hard {kind} limit must be greater than soft one",
+                        field=f"lft.soft_{kind}_limit",
+                    )
+                if not soft or not hard:
+                    raise InvalidArgument(
+                        f"Soft/hard {kind} limits can't be 0",
+                        field=f"lft.{'soft' if not soft else 'hard'}_{kind}_limit",
+                    )
+
+    def _unsupported_alg(self, message: str, field: str, allowed: tuple[str, ...]) -> LocalError:
+        if self.profile.decline_unsupported_algorithms:
+            return NotSupported(message, field=field, allowed=allowed)
+        return InvalidArgument(message, field=field, allowed=allowed)
+
+    def _check_algorithms(self, config: SAConfig) -> None:
+        """Algorithm rules, in netdevsim's order: AEAD present, ICV, name, key."""
+        algs = self.profile.algorithms
+        names = tuple(algs)
+        for slot, alg in (("aead", config.aead), ("enc", config.enc), ("auth", config.auth)):
+            if alg is None:
+                continue
+            support = algs.get(alg.name)
+            if support is None:
+                if slot != "aead" and not any(
+                    a.kind is not AlgorithmKind.AEAD for a in algs.values()
+                ):
+                    raise self._unsupported_alg(
+                        "Unsupported IPsec algorithm: only AEADs can be offloaded",
+                        field=slot,
+                        allowed=names,
+                    )
+                raise self._unsupported_alg(
+                    f"Cannot offload xfrm states with {alg.name}",
+                    field=f"{slot}.alg_name",
+                    allowed=names,
+                )
+            spec = support.spec
+            icv = alg.icv_bits or spec.default_icv_bits
+            if support.icv_bits and icv not in support.icv_bits:
+                what = "AEAD ICV length" if slot == "aead" else "truncation length"
+                raise self._unsupported_alg(
+                    f"Cannot offload xfrm states with {what} other than "
+                    + "/".join(str(b) for b in support.icv_bits)
+                    + " bit",
+                    field=f"{slot}.alg_icv_len" if slot == "aead" else f"{slot}.alg_trunc_len",
+                    allowed=tuple(str(b) for b in support.icv_bits),
+                )
+            key_bits = len(alg.key) * 8 - spec.salt_bits
+            if support.key_bits and key_bits not in support.key_bits:
+                raise self._unsupported_alg(
+                    f"Cannot offload xfrm states with {alg.name} key length other than "
+                    + "/".join(str(b) for b in support.key_bits)
+                    + f" bit (got {len(alg.key) * 8} bits of keying material)",
+                    field=f"{slot}.alg_key",
+                    allowed=tuple(f"{b} bits" for b in support.keymat_bits),
+                )
+
+    def _check_natt(self, config: SAConfig, otype: OffloadType) -> None:
+        p = self.profile
+        assert config.encap is not None
+        if not p.natt_encap_types:
+            raise InvalidArgument("Encapsulation is not supported", field="encap")
+        if config.encap.encap_type not in p.natt_encap_types:
+            raise InvalidArgument(
+                "Encapsulation other than UDP is not supported",
+                field="encap.encap_type",
+                allowed=tuple(t.name for t in p.natt_encap_types),
+            )
+        if otype not in p.natt_offload_types:
+            raise InvalidArgument(
+                "Encapsulation is supported in "
+                + "/".join(t.name.lower() for t in p.natt_offload_types)
+                + " offload mode only",
+                field="encap",
+            )
+        if config.mode not in p.natt_modes:
+            raise InvalidArgument(
+                "Encapsulation is supported in "
+                + "/".join(m.name.lower() for m in p.natt_modes)
+                + " mode only",
+                field="mode",
+            )
+
+    # -- xdo_dev_state_delete / free ---------------------------------------------------
+
+    def get_state(self, handle: int) -> OffloadedState:
+        """The state with ``handle`` (active or deleted); NotFound otherwise."""
+        entry = self._states.get(handle)
+        if entry is None:
+            raise NotFound(
+                f"no state with offload_handle {handle:#x} on {self.name} "
+                "(never added, or already freed)",
+                field="ref.offload_handle",
+            )
+        return entry
+
+    def _active_state(self, handle: int) -> OffloadedState:
+        entry = self.get_state(handle)
+        if not entry.active:
+            raise WrongState(
+                f"state {handle:#x} on {self.name} is already deleted",
+                field="ref.offload_handle",
+            )
+        return entry
+
+    def state_delete(self, handle: int) -> None:
+        """Stop using a state. Its handle stays valid until ``state_free``."""
+        self._delete_state(self._active_state(handle), DeleteReason.USER)
+
+    def _delete_state(self, entry: OffloadedState, reason: DeleteReason) -> None:
+        self.collect_state_events(entry)
+        entry.lifecycle = Lifecycle.DELETED
+        c = entry.config
+        self.sad.remove(c.daddr, c.spi, c.proto)
+        self._events.append(StateDeleted(self.name, entry.handle, entry.sa_id, reason))
+
+    def state_free(self, handle: int) -> None:
+        """Release a deleted state: its handle (and netdevsim slot) is gone."""
+        entry = self.get_state(handle)
+        if entry.active:
+            raise WrongState(
+                f"state {handle:#x} on {self.name} must be deleted before it is freed",
+                field="ref.offload_handle",
+            )
+        self._free_state(entry)
+
+    def _free_state(self, entry: OffloadedState) -> None:
+        del self._states[entry.handle]
+        self._slots.discard(entry.slot)
+
+    # -- xdo_dev_policy_add / delete / free ---------------------------------------------
+
+    def policy_add(self, policy: Policy, offload_flags: int) -> PolicyAddResult:
+        """Offload a policy (packet offload only). Every refusal is an error."""
+        if offload_flags != XFRM_OFFLOAD_PACKET:
+            raise InvalidArgument(
+                "Unrecognized flags in offload request: a policy offload is packet offload",
+                field="offload.flags",
+                allowed=("PACKET=4",),
+            )
+        p = self.profile
+        if not p.has_offload or not p.policy_dirs:
+            raise InvalidArgument("Policy offload is not supported", field="offload.dev")
+        templates = policy.templates
+        if p.max_policy_templates and len(templates) > p.max_policy_templates:
+            raise InvalidArgument(
+                f"Cannot offload more than {p.max_policy_templates} template(s)",
+                field="tmpl",
+            )
+        if policy.dir not in p.policy_dirs:
+            raise InvalidArgument(
+                f"Cannot offload {policy.dir.name.lower()} policy",
+                field="dir",
+                allowed=tuple(d.name for d in p.policy_dirs),
+            )
+        sel = policy.sel
+        if p.policy_reject_reqid0_wildcard:
+            reqid = templates[0].reqid if templates else 0
+            wildcard = (
+                not sel.proto
+                and (sel.saddr is None or not int(sel.saddr))
+                and (sel.daddr is None or not int(sel.daddr))
+            )
+            if not reqid and wildcard:
+                raise InvalidArgument(
+                    "Unsupported policy with reqid 0 without at least one of upper protocol "
+                    "or ip addr(s) different than 0",
+                    field="tmpl.reqid",
+                )
+        if p.policy_selector_protos and sel.proto not in p.policy_selector_protos:
+            raise InvalidArgument(
+                "Device does not support upper protocol other than TCP/UDP",
+                field="sel.proto",
+                allowed=tuple(str(x) for x in p.policy_selector_protos),
+            )
+        if p.policy_reject_max_priority and policy.priority == _U32:
+            raise InvalidArgument(
+                "Device does not support requested policy priority", field="priority"
+            )
+        applied = replace(
+            policy,
+            offload=OffloadRequest(dev=self.name, type=OffloadType.PACKET, dir=policy.dir),
+        )
+        stored = self.spd.add(applied)  # AlreadyExists / index errors name their field
+        handle = self._peek_handle()
+        self._next_handle += 1
+        entry = OffloadedPolicy(handle, stored)
+        self._policies[handle] = entry
+        self._events.append(PolicyAdded(self.name, handle, stored.index, stored.dir))
+        return PolicyAddResult(handle=handle, index=stored.index)
+
+    def get_policy(self, handle: int) -> OffloadedPolicy:
+        """The policy with ``handle`` (active or deleted); NotFound otherwise."""
+        entry = self._policies.get(handle)
+        if entry is None:
+            raise NotFound(
+                f"no policy with offload_handle {handle:#x} on {self.name} "
+                "(never added, or already freed)",
+                field="ref.offload_handle",
+            )
+        return entry
+
+    def policy_delete(self, handle: int) -> None:
+        """Stop using a policy. Its handle stays valid until ``policy_free``."""
+        entry = self.get_policy(handle)
+        if not entry.active:
+            raise WrongState(
+                f"policy {handle:#x} on {self.name} is already deleted",
+                field="ref.offload_handle",
+            )
+        self._delete_policy(entry, DeleteReason.USER)
+
+    def _delete_policy(self, entry: OffloadedPolicy, reason: DeleteReason) -> None:
+        entry.lifecycle = Lifecycle.DELETED
+        self.spd.delete(entry.index)
+        self._events.append(PolicyDeleted(self.name, entry.handle, entry.index, entry.dir, reason))
+
+    def policy_free(self, handle: int) -> None:
+        """Release a deleted policy."""
+        entry = self.get_policy(handle)
+        if entry.active:
+            raise WrongState(
+                f"policy {handle:#x} on {self.name} must be deleted before it is freed",
+                field="ref.offload_handle",
+            )
+        del self._policies[handle]
+
+    def _flush_policies(self) -> int:
+        flushed = 0
+        for entry in list(self.policies()):
+            if entry.active:
+                self._delete_policy(entry, DeleteReason.LINK_DOWN)
+                flushed += 1
+            del self._policies[entry.handle]
+        return flushed
+
+    def policies(self) -> Iterator[OffloadedPolicy]:
+        """Every policy in the table, by handle."""
+        return iter(sorted(self._policies.values(), key=lambda e: e.handle))
+
+    @property
+    def policy_count(self) -> int:
+        """Policies in the table (active or deleted and not yet freed)."""
+        return len(self._policies)
+
+    # -- per-state questions -----------------------------------------------------------
+
+    def offload_ok(self, handle: int, packet: bytes) -> tuple[bool, str]:
+        """xfrm_dev_offload_ok + xdo_dev_offload_ok: may this outbound packet use the state?"""
+        entry = self.get_state(handle)
+        if not entry.active:
+            return False, "state deleted"
+        if not self.up:
+            return False, "link down"
+        if entry.dir != Direction.OUT:
+            return False, "inbound state"
+        if len(packet) < 1:
+            return False, "malformed packet"
+        version = packet[0] >> 4
+        if version == 4 and len(packet) >= 20:
+            family = Family.INET
+        elif version == 6 and len(packet) >= 40:
+            family = Family.INET6
+        else:
+            return False, "malformed packet"
+        if entry.config.mode == Mode.TRANSPORT and family != entry.config.family:
+            return False, "family mismatch"
+        limit = entry.state_mtu(self.mtu)
+        if len(packet) > limit:
+            return False, f"exceeds MTU ({len(packet)} > {limit})"
+        if family == Family.INET and packet[0] & 0x0F != 5:
+            return False, "IPv4 options"
+        if family == Family.INET6 and packet[6] in _IPV6_EXT_HEADERS:
+            return False, "IPv6 extension headers"
+        return True, ""
+
+    def advance_esn(self, handle: int, seq_hi: int, seq: int) -> ReplayStateEsn:
+        """xdo_dev_state_advance_esn: the host's inbound ESN replay state moved."""
+        entry = self._active_state(handle)
+        if entry.type != OffloadType.CRYPTO:
+            raise WrongState(
+                "advance_esn is for crypto offload: in packet offload the device keeps "
+                "the replay window",
+                field="ref.offload_handle",
+            )
+        if not entry.config.esn:
+            raise WrongState(f"state {handle:#x} has no ESN", field="ref.offload_handle")
+        if entry.dir != Direction.IN:
+            raise WrongState(
+                f"state {handle:#x} is outbound: advance_esn moves an inbound window",
+                field="ref.offload_handle",
+            )
+        try:
+            entry.sa.replay.set_seq_hi(seq_hi, seq)
+        except LocalError as exc:
+            exc.field = {"replay.seq_hi": "seq_hi", "replay.seq": "seq"}.get(
+                exc.field or "", exc.field
+            )
+            raise
+        return self._replay_state(entry)
+
+    def _replay_state(self, entry: OffloadedState) -> ReplayStateEsn:
+        sa = entry.sa
+        words = sa.replay.bitmap_words()
+        return ReplayStateEsn(
+            bmp_len=len(words),
+            oseq=sa.oseq.oseq,
+            seq=sa.replay.seq,
+            oseq_hi=sa.oseq.oseq_hi,
+            seq_hi=sa.replay.seq_hi,
+            replay_window=sa.replay.size,
+            bmp=tuple(words),
+        )
+
+    def update_curlft(self, handle: int) -> StateCounters:
+        """xdo_dev_state_update_stats: the state's current lifetime and counters."""
+        entry = self.get_state(handle)
+        sa = entry.sa
+        return StateCounters(
+            curlft=sa.curlft,
+            replay_window=sa.replay_window,
+            replay=sa.replay_drops,
+            integrity_failed=sa.integrity_failed,
+            replay_state=self._replay_state(entry),
+            drops={k: v for k, v in sa.drops.items() if v},
+            expired=sa.lifetime.hard_expired,
+        )
+
+    # -- lookups for the packet path and listings -------------------------------------
+
+    def states(self) -> Iterator[OffloadedState]:
+        """Every state in the table, by handle."""
+        return iter(sorted(self._states.values(), key=lambda e: e.handle))
+
+    def lookup_inbound(self, daddr: IPAddress, spi: int, proto: int) -> OffloadedState | None:
+        """The active state for (daddr, spi, proto), in O(1); None if none."""
+        return self.sad.get(daddr, spi, proto)
+
+    def lookup_outbound(
+        self,
+        tmpl: Template,
+        daddr: IPAddress,
+        saddr: IPAddress | None,
+        *,
+        mark: int = 0,
+        if_id: int = 0,
+    ) -> OffloadedState | None:
+        """The state a packet-offload policy's template resolves to on this device.
+
+        The binding rule of packet offload: a packet-offload policy only uses
+        packet-offload states of its own device (never a crypto-offload one, and never
+        another device's: each device has its own table). None -> acquire.
+        """
+        return self.sad.find_outbound(
+            daddr=daddr,
+            saddr=saddr,
+            reqid=tmpl.reqid,
+            proto=tmpl.proto,
+            mode=tmpl.mode,
+            spi=tmpl.spi,
+            mark=mark,
+            if_id=if_id,
+            usable=_usable_for_packet_policy,
+        )
+
+    def netdevsim_debugfs(self, *, include_keys: bool = False) -> str:
+        """netdevsim's debugfs ``ipsec`` file for this device (kernel-anchors §3).
+
+        ``SA count=N tx=T`` then three lines per slot in use (the key line only with
+        ``include_keys``: key material never leaves unasked). Salt and key words are
+        the u32s the driver copied out of the keymat, printed in host (little-endian)
+        order, as the real file shows them. Only netdevsim-style profiles have slots.
+        """
+        slotted = sorted((e for e in self._states.values() if e.slot >= 0), key=lambda e: e.slot)
+        lines = [f"SA count={len(slotted)} tx={self.offload_tx_packets}"]
+        for e in slotted:
+            c = e.config
+            i = e.slot
+            rx = "r" if e.dir == Direction.IN else "t"
+            keymat = c.aead.key if c.aead is not None else b""
+            key, salt = keymat[:16].ljust(16, b"\0"), keymat[16:20].ljust(4, b"\0")
+            words = [int.from_bytes(key[k : k + 4], "little") for k in range(0, 16, 4)]
+            lines.append(f"sa[{i}] {rx}x ipaddr={c.daddr}")
+            lines.append(
+                f"sa[{i}]    spi=0x{c.spi:08x} proto=0x{c.proto:x} "
+                f"salt=0x{int.from_bytes(salt, 'little'):08x} crypt={int(c.aead is not None)}"
+            )
+            if include_keys:
+                lines.append(
+                    f"sa[{i}]    key=0x{words[0]:08x} {words[1]:08x} {words[2]:08x} {words[3]:08x}"
+                )
+        return "\n".join(lines) + "\n"
+
+    # -- link, time, events ------------------------------------------------------------
+
+    def set_link(self, up: bool, now: float) -> tuple[int, int]:
+        """Link up/down. Down deletes and frees every state and policy (NETDEV_DOWN).
+
+        Returns (states deleted, policies deleted) by the flush; (0, 0) when the link
+        was already in that state.
+        """
+        if up == self.up:
+            return 0, 0
+        self.up = up
+        self._events.append(LinkChanged(self.name, up))
+        if up:
+            return 0, 0
+        flushed_states = 0
+        for entry in list(self.states()):
+            if entry.active:
+                self._delete_state(entry, DeleteReason.LINK_DOWN)
+                flushed_states += 1
+            self._free_state(entry)
+        flushed_policies = self._flush_policies()
+        return flushed_states, flushed_policies
+
+    def poll(self, now: float) -> None:
+        """Fire time-based lifetimes of every active state at ``now``."""
+        for entry in self._states.values():
+            if entry.active:
+                entry.sa.poll(now)
+                self.collect_state_events(entry)
+
+    def collect_state_events(self, entry: OffloadedState) -> None:
+        """Move an SA's pending events to the device's queue, tagged."""
+        for event in entry.sa.pop_events():
+            self._events.append(StateEvent(self.name, entry.handle, event))
+
+    def pop_events(self) -> list[Event]:
+        """Every event since the last call, oldest first."""
+        events = self._events
+        self._events = []
+        return events
+
+
+#: ipv6_ext_hdr(): hop-by-hop, routing, fragment, AH, no next header, destination options.
+_IPV6_EXT_HEADERS = frozenset({0, 43, 44, 51, 59, 60})

@@ -1,0 +1,805 @@
+"""ESP (RFC 4303) for one SA: outbound and inbound, transport and tunnel, IPv4 and IPv6.
+
+Two layers:
+
+- ``EspCrypto`` seals/opens the ESP part (SPI .. ICV) given the 64-bit sequence number:
+  this is all a crypto-offload NIC does. AEAD IVs follow the kernel's ``seqiv``: the
+  8-byte explicit IV is BE64(seq) XOR a per-SA random salt, so it never repeats under
+  one key. CBC IVs are AES-ECB(iv_key, BE128(seq)) with a per-SA random iv_key: unique
+  per packet and unpredictable without the key (the role the kernel's ``echainiv`` plays,
+  not its exact construction). ESN: AEAD AAD is SPI||seq_hi||seq_lo; for CBC+HMAC seq_hi is
+  appended to the ICV input (RFC 4303 §2.2.1); it never goes on the wire.
+- ``EspTransform`` frames whole IP packets around it: transport (ESP after the IPv4
+  header / the IPv6 hop-by-hop, routing and fragment headers) or tunnel (new outer header,
+  any inner/outer family), NAT-T UDP encapsulation (RFC 3948), TFC padding.
+
+Drops are raised as ``PacketDrop(XfrmStat)``; the SA's packet loops catch and count them.
+Inbound counters, chosen to give each a single meaning (see the report for the kernel
+comparison): anything structurally wrong (too short for SPI/seq, IV and ICV; lengths that
+disagree; CBC payload not block-aligned; pad length too large) is ``XfrmInHdrError``,
+as mlx5 counts its bad-trailer drops (the kernel's software path folds these into
+``XfrmInStateProtoError`` via esp_input's -EINVAL). ``XfrmInStateProtoError`` means only
+"ICV did not verify". A next header that does not fit the mode (tunnel SA, inner not
+IPv4/IPv6) is ``XfrmInStateModeError``; an SPI not ours is ``XfrmInNoStates``; ESP where
+the SA wants ESP-in-UDP (or the reverse) is ``XfrmInStateMismatch``, as xfrm_input does.
+
+NAT-T control traffic is not ESP and not an error: a keepalive (one 0xFF byte) or a
+datagram starting with the 4-byte non-ESP marker (IKE) raises ``NotEsp`` with its kind,
+uncounted, as the kernel's UDP encap receive hands them back (IKE) or eats them (keepalive).
+Dummy packets (next header 59) are dropped silently: ``decap`` returns ``None``.
+"""
+
+from __future__ import annotations
+
+import enum
+import hmac
+import struct
+from collections.abc import Callable
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
+
+from . import ipheader as ip
+from .algorithms import ResolvedTransforms
+from .errors import EngineError, PacketDrop
+from .stats import XfrmStat
+from .types import Family, Mode, SAConfig, SAExtraFlag, SAFlag
+
+M32 = 0xFFFFFFFF
+_PAD = bytes(range(1, 256))
+
+_HDR_IN = PacketDrop(XfrmStat.IN_HDR_ERROR)
+# ver/ihl, total length, protocol, SPI, sequence number, IV of ESP in an option-less IPv4.
+_V4_ESP_HEAD = struct.Struct("!BxH5xB10x4sI8s")
+_TRAILER = struct.Struct("!BB")
+_V4_VER_LEN = struct.Struct("!BxH")
+
+
+class NonEsp(enum.Enum):
+    """What a NAT-T UDP datagram was, when it was not ESP."""
+
+    #: RFC 3948 §2.3 NAT-keepalive: a single 0xFF byte; eaten.
+    KEEPALIVE = "nat-keepalive"
+    #: RFC 3948 §2.2 non-ESP marker (4 zero bytes): IKE, for the host's IKE daemon.
+    IKE = "non-esp-marker"
+
+
+class NotEsp(EngineError):
+    """Internal: a NAT-T datagram that is not ESP (not a drop, not counted)."""
+
+    __slots__ = ("kind",)
+
+    def __init__(self, kind: NonEsp) -> None:
+        super().__init__(kind.value)
+        self.kind = kind
+
+
+class CryptoStatus(enum.IntEnum):
+    """The kernel's per-packet crypto offload RX status (enum in include/net/xfrm.h)."""
+
+    CRYPTO_SUCCESS = 1
+    CRYPTO_GENERIC_ERROR = 2
+    CRYPTO_TRANSPORT_AH_AUTH_FAILED = 4
+    CRYPTO_TRANSPORT_ESP_AUTH_FAILED = 8
+    CRYPTO_TUNNEL_AH_AUTH_FAILED = 16
+    CRYPTO_TUNNEL_ESP_AUTH_FAILED = 32
+    CRYPTO_INVALID_PACKET_SYNTAX = 64
+    CRYPTO_INVALID_PROTOCOL = 128
+
+
+Seal = Callable[[bytes, int], bytes]
+FastAead = tuple[
+    Callable[[bytes, bytes, bytes], bytes], Callable[[bytes, bytes, bytes], bytes], bytes, int
+]
+#: What the batch loops give back: results, and how many packets passed / bytes they had.
+EncapMany = tuple[list["bytes | XfrmStat"], int, int]
+#: decap_many: results, packets that passed the ICV, their cleartext bytes, how many
+#: results are packets (bytes), and the new seq_hi values the replay window moved to.
+DecapMany = tuple[list["bytes | XfrmStat | NonEsp | None"], int, int, int, list[int]]
+Open = Callable[[bytes, int, int, int], bytes]
+
+
+class EspCrypto:
+    """The cryptographic core of one SA: ``seal`` and ``open`` the ESP part.
+
+    ``seal(plaintext_with_trailer, seq64) -> SPI||seq_lo||IV||ciphertext||ICV``.
+    ``open(buf, start, end, seq_hi) -> plaintext_with_trailer`` for the ESP part found
+    in ``buf[start:end]``; raises PacketDrop(IN_HDR_ERROR) if too short or misaligned,
+    PacketDrop(IN_STATE_PROTO_ERROR) if the ICV does not verify.
+    """
+
+    __slots__ = (
+        "align",
+        "fast_aead",
+        "icv_len",
+        "iv_len",
+        "min_len",
+        "open",
+        "seal",
+        "spi",
+        "spi_bytes",
+    )
+
+    def __init__(
+        self, t: ResolvedTransforms, spi: int, *, esn: bool, iv_salt: bytes
+    ) -> None:
+        self.spi = spi
+        self.spi_bytes = spi.to_bytes(4, "big")
+        self.iv_len = t.cipher.iv_size
+        self.icv_len = t.icv_len
+        # Kernel: align = ALIGN(cipher block size, 4).
+        self.align = max(4, t.cipher.block_size)
+        self.min_len = 8 + self.iv_len + self.icv_len + max(2, t.cipher.block_size)
+        self.seal: Seal
+        self.open: Open
+        #: (encrypt, decrypt, nonce salt, IV salt) of a plain 16-byte-ICV AEAD, for the
+        #: batch fast path; None for every other transform.
+        self.fast_aead: FastAead | None = None
+        if t.auth is None:
+            self._build_aead(t, esn, iv_salt)
+        else:
+            self._build_cbc_hmac(t, esn, iv_salt)
+
+    # -- AEAD: rfc4106 / rfc4543 / rfc7539esp ------------------------------------------
+    def _build_aead(self, t: ResolvedTransforms, esn: bool, iv_salt: bytes) -> None:
+        spi_b = self.spi_bytes
+        nsalt = t.salt
+        ivs = int.from_bytes(iv_salt[:8], "big")
+        icv_len = self.icv_len
+        min_len = self.min_len
+        gmac = t.cipher.auth_only
+        aead: AESGCM | ChaCha20Poly1305
+        if t.cipher.name.startswith("rfc7539esp"):
+            aead = ChaCha20Poly1305(t.cipher_key)
+        else:
+            aead = AESGCM(t.cipher_key)
+        enc = aead.encrypt
+        dec = aead.decrypt
+        proto_error = XfrmStat.IN_STATE_PROTO_ERROR
+        key = t.cipher_key
+
+        if icv_len != 16:
+            # AESGCM's one-shot API has a fixed 16-byte tag: truncated ICVs take the
+            # streaming API (slower, but these are rare configurations).
+            def enc_trunc(nonce: bytes, data: bytes, aad: bytes) -> bytes:
+                e = Cipher(algorithms.AES(key), modes.GCM(nonce)).encryptor()
+                e.authenticate_additional_data(aad)
+                ct = e.update(data) + e.finalize()
+                return ct + e.tag[:icv_len]
+
+            def dec_trunc(nonce: bytes, data: bytes, aad: bytes) -> bytes:
+                tag = data[-icv_len:]
+                d = Cipher(
+                    algorithms.AES(key), modes.GCM(nonce, tag, min_tag_length=icv_len)
+                ).decryptor()
+                d.authenticate_additional_data(aad)
+                return d.update(data[:-icv_len]) + d.finalize()
+
+            enc = enc_trunc
+            dec = dec_trunc
+
+        if icv_len == 16 and not gmac:
+            self.fast_aead = (aead.encrypt, aead.decrypt, nsalt, ivs)
+
+        if gmac:
+            # RFC 4543: nothing is encrypted; AAD = SPI, seq (ESN: hi, lo), IV, payload.
+            def seal(plain: bytes, seq: int) -> bytes:
+                iv = (seq ^ ivs).to_bytes(8, "big")
+                hdr = spi_b + (seq & M32).to_bytes(4, "big")
+                aad = spi_b + seq.to_bytes(8, "big") if esn else hdr
+                return hdr + iv + plain + enc(nsalt + iv, b"", aad + iv + plain)
+
+            def open_(buf: bytes, start: int, end: int, seq_hi: int) -> bytes:
+                if end - start < min_len:
+                    raise _HDR_IN
+                hdr = buf[start : start + 8]
+                aad = hdr[:4] + seq_hi.to_bytes(4, "big") + hdr[4:] if esn else hdr
+                iv = buf[start + 8 : start + 16]
+                plain = buf[start + 16 : end - icv_len]
+                try:
+                    dec(nsalt + iv, buf[end - icv_len : end], aad + iv + plain)
+                except InvalidTag:
+                    raise PacketDrop(proto_error) from None
+                return plain
+
+        elif esn:
+
+            def seal(plain: bytes, seq: int) -> bytes:
+                iv = (seq ^ ivs).to_bytes(8, "big")
+                s8 = seq.to_bytes(8, "big")
+                return spi_b + s8[4:] + iv + enc(nsalt + iv, plain, spi_b + s8)
+
+            def open_(buf: bytes, start: int, end: int, seq_hi: int) -> bytes:
+                if end - start < min_len:
+                    raise _HDR_IN
+                aad = buf[start : start + 4] + seq_hi.to_bytes(4, "big") + buf[start + 4 : start + 8]
+                try:
+                    return dec(nsalt + buf[start + 8 : start + 16], buf[start + 16 : end], aad)
+                except InvalidTag:
+                    raise PacketDrop(proto_error) from None
+
+        else:
+
+            def seal(plain: bytes, seq: int) -> bytes:
+                iv = (seq ^ ivs).to_bytes(8, "big")
+                hdr = spi_b + (seq & M32).to_bytes(4, "big")
+                return hdr + iv + enc(nsalt + iv, plain, hdr)
+
+            def open_(buf: bytes, start: int, end: int, seq_hi: int) -> bytes:
+                if end - start < min_len:
+                    raise _HDR_IN
+                try:
+                    return dec(
+                        nsalt + buf[start + 8 : start + 16],
+                        buf[start + 16 : end],
+                        buf[start : start + 8],
+                    )
+                except InvalidTag:
+                    raise PacketDrop(proto_error) from None
+
+        self.seal = seal
+        self.open = open_
+
+    # -- cipher + HMAC: cbc(aes) / ecb(cipher_null) with hmac(...) / digest_null ----------
+    def _build_cbc_hmac(self, t: ResolvedTransforms, esn: bool, iv_salt: bytes) -> None:
+        assert t.auth is not None
+        spi_b = self.spi_bytes
+        iv_len = self.iv_len
+        icv_len = self.icv_len
+        min_len = self.min_len
+        block = t.cipher.block_size
+        akey = t.auth_key
+        digest = t.auth.digest
+        key = t.cipher_key
+        cbc = not t.cipher.auth_only
+        if cbc:
+            # iv_salt is 16+ random bytes: the IV key (see the module docstring).
+            ivgen = Cipher(algorithms.AES(iv_salt[:16]), modes.ECB()).encryptor().update
+
+        def mac(body: bytes, seq_hi: bytes) -> bytes:
+            if not icv_len:
+                return b""
+            return hmac.digest(akey, body + seq_hi if esn else body, digest)[:icv_len]
+
+        def seal(plain: bytes, seq: int) -> bytes:
+            hdr = spi_b + (seq & M32).to_bytes(4, "big")
+            if cbc:
+                iv = ivgen(seq.to_bytes(16, "big"))
+                e = Cipher(algorithms.AES(key), modes.CBC(iv)).encryptor()
+                body = hdr + iv + e.update(plain) + e.finalize()
+            else:
+                body = hdr + plain
+            return body + mac(body, (seq >> 32).to_bytes(4, "big"))
+
+        def open_(buf: bytes, start: int, end: int, seq_hi: int) -> bytes:
+            if end - start < min_len or (end - start - 8 - iv_len - icv_len) % block:
+                raise _HDR_IN
+            body = buf[start : end - icv_len]
+            if icv_len and not hmac.compare_digest(
+                mac(body, seq_hi.to_bytes(4, "big")), buf[end - icv_len : end]
+            ):
+                raise PacketDrop(XfrmStat.IN_STATE_PROTO_ERROR)
+            if not cbc:
+                return body[8:]
+            d = Cipher(algorithms.AES(key), modes.CBC(body[8 : 8 + iv_len])).decryptor()
+            return d.update(body[8 + iv_len :]) + d.finalize()
+
+        self.seal = seal
+        self.open = open_
+
+
+class EspTransform:
+    """One SA's ESP framing: ``encap`` and ``decap`` whole IP packets.
+
+    ``encap(packet, next_seq)`` takes the cleartext IP packet and a callable giving the
+    64-bit sequence number (called once the packet is known to fit the mode, so a
+    malformed packet uses none); returns the ESP packet (outer IP header included).
+    ``decap(packet, check_seq)`` takes the received IP packet and the replay check
+    (seq_lo -> seq_hi to use); returns ``(result, seq_lo, seq_hi)`` where result is the
+    cleartext packet, ``None`` for a dummy (next header 59), or the ``XfrmStat`` of a drop
+    that happens *after* the ICV verified (the replay window still advances for it).
+    Drops before that are raised as PacketDrop; NAT-T control traffic as NotEsp.
+    """
+
+    def __init__(
+        self,
+        config: SAConfig,
+        transforms: ResolvedTransforms,
+        *,
+        iv_salt: bytes,
+    ) -> None:
+        self.config = config
+        self.crypto = EspCrypto(transforms, config.spi, esn=config.esn, iv_salt=iv_salt)
+        self.tunnel = config.mode == Mode.TUNNEL
+        self.outer_v6 = config.family == Family.INET6
+        self.natt = config.encap is not None
+        self.sport = config.encap.sport if config.encap else 0
+        self.dport = config.encap.dport if config.encap else 0
+        self.tfcpad = config.tfcpad if self.tunnel else 0
+        self.saddr = config.saddr.packed
+        self.daddr = config.daddr.packed
+        self.nopmtudisc = bool(config.flags & SAFlag.NOPMTUDISC)
+        proto = ip.IPPROTO_UDP if self.natt else ip.IPPROTO_ESP
+        self.outer_proto = proto
+        if self.outer_v6:
+            self.tmpl6 = ip.IPv6Template(self.saddr, self.daddr, proto)
+        else:
+            self.tmpl4 = ip.IPv4Template(self.saddr, self.daddr, proto)
+        copy_dscp = not (config.extra_flags & SAExtraFlag.DONT_ENCAP_DSCP)
+        noecn = bool(config.flags & SAFlag.NOECN)
+        #: inner TOS/traffic class -> outer, precomputed for all 256 values.
+        self.tos_map = bytes(
+            ip.ecn_encapsulate(t, noecn=noecn, copy_dscp=copy_dscp) for t in range(256)
+        )
+        align = self.crypto.align
+        self.pad_mask = align - 1
+        #: ESP trailers by pad length, per next header (4 and 41 for tunnel mode).
+        self.trailers4 = [_PAD[:k] + bytes((k, ip.IPPROTO_IPIP)) for k in range(align)]
+        self.trailers6 = [_PAD[:k] + bytes((k, ip.IPPROTO_IPV6)) for k in range(align)]
+        self.ident = 0
+        self.esn = config.esn
+        self._outer_cache: dict[int, bytes] = {}
+        self.encap: Callable[[bytes, Callable[[], int]], bytes]
+        if self.tunnel:
+            self.encap = self._encap_tunnel
+        elif self.outer_v6:
+            self.encap = self._encap_transport6
+        else:
+            self.encap = self._encap_transport4
+        self.encap_many: Callable[[list[bytes], Callable[[], int]], EncapMany]
+        self.decap_many: Callable[
+            [list[bytes], Callable[[int], int], Callable[[int, int], bool]], DecapMany
+        ]
+        fast = (
+            self.crypto.fast_aead is not None
+            and self.tunnel
+            and not self.natt
+            and not self.outer_v6
+            and not self.tfcpad
+        )
+        # The fast loops are the same protocol, inlined for the common configuration
+        # (AEAD with a 16-byte ICV, tunnel mode, ESP directly in IPv4); every packet
+        # they do not expect takes the generic per-packet functions.
+        self.encap_many = self._encap_many_fast if fast else self._encap_many
+        self.decap_many = self._decap_many_fast if fast else self._decap_many
+
+    # -- batches ----------------------------------------------------------------------
+    def _encap_many(self, packets: list[bytes], next_seq: Callable[[], int]) -> EncapMany:
+        out: list[bytes | XfrmStat] = []
+        append = out.append
+        encap = self.encap
+        nok = nbytes = 0
+        for q in packets:
+            try:
+                append(encap(q, next_seq))
+            except PacketDrop as drop:
+                append(drop.reason)
+                continue
+            nok += 1
+            nbytes += len(q)
+        return out, nok, nbytes
+
+    def _encap_many_fast(self, packets: list[bytes], next_seq: Callable[[], int]) -> EncapMany:
+        assert self.crypto.fast_aead is not None
+        enc, _, nsalt, ivs = self.crypto.fast_aead
+        spi_b = self.crypto.spi_bytes
+        esn = self.esn
+        tos_map = self.tos_map
+        mask = self.pad_mask
+        trailers = self.trailers4
+        cache = self._outer_cache
+        get = cache.get
+        build = self.tmpl4.build
+        slow = self._encap_tunnel
+        df_mask = 0 if self.nopmtudisc else 0x40
+        overhead = 20 + 8 + 8 + 2 + 16
+        out: list[bytes | XfrmStat] = []
+        append = out.append
+        nok = nbytes = 0
+        for q in packets:
+            n = len(q)
+            padlen = -(n + 2) & mask
+            total = n + padlen + overhead
+            if n < 20 or q[0] >> 4 != 4 or total > 0xFFFF:
+                try:
+                    append(slow(q, next_seq))
+                except PacketDrop as drop:
+                    append(drop.reason)
+                    continue
+                nok += 1
+                nbytes += n
+                continue
+            try:
+                seq = next_seq()
+            except PacketDrop as drop:
+                append(drop.reason)
+                continue
+            iv = (seq ^ ivs).to_bytes(8, "big")
+            if esn:
+                s8 = seq.to_bytes(8, "big")
+                hdr = spi_b + s8[4:]
+                aad = spi_b + s8
+            else:
+                hdr = aad = spi_b + seq.to_bytes(4, "big")
+            tos = tos_map[q[1]]
+            if q[6] & df_mask:
+                key = (total << 8) | tos
+                outer = get(key)
+                if outer is None:
+                    if len(cache) >= 4096:
+                        cache.clear()
+                    outer = cache[key] = build(total, tos, True, 0)
+            else:
+                ident = self.ident = (self.ident + 1) & 0xFFFF
+                outer = build(total, tos, False, ident)
+            append(outer + hdr + iv + enc(nsalt + iv, q + trailers[padlen], aad))
+            nok += 1
+            nbytes += n
+        return out, nok, nbytes
+
+    def _decap_many(
+        self,
+        packets: list[bytes],
+        check: Callable[[int], int],
+        advance: Callable[[int, int], bool],
+    ) -> DecapMany:
+        out: list[bytes | XfrmStat | NonEsp | None] = []
+        append = out.append
+        advanced: list[int] = []
+        decap = self.decap
+        passed = nbytes = ngood = 0
+        for q in packets:
+            try:
+                result, seq_lo, seq_hi = decap(q, check)
+                if advance(seq_lo, seq_hi):
+                    advanced.append(seq_hi)
+            except PacketDrop as drop:
+                append(drop.reason)
+                continue
+            except NotEsp as not_esp:
+                append(not_esp.kind)
+                continue
+            passed += 1
+            if result.__class__ is bytes:
+                ngood += 1
+                nbytes += len(result)  # type: ignore[arg-type]
+            append(result)
+        return out, passed, nbytes, ngood, advanced
+
+    def _decap_many_fast(
+        self,
+        packets: list[bytes],
+        check: Callable[[int], int],
+        advance: Callable[[int, int], bool],
+    ) -> DecapMany:
+        assert self.crypto.fast_aead is not None
+        _, dec, nsalt, _ = self.crypto.fast_aead
+        spi_b = self.crypto.spi_bytes
+        esn = self.esn
+        finish = self.finish
+        slow = self.decap
+        min_total = 20 + self.crypto.min_len
+        proto_error = XfrmStat.IN_STATE_PROTO_ERROR
+        no_states = XfrmStat.IN_NO_STATES
+        out: list[bytes | XfrmStat | NonEsp | None] = []
+        append = out.append
+        advanced: list[int] = []
+        passed = nbytes = ngood = 0
+        head = _V4_ESP_HEAD.unpack_from
+        trailer_of = _TRAILER.unpack_from
+        inner_of = _V4_VER_LEN.unpack_from
+        for q in packets:
+            try:
+                if len(q) >= min_total and q[0] == 0x45 and q[9] == 50:
+                    # One unpack for what the loop needs of the outer IPv4 + ESP header.
+                    _, end, _, spi, seq_lo, iv = head(q)
+                    if end > len(q) or end < min_total:
+                        raise _HDR_IN
+                    if spi != spi_b:
+                        raise PacketDrop(no_states)
+                    seq_hi = check(seq_lo)
+                    if esn:
+                        aad = spi + seq_hi.to_bytes(4, "big") + q[24:28]
+                    else:
+                        aad = q[20:28]
+                    try:
+                        pt = dec(nsalt + iv, q[36:end], aad)
+                    except InvalidTag:
+                        raise PacketDrop(proto_error) from None
+                    n = len(pt)
+                    padlen, nh = trailer_of(pt, n - 2)
+                    result: bytes | XfrmStat | None = None
+                    if nh == 4 and n >= 22:
+                        version, inner = inner_of(pt)
+                        if version >> 4 == 4 and 20 <= inner <= n - 2 - padlen:
+                            result = pt[:inner]
+                    if result is None:
+                        result = finish(q, 20, 9, pt)
+                else:
+                    result, seq_lo, seq_hi = slow(q, check)
+                if advance(seq_lo, seq_hi):
+                    advanced.append(seq_hi)
+            except PacketDrop as drop:
+                append(drop.reason)
+                continue
+            except NotEsp as not_esp:
+                append(not_esp.kind)
+                continue
+            passed += 1
+            if result.__class__ is bytes:
+                ngood += 1
+                nbytes += len(result)  # type: ignore[arg-type]
+            append(result)
+        return out, passed, nbytes, ngood, advanced
+
+    # -- outbound ---------------------------------------------------------------------
+    def _trailer(self, length: int, next_header: int) -> bytes:
+        padlen = -(length + 2) & self.pad_mask
+        return _PAD[:padlen] + bytes((padlen, next_header))
+
+    def _outer(self, esp: bytes, tos: int, df: bool) -> bytes:
+        """Outer IP (and UDP) header for an ESP part, tunnel and transport alike."""
+        n = len(esp)
+        if self.natt:
+            n += 8
+            if self.outer_v6:
+                udp = ip.udp_header(self.sport, self.dport, n)
+                csum = ip.udp6_checksum(self.saddr, self.daddr, udp + esp)
+                esp = ip.udp_header(self.sport, self.dport, n, csum) + esp
+            else:
+                # RFC 3948 §2.1: UDP checksum 0 over IPv4.
+                esp = ip.udp_header(self.sport, self.dport, n) + esp
+        if self.outer_v6:
+            if n > 0xFFFF:
+                raise PacketDrop(XfrmStat.OUT_ERROR)
+            return self.tmpl6.build(n, tos) + esp
+        if n > 0xFFFF - 20:
+            raise PacketDrop(XfrmStat.OUT_ERROR)
+        if df:
+            ident = 0  # ip_select_ident gives DF packets ID 0
+        else:
+            ident = self.ident = (self.ident + 1) & 0xFFFF
+        return self.tmpl4.build(20 + n, tos, df, ident) + esp
+
+    def _encap_tunnel(self, packet: bytes, next_seq: Callable[[], int]) -> bytes:
+        n = len(packet)
+        if n >= 20 and packet[0] >> 4 == 4:
+            tos = packet[1]
+            # Outer DF follows the inner one unless XFRM_STATE_NOPMTUDISC.
+            df = bool(packet[6] & 0x40) and not self.nopmtudisc
+            trailers = self.trailers4
+        elif n >= 40 and packet[0] >> 4 == 6:
+            tos = ((packet[0] & 0x0F) << 4) | (packet[1] >> 4)
+            df = not self.nopmtudisc
+            trailers = self.trailers6
+        else:
+            raise PacketDrop(XfrmStat.OUT_STATE_MODE_ERROR)
+        if n < self.tfcpad:
+            # TFC padding: zeros after the inner packet, before the ESP padding.
+            packet = packet + bytes(self.tfcpad - n)
+            n = self.tfcpad
+        esp = self.crypto.seal(packet + trailers[-(n + 2) & self.pad_mask], next_seq())
+        if not self.natt and not self.outer_v6:
+            # The hot path (ESP in IPv4, the common tunnel), inlined.
+            total = 20 + len(esp)
+            if total > 0xFFFF:
+                raise PacketDrop(XfrmStat.OUT_ERROR)
+            if df:
+                ident = 0
+            else:
+                ident = self.ident = (self.ident + 1) & 0xFFFF
+            return self.tmpl4.build(total, self.tos_map[tos], df, ident) + esp
+        return self._outer(esp, self.tos_map[tos], df)
+
+    def _encap_transport4(self, packet: bytes, next_seq: Callable[[], int]) -> bytes:
+        parsed = ip.parse_ipv4(packet)
+        if parsed is None:
+            raise PacketDrop(XfrmStat.OUT_STATE_MODE_ERROR)
+        ihl, total, proto = parsed
+        payload = packet[ihl:total]
+        esp = self.crypto.seal(payload + self._trailer(len(payload), proto), next_seq())
+        if self.natt:
+            esp = ip.udp_header(self.sport, self.dport, 8 + len(esp)) + esp
+        new_total = ihl + len(esp)
+        if new_total > 0xFFFF:
+            raise PacketDrop(XfrmStat.OUT_ERROR)
+        return ip.rewrite_ipv4_header(packet[:ihl], self.outer_proto, new_total) + esp
+
+    def _encap_transport6(self, packet: bytes, next_seq: Callable[[], int]) -> bytes:
+        parsed = ip.parse_ipv6(packet)
+        if parsed is None:
+            raise PacketDrop(XfrmStat.OUT_STATE_MODE_ERROR)
+        total, _ = parsed
+        point = ip.ipv6_esp_insert_point(packet, total)
+        if point is None:
+            raise PacketDrop(XfrmStat.OUT_STATE_MODE_ERROR)
+        off, field = point
+        payload = packet[off:total]
+        esp = self.crypto.seal(payload + self._trailer(len(payload), packet[field]), next_seq())
+        if self.natt:
+            n = 8 + len(esp)
+            udp = ip.udp_header(self.sport, self.dport, n)
+            csum = ip.udp6_checksum(packet[8:24], packet[24:40], udp + esp)
+            esp = ip.udp_header(self.sport, self.dport, n, csum) + esp
+        plen = off - 40 + len(esp)
+        if plen > 0xFFFF:
+            raise PacketDrop(XfrmStat.OUT_ERROR)
+        return ip.rewrite_ipv6_header(packet[:off], field, self.outer_proto, plen) + esp
+
+    # -- inbound ----------------------------------------------------------------------
+    def locate(self, packet: bytes) -> tuple[int, int, int]:
+        """Find the ESP part: (esp start, esp end, next-header field offset).
+
+        The field offset is 9 (protocol) for IPv4. Raises PacketDrop / NotEsp.
+        """
+        if self.outer_v6:
+            p6 = ip.parse_ipv6(packet)
+            if p6 is None:
+                raise _HDR_IN
+            end = p6[0]
+            found = ip.ipv6_find_header(packet, end, self.outer_proto)
+            if found is None:
+                other = ip.IPPROTO_ESP if self.natt else ip.IPPROTO_UDP
+                if ip.ipv6_find_header(packet, end, other) is not None:
+                    raise PacketDrop(XfrmStat.IN_STATE_MISMATCH)
+                raise _HDR_IN
+            start, field = found
+        else:
+            p4 = ip.parse_ipv4(packet)
+            if p4 is None:
+                raise _HDR_IN
+            start, end, proto = p4
+            if proto != self.outer_proto:
+                if proto in (ip.IPPROTO_ESP, ip.IPPROTO_UDP):
+                    raise PacketDrop(XfrmStat.IN_STATE_MISMATCH)
+                raise _HDR_IN
+            field = 9
+        if self.natt:
+            if end - start < 8:
+                raise _HDR_IN
+            ulen = (packet[start + 4] << 8) | packet[start + 5]
+            if ulen < 8 or start + ulen > end:
+                raise _HDR_IN
+            end = start + ulen
+            start += 8
+            if end - start == 1 and packet[start] == 0xFF:
+                raise NotEsp(NonEsp.KEEPALIVE)
+            if end - start >= 4 and packet[start : start + 4] == b"\x00\x00\x00\x00":
+                raise NotEsp(NonEsp.IKE)
+        if end - start < 8:
+            raise _HDR_IN  # cannot even read SPI and sequence number (xfrm_parse_spi)
+        return start, end, field
+
+    def decap(
+        self, packet: bytes, check_seq: Callable[[int], int]
+    ) -> tuple[bytes | XfrmStat | None, int, int]:
+        start, end, field = self.locate(packet)
+        crypto = self.crypto
+        if packet[start : start + 4] != crypto.spi_bytes:
+            raise PacketDrop(XfrmStat.IN_NO_STATES)
+        seq_lo = int.from_bytes(packet[start + 4 : start + 8], "big")
+        seq_hi = check_seq(seq_lo)
+        plain = crypto.open(packet, start, end, seq_hi)
+        return self.finish(packet, start, field, plain), seq_lo, seq_hi
+
+    def finish(
+        self, packet: bytes, start: int, field: int, plain: bytes
+    ) -> bytes | XfrmStat | None:
+        """After the ICV verified: strip the trailer, restore the IP packet.
+
+        ``start`` is where the ESP (or NAT-T UDP) header began in ``packet``.
+        """
+        n = len(plain)
+        padlen = plain[n - 2]
+        nh = plain[n - 1]
+        plen = n - 2 - padlen
+        if nh == ip.IPPROTO_NONE:
+            if plen < 0:
+                raise _HDR_IN
+            return None  # dummy packet (RFC 4303 §2.6): dropped silently
+        if plen <= 0:
+            raise _HDR_IN  # kernel: padlen + 2 + ICV >= payload is -EINVAL
+        if self.tunnel:
+            if nh == ip.IPPROTO_IPIP:
+                if plen < 20 or plain[0] >> 4 != 4:
+                    return XfrmStat.IN_STATE_MODE_ERROR
+                inner = (plain[2] << 8) | plain[3]
+                if inner < 20:
+                    return XfrmStat.IN_HDR_ERROR
+            elif nh == ip.IPPROTO_IPV6:
+                if plen < 40 or plain[0] >> 4 != 6:
+                    return XfrmStat.IN_STATE_MODE_ERROR
+                inner = 40 + ((plain[4] << 8) | plain[5])
+            else:
+                return XfrmStat.IN_STATE_MODE_ERROR
+            if inner > plen:
+                return XfrmStat.IN_HDR_ERROR
+            # The inner packet's own length drops TFC padding (ip_rcv trims likewise).
+            return plain[:inner]
+        if self.natt:
+            start -= 8
+        if self.outer_v6:
+            return ip.rewrite_ipv6_header(packet[:start], field, nh, start - 40 + plen) + plain[:plen]
+        return ip.rewrite_ipv4_header(packet[:start], nh, start + plen) + plain[:plen]
+
+
+# -- crypto offload framing: the host's half and the NIC's half ----------------------------
+
+
+def host_tx_frame(transform: EspTransform, packet: bytes, seq: int) -> bytes:
+    """What the host stack hands a crypto-offload NIC: the packet fully framed for ESP.
+
+    Outer headers, ESP header with the sequence number, a zeroed IV slot, the cleartext
+    payload with its trailer, and zeroed room for the ICV. The NIC is then told ``seq``
+    (the 64-bit number, for the IV and ESN AAD) and only encrypts/authenticates in place.
+    Raises PacketDrop(OUT_STATE_MODE_ERROR) for a packet that does not fit the mode.
+    """
+    c = transform.crypto
+    saved = c.seal
+
+    def frame_only(plain: bytes, seq64: int) -> bytes:
+        hdr = c.spi_bytes + (seq64 & M32).to_bytes(4, "big")
+        return hdr + bytes(c.iv_len) + plain + bytes(c.icv_len)
+
+    c.seal = frame_only
+    try:
+        return transform.encap(packet, lambda: seq)
+    finally:
+        c.seal = saved
+
+
+def nic_tx_crypto(transform: EspTransform, frame: bytes, esp_offset: int, seq: int) -> bytes:
+    """The NIC's TX work on a host frame: fill the IV, encrypt, write the ICV.
+
+    ``esp_offset`` is where the ESP header starts in ``frame`` (after any NAT-T UDP
+    header). Returns the frame with the ESP part sealed. For IPv6 NAT-T the host must
+    redo the UDP checksum (NETIF_F_HW_ESP_TX_CSUM is not emulated here).
+    """
+    c = transform.crypto
+    plain = frame[esp_offset + 8 + c.iv_len : len(frame) - c.icv_len]
+    return frame[:esp_offset] + c.seal(plain, seq)
+
+
+def nic_rx_crypto(
+    transform: EspTransform, packet: bytes, seq_hi: int
+) -> tuple[CryptoStatus, bytes]:
+    """The NIC's RX work: verify and decrypt in place, report a kernel crypto status.
+
+    On CRYPTO_SUCCESS the returned frame has the ESP part's ciphertext replaced by the
+    plaintext (ESP header, IV, trailer and ICV bytes stay where they were) so the host
+    can run ``host_rx_finish``. On failure the packet comes back unchanged.
+    """
+    auth_failed = (
+        CryptoStatus.CRYPTO_TUNNEL_ESP_AUTH_FAILED
+        if transform.tunnel
+        else CryptoStatus.CRYPTO_TRANSPORT_ESP_AUTH_FAILED
+    )
+    try:
+        start, end, _ = transform.locate(packet)
+        c = transform.crypto
+        plain = c.open(packet, start, end, seq_hi)
+    except NotEsp:
+        return CryptoStatus.CRYPTO_INVALID_PROTOCOL, packet
+    except PacketDrop as drop:
+        if drop.reason is XfrmStat.IN_STATE_PROTO_ERROR:
+            return auth_failed, packet
+        return CryptoStatus.CRYPTO_INVALID_PACKET_SYNTAX, packet
+    body = start + 8 + c.iv_len
+    return CryptoStatus.CRYPTO_SUCCESS, packet[:body] + plain + packet[body + len(plain) :]
+
+
+def host_rx_finish(transform: EspTransform, frame: bytes) -> bytes | XfrmStat | None:
+    """The host's RX work after CRYPTO_SUCCESS: strip ESP framing (esp_input_done2).
+
+    Returns the cleartext packet, None for a dummy, or the drop's XfrmStat.
+    """
+    try:
+        start, end, field = transform.locate(frame)
+        c = transform.crypto
+        plain = frame[start + 8 + c.iv_len : end - c.icv_len]
+        return transform.finish(frame, start, field, plain)
+    except PacketDrop as drop:
+        return drop.reason
+    except NotEsp:
+        return XfrmStat.IN_HDR_ERROR

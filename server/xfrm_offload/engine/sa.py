@@ -1,0 +1,294 @@
+"""The runtime Security Association: ESP transform + sequence/replay + lifetime + stats.
+
+An SA is direction-agnostic (``encap`` for outbound, ``decap`` for inbound), like a
+kernel xfrm_state used by a test harness on both ends. Per packet, in the kernel's order:
+
+- outbound: hard-expired? (XfrmOutStateExpired) -> frame for the mode (a packet that
+  does not fit is XfrmOutStateModeError and uses no sequence number) -> next sequence
+  number (exhausted: XfrmOutStateSeqError and one ``SeqOverflow`` event) -> count the
+  lifetime -> encrypt.
+- inbound: hard-expired? (XfrmInStateExpired) -> parse, SPI -> replay check (seq_hi
+  inferred with ESN) -> decrypt and verify (failure: XfrmInStateProtoError and
+  ``integrity_failed``) -> replay advance (a new seq_hi: one ``EsnAdvanced`` event) ->
+  count the lifetime -> strip ESP. Drops after the ICV verified (wrong inner protocol
+  for the mode) still advance the window and count, as in xfrm_input.
+
+Lifetime bytes (curlft.bytes) count the cleartext IP packet: what goes into ``encap``
+and what comes out of ``decap``; dummy packets and post-ICV drops count as packets with
+0 bytes. (The kernel counts skb->len at slightly different points on TX and RX; the
+cleartext length is the same number on both ends of a tunnel, which tests can check.)
+
+Drops are counted in the SA (``drops``, plus the kernel's per-SA ``replay_window``,
+``replay``, ``integrity_failed``) and in an ``XfrmStats`` that is either passed in (the
+device's, which it aggregates) or owned by the SA (``stats``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Iterable
+from typing import Any
+from dataclasses import dataclass
+
+from .algorithms import ResolvedTransforms, validate_transforms
+from .errors import InvalidArgument, NotSupported, PacketDrop
+from .esp import EspTransform, NonEsp
+from .events import EsnAdvanced, Event, Expired, SAId, SeqOverflow
+from .lifetime import Lifetime
+from .replay import OutboundSequence, ReplayWindow
+from .stats import XfrmStat, XfrmStats
+from .types import IPPROTO_ESP, Direction, EncapType, Family, SAConfig, SAExtraFlag
+
+U32 = 0xFFFFFFFF
+
+#: What ``encap`` gives per packet: the ESP packet or the drop reason.
+EncapResult = bytes | XfrmStat
+#: What ``decap`` gives per packet: the cleartext packet, the drop reason, None for a
+#: silently dropped dummy packet, or NonEsp for NAT-T keepalive / IKE (not counted).
+DecapResult = bytes | XfrmStat | NonEsp | None
+
+
+@dataclass(frozen=True, slots=True)
+class CurLifetime:
+    """xfrm_lifetime_cur: what the SA has used so far."""
+
+    bytes: int
+    packets: int
+    add_time: float
+    use_time: float | None
+
+
+def _validate(config: SAConfig) -> ResolvedTransforms:
+    """The kernel's generic checks (xfrm_user verify_newsa_info, xfrm_init_replay).
+
+    Device and offload rules are not here: they belong to the device profile.
+    """
+    if config.proto != IPPROTO_ESP:
+        raise NotSupported("only ESP is implemented", field="proto", allowed=("50",))
+    version = 4 if config.family == Family.INET else 6
+    for name in ("daddr", "saddr"):
+        if getattr(config, name).version != version:
+            raise InvalidArgument(
+                f"{name} is not an address of family {config.family.name}", field=name
+            )
+    if config.encap is not None and config.encap.encap_type != EncapType.ESPINUDP:
+        raise NotSupported(
+            "only ESP-in-UDP (RFC 3948) encapsulation is implemented",
+            field="encap.encap_type",
+            allowed=(EncapType.ESPINUDP.name,),
+        )
+    if config.tfcpad < 0 or config.tfcpad > 0xFFFF:
+        raise InvalidArgument("tfcpad out of range", field="tfcpad")
+    rs = config.replay
+    if config.esn:
+        if config.replay_window == 0 and config.sa_dir != Direction.OUT:
+            raise InvalidArgument("ESN replay window must be > 0", field="replay_window")
+        if rs.seq == U32 and rs.seq_hi == U32:
+            raise InvalidArgument("replay.seq and replay.seq_hi both 0xffffffff", field="replay.seq")
+        if rs.oseq == U32 and rs.oseq_hi == U32:
+            raise InvalidArgument(
+                "replay.oseq and replay.oseq_hi both 0xffffffff", field="replay.oseq"
+            )
+    else:
+        for name in ("seq_hi", "oseq_hi"):
+            if getattr(rs, name):
+                raise InvalidArgument(f"replay.{name} needs the esn flag", field=f"replay.{name}")
+        for name in ("seq", "oseq"):
+            if getattr(rs, name) >= U32:
+                raise InvalidArgument(
+                    f"replay.{name} must be below 0xffffffff without esn", field=f"replay.{name}"
+                )
+    if config.sa_dir == Direction.OUT:
+        if config.replay_window:
+            raise InvalidArgument("an outbound SA has no replay window", field="replay_window")
+        if rs.seq or rs.seq_hi:
+            raise InvalidArgument("an outbound SA has no inbound sequence", field="replay.seq")
+    elif config.sa_dir == Direction.IN:
+        if rs.oseq or rs.oseq_hi:
+            raise InvalidArgument("an inbound SA has no outbound sequence", field="replay.oseq")
+        if config.extra_flags & SAExtraFlag.OSEQ_MAY_WRAP:
+            raise InvalidArgument(
+                "oseq-may-wrap is for outbound SAs", field="extra_flags"
+            )
+    elif config.sa_dir == Direction.FWD:
+        raise InvalidArgument("an SA's dir is in or out", field="sa_dir", allowed=("IN", "OUT"))
+    return validate_transforms(config.aead, config.enc, config.auth)
+
+
+class SecurityAssociation:
+    """One SA at run time. ``iv_salt`` (>= 16 bytes) fixes the IV salt for tests."""
+
+    def __init__(
+        self,
+        config: SAConfig,
+        now: float,
+        *,
+        iv_salt: bytes | None = None,
+        stats: XfrmStats | None = None,
+    ) -> None:
+        transforms = _validate(config)
+        if iv_salt is None:
+            iv_salt = os.urandom(16)
+        elif len(iv_salt) < 16:
+            raise InvalidArgument("iv_salt must be at least 16 bytes", field="iv_salt")
+        self.config = config
+        self.sa_id = SAId(daddr=config.daddr, spi=config.spi, proto=config.proto, saddr=config.saddr)
+        self.esp = EspTransform(config, transforms, iv_salt=iv_salt)
+        rs = config.replay
+        self.replay = ReplayWindow(
+            config.replay_window, esn=config.esn, seq=rs.seq, seq_hi=rs.seq_hi
+        )
+        self.oseq = OutboundSequence(
+            esn=config.esn,
+            may_wrap=bool(config.extra_flags & SAExtraFlag.OSEQ_MAY_WRAP),
+            oseq=rs.oseq,
+            oseq_hi=rs.oseq_hi,
+        )
+        self.lifetime = Lifetime(config.lifetime, now)
+        #: The xfrm_stat counters drops go to (the device's, if it passed one).
+        self.stats = stats if stats is not None else XfrmStats()
+        #: Every drop of this SA by reason.
+        self.drops: Counter[XfrmStat] = Counter()
+        #: x->stats.integrity_failed: inbound packets whose ICV did not verify.
+        self.integrity_failed = 0
+        self._events: list[Event] = []
+        self._overflow_reported = False
+        self._collect(now)
+
+    # -- state ------------------------------------------------------------------------
+    @property
+    def curlft(self) -> CurLifetime:
+        lt = self.lifetime
+        return CurLifetime(lt.bytes, lt.packets, lt.add_time, lt.use_time)
+
+    @property
+    def replay_window(self) -> int:
+        """x->stats.replay_window: inbound packets left of the window."""
+        return self.replay.replay_window
+
+    @property
+    def replay_drops(self) -> int:
+        """x->stats.replay: inbound duplicates."""
+        return self.replay.replay
+
+    def pop_events(self) -> list[Event]:
+        events = self._events
+        self._events = []
+        return events
+
+    def poll(self, now: float) -> None:
+        """Time-based expiry at ``now``: queues Expired events (see ``pop_events``)."""
+        self._collect(now)
+
+    def _collect(self, now: float) -> None:
+        for hard, kind in self.lifetime.poll(now):
+            self._events.append(Expired(sa=self.sa_id, hard=hard, kind=kind))
+
+    def _drop(self, reason: XfrmStat) -> XfrmStat:
+        self.drops[reason] += 1
+        self.stats.inc(reason)
+        if reason is XfrmStat.IN_STATE_PROTO_ERROR:
+            self.integrity_failed += 1
+        elif reason is XfrmStat.OUT_STATE_SEQ_ERROR and not self._overflow_reported:
+            self._overflow_reported = True
+            self._events.append(SeqOverflow(sa=self.sa_id))
+        return reason
+
+    # -- packets ----------------------------------------------------------------------
+    def encap(self, packet: bytes, now: float) -> EncapResult:
+        return self.encap_batch((packet,), now)[0]
+
+    def decap(self, packet: bytes, now: float) -> DecapResult:
+        return self.decap_batch((packet,), now)[0]
+
+    def _headroom(self, npackets: int, nbytes: int) -> bool:
+        """True if this many packets/bytes cannot reach any byte/packet limit.
+
+        Then the batch loops account the whole batch at once instead of per packet: the
+        same counts ``Lifetime.account`` would reach, without crossing a threshold where
+        it would have had something to do. The first packet (which starts the use-time
+        clock) always takes the per-packet path.
+        """
+        lt = self.lifetime
+        if lt.use_time is None:
+            return False
+        cfg = self.config.lifetime
+        if lt.soft_expired:
+            byte_limit, packet_limit = cfg.hard_byte_limit, cfg.hard_packet_limit
+        else:
+            byte_limit = min(cfg.soft_byte_limit, cfg.hard_byte_limit)
+            packet_limit = min(cfg.soft_packet_limit, cfg.hard_packet_limit)
+        return lt.packets + npackets < packet_limit and lt.bytes + nbytes < byte_limit
+
+    def _count_drops(self, results: list[Any]) -> None:
+        drop = self._drop
+        for r in results:
+            if r.__class__ is XfrmStat:
+                drop(r)
+
+    def encap_batch(self, packets: Iterable[bytes], now: float) -> list[EncapResult]:
+        """Encapsulate each packet: the ESP packet or the drop's XfrmStat, in order."""
+        batch = packets if isinstance(packets, list) else list(packets)
+        lt = self.lifetime
+        encap_many = self.esp.encap_many
+        next_seq = self.oseq.next
+        if lt.allow(now) and self._headroom(len(batch), sum(map(len, batch))):
+            out, nok, nbytes = encap_many(batch, next_seq)
+            lt.bytes += nbytes
+            lt.packets += nok
+            if nok != len(out):
+                self._count_drops(out)
+        else:
+            out = []
+            for packet in batch:
+                if not lt.allow(now):
+                    out.append(self._drop(XfrmStat.OUT_STATE_EXPIRED))
+                    continue
+                res, nok, nbytes = encap_many([packet], next_seq)
+                if nok:
+                    lt.account(nbytes, now)
+                else:
+                    self._count_drops(res)
+                out.append(res[0])
+        self._collect(now)
+        return out
+
+    def decap_batch(self, packets: Iterable[bytes], now: float) -> list[DecapResult]:
+        """Decapsulate each packet: cleartext, XfrmStat drop, None (dummy) or NonEsp."""
+        batch = packets if isinstance(packets, list) else list(packets)
+        lt = self.lifetime
+        decap_many = self.esp.decap_many
+        check = self.replay.check
+        advance = self.replay.advance
+        if lt.allow(now) and self._headroom(len(batch), sum(map(len, batch))):
+            out, passed, nbytes, ngood, advanced = decap_many(batch, check, advance)
+            lt.bytes += nbytes
+            lt.packets += passed
+            if ngood != len(out):
+                self._count_drops(out)
+            for seq_hi in advanced:
+                self._events.append(EsnAdvanced(sa=self.sa_id, seq_hi=seq_hi))
+        else:
+            out = []
+            for packet in batch:
+                if not lt.allow(now):
+                    out.append(self._drop(XfrmStat.IN_STATE_EXPIRED))
+                    continue
+                res, passed, nbytes, ngood, advanced = decap_many([packet], check, advance)
+                if passed:
+                    lt.account(nbytes, now)
+                if not ngood:
+                    self._count_drops(res)
+                for seq_hi in advanced:
+                    self._events.append(EsnAdvanced(sa=self.sa_id, seq_hi=seq_hi))
+                out.append(res[0])
+        self._collect(now)
+        return out
+
+    def __repr__(self) -> str:
+        c = self.config
+        return (
+            f"SecurityAssociation(spi={c.spi:#010x}, daddr={c.daddr}, mode={c.mode.name}, "
+            f"esn={c.esn})"
+        )

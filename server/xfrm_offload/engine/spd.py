@@ -1,0 +1,351 @@
+"""The security policy database (SPD) of one device: xfrm_userpolicy_info and its lookup.
+
+Policies are kept per (direction, family) in buckets keyed by the pair of prefix
+lengths of their selector (destination, source). Inside a bucket a dict maps the
+masked (daddr, saddr) pair to the policies with exactly that pair, sorted by
+(priority, insertion order). A lookup visits each distinct prefix-length pair
+present once: mask the flow's addresses, one dict probe, then walk that short
+sorted list to the first full match (ports, protocol, ifindex, mark, if_id),
+stopping early when a list's next candidate cannot beat the best so far. The cost
+grows with the number of distinct prefix-length pairs (a handful in practice),
+not with the number of policies: 10,000 host (/32) policies are one bucket and one
+probe. This is the idea of the kernel's exact-prefix hash plus inexact bins
+(xfrm_policy.c), simplified.
+
+The best policy has the lowest ``priority`` value; ties go to the one inserted
+first, as in the kernel's ordered insert.
+
+Indexes follow the kernel: the low 3 bits of an index are the policy direction
+(XFRM_POLICY_IN 0, OUT 1, FWD 2); generated indexes are ``(n << 3) | dir`` with n
+counting up, never 0; a requested index must carry its direction in those bits
+(-EINVAL) and, when already taken, the kernel quietly generates another one: so do
+we. Adding a policy whose (direction, selector, mark, mask, if_id) is already
+present is -EEXIST (priority is not part of that identity); ``update=True``
+replaces it, keeping its index.
+"""
+
+from __future__ import annotations
+
+import bisect
+import enum
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+
+from .errors import AlreadyExists, InvalidArgument, NoSpace, NotFound
+from .selector import FlowKey, SelectorMatcher
+from .types import (
+    IPPROTO_ESP,
+    Direction,
+    Family,
+    IPAddress,
+    LifetimeConfig,
+    Mode,
+    OffloadRequest,
+    Selector,
+)
+
+
+class PolicyAction(enum.IntEnum):
+    """XFRM_POLICY_ALLOW / XFRM_POLICY_BLOCK."""
+
+    ALLOW = 0
+    BLOCK = 1
+
+
+class PolicyFlag(enum.IntFlag):
+    """XFRM_POLICY_LOCALOK / XFRM_POLICY_ICMP."""
+
+    NONE = 0
+    LOCALOK = 1
+    ICMP = 2
+
+
+class TemplateLevel(enum.IntEnum):
+    """``level required|use``: xfrm_user_tmpl.optional 0 or 1."""
+
+    REQUIRED = 0
+    USE = 1
+
+
+class Share(enum.IntEnum):
+    """XFRM_SHARE_* of xfrm_user_tmpl.share."""
+
+    ANY = 0
+    SESSION = 1
+    USER = 2
+    UNIQUE = 3
+
+
+#: Policy direction as the kernel numbers it (XFRM_POLICY_IN/OUT/FWD), used in indexes.
+POLICY_DIR_BITS: dict[Direction, int] = {Direction.IN: 0, Direction.OUT: 1, Direction.FWD: 2}
+_DIR_OF_BITS = {bits: d for d, bits in POLICY_DIR_BITS.items()}
+_U32 = 0xFFFFFFFF
+
+
+def direction_of_index(index: int) -> Direction | None:
+    """The direction a policy index encodes in its low 3 bits (xfrm_policy_id2dir)."""
+    return _DIR_OF_BITS.get(index & 7)
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    """xfrm_user_tmpl: which SA a matching packet must go through.
+
+    ``daddr``/``saddr`` None are the unspecified address: in transport mode the
+    packet's own addresses are used, in tunnel mode the tunnel endpoints must be
+    given (a missing source is left to the SA lookup as "any").
+    ``spi`` 0 means any SPI. ``reqid`` pairs the template with SAs of the same
+    reqid (0 with 0, as in the kernel's outbound lookup).
+    """
+
+    daddr: IPAddress | None = None
+    saddr: IPAddress | None = None
+    proto: int = IPPROTO_ESP
+    spi: int = 0
+    reqid: int = 0
+    mode: Mode = Mode.TRANSPORT
+    level: TemplateLevel = TemplateLevel.REQUIRED
+    share: Share = Share.ANY
+    family: Family | None = None
+
+    def endpoints(self, flow: FlowKey) -> tuple[IPAddress, IPAddress | None]:
+        """(daddr, saddr) to find the SA for a packet of ``flow`` (xfrm_tmpl_resolve_one)."""
+        if self.mode == Mode.TRANSPORT:
+            return flow.daddr_ip, flow.saddr_ip
+        if self.daddr is None:
+            raise InvalidArgument("a tunnel template needs a destination", field="tmpl.daddr")
+        if self.saddr is None or not int(self.saddr):
+            return self.daddr, None
+        return self.daddr, self.saddr
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """xfrm_userpolicy_info plus its templates (XFRMA_TMPL), mark and if_id."""
+
+    sel: Selector
+    dir: Direction
+    index: int = 0
+    priority: int = 0
+    action: PolicyAction = PolicyAction.ALLOW
+    flags: PolicyFlag = PolicyFlag.NONE
+    templates: tuple[Template, ...] = ()
+    mark: int = 0
+    mark_mask: int = 0
+    if_id: int = 0
+    lifetime: LifetimeConfig = field(default_factory=LifetimeConfig)
+    offload: OffloadRequest | None = None
+
+    @property
+    def identity(self) -> tuple[Direction, Selector, int, int, int]:
+        """What makes two policies the same one (the kernel's EEXIST test)."""
+        return (self.dir, self.sel, self.mark, self.mark_mask, self.if_id)
+
+
+@dataclass(slots=True)
+class _Entry:
+    policy: Policy
+    matcher: SelectorMatcher
+    order: tuple[int, int]  # (priority, insertion sequence): lower is better
+    bucket_key: tuple[int, int]  # (prefixlen_d, prefixlen_s)
+    addr_key: tuple[int, int]  # masked (daddr, saddr)
+    table_key: tuple[Direction, Family]
+
+
+def _order_of(entry: _Entry) -> tuple[int, int]:
+    return entry.order
+
+
+class _Bucket:
+    """Policies sharing one (prefixlen_d, prefixlen_s): masked addresses -> sorted entries."""
+
+    __slots__ = ("by_addr", "dmask", "smask")
+
+    def __init__(self, dmask: int, smask: int) -> None:
+        self.dmask = dmask
+        self.smask = smask
+        self.by_addr: dict[tuple[int, int], list[_Entry]] = {}
+
+
+class SPDatabase:
+    """Policies of one device, looked up by (direction, flow) without a linear scan."""
+
+    __slots__ = ("_by_identity", "_by_index", "_idx_generator", "_seq", "_tables", "max_entries")
+
+    def __init__(self, max_entries: int | None = None) -> None:
+        self.max_entries = max_entries
+        self._by_index: dict[int, _Entry] = {}
+        self._by_identity: dict[tuple[Direction, Selector, int, int, int], _Entry] = {}
+        self._tables: dict[tuple[Direction, Family], dict[tuple[int, int], _Bucket]] = {}
+        self._idx_generator = 0
+        self._seq = 0
+
+    # -- changes -----------------------------------------------------------------
+
+    def _gen_index(self, direction: Direction, wanted: int) -> int:
+        dir_bits = POLICY_DIR_BITS[direction]
+        if wanted and wanted not in self._by_index:
+            return wanted
+        while True:
+            idx = self._idx_generator | dir_bits
+            self._idx_generator = (self._idx_generator + 8) & _U32
+            if idx == 0:
+                idx = 8
+            if idx not in self._by_index:
+                return idx
+
+    def add(self, policy: Policy, *, update: bool = False) -> Policy:
+        """Insert ``policy``; return it as stored (with its index).
+
+        AlreadyExists if the same (dir, selector, mark, if_id) is present, unless
+        ``update``, which replaces that policy and keeps its index.
+        """
+        if policy.dir not in POLICY_DIR_BITS:
+            raise InvalidArgument(
+                "unknown policy direction", field="dir", allowed=("in", "out", "fwd")
+            )
+        if not 0 <= policy.index <= _U32:
+            raise InvalidArgument("index must be a 32-bit value", field="index")
+        if policy.index and direction_of_index(policy.index) != policy.dir:
+            raise InvalidArgument("the index's low 3 bits must encode dir", field="index")
+        if not 0 <= policy.priority <= _U32:
+            raise InvalidArgument("priority must be a 32-bit value", field="priority")
+        matcher = SelectorMatcher(policy.sel)
+        old = self._by_identity.get(policy.identity)
+        if old is not None:
+            if not update:
+                raise AlreadyExists(
+                    "a policy with this selector and dir already exists", field="sel"
+                )
+            self._unlink(old)
+            index = old.policy.index
+        else:
+            if self.max_entries is not None and len(self._by_index) >= self.max_entries:
+                raise NoSpace(f"the policy table is full ({self.max_entries} entries)")
+            index = self._gen_index(policy.dir, policy.index)
+        stored = policy if policy.index == index else replace(policy, index=index)
+        self._seq += 1
+        sel = policy.sel
+        entry = _Entry(
+            policy=stored,
+            matcher=matcher,
+            order=(stored.priority, self._seq),
+            bucket_key=(sel.prefixlen_d, sel.prefixlen_s),
+            addr_key=(matcher.daddr, matcher.saddr),
+            table_key=(policy.dir, sel.family),
+        )
+        self._link(entry)
+        return stored
+
+    def _link(self, entry: _Entry) -> None:
+        table = self._tables.setdefault(entry.table_key, {})
+        bucket = table.get(entry.bucket_key)
+        if bucket is None:
+            bucket = table[entry.bucket_key] = _Bucket(entry.matcher.dmask, entry.matcher.smask)
+        lst = bucket.by_addr.setdefault(entry.addr_key, [])
+        bisect.insort(lst, entry, key=_order_of)
+        self._by_index[entry.policy.index] = entry
+        self._by_identity[entry.policy.identity] = entry
+
+    def _unlink(self, entry: _Entry) -> None:
+        del self._by_index[entry.policy.index]
+        del self._by_identity[entry.policy.identity]
+        table = self._tables[entry.table_key]
+        bucket = table[entry.bucket_key]
+        lst = bucket.by_addr[entry.addr_key]
+        lst.remove(entry)
+        if not lst:
+            del bucket.by_addr[entry.addr_key]
+            if not bucket.by_addr:
+                del table[entry.bucket_key]
+                if not table:
+                    del self._tables[entry.table_key]
+
+    def delete(self, index: int) -> Policy:
+        """Remove the policy with ``index``; NotFound if none."""
+        entry = self._by_index.get(index)
+        if entry is None:
+            raise NotFound(f"no policy with index {index}", field="index")
+        self._unlink(entry)
+        return entry.policy
+
+    def delete_by_selector(
+        self,
+        direction: Direction,
+        sel: Selector,
+        *,
+        mark: int = 0,
+        mark_mask: int = 0,
+        if_id: int = 0,
+    ) -> Policy:
+        """Remove the policy with exactly this (dir, selector, mark, if_id); NotFound if none."""
+        entry = self._by_identity.get((direction, sel, mark, mark_mask, if_id))
+        if entry is None:
+            raise NotFound("no policy with this selector and dir", field="sel")
+        self._unlink(entry)
+        return entry.policy
+
+    def clear(self) -> list[Policy]:
+        """Remove every policy (flush, link down); return them in insertion order."""
+        removed = [e.policy for e in sorted(self._by_index.values(), key=lambda e: e.order[1])]
+        self._by_index.clear()
+        self._by_identity.clear()
+        self._tables.clear()
+        return removed
+
+    # -- lookups -----------------------------------------------------------------
+
+    def get(self, index: int) -> Policy | None:
+        entry = self._by_index.get(index)
+        return None if entry is None else entry.policy
+
+    def get_by_selector(
+        self,
+        direction: Direction,
+        sel: Selector,
+        *,
+        mark: int = 0,
+        mark_mask: int = 0,
+        if_id: int = 0,
+    ) -> Policy | None:
+        entry = self._by_identity.get((direction, sel, mark, mark_mask, if_id))
+        return None if entry is None else entry.policy
+
+    def lookup(
+        self, direction: Direction, flow: FlowKey, *, mark: int = 0, if_id: int = 0
+    ) -> Policy | None:
+        """The best policy for ``flow`` in ``direction`` (lowest priority value, then oldest).
+
+        A policy applies when its selector matches, ``mark & mark_mask == mark``
+        (the policy's mark, as xfrm_policy_match does) and its if_id equals ``if_id``.
+        """
+        table = self._tables.get((direction, flow.family))
+        if not table:
+            return None
+        best: _Entry | None = None
+        daddr, saddr = flow.daddr, flow.saddr
+        for bucket in table.values():
+            candidates = bucket.by_addr.get((daddr & bucket.dmask, saddr & bucket.smask))
+            if not candidates:
+                continue
+            for entry in candidates:
+                if best is not None and entry.order >= best.order:
+                    break
+                pol = entry.policy
+                if (
+                    entry.matcher.matches(flow)
+                    and (mark & pol.mark_mask) == pol.mark
+                    and pol.if_id == if_id
+                ):
+                    best = entry
+                    break
+        return None if best is None else best.policy
+
+    # -- the table as a whole ----------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self._by_index)
+
+    def __iter__(self) -> Iterator[Policy]:
+        """Every policy, in insertion order."""
+        return iter([e.policy for e in sorted(self._by_index.values(), key=lambda e: e.order[1])])
