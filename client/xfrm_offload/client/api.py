@@ -1,0 +1,284 @@
+"""The async client a keymanager imports: one method per RPC, generated messages in and out.
+
+    async with Client("unix:/run/xfrm-offload/xfrm-offloadd.sock") as nic:
+        for dev in await nic.list_devices():
+            print(dev.name, dev.profile)
+
+Every refusal raises ``XfrmOffloadError`` with the status code, the message and
+the field violations the server sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Iterable
+from types import TracebackType
+from typing import TypeVar
+
+from grpc import aio
+
+from xfrm_offload.v1 import offload_pb2 as pb
+from xfrm_offload.v1 import offload_pb2_grpc
+from xfrm_offload.v1 import xfrm_pb2 as xpb
+from xfrm_offload.v1.endpoint import default_address, parse_endpoint
+
+from .errors import XfrmOffloadError
+
+T = TypeVar("T")
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+
+
+async def _call(awaitable: Awaitable[T]) -> T:
+    try:
+        return await awaitable
+    except aio.AioRpcError as exc:
+        raise XfrmOffloadError.from_rpc_error(exc) from None
+
+
+class Client:
+    """A connection to one xfrm-offloadd.
+
+    ``address``: ``unix:PATH`` or ``HOST:PORT``; default ``$XFRM_OFFLOAD_SERVER``, else
+    the server's default socket. ``timeout``: per unary call, seconds (None = no limit).
+    """
+
+    def __init__(self, address: str | None = None, *, timeout: float | None = 30.0) -> None:
+        self.address = address or default_address()
+        target = parse_endpoint(self.address).grpc_target
+        self.timeout = timeout
+        self.channel = aio.insecure_channel(
+            target,
+            options=[
+                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ],
+        )
+        self.xfrmdev = offload_pb2_grpc.XfrmDevServiceStub(self.channel)
+        self.device = offload_pb2_grpc.DeviceServiceStub(self.channel)
+        self.datapath = offload_pb2_grpc.DatapathServiceStub(self.channel)
+        self.diag = offload_pb2_grpc.DiagServiceStub(self.channel)
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self.channel.close(None)
+
+    async def wait_ready(self, timeout: float = 10.0) -> None:
+        """Wait until the channel connects (raises TimeoutError)."""
+        import asyncio
+
+        await asyncio.wait_for(self.channel.channel_ready(), timeout)
+
+    # -- xfrmdev_ops ---------------------------------------------------------------
+
+    async def state_add(self, sa: xpb.XfrmUsersaInfo) -> pb.StateAddResponse:
+        """xdo_dev_state_add. ``offloaded`` False = use software IPsec (crypto mode)."""
+        return await _call(self.xfrmdev.StateAdd(pb.StateAddRequest(sa=sa), timeout=self.timeout))
+
+    async def state_add_bulk(
+        self, batches: Iterable[Iterable[xpb.XfrmUsersaInfo]]
+    ) -> pb.StateAddBulkResponse:
+        """Many StateAdds in one client stream; one request message per batch."""
+
+        async def requests() -> AsyncIterator[pb.StateAddBulkRequest]:
+            for batch in batches:
+                yield pb.StateAddBulkRequest(sas=list(batch))
+
+        return await _call(self.xfrmdev.StateAddBulk(requests()))
+
+    async def state_delete(self, dev: str, handle: int) -> None:
+        """xdo_dev_state_delete: the state stops; its handle stays until state_free."""
+        await _call(
+            self.xfrmdev.StateDelete(
+                pb.StateDeleteRequest(ref=pb.StateRef(dev=dev, offload_handle=handle)),
+                timeout=self.timeout,
+            )
+        )
+
+    async def state_free(self, dev: str, handle: int) -> None:
+        """xdo_dev_state_free, after state_delete."""
+        await _call(
+            self.xfrmdev.StateFree(
+                pb.StateFreeRequest(ref=pb.StateRef(dev=dev, offload_handle=handle)),
+                timeout=self.timeout,
+            )
+        )
+
+    async def offload_ok(self, dev: str, handle: int, packet: bytes) -> pb.OffloadOkResponse:
+        """xdo_dev_offload_ok for one outbound packet."""
+        return await _call(
+            self.xfrmdev.OffloadOk(
+                pb.OffloadOkRequest(ref=pb.StateRef(dev=dev, offload_handle=handle), packet=packet),
+                timeout=self.timeout,
+            )
+        )
+
+    async def advance_esn(
+        self, dev: str, handle: int, seq_hi: int, seq: int
+    ) -> pb.AdvanceEsnResponse:
+        """xdo_dev_state_advance_esn."""
+        return await _call(
+            self.xfrmdev.AdvanceEsn(
+                pb.AdvanceEsnRequest(
+                    ref=pb.StateRef(dev=dev, offload_handle=handle), seq_hi=seq_hi, seq=seq
+                ),
+                timeout=self.timeout,
+            )
+        )
+
+    async def update_curlft(self, dev: str, handle: int) -> pb.UpdateCurlftResponse:
+        """xdo_dev_state_update_stats: current lifetime, counters, replay state."""
+        return await _call(
+            self.xfrmdev.UpdateCurlft(
+                pb.UpdateCurlftRequest(ref=pb.StateRef(dev=dev, offload_handle=handle)),
+                timeout=self.timeout,
+            )
+        )
+
+    async def policy_add(self, policy: xpb.XfrmUserpolicyInfo) -> pb.PolicyAddResponse:
+        """xdo_dev_policy_add (packet offload)."""
+        return await _call(
+            self.xfrmdev.PolicyAdd(pb.PolicyAddRequest(policy=policy), timeout=self.timeout)
+        )
+
+    async def policy_delete(self, dev: str, handle: int) -> None:
+        """xdo_dev_policy_delete."""
+        await _call(
+            self.xfrmdev.PolicyDelete(
+                pb.PolicyDeleteRequest(ref=pb.PolicyRef(dev=dev, offload_handle=handle)),
+                timeout=self.timeout,
+            )
+        )
+
+    async def policy_free(self, dev: str, handle: int) -> None:
+        """xdo_dev_policy_free, after policy_delete."""
+        await _call(
+            self.xfrmdev.PolicyFree(
+                pb.PolicyFreeRequest(ref=pb.PolicyRef(dev=dev, offload_handle=handle)),
+                timeout=self.timeout,
+            )
+        )
+
+    # -- devices, listings, counters, events ----------------------------------------
+
+    async def list_devices(self) -> list[pb.Device]:
+        reply = await _call(self.device.ListDevices(pb.ListDevicesRequest(), timeout=self.timeout))
+        return list(reply.devices)
+
+    async def get_device(self, name: str) -> pb.Device:
+        reply = await _call(
+            self.device.GetDevice(pb.GetDeviceRequest(name=name), timeout=self.timeout)
+        )
+        return reply.device
+
+    async def set_link(self, name: str, up: bool) -> pb.SetLinkStateResponse:
+        """Link up/down; down flushes every offloaded state and policy of the device."""
+        link = pb.LINK_STATE_UP if up else pb.LINK_STATE_DOWN
+        return await _call(
+            self.device.SetLinkState(
+                pb.SetLinkStateRequest(name=name, link=link), timeout=self.timeout
+            )
+        )
+
+    async def list_states(self, dev: str = "", *, include_keys: bool = False) -> list[pb.State]:
+        """Offloaded states (keys only with include_keys)."""
+        reply = await _call(
+            self.device.ListStates(
+                pb.ListStatesRequest(dev=dev, include_keys=include_keys), timeout=self.timeout
+            )
+        )
+        return list(reply.states)
+
+    async def get_state(
+        self,
+        dev: str,
+        *,
+        handle: int | None = None,
+        id: xpb.XfrmId | None = None,
+        include_keys: bool = False,
+    ) -> pb.State:
+        """One state, by handle or by (daddr, spi, proto)."""
+        request = pb.GetStateRequest(dev=dev, include_keys=include_keys)
+        if handle is not None:
+            request.offload_handle = handle
+        elif id is not None:
+            request.id.CopyFrom(id)
+        reply = await _call(self.device.GetState(request, timeout=self.timeout))
+        return reply.state
+
+    async def list_policies(self, dev: str = "") -> list[pb.Policy]:
+        reply = await _call(
+            self.device.ListPolicies(pb.ListPoliciesRequest(dev=dev), timeout=self.timeout)
+        )
+        return list(reply.policies)
+
+    async def get_stats(self, dev: str = "") -> pb.GetStatsResponse:
+        """The xfrm_stat counters per device and in total."""
+        return await _call(self.device.GetStats(pb.GetStatsRequest(dev=dev), timeout=self.timeout))
+
+    async def watch_events(
+        self, devs: Iterable[str] = (), kinds: Iterable[pb.EventKind] = ()
+    ) -> AsyncIterator[pb.WatchEventsResponse]:
+        """Events as they happen, until the server ends the stream or the caller stops."""
+        call = self.device.WatchEvents(pb.WatchEventsRequest(devs=list(devs), kinds=list(kinds)))
+        try:
+            async for event in call:
+                yield event
+        except aio.AioRpcError as exc:
+            raise XfrmOffloadError.from_rpc_error(exc) from None
+        finally:
+            call.cancel()
+
+    # -- packets -------------------------------------------------------------------
+
+    async def packet_stream(
+        self,
+        dev: str,
+        direction: pb.PacketDirection,
+        batches: AsyncIterable[list[pb.Packet]] | Iterable[list[pb.Packet]],
+    ) -> AsyncIterator[pb.PacketStreamResponse]:
+        """Push batches of packets through a device; one response per batch, in order."""
+
+        async def requests() -> AsyncIterator[pb.PacketStreamRequest]:
+            if isinstance(batches, AsyncIterable):
+                async for batch in batches:
+                    yield pb.PacketStreamRequest(dev=dev, direction=direction, packets=batch)
+            else:
+                for batch in batches:
+                    yield pb.PacketStreamRequest(dev=dev, direction=direction, packets=batch)
+
+        call = self.datapath.PacketStream(requests())
+        try:
+            async for reply in call:
+                yield reply
+        except aio.AioRpcError as exc:
+            raise XfrmOffloadError.from_rpc_error(exc) from None
+
+    async def set_cable(self, dev_a: str, dev_b: str = "") -> None:
+        """Cable two devices' wires together (dev_b empty: unplug dev_a)."""
+        await _call(
+            self.datapath.SetCable(
+                pb.SetCableRequest(dev_a=dev_a, dev_b=dev_b), timeout=self.timeout
+            )
+        )
+
+    # -- diagnostics ---------------------------------------------------------------
+
+    async def advance_clock(self, seconds: float) -> float:
+        """Move a --virtual-clock server's clock forward; returns the new time."""
+        reply = await _call(
+            self.diag.AdvanceClock(pb.AdvanceClockRequest(seconds=seconds), timeout=self.timeout)
+        )
+        return reply.now
+
+    async def echo(self, payload: bytes) -> bytes:
+        reply = await _call(self.diag.Echo(pb.EchoRequest(payload=payload), timeout=self.timeout))
+        return reply.payload

@@ -1,0 +1,47 @@
+"""xfrm-offloadd: run the emulated NIC until SIGINT or SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+
+from . import logs
+from .app import OffloadServer
+from .config import ServerConfig, parse_args
+
+log = logging.getLogger("xfrm_offload.server")
+
+
+async def serve(config: ServerConfig) -> None:
+    server = OffloadServer(config)
+    await server.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down", extra=logs.fields(grace=config.grace))
+    await server.stop()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    config = parse_args(sys.argv[1:] if argv is None else argv)
+    logs.setup(config.log_level, config.log_format)
+    try:
+        if config.uvloop:
+            import uvloop  # optional extra "fast"
+
+            uvloop.run(serve(config))
+        else:
+            asyncio.run(serve(config))
+    except (OSError, RuntimeError) as exc:  # grpc raises RuntimeError when it cannot bind
+        log.error("cannot start", extra=logs.fields(error=str(exc)))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,106 @@
+"""Build, start and stop the grpc.aio server: servicers, health, reflection, listeners."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from grpc import aio
+from grpc_health.v1 import _async as health_aio  # what grpc_health.v1.health.aio names
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from xfrm_offload.v1 import offload_pb2, offload_pb2_grpc
+
+from . import logs
+from .clock import SystemClock, VirtualClock
+from .config import ServerConfig
+from .nic import Nic
+from .servicers import DatapathServicer, DeviceServicer, DiagServicer, XfrmDevServicer
+
+log = logging.getLogger("xfrm_offload.server")
+
+SERVICE_NAMES = tuple(
+    offload_pb2.DESCRIPTOR.services_by_name[name].full_name
+    for name in ("XfrmDevService", "DeviceService", "DatapathService", "DiagService")
+)
+#: Large packet batches must fit in one message.
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+
+
+class OffloadServer:
+    """One running xfrm-offloadd: the NIC model behind a grpc.aio server."""
+
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        self.clock = VirtualClock() if config.virtual_clock else SystemClock()
+        self.nic = Nic(config, self.clock)
+        self.health = health_aio.HealthServicer()
+        self.server = aio.server(
+            options=[
+                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ]
+        )
+        offload_pb2_grpc.add_XfrmDevServiceServicer_to_server(
+            XfrmDevServicer(self.nic), self.server
+        )
+        offload_pb2_grpc.add_DeviceServiceServicer_to_server(DeviceServicer(self.nic), self.server)
+        offload_pb2_grpc.add_DatapathServiceServicer_to_server(
+            DatapathServicer(self.nic), self.server
+        )
+        offload_pb2_grpc.add_DiagServiceServicer_to_server(
+            DiagServicer(self.nic, self.clock), self.server
+        )
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        reflection.enable_server_reflection(
+            (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server
+        )
+        self.addresses: list[str] = []
+        self._sockets: list[Path] = []
+
+    async def start(self) -> None:
+        """Bind every listener (Unix sockets mode 0600) and start serving."""
+        for endpoint in self.config.listen:
+            if endpoint.unix_path is not None:
+                path = endpoint.unix_path
+                path.parent.mkdir(parents=True, exist_ok=True)
+                if path.is_socket():
+                    path.unlink()  # a stale socket of an earlier run
+                old_umask = os.umask(0o177)  # the socket is born 0600, no window
+                try:
+                    self.server.add_insecure_port(endpoint.grpc_target)
+                finally:
+                    os.umask(old_umask)
+                self._sockets.append(path)
+                self.addresses.append(endpoint.grpc_target)
+            else:
+                port = self.server.add_insecure_port(endpoint.grpc_target)
+                host = f"[{endpoint.host}]" if ":" in endpoint.host else endpoint.host
+                self.addresses.append(f"{host}:{port}")
+        await self.server.start()
+        for path in self._sockets:
+            os.chmod(path, 0o600)
+        for name in ("", *SERVICE_NAMES):
+            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        log.info(
+            "serving",
+            extra=logs.fields(
+                listen=",".join(self.addresses),
+                devices=",".join(f"{d.name}:{d.profile}" for d in self.config.devices),
+                clock="virtual" if self.config.virtual_clock else "system",
+            ),
+        )
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Graceful stop: NOT_SERVING, end event streams, let in-flight RPCs finish, clean up."""
+        await self.health.enter_graceful_shutdown()
+        self.nic.close()
+        await self.server.stop(self.config.grace if grace is None else grace)
+        for path in self._sockets:
+            path.unlink(missing_ok=True)
+        log.info("stopped")
+
+    async def wait(self) -> None:
+        await self.server.wait_for_termination()

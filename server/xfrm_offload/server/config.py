@@ -1,0 +1,141 @@
+"""Command line of xfrm-offloadd, parsed into a ServerConfig (argparse exits 2 on bad input)."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from xfrm_offload.engine.profiles import PROFILES
+from xfrm_offload.v1.endpoint import Endpoint, default_socket_path, parse_endpoint
+
+from . import logs
+
+DEFAULT_DEVICE = "eth0"
+DEFAULT_PROFILE = "full"
+#: Linux interface names: at most IFNAMSIZ-1 = 15 bytes, no '/', ':' or whitespace.
+_IFNAME = re.compile(r"^[A-Za-z0-9_.\-]{1,15}$")
+
+
+@dataclass(frozen=True)
+class DeviceSpec:
+    """One --device: a name and a capability profile."""
+
+    name: str
+    profile: str = DEFAULT_PROFILE
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Everything xfrm-offloadd was asked to do."""
+
+    listen: tuple[Endpoint, ...]
+    devices: tuple[DeviceSpec, ...] = (DeviceSpec(DEFAULT_DEVICE),)
+    cables: tuple[tuple[str, str], ...] = ()
+    virtual_clock: bool = False
+    grace: float = 5.0
+    log_level: str = "info"
+    log_format: str = "text"
+    uvloop: bool = False
+
+
+def _endpoint(text: str) -> Endpoint:
+    try:
+        return parse_endpoint(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _device(text: str) -> DeviceSpec:
+    name, _, profile = text.partition(":")
+    if not _IFNAME.match(name):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: device name must be 1-15 characters of letters, digits, '_', '.', '-'"
+        )
+    profile = profile or DEFAULT_PROFILE
+    if profile not in PROFILES:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: unknown profile {profile!r} (choose from {', '.join(sorted(PROFILES))})"
+        )
+    return DeviceSpec(name, profile)
+
+
+def _cable(text: str) -> tuple[str, str]:
+    a, sep, b = text.partition(":")
+    if not sep or not a or not b or a == b:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected DEV_A:DEV_B, two different devices")
+    return a, b
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="xfrm-offloadd",
+        description="An emulated IPsec offload NIC (Linux xfrmdev_ops) served over gRPC.",
+    )
+    parser.add_argument(
+        "--listen",
+        metavar="ADDR",
+        action="append",
+        type=_endpoint,
+        help=f"unix:PATH or HOST:PORT, repeatable (default: unix:{default_socket_path()})",
+    )
+    parser.add_argument(
+        "--device",
+        metavar="NAME[:PROFILE]",
+        action="append",
+        type=_device,
+        help=f"a NIC to host, repeatable; profiles: {', '.join(sorted(PROFILES))} "
+        f"(default: {DEFAULT_DEVICE}:{DEFAULT_PROFILE})",
+    )
+    parser.add_argument(
+        "--cable",
+        metavar="DEV_A:DEV_B",
+        action="append",
+        type=_cable,
+        default=[],
+        help="connect two devices' wires inside the server, repeatable",
+    )
+    parser.add_argument(
+        "--virtual-clock",
+        action="store_true",
+        help="time moves only through the AdvanceClock RPC (for tests of time limits)",
+    )
+    parser.add_argument(
+        "--grace",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="how long in-flight RPCs may finish on shutdown (default: 5)",
+    )
+    parser.add_argument(
+        "--log-level", default="info", choices=["debug", "info", "warning", "error"]
+    )
+    parser.add_argument("--log-format", default="text", choices=logs.FORMATS)
+    parser.add_argument("--uvloop", action="store_true", help="run on uvloop (if installed)")
+    return parser
+
+
+def parse_args(argv: Sequence[str] | None = None) -> ServerConfig:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    devices: list[DeviceSpec] = args.device or [DeviceSpec(DEFAULT_DEVICE)]
+    names = [d.name for d in devices]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        parser.error(f"argument --device: {', '.join(duplicates)} given more than once")
+    for a, b in args.cable:
+        for end in (a, b):
+            if end not in names:
+                parser.error(f"argument --cable: no device {end!r} (have: {', '.join(names)})")
+    listen = args.listen or [Endpoint(unix_path=default_socket_path())]
+    return ServerConfig(
+        listen=tuple(listen),
+        devices=tuple(devices),
+        cables=tuple(args.cable),
+        virtual_clock=args.virtual_clock,
+        grace=args.grace,
+        log_level=args.log_level,
+        log_format=args.log_format,
+        uvloop=args.uvloop,
+    )

@@ -1,0 +1,124 @@
+"""Engine errors -> gRPC status with rich details, in one place.
+
+Every refusal carries a ``google.rpc.ErrorInfo`` (reason = the errno's name,
+metadata ``errno`` = its number) and, when one field is to blame, a
+``google.rpc.BadRequest`` field violation naming it with its full path in the
+request (``sa.aead.alg_icv_len``).
+"""
+
+from __future__ import annotations
+
+import errno as errno_mod
+from typing import Any, NoReturn, TypeAlias
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc import aio
+from grpc_status import rpc_status
+
+from xfrm_offload.engine.errors import LocalError
+
+DOMAIN = "xfrm-offload"
+
+#: A grpc.aio servicer context (the stubs make it generic over request/response).
+Context: TypeAlias = "aio.ServicerContext[Any, Any]"
+
+#: How the kernel's answers map onto gRPC codes.
+ERRNO_TO_CODE: dict[int, grpc.StatusCode] = {
+    errno_mod.EINVAL: grpc.StatusCode.INVALID_ARGUMENT,
+    errno_mod.ENOSPC: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    errno_mod.EEXIST: grpc.StatusCode.ALREADY_EXISTS,
+    errno_mod.ENOENT: grpc.StatusCode.NOT_FOUND,
+    errno_mod.ESRCH: grpc.StatusCode.NOT_FOUND,
+    errno_mod.ENODEV: grpc.StatusCode.NOT_FOUND,
+    errno_mod.EBUSY: grpc.StatusCode.FAILED_PRECONDITION,
+    errno_mod.ENETDOWN: grpc.StatusCode.FAILED_PRECONDITION,
+    errno_mod.EOPNOTSUPP: grpc.StatusCode.FAILED_PRECONDITION,
+    errno_mod.EOVERFLOW: grpc.StatusCode.OUT_OF_RANGE,
+}
+
+
+def build_status(
+    code: grpc.StatusCode,
+    message: str,
+    *,
+    field: str | None = None,
+    reason: str | None = None,
+    errno: int | None = None,
+    allowed: tuple[str, ...] = (),
+) -> status_pb2.Status:
+    """A google.rpc.Status with ErrorInfo and, when a field is named, BadRequest."""
+    details: list[any_pb2.Any] = []
+    metadata: dict[str, str] = {}
+    if errno is not None:
+        metadata["errno"] = str(errno)
+    if allowed:
+        metadata["allowed"] = ",".join(allowed)
+    info = error_details_pb2.ErrorInfo(reason=reason or code.name, domain=DOMAIN, metadata=metadata)
+    packed = any_pb2.Any()
+    packed.Pack(info)
+    details.append(packed)
+    if field:
+        bad = error_details_pb2.BadRequest(
+            field_violations=[
+                error_details_pb2.BadRequest.FieldViolation(field=field, description=message)
+            ]
+        )
+        packed = any_pb2.Any()
+        packed.Pack(bad)
+        details.append(packed)
+    return status_pb2.Status(code=getattr(code_pb2, code.name), message=message, details=details)
+
+
+def status_from_error(exc: LocalError, *, field_prefix: str = "") -> status_pb2.Status:
+    """Map an engine LocalError; ``field_prefix`` locates the engine's field in the request."""
+    code = ERRNO_TO_CODE.get(exc.errno, grpc.StatusCode.INVALID_ARGUMENT)
+    field = f"{field_prefix}{exc.field}" if exc.field else None
+    return build_status(
+        code,
+        str(exc),
+        field=field,
+        reason=errno_mod.errorcode.get(exc.errno, "EINVAL"),
+        errno=exc.errno,
+        allowed=exc.allowed,
+    )
+
+
+async def abort(context: Context, status: status_pb2.Status) -> NoReturn:
+    """End the RPC with ``status`` (its rich details travel in the trailers)."""
+    rich = rpc_status.to_status(status)
+    await context.abort(rich.code, rich.details, rich.trailing_metadata)
+    raise AssertionError("abort returned")  # pragma: no cover
+
+
+async def abort_invalid(context: Context, field: str, message: str) -> NoReturn:
+    """INVALID_ARGUMENT naming ``field`` (for malformed requests caught in the adapter)."""
+    await abort(
+        context,
+        build_status(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            message,
+            field=field,
+            reason="EINVAL",
+            errno=errno_mod.EINVAL,
+        ),
+    )
+
+
+async def abort_not_found(context: Context, field: str, message: str) -> NoReturn:
+    """NOT_FOUND naming the field that named the missing thing."""
+    await abort(
+        context,
+        build_status(
+            grpc.StatusCode.NOT_FOUND, message, field=field, reason="ENODEV", errno=errno_mod.ENODEV
+        ),
+    )
+
+
+async def abort_unimplemented(context: Context, what: str) -> NoReturn:
+    """UNIMPLEMENTED, saying which part of the product is still missing."""
+    await abort(
+        context,
+        build_status(grpc.StatusCode.UNIMPLEMENTED, f"not implemented yet: {what}"),
+    )
