@@ -59,7 +59,7 @@ async def test_unknown_device_exits_1(server: tuple[OffloadServer, Client]) -> N
     _, client = server
     code, out, err = await xfrmctl("--server", client.address, "device", "show", "nope0")
     assert (code, out) == (ExitStatus.SERVER_ERROR, "")
-    assert err == "xfrmctl: NOT_FOUND: no device 'nope0' (field name)\n"
+    assert err == "xfrmctl: NOT_FOUND: no device 'nope0' (have: eth0) (field name)\n"
 
 
 async def test_unreachable_server_exits_3(sock_dir: Path) -> None:

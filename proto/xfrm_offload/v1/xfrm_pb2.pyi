@@ -192,32 +192,38 @@ class XfrmReplayStateEsn(_message.Message):
     def __init__(self, bmp_len: _Optional[int] = ..., oseq: _Optional[int] = ..., seq: _Optional[int] = ..., oseq_hi: _Optional[int] = ..., seq_hi: _Optional[int] = ..., replay_window: _Optional[int] = ..., bmp: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class XfrmAlgo(_message.Message):
-    __slots__ = ("alg_name", "alg_key")
+    __slots__ = ("alg_name", "alg_key", "alg_key_len")
     ALG_NAME_FIELD_NUMBER: _ClassVar[int]
     ALG_KEY_FIELD_NUMBER: _ClassVar[int]
+    ALG_KEY_LEN_FIELD_NUMBER: _ClassVar[int]
     alg_name: str
     alg_key: bytes
-    def __init__(self, alg_name: _Optional[str] = ..., alg_key: _Optional[bytes] = ...) -> None: ...
+    alg_key_len: int
+    def __init__(self, alg_name: _Optional[str] = ..., alg_key: _Optional[bytes] = ..., alg_key_len: _Optional[int] = ...) -> None: ...
 
 class XfrmAlgoAuth(_message.Message):
-    __slots__ = ("alg_name", "alg_key", "alg_trunc_len")
+    __slots__ = ("alg_name", "alg_key", "alg_trunc_len", "alg_key_len")
     ALG_NAME_FIELD_NUMBER: _ClassVar[int]
     ALG_KEY_FIELD_NUMBER: _ClassVar[int]
     ALG_TRUNC_LEN_FIELD_NUMBER: _ClassVar[int]
+    ALG_KEY_LEN_FIELD_NUMBER: _ClassVar[int]
     alg_name: str
     alg_key: bytes
     alg_trunc_len: int
-    def __init__(self, alg_name: _Optional[str] = ..., alg_key: _Optional[bytes] = ..., alg_trunc_len: _Optional[int] = ...) -> None: ...
+    alg_key_len: int
+    def __init__(self, alg_name: _Optional[str] = ..., alg_key: _Optional[bytes] = ..., alg_trunc_len: _Optional[int] = ..., alg_key_len: _Optional[int] = ...) -> None: ...
 
 class XfrmAlgoAead(_message.Message):
-    __slots__ = ("alg_name", "alg_key", "alg_icv_len")
+    __slots__ = ("alg_name", "alg_key", "alg_icv_len", "alg_key_len")
     ALG_NAME_FIELD_NUMBER: _ClassVar[int]
     ALG_KEY_FIELD_NUMBER: _ClassVar[int]
     ALG_ICV_LEN_FIELD_NUMBER: _ClassVar[int]
+    ALG_KEY_LEN_FIELD_NUMBER: _ClassVar[int]
     alg_name: str
     alg_key: bytes
     alg_icv_len: int
-    def __init__(self, alg_name: _Optional[str] = ..., alg_key: _Optional[bytes] = ..., alg_icv_len: _Optional[int] = ...) -> None: ...
+    alg_key_len: int
+    def __init__(self, alg_name: _Optional[str] = ..., alg_key: _Optional[bytes] = ..., alg_icv_len: _Optional[int] = ..., alg_key_len: _Optional[int] = ...) -> None: ...
 
 class XfrmEncapTmpl(_message.Message):
     __slots__ = ("encap_type", "encap_sport", "encap_dport", "encap_oa")

@@ -80,6 +80,7 @@ class OffloadServer:
                 host = f"[{endpoint.host}]" if ":" in endpoint.host else endpoint.host
                 self.addresses.append(f"{host}:{port}")
         await self.server.start()
+        self.nic.start()
         for path in self._sockets:
             os.chmod(path, 0o600)
         for name in ("", *SERVICE_NAMES):
@@ -96,7 +97,7 @@ class OffloadServer:
     async def stop(self, grace: float | None = None) -> None:
         """Graceful stop: NOT_SERVING, end event streams, let in-flight RPCs finish, clean up."""
         await self.health.enter_graceful_shutdown()
-        self.nic.close()
+        await self.nic.close()
         await self.server.stop(self.config.grace if grace is None else grace)
         for path in self._sockets:
             path.unlink(missing_ok=True)

@@ -2,11 +2,39 @@
 
 from __future__ import annotations
 
+import enum
 import ipaddress
 
-from xfrm_offload.engine.device import Device
+from xfrm_offload.engine.device import (
+    XFRM_OFFLOAD_INBOUND,
+    XFRM_OFFLOAD_IPV6,
+    XFRM_OFFLOAD_PACKET,
+    Device,
+    Lifecycle,
+    LinkChanged,
+    OffloadedPolicy,
+    OffloadedState,
+    PolicyAdded,
+    PolicyDeleted,
+    ReplayStateEsn,
+    StateAdded,
+    StateCounters,
+    StateDeleted,
+    StateEvent,
+)
 from xfrm_offload.engine.errors import InvalidArgument
+from xfrm_offload.engine.events import EsnAdvanced, Event, Expired, SAId, SeqOverflow
 from xfrm_offload.engine.profiles import Capabilities
+from xfrm_offload.engine.sa import CurLifetime
+from xfrm_offload.engine.spd import (
+    Policy,
+    PolicyAction,
+    PolicyFlag,
+    Share,
+    Template,
+    TemplateLevel,
+)
+from xfrm_offload.engine.stats import XfrmStat
 from xfrm_offload.engine.types import (
     IPPROTO_ESP,
     XFRM_INF,
@@ -33,6 +61,11 @@ OFFLOAD_TYPE_TO_PB = {
     OffloadType.UNSPECIFIED: xpb.OFFLOAD_TYPE_UNSPECIFIED,
     OffloadType.CRYPTO: xpb.OFFLOAD_TYPE_CRYPTO,
     OffloadType.PACKET: xpb.OFFLOAD_TYPE_PACKET,
+}
+OFFLOAD_DIR_TO_PB = {
+    Direction.IN: xpb.OFFLOAD_DIR_IN,
+    Direction.OUT: xpb.OFFLOAD_DIR_OUT,
+    Direction.FWD: xpb.OFFLOAD_DIR_FWD,
 }
 POLICY_DIR_TO_PB = {
     Direction.IN: xpb.POLICY_DIR_IN,
@@ -96,11 +129,13 @@ _MODE_FROM_PB: dict[int, Mode] = {
     xpb.XFRM_MODE_TUNNEL: Mode.TUNNEL,
 }
 _SA_DIR_FROM_PB: dict[int, Direction] = {xpb.SA_DIR_IN: Direction.IN, xpb.SA_DIR_OUT: Direction.OUT}
-_ENCAP_FROM_PB: dict[int, EncapType] = {
-    xpb.ENCAP_TYPE_ESPINUDP: EncapType.ESPINUDP,
-    xpb.ENCAP_TYPE_ESPINUDP_NON_IKE: EncapType.ESPINUDP_NON_IKE,
-    xpb.ENCAP_TYPE_ESPINTCP: EncapType.ESPINTCP,
+
+_ENCAP_TO_PB: dict[EncapType, xpb.EncapType] = {
+    EncapType.ESPINUDP: xpb.ENCAP_TYPE_ESPINUDP,
+    EncapType.ESPINUDP_NON_IKE: xpb.ENCAP_TYPE_ESPINUDP_NON_IKE,
+    EncapType.ESPINTCP: xpb.ENCAP_TYPE_ESPINTCP,
 }
+_ENCAP_FROM_PB = {v: k for k, v in _ENCAP_TO_PB.items()}
 _U32 = 0xFFFFFFFF
 
 
@@ -197,7 +232,7 @@ def lifetime_from_pb(lft: xpb.XfrmLifetimeCfg) -> LifetimeConfig:
     )
 
 
-def _flags(value: int, flag_type: type[SAFlag] | type[SAExtraFlag], field: str) -> int:
+def _flags(value: int, flag_type: type[enum.IntFlag], field: str) -> int:
     known = 0
     for member in flag_type:
         known |= int(member)
@@ -289,3 +324,366 @@ def sa_config_from_pb(sa: xpb.XfrmUsersaInfo) -> SAConfig:
         tfcpad=sa.tfcpad,
         sa_dir=_SA_DIR_FROM_PB.get(sa.dir),
     )
+
+
+_PB_POLICY_DIR: dict[int, Direction] = {
+    xpb.POLICY_DIR_IN: Direction.IN,
+    xpb.POLICY_DIR_OUT: Direction.OUT,
+    xpb.POLICY_DIR_FWD: Direction.FWD,
+}
+_PB_POLICY_ACTION: dict[int, PolicyAction] = {
+    xpb.POLICY_ACTION_UNSPECIFIED: PolicyAction.ALLOW,
+    xpb.POLICY_ACTION_ALLOW: PolicyAction.ALLOW,
+    xpb.POLICY_ACTION_BLOCK: PolicyAction.BLOCK,
+}
+
+
+def template_from_pb(tmpl: xpb.XfrmUserTmpl, field: str) -> Template:
+    daddr = parse_address(tmpl.id.daddr, f"{field}.id.daddr", required=False)
+    saddr = parse_address(tmpl.saddr, f"{field}.saddr", required=False)
+    family = _family(
+        tmpl.family,
+        [(daddr, f"{field}.id.daddr"), (saddr, f"{field}.saddr")],
+        f"{field}.family",
+        Family.INET,
+    )
+    if tmpl.mode not in _MODE_FROM_PB:
+        raise InvalidArgument(f"{field}.mode: unknown mode {tmpl.mode}", field=f"{field}.mode")
+    if tmpl.share > max(Share):
+        raise InvalidArgument(f"{field}.share: unknown share {tmpl.share}", field=f"{field}.share")
+    return Template(
+        daddr=daddr,
+        saddr=saddr,
+        proto=tmpl.id.proto or IPPROTO_ESP,
+        spi=tmpl.id.spi,
+        reqid=tmpl.reqid,
+        mode=_MODE_FROM_PB[tmpl.mode],
+        level=TemplateLevel.USE if tmpl.optional else TemplateLevel.REQUIRED,
+        share=Share(tmpl.share),
+        family=family if (daddr or saddr or tmpl.family) else None,
+    )
+
+
+def policy_from_pb(policy: xpb.XfrmUserpolicyInfo) -> Policy:
+    """XfrmUserpolicyInfo -> Policy (field-named errors, relative to the message)."""
+    direction = _PB_POLICY_DIR.get(policy.dir)
+    if direction is None:
+        raise InvalidArgument(
+            "dir must be in, out or fwd", field="dir", allowed=("IN", "OUT", "FWD")
+        )
+    action = _PB_POLICY_ACTION.get(policy.action)
+    if action is None:
+        raise InvalidArgument(f"action: unknown action {policy.action}", field="action")
+    sel = selector_from_pb(policy.sel, "sel", Family.INET)
+    return Policy(
+        sel=sel,
+        dir=direction,
+        index=policy.index,
+        priority=policy.priority,
+        action=action,
+        flags=PolicyFlag(_flags(policy.flags, PolicyFlag, "flags")),
+        templates=tuple(template_from_pb(t, f"tmpl[{i}]") for i, t in enumerate(policy.tmpl)),
+        mark=policy.mark.v,
+        mark_mask=policy.mark.m,
+        if_id=policy.if_id,
+        lifetime=lifetime_from_pb(policy.lft),
+    )
+
+
+# -- engine objects -> replies --------------------------------------------------------
+
+_FAMILY_TO_PB = {Family.INET: xpb.ADDRESS_FAMILY_INET, Family.INET6: xpb.ADDRESS_FAMILY_INET6}
+_SA_DIR_TO_PB = {Direction.IN: xpb.SA_DIR_IN, Direction.OUT: xpb.SA_DIR_OUT}
+_LIFECYCLE_TO_PB = {Lifecycle.ACTIVE: pb.LIFECYCLE_ACTIVE, Lifecycle.DELETED: pb.LIFECYCLE_DELETED}
+
+
+def _addr(addr: IPAddress | None) -> str:
+    return "" if addr is None else str(addr)
+
+
+def selector_to_pb(sel: Selector) -> xpb.XfrmSelector:
+    return xpb.XfrmSelector(
+        daddr=_addr(sel.daddr),
+        saddr=_addr(sel.saddr),
+        dport=sel.dport,
+        dport_mask=sel.dport_mask,
+        sport=sel.sport,
+        sport_mask=sel.sport_mask,
+        family=_FAMILY_TO_PB[sel.family],
+        prefixlen_d=sel.prefixlen_d,
+        prefixlen_s=sel.prefixlen_s,
+        proto=sel.proto,
+        ifindex=sel.ifindex,
+        user=sel.user,
+    )
+
+
+def lifetime_to_pb(lft: LifetimeConfig) -> xpb.XfrmLifetimeCfg:
+    out = xpb.XfrmLifetimeCfg(
+        soft_add_expires_seconds=lft.soft_add_expires_seconds,
+        hard_add_expires_seconds=lft.hard_add_expires_seconds,
+        soft_use_expires_seconds=lft.soft_use_expires_seconds,
+        hard_use_expires_seconds=lft.hard_use_expires_seconds,
+    )
+    for name in ("soft_byte_limit", "hard_byte_limit", "soft_packet_limit", "hard_packet_limit"):
+        value = getattr(lft, name)
+        if value != XFRM_INF:
+            setattr(out, name, value)
+    return out
+
+
+def curlft_to_pb(cur: CurLifetime) -> xpb.XfrmLifetimeCur:
+    return xpb.XfrmLifetimeCur(
+        bytes=cur.bytes,
+        packets=cur.packets,
+        add_time=int(cur.add_time),
+        use_time=int(cur.use_time or 0),
+    )
+
+
+def replay_to_pb(replay: ReplayStateEsn) -> xpb.XfrmReplayStateEsn:
+    return xpb.XfrmReplayStateEsn(
+        bmp_len=replay.bmp_len,
+        oseq=replay.oseq,
+        seq=replay.seq,
+        oseq_hi=replay.oseq_hi,
+        seq_hi=replay.seq_hi,
+        replay_window=replay.replay_window,
+        bmp=replay.bmp,
+    )
+
+
+def _key(alg: Algorithm, include_keys: bool) -> bytes:
+    return alg.key if include_keys else b""
+
+
+def sa_config_to_pb(
+    config: SAConfig, offload: xpb.XfrmUserOffload, *, include_keys: bool
+) -> xpb.XfrmUsersaInfo:
+    """SAConfig -> XfrmUsersaInfo; key bytes only with ``include_keys`` (lengths always)."""
+    out = xpb.XfrmUsersaInfo(
+        sel=selector_to_pb(config.selector),
+        id=xpb.XfrmId(daddr=str(config.daddr), spi=config.spi, proto=config.proto),
+        saddr=str(config.saddr),
+        lft=lifetime_to_pb(config.lifetime),
+        reqid=config.reqid,
+        family=_FAMILY_TO_PB[config.family],
+        mode=MODE_TO_PB[config.mode],
+        replay_window=config.replay_window,
+        flags=int(config.flags),
+        replay_esn=xpb.XfrmReplayStateEsn(
+            replay_window=config.replay_window,
+            seq=config.replay.seq,
+            seq_hi=config.replay.seq_hi,
+            oseq=config.replay.oseq,
+            oseq_hi=config.replay.oseq_hi,
+        ),
+        mark=xpb.XfrmMark(v=config.mark, m=config.mark_mask),
+        if_id=config.if_id,
+        tfcpad=config.tfcpad,
+        extra_flags=int(config.extra_flags),
+        dir=xpb.SA_DIR_UNSPECIFIED if config.sa_dir is None else _SA_DIR_TO_PB[config.sa_dir],
+        offload=offload,
+    )
+    if config.aead is not None:
+        a = config.aead
+        out.aead.CopyFrom(
+            xpb.XfrmAlgoAead(
+                alg_name=a.name,
+                alg_key=_key(a, include_keys),
+                alg_icv_len=a.icv_bits,
+                alg_key_len=len(a.key) * 8,
+            )
+        )
+    if config.enc is not None:
+        e = config.enc
+        out.enc.CopyFrom(
+            xpb.XfrmAlgo(alg_name=e.name, alg_key=_key(e, include_keys), alg_key_len=len(e.key) * 8)
+        )
+    if config.auth is not None:
+        h = config.auth
+        out.auth.CopyFrom(
+            xpb.XfrmAlgoAuth(
+                alg_name=h.name,
+                alg_key=_key(h, include_keys),
+                alg_trunc_len=h.icv_bits,
+                alg_key_len=len(h.key) * 8,
+            )
+        )
+    if config.encap is not None:
+        out.encap.CopyFrom(
+            xpb.XfrmEncapTmpl(
+                encap_type=_ENCAP_TO_PB[config.encap.encap_type],
+                encap_sport=config.encap.sport,
+                encap_dport=config.encap.dport,
+                encap_oa=_addr(config.encap.oa),
+            )
+        )
+    return out
+
+
+def _offload_flags(type: OffloadType, direction: Direction, v6: bool) -> int:
+    flags = XFRM_OFFLOAD_IPV6 if v6 else 0
+    if direction == Direction.IN:
+        flags |= XFRM_OFFLOAD_INBOUND
+    if type == OffloadType.PACKET:
+        flags |= XFRM_OFFLOAD_PACKET
+    return flags
+
+
+def state_to_pb(device: Device, entry: OffloadedState, *, include_keys: bool) -> pb.State:
+    counters = device.update_curlft(entry.handle)
+    offload = xpb.XfrmUserOffload(
+        dev=device.name,
+        ifindex=device.ifindex,
+        flags=_offload_flags(entry.type, entry.dir, entry.config.family == Family.INET6),
+    )
+    return pb.State(
+        sa=sa_config_to_pb(entry.config, offload, include_keys=include_keys),
+        offload_handle=entry.handle,
+        dev=device.name,
+        type=OFFLOAD_TYPE_TO_PB[entry.type],
+        dir=OFFLOAD_DIR_TO_PB[entry.dir],
+        lifecycle=_LIFECYCLE_TO_PB[entry.lifecycle],
+        curlft=curlft_to_pb(counters.curlft),
+        stats=xpb.XfrmStats(
+            replay_window=counters.replay_window,
+            replay=counters.replay,
+            integrity_failed=counters.integrity_failed,
+        ),
+        replay=replay_to_pb(counters.replay_state),
+        expired=counters.expired,
+    )
+
+
+def update_curlft_to_pb(counters: StateCounters) -> pb.UpdateCurlftResponse:
+    return pb.UpdateCurlftResponse(
+        curlft=curlft_to_pb(counters.curlft),
+        stats=xpb.XfrmStats(
+            replay_window=counters.replay_window,
+            replay=counters.replay,
+            integrity_failed=counters.integrity_failed,
+        ),
+        replay=replay_to_pb(counters.replay_state),
+        drops=[
+            pb.XfrmStatCounter(name=stat.value, value=value)
+            for stat, value in sorted(counters.drops.items(), key=lambda kv: _STAT_ORDER[kv[0]])
+        ],
+    )
+
+
+_STAT_ORDER = {stat: i for i, stat in enumerate(XfrmStat)}
+
+
+def template_to_pb(tmpl: Template) -> xpb.XfrmUserTmpl:
+    family = tmpl.family or Family.INET
+    return xpb.XfrmUserTmpl(
+        id=xpb.XfrmId(daddr=_addr(tmpl.daddr), spi=tmpl.spi, proto=tmpl.proto),
+        family=_FAMILY_TO_PB[family],
+        saddr=_addr(tmpl.saddr),
+        reqid=tmpl.reqid,
+        mode=MODE_TO_PB[tmpl.mode],
+        share=int(tmpl.share),
+        optional=tmpl.level == TemplateLevel.USE,
+        aalgos=0xFFFFFFFF,
+        ealgos=0xFFFFFFFF,
+        calgos=0xFFFFFFFF,
+    )
+
+
+def policy_to_pb(device: Device, entry: OffloadedPolicy) -> pb.Policy:
+    p = entry.policy
+    info = xpb.XfrmUserpolicyInfo(
+        sel=selector_to_pb(p.sel),
+        lft=lifetime_to_pb(p.lifetime),
+        priority=p.priority,
+        index=p.index,
+        dir=POLICY_DIR_TO_PB[p.dir],
+        action=xpb.POLICY_ACTION_BLOCK
+        if p.action == PolicyAction.BLOCK
+        else xpb.POLICY_ACTION_ALLOW,
+        flags=int(p.flags),
+        tmpl=[template_to_pb(t) for t in p.templates],
+        mark=xpb.XfrmMark(v=p.mark, m=p.mark_mask),
+        if_id=p.if_id,
+        offload=xpb.XfrmUserOffload(
+            dev=device.name, ifindex=device.ifindex, flags=XFRM_OFFLOAD_PACKET
+        ),
+    )
+    return pb.Policy(
+        policy=info,
+        offload_handle=entry.handle,
+        dev=device.name,
+        lifecycle=_LIFECYCLE_TO_PB[entry.lifecycle],
+    )
+
+
+def stats_to_pb(stats: dict[str, int]) -> list[pb.XfrmStatCounter]:
+    return [pb.XfrmStatCounter(name=name, value=value) for name, value in stats.items()]
+
+
+# -- events ---------------------------------------------------------------------------
+
+
+def _sa_id_to_pb(sa: SAId) -> xpb.XfrmId:
+    return xpb.XfrmId(daddr=str(sa.daddr), spi=sa.spi, proto=sa.proto)
+
+
+def event_to_pb(event: Event) -> pb.WatchEventsResponse | None:
+    """A device's event as WatchEvents sends it; None for events subscribers never see."""
+    if isinstance(event, StateEvent):
+        ref = pb.StateRef(dev=event.dev, offload_handle=event.handle)
+        inner = event.event
+        if isinstance(inner, Expired):
+            return pb.WatchEventsResponse(
+                dev=event.dev,
+                kind=pb.EVENT_KIND_EXPIRE,
+                expire=pb.ExpireEvent(
+                    ref=ref,
+                    id=_sa_id_to_pb(inner.sa),
+                    saddr=str(inner.sa.saddr),
+                    hard=inner.hard,
+                    limit=inner.kind.value,
+                ),
+            )
+        if isinstance(inner, SeqOverflow):
+            return pb.WatchEventsResponse(
+                dev=event.dev,
+                kind=pb.EVENT_KIND_SEQ_OVERFLOW,
+                seq_overflow=pb.SeqOverflowEvent(ref=ref, id=_sa_id_to_pb(inner.sa)),
+            )
+        if isinstance(inner, EsnAdvanced):
+            return pb.WatchEventsResponse(
+                dev=event.dev,
+                kind=pb.EVENT_KIND_ESN_ADVANCED,
+                esn_advanced=pb.EsnAdvancedEvent(ref=ref, seq_hi=inner.seq_hi),
+            )
+        return None
+    if isinstance(event, StateAdded | StateDeleted):
+        added = isinstance(event, StateAdded)
+        return pb.WatchEventsResponse(
+            dev=event.dev,
+            kind=pb.EVENT_KIND_STATE_ADDED if added else pb.EVENT_KIND_STATE_DELETED,
+            object=pb.ObjectEvent(
+                state=pb.StateRef(dev=event.dev, offload_handle=event.handle),
+                id=_sa_id_to_pb(event.sa),
+                reason="" if isinstance(event, StateAdded) else event.reason.value,
+            ),
+        )
+    if isinstance(event, PolicyAdded | PolicyDeleted):
+        added = isinstance(event, PolicyAdded)
+        return pb.WatchEventsResponse(
+            dev=event.dev,
+            kind=pb.EVENT_KIND_POLICY_ADDED if added else pb.EVENT_KIND_POLICY_DELETED,
+            object=pb.ObjectEvent(
+                policy=pb.PolicyRef(dev=event.dev, offload_handle=event.handle),
+                reason="" if isinstance(event, PolicyAdded) else event.reason.value,
+            ),
+        )
+    if isinstance(event, LinkChanged):
+        return pb.WatchEventsResponse(
+            dev=event.dev,
+            kind=pb.EVENT_KIND_LINK,
+            link=pb.LinkEvent(link=pb.LINK_STATE_UP if event.up else pb.LINK_STATE_DOWN),
+        )
+    return None
