@@ -16,8 +16,9 @@ from xfrm_offload.v1 import offload_pb2, offload_pb2_grpc
 from . import logs
 from .clock import SystemClock, VirtualClock
 from .config import ServerConfig
+from .datapath import DatapathServicer
 from .nic import Nic
-from .servicers import DatapathServicer, DeviceServicer, DiagServicer, XfrmDevServicer
+from .servicers import DeviceServicer, DiagServicer, XfrmDevServicer
 
 log = logging.getLogger("xfrm_offload.server")
 

@@ -24,13 +24,10 @@ from .status import (
     abort,
     abort_invalid,
     abort_not_found,
-    abort_unimplemented,
     status_from_error,
 )
 
 log = logging.getLogger("xfrm_offload.server")
-
-_PACKETS = "the packet path (issue 5: the async packet pipeline)"
 
 
 Method = TypeVar("Method", bound=Callable[..., Awaitable[Any]])
@@ -343,28 +340,6 @@ class DeviceServicer(offload_pb2_grpc.DeviceServiceServicer):
             self.nic.hub.unsubscribe(sub)
 
 
-class DatapathServicer(offload_pb2_grpc.DatapathServiceServicer):
-    """The packet path."""
-
-    def __init__(self, nic: Nic) -> None:
-        self.nic = nic
-
-    async def PacketStream(
-        self, request_iterator: AsyncIterator[pb.PacketStreamRequest], context: Context
-    ) -> AsyncIterator[pb.PacketStreamResponse]:
-        await abort_unimplemented(context, _PACKETS)
-        yield pb.PacketStreamResponse()  # pragma: no cover - makes this an async generator
-
-    async def WatchPackets(
-        self, request: pb.WatchPacketsRequest, context: Context
-    ) -> AsyncIterator[pb.WatchPacketsResponse]:
-        await abort_unimplemented(context, _PACKETS)
-        yield pb.WatchPacketsResponse()  # pragma: no cover
-
-    async def SetCable(self, request: pb.SetCableRequest, context: Context) -> pb.SetCableResponse:
-        await abort_unimplemented(context, _PACKETS)
-
-
 class DiagServicer(offload_pb2_grpc.DiagServiceServicer):
     """The test clock and the transport echo."""
 
@@ -383,7 +358,9 @@ class DiagServicer(offload_pb2_grpc.DiagServiceServicer):
             )
         if not request.seconds > 0:
             await abort_invalid(context, "seconds", "seconds must be > 0")
-        return pb.AdvanceClockResponse(now=clock.advance(request.seconds))
+        now = clock.advance(request.seconds)
+        self.nic.poll()  # time limits reached by the jump fire now, with their events
+        return pb.AdvanceClockResponse(now=now)
 
     async def Echo(self, request: pb.EchoRequest, context: Context) -> pb.EchoResponse:
         return pb.EchoResponse(payload=request.payload)
