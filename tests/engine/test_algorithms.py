@@ -85,7 +85,12 @@ ENC = Algorithm("cbc(aes)", bytes(16))
         (Algorithm("rfc4106(gcm(aes))", SECRET, 128), None, None, "aead.key"),
         (Algorithm("rfc4106(gcm(aes))", SECRET + bytes(4), 32), None, None, "aead.icv_bits"),
         (Algorithm("rfc4543(gcm(aes))", SECRET + bytes(4), 96), None, None, "aead.icv_bits"),
-        (Algorithm("rfc7539esp(chacha20,poly1305)", SECRET + bytes(4), 128), None, None, "aead.key"),
+        (
+            Algorithm("rfc7539esp(chacha20,poly1305)", SECRET + bytes(4), 128),
+            None,
+            None,
+            "aead.key",
+        ),
         (Algorithm("rfc4106(gcm(aes))", SECRET + bytes(4), 128), ENC, None, "enc"),
         (None, None, None, "enc"),
         (None, Algorithm("cbc(des)", SECRET[:8]), None, "enc.name"),

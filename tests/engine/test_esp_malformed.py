@@ -24,7 +24,7 @@ from xfrm_offload.engine.types import Algorithm, EncapTemplate, Family, Mode, SA
 SRC = ipaddress.IPv4Address("192.0.2.1")
 DST = ipaddress.IPv4Address("192.0.2.2")
 GCM = Algorithm("rfc4106(gcm(aes))", bytes(range(20)), 128)
-INNER = bytes.fromhex("45000020000040004011" "0000" "0a000001" "0a000002") + bytes(12)
+INNER = bytes.fromhex("4500002000004000401100000a0000010a000002") + bytes(12)
 INNER6 = bytes.fromhex("60000000000c1140") + bytes(15) + b"\x01" + bytes(15) + b"\x02" + bytes(12)
 
 
@@ -72,7 +72,7 @@ class Case:
     name: str
     make: Callable[[SecurityAssociation], bytes]
     expected: XfrmStat
-    cfg: SAConfig = config()
+    cfg: SAConfig | None = None
 
 
 CASES = [
@@ -88,7 +88,9 @@ CASES = [
     Case("total-length-below-ihl", lambda tx: set_total(good(tx), 19), XfrmStat.IN_HDR_ERROR),
     Case("not-esp-protocol", lambda tx: setbyte(good(tx), 9, 6), XfrmStat.IN_HDR_ERROR),
     Case("udp-to-non-natt-sa", lambda tx: setbyte(good(tx), 9, 17), XfrmStat.IN_STATE_MISMATCH),
-    Case("esp-shorter-than-spi-seq", lambda tx: wrap(b"\x00\x00\x10\x01\x00"), XfrmStat.IN_HDR_ERROR),
+    Case(
+        "esp-shorter-than-spi-seq", lambda tx: wrap(b"\x00\x00\x10\x01\x00"), XfrmStat.IN_HDR_ERROR
+    ),
     Case(
         "esp-header-and-iv-only",
         lambda tx: wrap(good(tx)[20:36]),
@@ -96,7 +98,7 @@ CASES = [
     ),
     Case(
         "esp-without-icv-room",
-        lambda tx: wrap(good(tx)[20:20 + 8 + 8 + 16 + 1]),
+        lambda tx: wrap(good(tx)[20 : 20 + 8 + 8 + 16 + 1]),
         XfrmStat.IN_HDR_ERROR,
     ),
     Case("wrong-spi", lambda tx: setbyte(good(tx), 23, 0x02), XfrmStat.IN_NO_STATES),
@@ -145,7 +147,11 @@ CASES = [
         lambda tx: forge(tx, set_total(INNER, 200) + b"\x01\x02" + bytes((2, 4))),
         XfrmStat.IN_HDR_ERROR,
     ),
-    Case("sequence-number-zero", lambda tx: forge(tx, INNER + b"\x01\x02\x02\x04", 0), XfrmStat.IN_STATE_SEQ_ERROR),
+    Case(
+        "sequence-number-zero",
+        lambda tx: forge(tx, INNER + b"\x01\x02\x02\x04", 0),
+        XfrmStat.IN_STATE_SEQ_ERROR,
+    ),
     Case(
         "cbc-payload-not-block-aligned",
         lambda tx: wrap(good(tx)[20:] + b"\x00"),
@@ -186,8 +192,14 @@ CASES = [
     ),
     Case(
         "transport-ipv6-truncated-extension-chain",
-        lambda tx: bytes.fromhex("6000000000040040") + bytes(15) + b"\x01" + bytes(15) + b"\x02"
-        + b"\x32\x05\x00\x00",
+        lambda tx: (
+            bytes.fromhex("6000000000040040")
+            + bytes(15)
+            + b"\x01"
+            + bytes(15)
+            + b"\x02"
+            + b"\x32\x05\x00\x00"
+        ),
         XfrmStat.IN_HDR_ERROR,
         config(
             mode=Mode.TRANSPORT,
@@ -201,15 +213,19 @@ CASES = [
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_malformed_is_dropped_and_counted(case: Case) -> None:
-    tx, rx = pair(case.cfg)
+    tx, rx = pair(case.cfg or config())
     packet = case.make(tx)
     assert rx.decap(packet, 1.0) is case.expected
     counts = {k: v for k, v in rx.stats.as_dict().items() if v}
     assert counts == {case.expected.value: 1}
     assert rx.drops == {case.expected: 1}
     assert rx.integrity_failed == (1 if case.expected is XfrmStat.IN_STATE_PROTO_ERROR else 0)
-    assert rx.curlft.packets == (1 if case.expected is XfrmStat.IN_STATE_MODE_ERROR
-                                 or case.name == "inner-length-beyond-payload" else 0)
+    assert rx.curlft.packets == (
+        1
+        if case.expected is XfrmStat.IN_STATE_MODE_ERROR
+        or case.name == "inner-length-beyond-payload"
+        else 0
+    )
 
 
 def test_replayed_packet() -> None:

@@ -27,7 +27,7 @@ pytestmark = pytest.mark.skipif(TSHARK is None, reason="tshark is not installed"
 
 SRC, DST = "192.0.2.1", "192.0.2.2"
 SPI = 0x1001
-GCM_KEYMAT = bytes.fromhex("000102030405060708090a0b0c0d0e0f" "a0a1a2a3")
+GCM_KEYMAT = bytes.fromhex("000102030405060708090a0b0c0d0e0fa0a1a2a3")
 CBC_KEY = bytes(range(0x10, 0x20))
 HMAC_KEY = bytes(range(0x30, 0x50))
 

@@ -367,6 +367,9 @@ class Device:
         #: Packets sent through offloaded states (netdevsim's ``ipsec->tx``); the
         #: packet path counts them.
         self.offload_tx_packets = 0
+        #: Bumped by every change to the state/policy tables or the link: caches of
+        #: lookups (the packet path's flow cache) are valid while it stays the same.
+        self.generation = 0
 
     # -- description -------------------------------------------------------------------
 
@@ -456,6 +459,7 @@ class Device:
         else:
             self._next_handle += 1
         self._states[handle] = entry
+        self.generation += 1
         self._events.append(StateAdded(self.name, handle, sa.sa_id, otype, odir))
         # A limit of 0 fires at creation: report it now.
         self.collect_state_events(entry)
@@ -655,6 +659,7 @@ class Device:
         entry.lifecycle = Lifecycle.DELETED
         c = entry.config
         self.sad.remove(c.daddr, c.spi, c.proto)
+        self.generation += 1
         self._events.append(StateDeleted(self.name, entry.handle, entry.sa_id, reason))
 
     def state_free(self, handle: int) -> None:
@@ -729,6 +734,7 @@ class Device:
         self._next_handle += 1
         entry = OffloadedPolicy(handle, stored)
         self._policies[handle] = entry
+        self.generation += 1
         self._events.append(PolicyAdded(self.name, handle, stored.index, stored.dir))
         return PolicyAddResult(handle=handle, index=stored.index)
 
@@ -756,6 +762,7 @@ class Device:
     def _delete_policy(self, entry: OffloadedPolicy, reason: DeleteReason) -> None:
         entry.lifecycle = Lifecycle.DELETED
         self.spd.delete(entry.index)
+        self.generation += 1
         self._events.append(PolicyDeleted(self.name, entry.handle, entry.index, entry.dir, reason))
 
     def policy_free(self, handle: int) -> None:
@@ -945,6 +952,7 @@ class Device:
         if up == self.up:
             return 0, 0
         self.up = up
+        self.generation += 1
         self._events.append(LinkChanged(self.name, up))
         if up:
             return 0, 0
@@ -968,6 +976,10 @@ class Device:
         """Move an SA's pending events to the device's queue, tagged."""
         for event in entry.sa.pop_events():
             self._events.append(StateEvent(self.name, entry.handle, event))
+
+    def emit(self, event: Event) -> None:
+        """Queue an event raised outside the device's own calls (the packet path's acquires)."""
+        self._events.append(event)
 
     def pop_events(self) -> list[Event]:
         """Every event since the last call, oldest first."""

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import enum
 import hmac
+import itertools
 import struct
 from collections.abc import Callable
 
@@ -43,6 +44,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 from . import ipheader as ip
 from .algorithms import ResolvedTransforms
 from .errors import EngineError, PacketDrop
+from .replay import OutboundSequence, ReplayWindow
 from .stats import XfrmStat
 from .types import Family, Mode, SAConfig, SAExtraFlag, SAFlag
 
@@ -54,6 +56,15 @@ _HDR_IN = PacketDrop(XfrmStat.IN_HDR_ERROR)
 _V4_ESP_HEAD = struct.Struct("!BxH5xB10x4sI8s")
 _TRAILER = struct.Struct("!BB")
 _V4_VER_LEN = struct.Struct("!BxH")
+# Outbound: outer IPv4 header with the SPI after it, sequence number (low 32 bits), IV.
+_V4_ESP_OUT = struct.Struct("!24sIQ")
+# AEAD nonce: 4-byte salt, 8-byte IV. ESN AAD: SPI, 64-bit sequence number.
+_NONCE = struct.Struct("!IQ")
+_ESN_AAD = struct.Struct("!IQ")
+#: Fast encap entries (see EspTransform._fast_entry).
+FastEntry = tuple[int, int, int, bytes, bytes, int]
+#: An empty outer header and no ident/total: not for the fast loop.
+_SLOW: FastEntry = (-1, -1, -1, b"", b"", 0)
 
 
 class NonEsp(enum.Enum):
@@ -121,9 +132,7 @@ class EspCrypto:
         "spi_bytes",
     )
 
-    def __init__(
-        self, t: ResolvedTransforms, spi: int, *, esn: bool, iv_salt: bytes
-    ) -> None:
+    def __init__(self, t: ResolvedTransforms, spi: int, *, esn: bool, iv_salt: bytes) -> None:
         self.spi = spi
         self.spi_bytes = spi.to_bytes(4, "big")
         self.iv_len = t.cipher.iv_size
@@ -154,8 +163,8 @@ class EspCrypto:
             aead = ChaCha20Poly1305(t.cipher_key)
         else:
             aead = AESGCM(t.cipher_key)
-        enc = aead.encrypt
-        dec = aead.decrypt
+        enc: Callable[[bytes, bytes, bytes], bytes] = aead.encrypt
+        dec: Callable[[bytes, bytes, bytes], bytes] = aead.decrypt
         proto_error = XfrmStat.IN_STATE_PROTO_ERROR
         key = t.cipher_key
 
@@ -213,7 +222,9 @@ class EspCrypto:
             def open_(buf: bytes, start: int, end: int, seq_hi: int) -> bytes:
                 if end - start < min_len:
                     raise _HDR_IN
-                aad = buf[start : start + 4] + seq_hi.to_bytes(4, "big") + buf[start + 4 : start + 8]
+                aad = (
+                    buf[start : start + 4] + seq_hi.to_bytes(4, "big") + buf[start + 4 : start + 8]
+                )
                 try:
                     return dec(nsalt + buf[start + 8 : start + 16], buf[start + 16 : end], aad)
                 except InvalidTag:
@@ -339,7 +350,9 @@ class EspTransform:
         self.trailers6 = [_PAD[:k] + bytes((k, ip.IPPROTO_IPV6)) for k in range(align)]
         self.ident = 0
         self.esn = config.esn
-        self._outer_cache: dict[int, bytes] = {}
+        self._outer_cache: dict[int, FastEntry] = {}
+        self._by_len: dict[int, FastEntry] = {}
+        self.df_mask = 0 if self.nopmtudisc else 0x40
         self.encap: Callable[[bytes, Callable[[], int]], bytes]
         if self.tunnel:
             self.encap = self._encap_tunnel
@@ -347,9 +360,17 @@ class EspTransform:
             self.encap = self._encap_transport6
         else:
             self.encap = self._encap_transport4
-        self.encap_many: Callable[[list[bytes], Callable[[], int]], EncapMany]
+        self.encap_many: Callable[
+            [list[bytes], Callable[[], int], OutboundSequence | None], EncapMany
+        ]
         self.decap_many: Callable[
-            [list[bytes], Callable[[int], int], Callable[[int, int], bool]], DecapMany
+            [
+                list[bytes],
+                Callable[[int], int],
+                Callable[[int, int], bool],
+                ReplayWindow | None,
+            ],
+            DecapMany,
         ]
         fast = (
             self.crypto.fast_aead is not None
@@ -365,7 +386,12 @@ class EspTransform:
         self.decap_many = self._decap_many_fast if fast else self._decap_many
 
     # -- batches ----------------------------------------------------------------------
-    def _encap_many(self, packets: list[bytes], next_seq: Callable[[], int]) -> EncapMany:
+    def _encap_many(
+        self,
+        packets: list[bytes],
+        next_seq: Callable[[], int],
+        oseq: OutboundSequence | None = None,
+    ) -> EncapMany:
         out: list[bytes | XfrmStat] = []
         append = out.append
         encap = self.encap
@@ -380,69 +406,115 @@ class EspTransform:
             nbytes += len(q)
         return out, nok, nbytes
 
-    def _encap_many_fast(self, packets: list[bytes], next_seq: Callable[[], int]) -> EncapMany:
-        assert self.crypto.fast_aead is not None
+    def _encap_many_fast(
+        self,
+        packets: list[bytes],
+        next_seq: Callable[[], int],
+        oseq: OutboundSequence | None = None,
+    ) -> EncapMany:
+        first = oseq.take(len(packets)) if oseq is not None else None
+        if first is None:
+            # The block could reach the end of the sequence space (or no counter was
+            # given): one number at a time through the generic path, which handles it.
+            return self._encap_many(packets, next_seq)
+        assert oseq is not None and self.crypto.fast_aead is not None
         enc, _, nsalt, ivs = self.crypto.fast_aead
+        nonce_of = _NONCE.pack
+        salt = int.from_bytes(nsalt, "big")
+        head_of = _V4_ESP_OUT.pack
+        spi = self.crypto.spi  # ESN AAD
         spi_b = self.crypto.spi_bytes
-        esn = self.esn
-        tos_map = self.tos_map
-        mask = self.pad_mask
-        trailers = self.trailers4
-        cache = self._outer_cache
-        get = cache.get
+        esn_aad = _ESN_AAD.pack if self.esn else None
+        by_len = self._by_len.get
+        entry_of = self._fast_entry
         build = self.tmpl4.build
         slow = self._encap_tunnel
-        df_mask = 0 if self.nopmtudisc else 0x40
-        overhead = 20 + 8 + 8 + 2 + 16
+        df_mask = self.df_mask
         out: list[bytes | XfrmStat] = []
         append = out.append
-        nok = nbytes = 0
+        # Only drops are counted in the loop; the totals follow from them.
+        nbytes = dropped = dropped_bytes = 0
+        seq = first - 1
         for q in packets:
+            # Outer header and trailer depend only on the inner packet's length, first
+            # byte (version), TOS and DF: one entry per length, for the last header
+            # bytes seen at that length (see _fast_entry).
             n = len(q)
-            padlen = -(n + 2) & mask
-            total = n + padlen + overhead
-            if n < 20 or q[0] >> 4 != 4 or total > 0xFFFF:
+            nbytes += n
+            entry = by_len(n)
+            if entry is None or not (
+                q[0] == entry[0] and q[1] == entry[1] and q[6] & df_mask == entry[2]
+            ):
+                entry = entry_of(q)
+            _, _, _, outer, trailer, ident_total = entry
+            if ident_total:
+                # DF clear: a fresh IP ID, so a fresh header (and checksum).
+                ident = self.ident = (self.ident + 1) & 0xFFFF
+                outer = build(ident_total >> 8, ident_total & 0xFF, False, ident) + spi_b
+            elif not outer:
+                # Not a plain IPv4 packet that fits: the generic function, drawing
+                # from the reserved block (a packet it rejects uses no number).
+                draw = itertools.count(seq + 1).__next__
                 try:
-                    append(slow(q, next_seq))
+                    append(slow(q, draw))
                 except PacketDrop as drop:
                     append(drop.reason)
-                    continue
-                nok += 1
-                nbytes += n
+                    dropped += 1
+                    dropped_bytes += n
+                seq = draw() - 1
                 continue
-            try:
-                seq = next_seq()
-            except PacketDrop as drop:
-                append(drop.reason)
-                continue
-            iv = (seq ^ ivs).to_bytes(8, "big")
-            if esn:
-                s8 = seq.to_bytes(8, "big")
-                hdr = spi_b + s8[4:]
-                aad = spi_b + s8
+            seq += 1
+            x = seq ^ ivs
+            if esn_aad is None:
+                head = head_of(outer, seq, x)
+                aad = head[20:28]
             else:
-                hdr = aad = spi_b + seq.to_bytes(4, "big")
-            tos = tos_map[q[1]]
-            if q[6] & df_mask:
-                key = (total << 8) | tos
-                outer = get(key)
-                if outer is None:
-                    if len(cache) >= 4096:
-                        cache.clear()
-                    outer = cache[key] = build(total, tos, True, 0)
+                head = head_of(outer, seq & M32, x)
+                aad = esn_aad(spi, seq)
+            append(head + enc(nonce_of(salt, x), q + trailer, aad))
+        oseq.give_back(seq)
+        return out, len(out) - dropped, nbytes - dropped_bytes
+
+    def _fast_entry(self, q: bytes) -> FastEntry:
+        """The fast encap loop's entry for inner packet ``q``, remembered for its length.
+
+        ``(q[0], q[1], q[6] & df_mask, outer IPv4 header + SPI, ESP trailer, 0)`` when DF is
+        set; with DF clear the outer header needs a fresh ID per packet, so it is
+        ``b""`` and the last field is ``total << 8 | outer TOS`` to build it from.
+        ``_SLOW`` for packets the generic function must handle.
+        """
+        n = len(q)
+        padlen = -(n + 2) & self.pad_mask
+        total = n + padlen + 20 + 8 + 8 + 2 + 16
+        if n < 20 or q[0] >> 4 != 4 or total > 0xFFFF:
+            return _SLOW
+        df = q[6] & self.df_mask
+        key = n << 24 | q[0] << 16 | q[1] << 8 | df
+        cache = self._outer_cache
+        entry = cache.get(key)
+        if entry is None:
+            tos = self.tos_map[q[1]]
+            trailer = self.trailers4[padlen]
+            if df:
+                outer = self.tmpl4.build(total, tos, True, 0) + self.crypto.spi_bytes
+                entry = (q[0], q[1], df, outer, trailer, 0)
             else:
-                ident = self.ident = (self.ident + 1) & 0xFFFF
-                outer = build(total, tos, False, ident)
-            append(outer + hdr + iv + enc(nsalt + iv, q + trailers[padlen], aad))
-            nok += 1
-            nbytes += n
-        return out, nok, nbytes
+                entry = (q[0], q[1], df, b"", trailer, total << 8 | tos)
+            if len(cache) >= 4096:
+                cache.clear()
+            cache[key] = entry
+        by_len = self._by_len
+        if len(by_len) >= 4096:
+            by_len.clear()
+        by_len[n] = entry
+        return entry
 
     def _decap_many(
         self,
         packets: list[bytes],
         check: Callable[[int], int],
         advance: Callable[[int, int], bool],
+        replay: ReplayWindow | None = None,
     ) -> DecapMany:
         out: list[bytes | XfrmStat | NonEsp | None] = []
         append = out.append
@@ -463,11 +535,132 @@ class EspTransform:
             passed += 1
             if result.__class__ is bytes:
                 ngood += 1
-                nbytes += len(result)  # type: ignore[arg-type]
+                nbytes += len(result)
             append(result)
         return out, passed, nbytes, ngood, advanced
 
     def _decap_many_fast(
+        self,
+        packets: list[bytes],
+        check: Callable[[int], int],
+        advance: Callable[[int, int], bool],
+        replay: ReplayWindow | None = None,
+    ) -> DecapMany:
+        if replay is None or not replay.size:
+            return self._decap_many_calls(packets, check, advance)
+        assert self.crypto.fast_aead is not None
+        _, dec, nsalt, _ = self.crypto.fast_aead
+        spi_b = self.crypto.spi_bytes
+        esn = self.esn
+        finish = self.finish
+        slow = self.decap
+        min_total = 20 + self.crypto.min_len
+        proto_error = XfrmStat.IN_STATE_PROTO_ERROR
+        size = replay.size
+        size_1 = size - 1
+        wmask = (1 << size) - 1
+        set_state = replay.set_run_state
+        get_state = replay.run_state
+        out: list[bytes | XfrmStat | NonEsp | None] = []
+        append = out.append
+        advanced: list[int] = []
+        # Only the exceptions are counted in the loop; the totals follow from them.
+        not_passed = not_packets = nbytes = 0
+        head = _V4_ESP_HEAD.unpack_from
+        inner_of = _V4_VER_LEN.unpack_from
+        # The replay window on local copies while packets arrive in order (see
+        # ReplayWindow.run_state): top = hi:lo, and the ``run`` numbers ending at lo,
+        # all received, are not yet shifted into ``bitmap``. A packet above lo in hi's
+        # subspace passes the check untouched and its advance is a counter; anything
+        # else hands the window back and takes the per-packet check/advance calls.
+        top, bitmap = get_state()
+        hi32 = top >> 32 << 32
+        lo = top & M32
+        run = 0
+        esn_prefix = spi_b + (top >> 32).to_bytes(4, "big")
+        for q in packets:
+            n = len(q)
+            if n >= min_total:
+                vl, end, proto, spi, seq_lo, iv = head(q)
+                if (
+                    seq_lo > lo
+                    and end == n
+                    and vl == 0x45
+                    and proto == 50
+                    and spi == spi_b
+                    # ESN: a window straddling a wrap reads high numbers as the old
+                    # subspace (RFC 4303 A2): those take the calls.
+                    and (lo >= size_1 or not esn or seq_lo < (lo - size_1) & M32)
+                ):
+                    try:
+                        pt = dec(nsalt + iv, q[36:], esn_prefix + q[24:28] if esn else q[20:28])
+                    except InvalidTag:
+                        append(proto_error)
+                        not_passed += 1
+                        continue
+                    n = len(pt)
+                    if pt[-1] == 4 and n >= 22:
+                        vi, inner = inner_of(pt)
+                        if vi >> 4 == 4 and 20 <= inner <= n - 2 - pt[-2]:
+                            if seq_lo == lo + 1:
+                                run += 1
+                            else:
+                                bitmap = (bitmap << run | (1 << run) - 1) & wmask
+                                diff = seq_lo - lo
+                                bitmap = (bitmap << diff | 1) & wmask if diff < size else 1
+                                run = 0
+                            lo = seq_lo
+                            nbytes += inner
+                            append(pt[:inner])
+                            continue
+                    # Verified, but not the common inner IPv4: the generic finish.
+                    try:
+                        result: bytes | XfrmStat | None = finish(q, 20, 9, pt)
+                    except PacketDrop as drop:
+                        append(drop.reason)
+                        not_passed += 1
+                        continue
+                    bitmap = (bitmap << run | (1 << run) - 1) & wmask
+                    diff = seq_lo - lo
+                    bitmap = (bitmap << diff | 1) & wmask if diff < size else 1
+                    run = 0
+                    lo = seq_lo
+                    if result.__class__ is bytes:
+                        nbytes += len(result)
+                    else:
+                        not_packets += 1
+                    append(result)
+                    continue
+            # Anything else: the window goes back to the object for the calls.
+            set_state(hi32 | lo, (bitmap << run | (1 << run) - 1) & wmask)
+            try:
+                result, seq_lo, seq_hi = slow(q, check)
+                if advance(seq_lo, seq_hi):
+                    advanced.append(seq_hi)
+            except PacketDrop as drop:
+                append(drop.reason)
+                not_passed += 1
+                continue
+            except NotEsp as not_esp:
+                append(not_esp.kind)
+                not_passed += 1
+                continue
+            finally:
+                top, bitmap = get_state()
+                run = 0
+                lo = top & M32
+                if top >> 32 << 32 != hi32:
+                    hi32 = top >> 32 << 32
+                    esn_prefix = spi_b + (top >> 32).to_bytes(4, "big")
+            if result.__class__ is bytes:
+                nbytes += len(result)
+            else:
+                not_packets += 1
+            append(result)
+        set_state(hi32 | lo, (bitmap << run | (1 << run) - 1) & wmask)
+        return out, len(out) - not_passed, nbytes, len(out) - not_passed - not_packets, advanced
+
+    def _decap_many_calls(
         self,
         packets: list[bytes],
         check: Callable[[int], int],
@@ -485,7 +678,8 @@ class EspTransform:
         out: list[bytes | XfrmStat | NonEsp | None] = []
         append = out.append
         advanced: list[int] = []
-        passed = nbytes = ngood = 0
+        # Only the exceptions are counted in the loop; the totals follow from them.
+        not_passed = not_packets = 0
         head = _V4_ESP_HEAD.unpack_from
         trailer_of = _TRAILER.unpack_from
         inner_of = _V4_VER_LEN.unpack_from
@@ -499,39 +693,42 @@ class EspTransform:
                     if spi != spi_b:
                         raise PacketDrop(no_states)
                     seq_hi = check(seq_lo)
-                    if esn:
-                        aad = spi + seq_hi.to_bytes(4, "big") + q[24:28]
-                    else:
-                        aad = q[20:28]
+                    aad = spi + seq_hi.to_bytes(4, "big") + q[24:28] if esn else q[20:28]
                     try:
                         pt = dec(nsalt + iv, q[36:end], aad)
                     except InvalidTag:
                         raise PacketDrop(proto_error) from None
                     n = len(pt)
                     padlen, nh = trailer_of(pt, n - 2)
-                    result: bytes | XfrmStat | None = None
                     if nh == 4 and n >= 22:
                         version, inner = inner_of(pt)
                         if version >> 4 == 4 and 20 <= inner <= n - 2 - padlen:
-                            result = pt[:inner]
-                    if result is None:
-                        result = finish(q, 20, 9, pt)
+                            if advance(seq_lo, seq_hi):
+                                advanced.append(seq_hi)
+                            append(pt[:inner])
+                            continue
+                    result: bytes | XfrmStat | None = finish(q, 20, 9, pt)
                 else:
                     result, seq_lo, seq_hi = slow(q, check)
                 if advance(seq_lo, seq_hi):
                     advanced.append(seq_hi)
             except PacketDrop as drop:
                 append(drop.reason)
+                not_passed += 1
                 continue
             except NotEsp as not_esp:
                 append(not_esp.kind)
+                not_passed += 1
                 continue
-            passed += 1
-            if result.__class__ is bytes:
-                ngood += 1
-                nbytes += len(result)  # type: ignore[arg-type]
+            if result.__class__ is not bytes:
+                not_packets += 1
             append(result)
-        return out, passed, nbytes, ngood, advanced
+        ngood = len(out) - not_passed - not_packets
+        if ngood == len(out):
+            nbytes = sum(map(len, out))  # type: ignore[arg-type]
+        else:
+            nbytes = sum(len(r) for r in out if isinstance(r, bytes))
+        return out, len(out) - not_passed, nbytes, ngood, advanced
 
     # -- outbound ---------------------------------------------------------------------
     def _trailer(self, length: int, next_header: int) -> bytes:
@@ -720,7 +917,9 @@ class EspTransform:
         if self.natt:
             start -= 8
         if self.outer_v6:
-            return ip.rewrite_ipv6_header(packet[:start], field, nh, start - 40 + plen) + plain[:plen]
+            return (
+                ip.rewrite_ipv6_header(packet[:start], field, nh, start - 40 + plen) + plain[:plen]
+            )
         return ip.rewrite_ipv4_header(packet[:start], nh, start + plen) + plain[:plen]
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from .types import IPAddress, Selector
+from .types import IPAddress, Mode, Selector
 
 
 class LimitKind(enum.Enum):
@@ -68,11 +68,17 @@ class EsnAdvanced(Event):
 class Acquire(Event):
     """XFRM_MSG_ACQUIRE: outbound traffic matched a policy whose template has no SA."""
 
+    #: The device whose policy matched.
+    dev: str
+    #: The policy's offload handle on that device.
+    policy_handle: int
     #: The policy's index.
     policy_index: int
     #: The selector built from the packet that triggered it.
     sel: Selector
-    #: The template that found no SA: its addresses and reqid.
+    #: The template that found no SA: its addresses, reqid, protocol and mode.
     daddr: IPAddress | None
     saddr: IPAddress | None
     reqid: int
+    proto: int
+    mode: Mode

@@ -151,9 +151,7 @@ def ipv6_esp_insert_point(packet: bytes | memoryview, total: int) -> tuple[int, 
         off += length
 
 
-def ipv6_find_header(
-    packet: bytes | memoryview, total: int, wanted: int
-) -> tuple[int, int] | None:
+def ipv6_find_header(packet: bytes | memoryview, total: int, wanted: int) -> tuple[int, int] | None:
     """Walk the extension headers to the first header ``wanted`` (ESP, or UDP for NAT-T).
 
     Returns (offset, next-header field offset), or None when the chain ends elsewhere or
@@ -214,9 +212,7 @@ class IPv4Template:
 
     __slots__ = ("_addrs", "_base", "_pack", "proto", "ttl")
 
-    def __init__(
-        self, saddr: bytes, daddr: bytes, proto: int, ttl: int = DEFAULT_TTL
-    ) -> None:
+    def __init__(self, saddr: bytes, daddr: bytes, proto: int, ttl: int = DEFAULT_TTL) -> None:
         self.proto = proto
         self.ttl = ttl
         self._addrs = saddr + daddr

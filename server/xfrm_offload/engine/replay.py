@@ -144,6 +144,14 @@ class ReplayWindow:
         # The window straddles a wrap: at or above its (wrapped) bottom is the old subspace.
         return hi - 1 if seq_lo >= ((lo - size + 1) & _U32) else hi
 
+    def infer_seq_hi(self, seq_lo: int) -> int:
+        """The high half a packet with ``seq_lo`` belongs to, without checking or moving
+        anything: what a crypto-offload NIC needs to decrypt while the host keeps the
+        window (mlx5 derives it from the window's bottom the same way). 0 without ESN."""
+        if not self.esn:
+            return 0
+        return min(max(self._infer_hi(seq_lo), 0), _U32)
+
     def _check64(self, seq: int) -> None:
         """Test a full 64-bit sequence number against the window, counting failures."""
         if seq <= 0:
@@ -204,6 +212,24 @@ class ReplayWindow:
         self._check64(seq)
         self._bitmap |= 1 << (top - seq)
         return False
+
+    # -- batch loops -----------------------------------------------------------------
+
+    def run_state(self) -> tuple[int, int]:
+        """``(top, bitmap)`` for a batch loop that checks and advances in-order packets itself.
+
+        A packet whose 64-bit number is above ``top`` and in top's 2^32 subspace passes
+        ``check`` without touching any counter, and ``advance`` then only shifts the
+        bitmap; a loop can do that on local copies (``top = seq``, ``bitmap = ((bitmap <<
+        (seq - old_top)) | 1) & mask`` or 1 when it moved a whole window) and hand them
+        back with ``set_run_state`` before it calls ``check``/``advance`` for anything else.
+        """
+        return self._top, self._bitmap
+
+    def set_run_state(self, top: int, bitmap: int) -> None:
+        """Store what a batch loop computed from ``run_state`` (same invariants)."""
+        self._top = top
+        self._bitmap = bitmap
 
     # -- the host moves the state (crypto offload) ---------------------------------
 
@@ -294,6 +320,33 @@ class OutboundSequence:
             seq = 0
         self._oseq = seq
         return seq
+
+    @property
+    def last(self) -> int:
+        """The 64-bit sequence number used last (0 before the first packet)."""
+        return self._oseq
+
+    def take(self, n: int) -> int | None:
+        """Reserve ``n`` consecutive numbers at once: the first of them, or None.
+
+        None when the block could reach the end of the space (overflow, or the wrap
+        ``oseq-may-wrap`` allows): the caller then takes them one by one with ``next()``,
+        which handles those edges. The counter moves past the whole block at once, so
+        a caller that stops early never reuses a number (an IV); it gives the unused
+        tail back with ``give_back``.
+        """
+        last = self._oseq + n
+        if last > self._limit:
+            return None
+        first = self._oseq + 1
+        self._oseq = last
+        return first
+
+    def give_back(self, last_used: int) -> None:
+        """After ``take``: numbers after ``last_used`` were not sent; the next packet gets
+        ``last_used + 1``. Never moves the counter forward."""
+        if last_used < self._oseq:
+            self._oseq = last_used
 
     def __repr__(self) -> str:
         return (

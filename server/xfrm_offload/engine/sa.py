@@ -28,17 +28,17 @@ from __future__ import annotations
 import os
 from collections import Counter
 from collections.abc import Iterable
-from typing import Any
 from dataclasses import dataclass
+from typing import Any
 
 from .algorithms import ResolvedTransforms, validate_transforms
-from .errors import InvalidArgument, NotSupported, PacketDrop
+from .errors import InvalidArgument, NotSupported
 from .esp import EspTransform, NonEsp
 from .events import EsnAdvanced, Event, Expired, SAId, SeqOverflow
 from .lifetime import Lifetime
 from .replay import OutboundSequence, ReplayWindow
 from .stats import XfrmStat, XfrmStats
-from .types import IPPROTO_ESP, Direction, EncapType, Family, SAConfig, SAExtraFlag
+from .types import IPPROTO_ESP, XFRM_INF, Direction, EncapType, Family, SAConfig, SAExtraFlag
 
 U32 = 0xFFFFFFFF
 
@@ -85,7 +85,9 @@ def _validate(config: SAConfig) -> ResolvedTransforms:
         if config.replay_window == 0 and config.sa_dir != Direction.OUT:
             raise InvalidArgument("ESN replay window must be > 0", field="replay_window")
         if rs.seq == U32 and rs.seq_hi == U32:
-            raise InvalidArgument("replay.seq and replay.seq_hi both 0xffffffff", field="replay.seq")
+            raise InvalidArgument(
+                "replay.seq and replay.seq_hi both 0xffffffff", field="replay.seq"
+            )
         if rs.oseq == U32 and rs.oseq_hi == U32:
             raise InvalidArgument(
                 "replay.oseq and replay.oseq_hi both 0xffffffff", field="replay.oseq"
@@ -108,9 +110,7 @@ def _validate(config: SAConfig) -> ResolvedTransforms:
         if rs.oseq or rs.oseq_hi:
             raise InvalidArgument("an inbound SA has no outbound sequence", field="replay.oseq")
         if config.extra_flags & SAExtraFlag.OSEQ_MAY_WRAP:
-            raise InvalidArgument(
-                "oseq-may-wrap is for outbound SAs", field="extra_flags"
-            )
+            raise InvalidArgument("oseq-may-wrap is for outbound SAs", field="extra_flags")
     elif config.sa_dir == Direction.FWD:
         raise InvalidArgument("an SA's dir is in or out", field="sa_dir", allowed=("IN", "OUT"))
     return validate_transforms(config.aead, config.enc, config.auth)
@@ -133,7 +133,9 @@ class SecurityAssociation:
         elif len(iv_salt) < 16:
             raise InvalidArgument("iv_salt must be at least 16 bytes", field="iv_salt")
         self.config = config
-        self.sa_id = SAId(daddr=config.daddr, spi=config.spi, proto=config.proto, saddr=config.saddr)
+        self.sa_id = SAId(
+            daddr=config.daddr, spi=config.spi, proto=config.proto, saddr=config.saddr
+        )
         self.esp = EspTransform(config, transforms, iv_salt=iv_salt)
         rs = config.replay
         self.replay = ReplayWindow(
@@ -185,6 +187,10 @@ class SecurityAssociation:
         for hard, kind in self.lifetime.poll(now):
             self._events.append(Expired(sa=self.sa_id, hard=hard, kind=kind))
 
+    def count_drop(self, reason: XfrmStat) -> XfrmStat:
+        """Count a drop of this SA's traffic decided outside it (the crypto-offload RX path)."""
+        return self._drop(reason)
+
     def _drop(self, reason: XfrmStat) -> XfrmStat:
         self.drops[reason] += 1
         self.stats.inc(reason)
@@ -202,13 +208,15 @@ class SecurityAssociation:
     def decap(self, packet: bytes, now: float) -> DecapResult:
         return self.decap_batch((packet,), now)[0]
 
-    def _headroom(self, npackets: int, nbytes: int) -> bool:
-        """True if this many packets/bytes cannot reach any byte/packet limit.
+    def _headroom(self, batch: list[bytes]) -> bool:
+        """True if this batch cannot reach any byte/packet limit.
 
         Then the batch loops account the whole batch at once instead of per packet: the
         same counts ``Lifetime.account`` would reach, without crossing a threshold where
-        it would have had something to do. The first packet (which starts the use-time
-        clock) always takes the per-packet path.
+        it would have had something to do. The batch's bytes (an upper bound for what
+        decap gives out) are summed only if a byte limit is set: XFRM_INF never fires.
+        The first packet (which starts the use-time clock) always takes the per-packet
+        path.
         """
         lt = self.lifetime
         if lt.use_time is None:
@@ -219,7 +227,9 @@ class SecurityAssociation:
         else:
             byte_limit = min(cfg.soft_byte_limit, cfg.hard_byte_limit)
             packet_limit = min(cfg.soft_packet_limit, cfg.hard_packet_limit)
-        return lt.packets + npackets < packet_limit and lt.bytes + nbytes < byte_limit
+        if lt.packets + len(batch) >= packet_limit:
+            return False
+        return byte_limit == XFRM_INF or lt.bytes + sum(map(len, batch)) < byte_limit
 
     def _count_drops(self, results: list[Any]) -> None:
         drop = self._drop
@@ -233,8 +243,8 @@ class SecurityAssociation:
         lt = self.lifetime
         encap_many = self.esp.encap_many
         next_seq = self.oseq.next
-        if lt.allow(now) and self._headroom(len(batch), sum(map(len, batch))):
-            out, nok, nbytes = encap_many(batch, next_seq)
+        if lt.allow(now) and self._headroom(batch):
+            out, nok, nbytes = encap_many(batch, next_seq, self.oseq)
             lt.bytes += nbytes
             lt.packets += nok
             if nok != len(out):
@@ -245,7 +255,7 @@ class SecurityAssociation:
                 if not lt.allow(now):
                     out.append(self._drop(XfrmStat.OUT_STATE_EXPIRED))
                     continue
-                res, nok, nbytes = encap_many([packet], next_seq)
+                res, nok, nbytes = encap_many([packet], next_seq, self.oseq)
                 if nok:
                     lt.account(nbytes, now)
                 else:
@@ -261,8 +271,8 @@ class SecurityAssociation:
         decap_many = self.esp.decap_many
         check = self.replay.check
         advance = self.replay.advance
-        if lt.allow(now) and self._headroom(len(batch), sum(map(len, batch))):
-            out, passed, nbytes, ngood, advanced = decap_many(batch, check, advance)
+        if lt.allow(now) and self._headroom(batch):
+            out, passed, nbytes, ngood, advanced = decap_many(batch, check, advance, self.replay)
             lt.bytes += nbytes
             lt.packets += passed
             if ngood != len(out):
@@ -275,7 +285,9 @@ class SecurityAssociation:
                 if not lt.allow(now):
                     out.append(self._drop(XfrmStat.IN_STATE_EXPIRED))
                     continue
-                res, passed, nbytes, ngood, advanced = decap_many([packet], check, advance)
+                res, passed, nbytes, ngood, advanced = decap_many(
+                    [packet], check, advance, self.replay
+                )
                 if passed:
                     lt.account(nbytes, now)
                 if not ngood:

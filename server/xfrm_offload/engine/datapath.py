@@ -1,0 +1,483 @@
+"""The packet path of one device, sans-I/O: batches of packets in, one outcome per packet out.
+
+Four paths, as Documentation/networking/xfrm_device.rst splits them:
+
+- **packet offload TX** (a plaintext packet from the host): outbound policy lookup ->
+  no policy: out as is; block: XfrmOutPolBlock; each template resolved to this device's
+  packet-offload state (none: XfrmOutNoStates and one ACQUIRE per policy and template
+  until a state appears) -> ESP with the state's sequence numbers and lifetimes.
+- **packet offload RX** (a packet from the wire): ESP or ESP-in-UDP -> state by
+  (daddr, spi) (none: XfrmInNoStates; an outbound state: XfrmInStateDirError) -> replay,
+  ICV, decapsulation in the state -> inbound policy check of the cleartext (block:
+  XfrmInPolBlock; a template the state does not satisfy, or tunnel traffic with no
+  policy: XfrmInTmplMismatch / XfrmInNoPols) -> to the host. Packets that are not ESP
+  are checked against the inbound policies too (a required template: XfrmInTmplMismatch).
+- **crypto offload TX**: the host's frame already carries ESP framing; the packet names
+  the state (``handle``) and the 64-bit sequence number: the NIC only seals it.
+- **crypto offload RX**: an ESP packet for a crypto-offload inbound state is verified
+  and decrypted in place and handed up with the kernel's per-packet status
+  (CRYPTO_SUCCESS, CRYPTO_TUNNEL_ESP_AUTH_FAILED, ...); replay, lifetimes and
+  decapsulation stay with the host.
+
+An outcome is a plain tuple ``(verdict, data, handle, crypto_status)``: ``data`` is the
+output packet for PASS and the XfrmStat for DROP. Lookups go through a flow cache keyed
+by the header bytes that decide them, valid while ``Device.generation`` stays the same
+(any state, policy or link change clears it), so a steady stream costs a dict probe per
+packet instead of a selector walk. Consecutive packets that resolve to the same states
+are handed to the SA's batch calls together.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from typing import Any
+
+from .device import Device, OffloadedState
+from .errors import NotFound
+from .esp import CryptoStatus, NonEsp, nic_rx_crypto, nic_tx_crypto
+from .events import Acquire
+from .selector import FlowKey, flow_from_packet
+from .spd import Policy, PolicyAction, Template, TemplateLevel
+from .stats import XfrmStat
+from .types import IPPROTO_ESP, IPPROTO_UDP, Direction, Family, Mode, OffloadType, Selector
+
+
+class Verdict(enum.IntEnum):
+    """What happened to a packet (values as the proto's Verdict)."""
+
+    PASS = 1
+    DROP = 2
+    CONSUMED = 3
+
+
+PASS = Verdict.PASS
+DROP = Verdict.DROP
+CONSUMED = Verdict.CONSUMED
+
+#: (verdict, output packet or drop reason, state handle or 0, crypto status or 0)
+Outcome = tuple[Verdict, "bytes | XfrmStat", int, int]
+
+#: How long one ACQUIRE covers a (policy, template) pair: the kernel's xfrm_acq_expires.
+ACQUIRE_SECONDS = 30.0
+#: Flow cache entries per device before it starts over (bounds memory on scans).
+FLOW_CACHE_LIMIT = 65536
+
+#: The default NAT-T port (RFC 3948); SAs may name others.
+NAT_T_PORT = 4500
+#: Flow cache markers for decisions that need no state.
+_BYPASS = "bypass"
+_BLOCK = "block"
+
+
+class _Route:
+    """The states a flow's packets go through, innermost first (one object per distinct
+    tuple, so runs of packets bound the same way are recognised by identity)."""
+
+    __slots__ = ("states",)
+
+    def __init__(self, states: tuple[OffloadedState, ...]) -> None:
+        self.states = states
+
+
+def _flow_cache_key(packet: bytes) -> bytes | None:
+    """The bytes that decide a policy lookup: protocol, addresses and the first 4 bytes
+    of the upper layer (ports). None when the packet is not simple enough to key on."""
+    if not packet:
+        return None
+    first = packet[0]
+    if first == 0x45 and len(packet) >= 24:  # IPv4 without options
+        if packet[6] & 0x3F or packet[7]:  # a fragment: ports are not where we look
+            return None
+        return packet[9:10] + packet[12:24]
+    if first >> 4 == 6 and len(packet) >= 44:
+        if packet[6] in (0, 43, 44, 50, 51, 60):  # extension headers: take the slow path
+            return None
+        return packet[6:7] + packet[8:44]
+    return None
+
+
+class DevicePath:
+    """The packet path of one ``Device``."""
+
+    def __init__(self, device: Device) -> None:
+        self.device = device
+        self._generation = -1
+        self._tx_cache: dict[bytes, Any] = {}
+        self._rx_cache: dict[tuple[bytes, int], XfrmStat | None] = {}
+        self._policy_handles: dict[int, int] = {}
+        #: (policy index, template) -> when its ACQUIRE stops covering new packets.
+        self._acquires: dict[tuple[int, Template], float] = {}
+        #: One _Route per distinct tuple of states.
+        self._routes: dict[tuple[int, ...], _Route] = {}
+        #: UDP destination ports that carry ESP-in-UDP to this device.
+        self._natt_ports: frozenset[int] = frozenset({NAT_T_PORT})
+
+    def _sync(self) -> None:
+        """Drop every cached lookup if the device's tables changed."""
+        device = self.device
+        if device.generation != self._generation:
+            self._generation = device.generation
+            self._tx_cache.clear()
+            self._rx_cache.clear()
+            self._routes.clear()
+            self._policy_handles = {e.index: e.handle for e in device.policies() if e.active}
+            self._acquires = {
+                k: until for k, until in self._acquires.items() if k[0] in self._policy_handles
+            }
+            self._natt_ports = frozenset(
+                {NAT_T_PORT}
+                | {
+                    e.config.encap.dport
+                    for e in device.states()
+                    if e.active and e.dir == Direction.IN and e.config.encap is not None
+                }
+            )
+
+    # -- TX -------------------------------------------------------------------------------
+
+    def tx(self, packets: Sequence[tuple[bytes, int, int]], now: float) -> list[Outcome]:
+        """Host -> wire. Each item: (packet, crypto-offload state handle or 0, seq)."""
+        self._sync()
+        device = self.device
+        out: list[Outcome | None] = [None] * len(packets)
+        if not device.up:
+            for i in range(len(packets)):
+                out[i] = self._tx_drop(XfrmStat.OUT_ERROR)
+            return out  # type: ignore[return-value]
+        # Runs of consecutive packets bound for the same states go through together.
+        run: list[int] = []
+        run_route: _Route | None = None
+        touched: dict[int, OffloadedState] = {}
+        for i, (packet, handle, seq) in enumerate(packets):
+            if handle:
+                out[i] = self._crypto_tx(packet, handle, seq)
+                continue
+            resolved = self._tx_resolve(packet, now)
+            if resolved.__class__ is _Route:
+                if resolved is not run_route:
+                    if run and run_route is not None:
+                        self._encap_run(packets, run, run_route.states, out, now, touched)
+                    run, run_route = [], resolved
+                run.append(i)
+            else:
+                out[i] = resolved
+        if run and run_route is not None:
+            self._encap_run(packets, run, run_route.states, out, now, touched)
+        for entry in touched.values():
+            device.collect_state_events(entry)
+        return out  # type: ignore[return-value]
+
+    def _tx_drop(self, reason: XfrmStat) -> Outcome:
+        self.device.stats.inc(reason)
+        return (DROP, reason, 0, 0)
+
+    def _tx_resolve(self, packet: bytes, now: float) -> Any:
+        """The route a packet takes (a _Route), or its final Outcome."""
+        key = _flow_cache_key(packet)
+        if key is not None:
+            cached = self._tx_cache.get(key)
+            if cached is not None:
+                if cached.__class__ is _Route:
+                    return cached
+                if cached is _BYPASS:
+                    return (PASS, packet, 0, 0)
+                return self._tx_drop(XfrmStat.OUT_POL_BLOCK)
+        flow = flow_from_packet(packet, self.device.ifindex)
+        if flow is None:
+            return self._tx_drop(XfrmStat.OUT_ERROR)
+        policy = self.device.spd.lookup(Direction.OUT, flow)
+        if policy is None:
+            result: Any = (PASS, packet, 0, 0)
+            cacheable: Any = _BYPASS
+        elif policy.action == PolicyAction.BLOCK:
+            result = self._tx_drop(XfrmStat.OUT_POL_BLOCK)
+            cacheable = _BLOCK
+        else:
+            states = self._tx_states(policy, flow, now)
+            result = states if states is not None else self._tx_drop(XfrmStat.OUT_NO_STATES)
+            cacheable = states if states is not None else None
+        if key is not None and cacheable is not None:
+            if len(self._tx_cache) >= FLOW_CACHE_LIMIT:
+                self._tx_cache.clear()
+            self._tx_cache[key] = cacheable
+        return result
+
+    def _tx_states(self, policy: Policy, flow: FlowKey, now: float) -> _Route | None:
+        """Resolve a policy's templates to this device's states; None (and an acquire) if
+        a required one has none."""
+        states: list[OffloadedState] = []
+        for tmpl in policy.templates:
+            daddr, saddr = tmpl.endpoints(flow)
+            entry = self.device.lookup_outbound(tmpl, daddr, saddr, mark=0, if_id=policy.if_id)
+            if entry is not None:
+                states.append(entry)
+                continue
+            if tmpl.level == TemplateLevel.USE:
+                continue
+            self._acquire(policy, tmpl, flow, daddr, saddr, now)
+            return None
+        key = tuple(e.handle for e in states)
+        route = self._routes.get(key)
+        if route is None:
+            route = self._routes[key] = _Route(tuple(states))
+        return route
+
+    def _acquire(
+        self, policy: Policy, tmpl: Template, flow: FlowKey, daddr: Any, saddr: Any, now: float
+    ) -> None:
+        key = (policy.index, tmpl)
+        if self._acquires.get(key, 0.0) > now:
+            return
+        self._acquires[key] = now + ACQUIRE_SECONDS
+        self.device.emit(
+            Acquire(
+                dev=self.device.name,
+                policy_handle=self._policy_handles.get(policy.index, 0),
+                policy_index=policy.index,
+                sel=_flow_selector(flow),
+                daddr=daddr,
+                saddr=saddr,
+                reqid=tmpl.reqid,
+                proto=tmpl.proto,
+                mode=tmpl.mode,
+            )
+        )
+
+    def _encap_run(
+        self,
+        packets: Sequence[tuple[bytes, int, int]],
+        run: list[int],
+        states: tuple[OffloadedState, ...],
+        out: list[Outcome | None],
+        now: float,
+        touched: dict[int, OffloadedState],
+    ) -> None:
+        data: list[Any] = [packets[i][0] for i in run]
+        handle = 0
+        for entry in states:  # innermost template first, as the kernel applies them
+            touched[entry.handle] = entry
+            handle = entry.handle
+            live = [j for j, d in enumerate(data) if d.__class__ is bytes]
+            if len(live) == len(data):
+                data = entry.sa.encap_batch(data, now)
+            else:
+                results = entry.sa.encap_batch([data[j] for j in live], now)
+                for j, r in zip(live, results, strict=True):
+                    data[j] = r
+        for i, d in zip(run, data, strict=True):
+            out[i] = (PASS, d, handle, 0) if d.__class__ is bytes else (DROP, d, handle, 0)
+
+    def _crypto_tx(self, frame: bytes, handle: int, seq: int) -> Outcome:
+        device = self.device
+        try:
+            entry = device.get_state(handle)
+        except NotFound:
+            return self._tx_drop(XfrmStat.OUT_NO_STATES)
+        if not entry.active:
+            return self._tx_drop(XfrmStat.OUT_STATE_INVALID)
+        if entry.type != OffloadType.CRYPTO or entry.dir != Direction.OUT:
+            reason = (
+                XfrmStat.OUT_STATE_DIR_ERROR
+                if entry.dir != Direction.OUT
+                else XfrmStat.OUT_STATE_INVALID
+            )
+            return self._tx_drop(reason)
+        esp = entry.sa.esp
+        try:
+            start, _end, _ = esp.locate(frame)
+            sealed = nic_tx_crypto(esp, frame, start, seq)
+        except Exception:  # a frame the host built wrong: the driver's ESP xmit error
+            return self._tx_drop(XfrmStat.OUT_STATE_PROTO_ERROR)
+        device.offload_tx_packets += 1
+        return (PASS, sealed, handle, 0)
+
+    # -- RX -------------------------------------------------------------------------------
+
+    def rx(self, packets: Sequence[bytes], now: float) -> list[Outcome]:
+        """Wire -> host."""
+        self._sync()
+        device = self.device
+        out: list[Outcome | None] = [None] * len(packets)
+        if not device.up:
+            for i in range(len(packets)):
+                out[i] = self._rx_drop(XfrmStat.IN_ERROR)
+            return out  # type: ignore[return-value]
+        run: list[int] = []
+        run_entry: OffloadedState | None = None
+        touched: dict[int, OffloadedState] = {}
+        for i, packet in enumerate(packets):
+            found = self._rx_state(packet)
+            if found.__class__ is OffloadedState:
+                entry: OffloadedState = found
+                if entry.type == OffloadType.CRYPTO:
+                    out[i] = self._crypto_rx(packet, entry)
+                    continue
+                if entry is not run_entry:
+                    if run and run_entry is not None:
+                        self._decap_run(packets, run, run_entry, out, now, touched)
+                    run, run_entry = [], entry
+                run.append(i)
+            elif found is None:
+                out[i] = self._rx_policy(packet, None, 0)
+            else:
+                out[i] = found
+        if run and run_entry is not None:
+            self._decap_run(packets, run, run_entry, out, now, touched)
+        for entry in touched.values():
+            device.collect_state_events(entry)
+        return out  # type: ignore[return-value]
+
+    def _rx_drop(self, reason: XfrmStat, handle: int = 0) -> Outcome:
+        self.device.stats.inc(reason)
+        return (DROP, reason, handle, 0)
+
+    def _rx_state(self, packet: bytes) -> Any:
+        """The inbound state an ESP packet is for; None if not ESP; an Outcome to drop."""
+        n = len(packet)
+        if n < 20:
+            return self._rx_drop(XfrmStat.IN_HDR_ERROR)
+        version = packet[0] >> 4
+        if version == 4:
+            off = (packet[0] & 0x0F) * 4
+            proto = packet[9]
+            daddr = packet[16:20]
+        elif version == 6 and n >= 40:
+            off = 40
+            proto = packet[6]
+            daddr = packet[24:40]
+        else:
+            return self._rx_drop(XfrmStat.IN_HDR_ERROR)
+        if proto == IPPROTO_UDP:
+            if n < off + 8:
+                return None
+            if int.from_bytes(packet[off + 2 : off + 4], "big") not in self._natt_ports:
+                return None
+            off += 8
+            if n - off < 8:  # a NAT-T keepalive, or IKE with its non-ESP marker: not ours
+                return None
+            if packet[off : off + 4] == b"\x00\x00\x00\x00":
+                return None
+        elif proto != IPPROTO_ESP:
+            return None
+        if n < off + 8:
+            return self._rx_drop(XfrmStat.IN_HDR_ERROR)
+        spi = int.from_bytes(packet[off : off + 4], "big")
+        entry = self.device.sad.get_packed(daddr, spi, IPPROTO_ESP)
+        if entry is None:
+            return self._rx_drop(XfrmStat.IN_NO_STATES)
+        if entry.dir != Direction.IN:
+            return self._rx_drop(XfrmStat.IN_STATE_DIR_ERROR, entry.handle)
+        return entry
+
+    def _decap_run(
+        self,
+        packets: Sequence[bytes],
+        run: list[int],
+        entry: OffloadedState,
+        out: list[Outcome | None],
+        now: float,
+        touched: dict[int, OffloadedState],
+    ) -> None:
+        touched[entry.handle] = entry
+        results = entry.sa.decap_batch([packets[i] for i in run], now)
+        handle = entry.handle
+        for i, r in zip(run, results, strict=True):
+            if r.__class__ is bytes:
+                out[i] = self._rx_policy(r, entry, handle)
+            elif r is None:
+                out[i] = (CONSUMED, b"", handle, 0)  # a dummy packet (next header 59)
+            elif isinstance(r, NonEsp):
+                out[i] = (PASS, packets[i], 0, 0)  # IKE or keepalive: the host's business
+            else:
+                out[i] = (DROP, r, handle, 0)
+
+    def _rx_policy(self, packet: bytes, entry: OffloadedState | None, handle: int) -> Outcome:
+        """The inbound policy check (__xfrm_policy_check) of a cleartext packet."""
+        key = _flow_cache_key(packet)
+        cache_key = (key, handle) if key is not None else None
+        if cache_key is not None and cache_key in self._rx_cache:
+            reason = self._rx_cache[cache_key]
+        else:
+            reason = self._rx_policy_reason(packet, entry)
+            if cache_key is not None:
+                if len(self._rx_cache) >= FLOW_CACHE_LIMIT:
+                    self._rx_cache.clear()
+                self._rx_cache[cache_key] = reason
+        if reason is None:
+            return (PASS, packet, handle, 0)
+        return self._rx_drop(reason, handle)
+
+    def _rx_policy_reason(self, packet: bytes, entry: OffloadedState | None) -> XfrmStat | None:
+        flow = flow_from_packet(packet, self.device.ifindex)
+        if flow is None:
+            return XfrmStat.IN_HDR_ERROR if entry is None else None
+        policy = self.device.spd.lookup(Direction.IN, flow)
+        tunnel = entry is not None and entry.config.mode == Mode.TUNNEL
+        if policy is None:
+            return XfrmStat.IN_NO_POLS if tunnel else None
+        if policy.action == PolicyAction.BLOCK:
+            return XfrmStat.IN_POL_BLOCK
+        required = [t for t in policy.templates if t.level == TemplateLevel.REQUIRED]
+        if entry is None:
+            return XfrmStat.IN_TMPL_MISMATCH if required else None
+        matched = [t for t in policy.templates if _template_matches(t, entry)]
+        if len(required) > 1 or (required and required[0] not in matched):
+            return XfrmStat.IN_TMPL_MISMATCH
+        if tunnel and not matched:
+            return XfrmStat.IN_TMPL_MISMATCH
+        return None
+
+    def _crypto_rx(self, packet: bytes, entry: OffloadedState) -> Outcome:
+        esp = entry.sa.esp
+        seq_hi = 0
+        if entry.config.esn:
+            try:
+                start, _end, _ = esp.locate(packet)
+                seq_lo = int.from_bytes(packet[start + 4 : start + 8], "big")
+                seq_hi = entry.sa.replay.infer_seq_hi(seq_lo)
+            except Exception:  # nic_rx_crypto reports the syntax error below
+                seq_hi = entry.sa.replay.seq_hi
+        status, data = nic_rx_crypto(esp, packet, seq_hi)
+        if status in (
+            CryptoStatus.CRYPTO_TUNNEL_ESP_AUTH_FAILED,
+            CryptoStatus.CRYPTO_TRANSPORT_ESP_AUTH_FAILED,
+        ):
+            entry.sa.count_drop(XfrmStat.IN_STATE_PROTO_ERROR)
+        elif status != CryptoStatus.CRYPTO_SUCCESS:
+            entry.sa.count_drop(XfrmStat.IN_HDR_ERROR)
+        return (PASS, data, entry.handle, int(status))
+
+
+def _flow_selector(flow: FlowKey) -> Selector:
+    """The selector an ACQUIRE carries: the triggering packet's own addresses and ports."""
+    bits = 32 if flow.family == Family.INET else 128
+    return Selector(
+        daddr=flow.daddr_ip,
+        saddr=flow.saddr_ip,
+        prefixlen_d=bits,
+        prefixlen_s=bits,
+        dport=flow.dport,
+        dport_mask=0xFFFF if flow.dport else 0,
+        sport=flow.sport,
+        sport_mask=0xFFFF if flow.sport else 0,
+        family=flow.family,
+        proto=flow.proto,
+    )
+
+
+def _template_matches(tmpl: Template, entry: OffloadedState) -> bool:
+    """xfrm_state_ok: does the state used satisfy this template?"""
+    c = entry.config
+    if tmpl.proto != c.proto or tmpl.mode != c.mode:
+        return False
+    if tmpl.spi and tmpl.spi != c.spi:
+        return False
+    if tmpl.reqid and tmpl.reqid != c.reqid:
+        return False
+    if c.mode == Mode.TUNNEL:
+        if tmpl.daddr is not None and tmpl.daddr != c.daddr:
+            return False
+        if tmpl.saddr is not None and int(tmpl.saddr) and tmpl.saddr != c.saddr:
+            return False
+    return True
