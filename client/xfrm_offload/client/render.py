@@ -86,6 +86,7 @@ _DEFAULT_TRUNC_BITS = {
 _XFRM_OFFLOAD_INBOUND = 2
 _XFRM_OFFLOAD_PACKET = 4
 _ESN_FLAG = 128
+_LEGACY_REPLAY_BITS = 32  # width of the non-ESN replay bitmap
 _AF_UNSPEC_FLAG = 32
 _BITMAP_WORDS_PER_LINE = 8
 
@@ -272,8 +273,11 @@ def _lifetime_lines(
 
 
 def _uses_esn_context(sa: xfrm_pb2.XfrmUsersaInfo) -> bool:
-    # The kernel dumps XFRMA_REPLAY_ESN_VAL when the state was given one, else XFRMA_REPLAY_VAL.
-    return bool(sa.HasField("replay_esn") or sa.flags & _ESN_FLAG)
+    # The kernel dumps XFRMA_REPLAY_ESN_VAL when the state was given one, else XFRMA_REPLAY_VAL;
+    # iproute2 gives one for ESN or a window wider than the legacy bitmap. Listings carry
+    # replay_esn for every state, so its presence alone does not tell.
+    window = sa.replay_esn.replay_window or sa.replay_window
+    return bool(sa.flags & _ESN_FLAG or window > _LEGACY_REPLAY_BITS)
 
 
 def _replay_lines(state: offload_pb2.State) -> str:

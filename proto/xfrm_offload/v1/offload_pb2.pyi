@@ -654,10 +654,12 @@ class WatchPacketsRequest(_message.Message):
     def __init__(self, dev: _Optional[str] = ..., port: _Optional[_Union[Port, str]] = ...) -> None: ...
 
 class WatchPacketsResponse(_message.Message):
-    __slots__ = ("packets",)
+    __slots__ = ("packets", "lost")
     PACKETS_FIELD_NUMBER: _ClassVar[int]
+    LOST_FIELD_NUMBER: _ClassVar[int]
     packets: _containers.RepeatedCompositeFieldContainer[PacketResult]
-    def __init__(self, packets: _Optional[_Iterable[_Union[PacketResult, _Mapping]]] = ...) -> None: ...
+    lost: int
+    def __init__(self, packets: _Optional[_Iterable[_Union[PacketResult, _Mapping]]] = ..., lost: _Optional[int] = ...) -> None: ...
 
 class SetCableRequest(_message.Message):
     __slots__ = ("dev_a", "dev_b")

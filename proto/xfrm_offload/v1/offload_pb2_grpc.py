@@ -922,7 +922,8 @@ class DatapathServiceServicer:
 
     def WatchPackets(self, request, context):
         """Packets a device delivers without a request asking for them: what arrives on a
-        device's host side from a cabled peer, or leaves on its wire side.
+        device's host side from a cabled peer, or leaves on its wire side. The first
+        message is empty: it says the watch is in place.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -306,7 +306,8 @@ class DatapathServiceStub:
     """
     WatchPackets: _grpc.UnaryStreamMultiCallable[_offload_pb2.WatchPacketsRequest, _offload_pb2.WatchPacketsResponse]
     """Packets a device delivers without a request asking for them: what arrives on a
-    device's host side from a cabled peer, or leaves on its wire side.
+    device's host side from a cabled peer, or leaves on its wire side. The first
+    message is empty: it says the watch is in place.
     """
     SetCable: _grpc.UnaryUnaryMultiCallable[_offload_pb2.SetCableRequest, _offload_pb2.SetCableResponse]
     """Connect two devices' wires inside the server (or disconnect them)."""
@@ -322,7 +323,8 @@ class DatapathServiceAsyncStub(DatapathServiceStub):
     """
     WatchPackets: _aio.UnaryStreamMultiCallable[_offload_pb2.WatchPacketsRequest, _offload_pb2.WatchPacketsResponse]  # type: ignore[assignment]
     """Packets a device delivers without a request asking for them: what arrives on a
-    device's host side from a cabled peer, or leaves on its wire side.
+    device's host side from a cabled peer, or leaves on its wire side. The first
+    message is empty: it says the watch is in place.
     """
     SetCable: _aio.UnaryUnaryMultiCallable[_offload_pb2.SetCableRequest, _offload_pb2.SetCableResponse]  # type: ignore[assignment]
     """Connect two devices' wires inside the server (or disconnect them)."""
@@ -347,7 +349,8 @@ class DatapathServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_offload_pb2.WatchPacketsResponse], _abc.AsyncIterator[_offload_pb2.WatchPacketsResponse]]:
         """Packets a device delivers without a request asking for them: what arrives on a
-        device's host side from a cabled peer, or leaves on its wire side.
+        device's host side from a cabled peer, or leaves on its wire side. The first
+        message is empty: it says the watch is in place.
         """
 
     @_abc_1.abstractmethod

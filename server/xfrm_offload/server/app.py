@@ -48,9 +48,8 @@ class OffloadServer:
             XfrmDevServicer(self.nic), self.server
         )
         offload_pb2_grpc.add_DeviceServiceServicer_to_server(DeviceServicer(self.nic), self.server)
-        offload_pb2_grpc.add_DatapathServiceServicer_to_server(
-            DatapathServicer(self.nic), self.server
-        )
+        self.datapath = DatapathServicer(self.nic)
+        offload_pb2_grpc.add_DatapathServiceServicer_to_server(self.datapath, self.server)
         offload_pb2_grpc.add_DiagServiceServicer_to_server(
             DiagServicer(self.nic, self.clock), self.server
         )
@@ -99,6 +98,7 @@ class OffloadServer:
         """Graceful stop: NOT_SERVING, end event streams, let in-flight RPCs finish, clean up."""
         await self.health.enter_graceful_shutdown()
         await self.nic.close()
+        self.datapath.wires.close()
         await self.server.stop(self.config.grace if grace is None else grace)
         for path in self._sockets:
             path.unlink(missing_ok=True)

@@ -23,7 +23,7 @@ from xfrm_offload.engine.device import (
     StateEvent,
 )
 from xfrm_offload.engine.errors import InvalidArgument
-from xfrm_offload.engine.events import EsnAdvanced, Event, Expired, SAId, SeqOverflow
+from xfrm_offload.engine.events import Acquire, EsnAdvanced, Event, Expired, SAId, SeqOverflow
 from xfrm_offload.engine.profiles import Capabilities
 from xfrm_offload.engine.sa import CurLifetime
 from xfrm_offload.engine.spd import (
@@ -678,6 +678,24 @@ def event_to_pb(event: Event) -> pb.WatchEventsResponse | None:
             object=pb.ObjectEvent(
                 policy=pb.PolicyRef(dev=event.dev, offload_handle=event.handle),
                 reason="" if isinstance(event, PolicyAdded) else event.reason.value,
+            ),
+        )
+    if isinstance(event, Acquire):
+        family = event.sel.family if event.daddr is None else _family_of(event.daddr)
+        return pb.WatchEventsResponse(
+            dev=event.dev,
+            kind=pb.EVENT_KIND_ACQUIRE,
+            acquire=pb.AcquireEvent(
+                policy=pb.PolicyRef(dev=event.dev, offload_handle=event.policy_handle),
+                policy_index=event.policy_index,
+                sel=selector_to_pb(event.sel),
+                tmpl=xpb.XfrmUserTmpl(
+                    id=xpb.XfrmId(daddr=_addr(event.daddr), proto=event.proto),
+                    family=_FAMILY_TO_PB[family],
+                    saddr=_addr(event.saddr),
+                    reqid=event.reqid,
+                    mode=MODE_TO_PB[event.mode],
+                ),
             ),
         )
     if isinstance(event, LinkChanged):

@@ -37,8 +37,16 @@ class Subscription:
         if len(self.queue) >= self.limit:
             self.lost += 1
         else:
+            if self.lost:
+                # The marker goes where the gap is: after the events queued before it,
+                # before the first one after it.
+                self.queue.append(self._lost_marker())
             self.queue.append(event)
         self._wakeup.set()
+
+    def _lost_marker(self) -> pb.WatchEventsResponse:
+        lost, self.lost = self.lost, 0
+        return pb.WatchEventsResponse(kind=pb.EVENT_KIND_LOST, lost=pb.LostEvent(count=lost))
 
     def close(self) -> None:
         self.closed = True
@@ -46,13 +54,12 @@ class Subscription:
 
     async def __aiter__(self) -> AsyncIterator[pb.WatchEventsResponse]:
         while True:
-            if self.lost:
-                # The marker goes before the next event so the gap is visible where it happened.
-                lost, self.lost = self.lost, 0
-                yield pb.WatchEventsResponse(kind=pb.EVENT_KIND_LOST, lost=pb.LostEvent(count=lost))
-                continue
             if self.queue:
                 yield self.queue.popleft()
+                continue
+            if self.lost:
+                # Lost events and nothing since: say so now rather than at the next event.
+                yield self._lost_marker()
                 continue
             if self.closed:
                 return
@@ -68,6 +75,22 @@ class EventHub:
         self._limit = limit
         self._seq = 0
         self._subs: set[Subscription] = set()
+
+    @property
+    def queue_limit(self) -> int:
+        """Events a new subscriber may have waiting before further ones count as lost."""
+        return self._limit
+
+    @queue_limit.setter
+    def queue_limit(self, limit: int) -> None:
+        if limit < 1:
+            raise ValueError("queue_limit must be at least 1")
+        self._limit = limit
+
+    @property
+    def subscriber_count(self) -> int:
+        """Open WatchEvents streams (tests wait on it before producing events)."""
+        return len(self._subs)
 
     def subscribe(self, accept: EventFilter = lambda _e: True) -> Subscription:
         sub = Subscription(accept, self._limit)

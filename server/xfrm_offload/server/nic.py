@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 
+from xfrm_offload.engine.datapath import DevicePath
 from xfrm_offload.engine.device import Device
 from xfrm_offload.engine.errors import NotFound
 from xfrm_offload.engine.profiles import PROFILES
@@ -41,6 +42,13 @@ class Nic:
             device = Device(spec.name, FIRST_IFINDEX + i, PROFILES[spec.profile])
             self.devices[spec.name] = device
             self._by_ifindex[device.ifindex] = device
+        #: The packet path of each device.
+        self.paths = {name: DevicePath(device) for name, device in self.devices.items()}
+        #: Device name -> the device its wire is cabled to (both ends listed).
+        self.cables: dict[str, str] = {}
+        for a, b in config.cables:
+            self.cables[a] = b
+            self.cables[b] = a
         self._timer: asyncio.Task[None] | None = None
 
     def device(self, name: str, field: str) -> Device:

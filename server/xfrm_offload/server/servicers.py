@@ -220,7 +220,10 @@ class DeviceServicer(offload_pb2_grpc.DeviceServiceServicer):
         self, request: pb.ListDevicesRequest, context: Context
     ) -> pb.ListDevicesResponse:
         return pb.ListDevicesResponse(
-            devices=[convert.device_to_pb(d) for d in self.nic.devices.values()]
+            devices=[
+                convert.device_to_pb(d, self.nic.cables.get(d.name, ""))
+                for d in self.nic.devices.values()
+            ]
         )
 
     @refusals()
@@ -228,7 +231,9 @@ class DeviceServicer(offload_pb2_grpc.DeviceServiceServicer):
         self, request: pb.GetDeviceRequest, context: Context
     ) -> pb.GetDeviceResponse:
         device = self.nic.device(request.name, "name")
-        return pb.GetDeviceResponse(device=convert.device_to_pb(device))
+        return pb.GetDeviceResponse(
+            device=convert.device_to_pb(device, self.nic.cables.get(device.name, ""))
+        )
 
     @refusals()
     async def SetLinkState(
