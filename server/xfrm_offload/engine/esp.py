@@ -666,6 +666,8 @@ class EspTransform:
         check: Callable[[int], int],
         advance: Callable[[int, int], bool],
     ) -> DecapMany:
+        """The fast decap loop with the replay check/advance as calls: for a window of
+        0 (no replay protection) or when no window object is given."""
         assert self.crypto.fast_aead is not None
         _, dec, nsalt, _ = self.crypto.fast_aead
         spi_b = self.crypto.spi_bytes
