@@ -26,7 +26,10 @@ def sock_dir() -> Iterator[Path]:
 async def running_server(sock_dir: Path, *args: str) -> AsyncIterator[tuple[OffloadServer, Client]]:
     """Start a server with xfrm-offloadd's arguments, yield it with a connected client."""
     sock = sock_dir / f"s{os.getpid()}-{len(list(sock_dir.iterdir()))}.sock"
-    config = parse_args(["--listen", f"unix:{sock}", *args])
+    # XO_TEST_WORKERS=N runs every server test with the devices in N worker processes.
+    workers = os.environ.get("XO_TEST_WORKERS")
+    extra = ["--workers", workers] if workers and "--workers" not in args else []
+    config = parse_args(["--listen", f"unix:{sock}", *args, *extra])
     server = OffloadServer(config)
     await server.start()
     client = Client(f"unix:{sock}", timeout=10)

@@ -49,7 +49,7 @@ class OffloadServer:
         )
         offload_pb2_grpc.add_DeviceServiceServicer_to_server(DeviceServicer(self.nic), self.server)
         self.datapath = DatapathServicer(self.nic)
-        offload_pb2_grpc.add_DatapathServiceServicer_to_server(self.datapath, self.server)
+        self.datapath.register(self.server)
         offload_pb2_grpc.add_DiagServiceServicer_to_server(
             DiagServicer(self.nic, self.clock), self.server
         )
@@ -79,8 +79,8 @@ class OffloadServer:
                 port = self.server.add_insecure_port(endpoint.grpc_target)
                 host = f"[{endpoint.host}]" if ":" in endpoint.host else endpoint.host
                 self.addresses.append(f"{host}:{port}")
+        await self.nic.start()  # workers first: no RPC may reach a device before it exists
         await self.server.start()
-        self.nic.start()
         for path in self._sockets:
             os.chmod(path, 0o600)
         for name in ("", *SERVICE_NAMES):
@@ -100,6 +100,7 @@ class OffloadServer:
         await self.nic.close()
         self.datapath.wires.close()
         await self.server.stop(self.config.grace if grace is None else grace)
+        await self.nic.stop_workers()
         for path in self._sockets:
             path.unlink(missing_ok=True)
         log.info("stopped")

@@ -38,6 +38,7 @@ class ServerConfig:
     log_level: str = "info"
     log_format: str = "text"
     uvloop: bool = False
+    workers: int = 0
 
 
 def _endpoint(text: str) -> Endpoint:
@@ -66,6 +67,12 @@ def _cable(text: str) -> tuple[str, str]:
     if not sep or not a or not b or a == b:
         raise argparse.ArgumentTypeError(f"{text!r}: expected DEV_A:DEV_B, two different devices")
     return a, b
+
+
+def _workers(text: str) -> int:
+    if not text.isdigit() or not 0 <= int(text) <= 64:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a number of workers from 0 to 64")
+    return int(text)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -113,6 +120,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--log-format", default="text", choices=logs.FORMATS)
     parser.add_argument("--uvloop", action="store_true", help="run on uvloop (if installed)")
+    parser.add_argument(
+        "--workers",
+        type=_workers,
+        default=0,
+        metavar="N",
+        help="run the devices in N worker processes, sharded round-robin "
+        "(default 0: in the server's own process)",
+    )
     return parser
 
 
@@ -138,4 +153,5 @@ def parse_args(argv: Sequence[str] | None = None) -> ServerConfig:
         log_level=args.log_level,
         log_format=args.log_format,
         uvloop=args.uvloop,
+        workers=args.workers,
     )

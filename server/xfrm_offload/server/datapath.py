@@ -1,11 +1,18 @@
 """The packet path over gRPC: PacketStream batches in, results out; taps and cables.
 
 A PacketStream carries one device and one direction, fixed by its first message.
-Each request's batch goes through the device's engine path in one call and its
-results come back in one response, in order, before the next request is read: a
-client that sends faster than the NIC works is held back by gRPC's flow control
-(HTTP/2 windows), and a client that does not read its results stops the server from
-reading more, so the memory a stream can pin is bounded by those windows.
+Batches go to the device (in this process, or its worker) in the order they arrive
+and their results come back in that order, one response per request. Up to
+``PIPELINE_DEPTH`` batches of a stream are in the device's hands at once, so the gRPC
+work on the next batch overlaps with the device's work on this one; beyond that the
+stream stops reading, and gRPC's flow control (HTTP/2 windows) holds the client
+back: a fast sender is slowed to the NIC's pace, and a client that does not read its
+results stops the server from reading more. The memory one stream can pin is
+bounded by those windows and the pipeline depth.
+
+The packet bytes are handled as serialized messages between the gRPC layer and the
+device (``ops.packets``): parsing and building the per-packet messages happens where
+the packets are processed.
 
 Taps (WatchPackets) see copies: PORT_WIRE everything a device transmits, PORT_HOST
 what a device receives through a cable from another device and hands to its host.
@@ -16,53 +23,24 @@ from __future__ import annotations
 
 import asyncio
 import collections
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator
 
-from xfrm_offload.engine.datapath import Outcome, Verdict
+import grpc
+
 from xfrm_offload.engine.errors import InvalidArgument
 from xfrm_offload.v1 import offload_pb2 as pb
 from xfrm_offload.v1 import offload_pb2_grpc
 
+from . import ops
 from .nic import Nic
 from .servicers import refusals
-from .status import Context, abort_invalid
+from .status import Context, abort, abort_invalid, build_status
+from .workers import WorkerDied
 
 #: Batches a watcher may have waiting before new ones are counted as lost.
 TAP_QUEUE_LIMIT = 1024
-
-_VERDICT_TO_PB = {
-    Verdict.PASS: pb.VERDICT_PASS,
-    Verdict.DROP: pb.VERDICT_DROP,
-    Verdict.CONSUMED: pb.VERDICT_CONSUMED,
-}
-
-
-def results_to_pb(ids: Sequence[int], outcomes: Sequence[Outcome]) -> list[pb.PacketResult]:
-    """Engine outcomes -> PacketResult messages (the drop reason by its xfrm_stat name)."""
-    results: list[pb.PacketResult] = []
-    append = results.append
-    result = pb.PacketResult
-    for packet_id, (verdict, data, handle, crypto) in zip(ids, outcomes, strict=True):
-        if verdict is Verdict.DROP:
-            append(
-                result(
-                    id=packet_id,
-                    verdict=pb.VERDICT_DROP,
-                    drop_reason=str(data),
-                    offload_handle=handle,
-                )
-            )
-        else:
-            append(
-                result(
-                    id=packet_id,
-                    verdict=_VERDICT_TO_PB[verdict],
-                    data=data,  # type: ignore[arg-type]
-                    offload_handle=handle,
-                    crypto_status=crypto,  # type: ignore[arg-type]
-                )
-            )
-    return results
+#: Batches of one stream in the device's hands at once.
+PIPELINE_DEPTH = 4
 
 
 class Tap:
@@ -109,9 +87,7 @@ class Wires:
 
     def connect(self, a: str, b: str) -> None:
         for end in (a, b):
-            old = self.cables.pop(end, None)
-            if old is not None:
-                self.cables.pop(old, None)
+            self.unplug(end)
         self.cables[a] = b
         self.cables[b] = a
 
@@ -120,33 +96,38 @@ class Wires:
         if peer is not None:
             self.cables.pop(peer, None)
 
-    def deliver(self, dev: str, port: int, results: Iterable[pb.PacketResult]) -> None:
-        taps = self.taps.get((dev, port))
-        if taps:
-            batch = list(results)
-            if batch:
-                for tap in taps:
-                    tap.offer(batch)
+    def wanted(self, dev: str, direction: int) -> bool:
+        """Does anything take copies of what this stream's device delivers?"""
+        if direction == pb.PACKET_DIRECTION_TX:
+            return dev in self.cables or bool(self.taps.get((dev, pb.PORT_WIRE)))
+        return False
 
-    def transmitted(self, dev: str, results: list[pb.PacketResult]) -> None:
+    def _deliver(self, dev: str, port: int, items: list[tuple[int, bytes]]) -> None:
+        taps = self.taps.get((dev, port))
+        if taps and items:
+            batch = [pb.PacketResult(id=i, verdict=pb.VERDICT_PASS, data=d) for i, d in items]
+            for tap in taps:
+                tap.offer(batch)
+
+    async def transmitted(self, dev: str, items: list[tuple[int, bytes]]) -> None:
         """What ``dev`` put on its wire: to its wire taps, and through its cable."""
-        on_wire = [r for r in results if r.verdict == pb.VERDICT_PASS]
-        if not on_wire:
+        if not items:
             return
-        self.deliver(dev, pb.PORT_WIRE, on_wire)
+        self._deliver(dev, pb.PORT_WIRE, items)
         peer = self.cables.get(dev)
-        if peer is None:
-            return
-        path = self.nic.paths[peer]
-        outcomes = path.rx([r.data for r in on_wire], self.nic.clock.now())
-        self.nic.publish(path.device)
-        delivered = results_to_pb([r.id for r in on_wire], outcomes)
-        self.deliver(peer, pb.PORT_HOST, (r for r in delivered if r.verdict == pb.VERDICT_PASS))
+        if peer is not None:
+            delivered = await self.nic.call(peer, ops.receive, items, self.nic.clock.now())
+            self._deliver(peer, pb.PORT_HOST, delivered)
 
     def close(self) -> None:
         for taps in self.taps.values():
             for tap in taps:
                 tap.close()
+
+
+def _passthrough(message: bytes | pb.PacketStreamResponse) -> bytes:
+    """Responses built by the device are already serialized."""
+    return message if isinstance(message, bytes) else message.SerializeToString()
 
 
 class DatapathServicer(offload_pb2_grpc.DatapathServiceServicer):
@@ -156,42 +137,79 @@ class DatapathServicer(offload_pb2_grpc.DatapathServiceServicer):
         self.nic = nic
         self.wires = Wires(nic)
 
-    async def PacketStream(
-        self, request_iterator: AsyncIterator[pb.PacketStreamRequest], context: Context
-    ) -> AsyncIterator[pb.PacketStreamResponse]:
+    def register(self, server: grpc.aio.Server) -> None:
+        """Add the service with PacketStream working on serialized messages (see module doc)."""
+        handlers = {
+            "PacketStream": grpc.stream_stream_rpc_method_handler(
+                self.PacketStream,
+                request_deserializer=None,  # raw bytes: the device parses them
+                response_serializer=_passthrough,
+            ),
+            "WatchPackets": grpc.unary_stream_rpc_method_handler(
+                self.WatchPackets,
+                request_deserializer=pb.WatchPacketsRequest.FromString,
+                response_serializer=pb.WatchPacketsResponse.SerializeToString,
+            ),
+            "SetCable": grpc.unary_unary_rpc_method_handler(
+                self.SetCable,
+                request_deserializer=pb.SetCableRequest.FromString,
+                response_serializer=pb.SetCableResponse.SerializeToString,
+            ),
+        }
+        name = pb.DESCRIPTOR.services_by_name["DatapathService"].full_name
+        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(name, handlers),))
+
+    async def PacketStream(  # type: ignore[override]
+        self, request_iterator: AsyncIterator[bytes], context: Context
+    ) -> AsyncIterator[bytes]:
         nic = self.nic
+        in_flight: asyncio.Queue[asyncio.Task[tuple[bytes, list[tuple[int, bytes]]]] | None]
+        in_flight = asyncio.Queue(PIPELINE_DEPTH)
         dev = ""
-        direction = pb.PACKET_DIRECTION_UNSPECIFIED
-        async for request in request_iterator:
-            if not dev:
-                dev, direction = request.dev, request.direction
-                if dev not in nic.devices:
-                    await abort_invalid(context, "dev", f"no device {dev!r}")
-                if direction not in (pb.PACKET_DIRECTION_TX, pb.PACKET_DIRECTION_RX):
-                    await abort_invalid(context, "direction", "direction must be TX or RX")
-                path = nic.paths[dev]
-            elif (request.dev and request.dev != dev) or (
-                request.direction and request.direction != direction
-            ):
-                await abort_invalid(context, "dev", "a stream carries one device and one direction")
-            packets = request.packets
-            ids = [p.id for p in packets]
-            now = nic.clock.now()
-            if direction == pb.PACKET_DIRECTION_TX:
-                outcomes = path.tx([(p.data, p.offload_handle, p.seq) for p in packets], now)
-                results = results_to_pb(ids, outcomes)
-                nic.publish(path.device)
-                self.wires.transmitted(dev, results)
-            else:
-                outcomes = path.rx([p.data for p in packets], now)
-                results = results_to_pb(ids, outcomes)
-                nic.publish(path.device)
-            yield pb.PacketStreamResponse(results=results)
+        direction = 0
+
+        async def feed() -> None:
+            nonlocal dev, direction
+            try:
+                async for raw in request_iterator:
+                    head = pb.PacketStreamRequest.FromString(raw)
+                    if not dev:
+                        dev, direction = head.dev, head.direction
+                        if dev not in nic.names:
+                            raise InvalidArgument(f"no device {dev!r}", field="dev")
+                        if direction not in (pb.PACKET_DIRECTION_TX, pb.PACKET_DIRECTION_RX):
+                            raise InvalidArgument("direction must be TX or RX", field="direction")
+                    elif (head.dev and head.dev != dev) or (
+                        head.direction and head.direction != direction
+                    ):
+                        raise InvalidArgument(
+                            "a stream carries one device and one direction", field="dev"
+                        )
+                    wire = self.wires.wanted(dev, direction)
+                    call = nic.call(dev, ops.packets, direction, raw, nic.clock.now(), wire)
+                    await in_flight.put(asyncio.ensure_future(call))
+            finally:
+                await in_flight.put(None)
+
+        feeder = asyncio.ensure_future(feed())
+        try:
+            while (task := await in_flight.get()) is not None:
+                response, delivered = await task
+                if delivered:
+                    await self.wires.transmitted(dev, delivered)
+                yield response
+            await feeder  # surfaces a refusal of the stream's framing
+        except InvalidArgument as exc:
+            await abort_invalid(context, exc.field or "dev", exc.message)
+        except WorkerDied as exc:
+            await abort(context, build_status(grpc.StatusCode.UNAVAILABLE, str(exc)))
+        finally:
+            feeder.cancel()
 
     async def WatchPackets(
         self, request: pb.WatchPacketsRequest, context: Context
     ) -> AsyncIterator[pb.WatchPacketsResponse]:
-        if request.dev not in self.nic.devices:
+        if request.dev not in self.nic.names:
             await abort_invalid(context, "dev", f"no device {request.dev!r}")
         if request.port not in (pb.PORT_HOST, pb.PORT_WIRE):
             await abort_invalid(context, "port", "port must be PORT_HOST or PORT_WIRE")

@@ -1,8 +1,9 @@
-"""The server's model of the hardware: the devices it hosts, its clock, its event hub.
+"""The server's model of the hardware: which devices exist, where they live, its clock
+and its event hub.
 
-Every engine call happens on the event loop's thread, one at a time, so a device's
-tables never see two changes at once; engine calls are short (microseconds), so no
-device's work holds up another's for long.
+Device calls go through ``call``: inline on the event loop (the default), or to the
+worker process that hosts the device (``--workers N``, see workers.py). Either way
+the calls on one device happen one at a time, in the order they were made.
 """
 
 from __future__ import annotations
@@ -10,17 +11,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
+from typing import Any
 
-from xfrm_offload.engine.datapath import DevicePath
 from xfrm_offload.engine.device import Device
 from xfrm_offload.engine.errors import NotFound
-from xfrm_offload.engine.profiles import PROFILES
 from xfrm_offload.v1 import xfrm_pb2 as xpb
 
-from . import convert
+from . import ops
 from .clock import Clock
 from .config import ServerConfig
 from .events import EventHub
+from .workers import DeviceSpec, LocalDevices, WorkerPool
 
 log = logging.getLogger("xfrm_offload.server")
 
@@ -36,14 +38,16 @@ class Nic:
     def __init__(self, config: ServerConfig, clock: Clock) -> None:
         self.clock = clock
         self.hub = EventHub(clock.now)
-        self.devices: dict[str, Device] = {}
-        self._by_ifindex: dict[int, Device] = {}
-        for i, spec in enumerate(config.devices):
-            device = Device(spec.name, FIRST_IFINDEX + i, PROFILES[spec.profile])
-            self.devices[spec.name] = device
-            self._by_ifindex[device.ifindex] = device
-        #: The packet path of each device.
-        self.paths = {name: DevicePath(device) for name, device in self.devices.items()}
+        self.specs: list[DeviceSpec] = [
+            (spec.name, FIRST_IFINDEX + i, spec.profile) for i, spec in enumerate(config.devices)
+        ]
+        #: Device names in --device order.
+        self.names = [name for name, _, _ in self.specs]
+        self._known = frozenset(self.names)
+        self._by_ifindex = {ifindex: name for name, ifindex, _ in self.specs}
+        self.workers = config.workers
+        # With workers the devices are built in the worker processes, by start().
+        self.host: LocalDevices | WorkerPool = LocalDevices([] if self.workers else self.specs)
         #: Device name -> the device its wire is cabled to (both ends listed).
         self.cables: dict[str, str] = {}
         for a, b in config.cables:
@@ -51,23 +55,30 @@ class Nic:
             self.cables[b] = a
         self._timer: asyncio.Task[None] | None = None
 
-    def device(self, name: str, field: str) -> Device:
-        """The device called ``name``; NotFound naming ``field`` otherwise."""
-        device = self.devices.get(name)
-        if device is None:
-            raise NotFound(f"no device {name!r} (have: {', '.join(self.devices)})", field=field)
-        return device
+    @property
+    def devices(self) -> dict[str, Device]:
+        """The Device objects, when they live in this process (no --workers)."""
+        if not isinstance(self.host, LocalDevices):
+            raise RuntimeError("devices live in worker processes")
+        return self.host.devices
 
-    def offload_device(self, offload: xpb.XfrmUserOffload, field: str) -> Device:
+    def device(self, name: str, field: str) -> str:
+        """``name`` if such a device exists; NotFound naming ``field`` otherwise."""
+        if name not in self._known:
+            raise NotFound(f"no device {name!r} (have: {', '.join(self.names)})", field=field)
+        return name
+
+    def offload_device(self, offload: xpb.XfrmUserOffload, field: str) -> str:
         """The device an XfrmUserOffload names, by name or by ifindex."""
         if offload.dev:
-            device = self.device(offload.dev, f"{field}.dev")
-            if offload.ifindex and offload.ifindex != device.ifindex:
+            name = self.device(offload.dev, f"{field}.dev")
+            ifindex = self.names.index(name) + FIRST_IFINDEX
+            if offload.ifindex and offload.ifindex != ifindex:
                 raise NotFound(
-                    f"{field}.ifindex {offload.ifindex} is not {offload.dev}'s ({device.ifindex})",
+                    f"{field}.ifindex {offload.ifindex} is not {name}'s ({ifindex})",
                     field=f"{field}.ifindex",
                 )
-            return device
+            return name
         if offload.ifindex:
             by_index = self._by_ifindex.get(offload.ifindex)
             if by_index is None:
@@ -77,22 +88,26 @@ class Nic:
             return by_index
         raise NotFound(f"{field}.dev: name the device to offload to", field=f"{field}.dev")
 
-    def publish(self, device: Device) -> None:
-        """Hand a device's pending events to the subscribers."""
-        for event in device.pop_events():
-            message = convert.event_to_pb(event)
-            if message is not None:
-                self.hub.publish(message)
+    async def call(self, dev: str, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run ``fn(device, path, *args)`` where ``dev`` lives; publish its events; return
+        its result or raise its refusal."""
+        ok, result, events = await self.host.call(dev, fn, *args)
+        for event in events:
+            self.hub.publish(event)
+        if not ok:
+            raise result
+        return result
 
-    def poll(self) -> None:
+    async def poll(self) -> None:
         """Fire time-based lifetimes at the clock's now, on every device."""
         now = self.clock.now()
-        for device in self.devices.values():
-            device.poll(now)
-            self.publish(device)
+        await asyncio.gather(*(self.call(name, ops.poll, now) for name in self.names))
 
-    def start(self) -> None:
-        """Start the lifetime timer (system clock only: a virtual clock polls on advance)."""
+    async def start(self) -> None:
+        """Start the worker processes (if any) and the lifetime timer (system clock only:
+        a virtual clock polls when it is advanced)."""
+        if self.workers:
+            self.host = WorkerPool(self.specs, self.workers)
         if not self.clock.virtual:
             self._timer = asyncio.get_running_loop().create_task(self._run_timer())
 
@@ -100,7 +115,7 @@ class Nic:
         while True:
             await asyncio.sleep(LIFETIME_POLL_SECONDS)
             try:
-                self.poll()
+                await self.poll()
             except Exception:  # never let one bad poll stop expiry for good
                 log.exception("lifetime poll failed")
 
@@ -111,3 +126,7 @@ class Nic:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._timer
         self.hub.close()
+
+    async def stop_workers(self) -> None:
+        """After the last RPC: let the workers finish what they were sent, then stop them."""
+        await self.host.close()

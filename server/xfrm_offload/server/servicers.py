@@ -9,14 +9,12 @@ from typing import Any, TypeVar, cast
 
 import grpc
 
-from xfrm_offload.engine.device import Device
-from xfrm_offload.engine.errors import InvalidArgument, LocalError, NotFound
-from xfrm_offload.engine.stats import XfrmStats
+from xfrm_offload.engine.errors import InvalidArgument, LocalError
 from xfrm_offload.v1 import offload_pb2 as pb
 from xfrm_offload.v1 import offload_pb2_grpc
 from xfrm_offload.v1 import xfrm_pb2 as xpb
 
-from . import convert, logs
+from . import convert, logs, ops
 from .clock import Clock, VirtualClock
 from .nic import Nic
 from .status import (
@@ -24,8 +22,10 @@ from .status import (
     abort,
     abort_invalid,
     abort_not_found,
+    build_status,
     status_from_error,
 )
+from .workers import WorkerDied
 
 log = logging.getLogger("xfrm_offload.server")
 
@@ -43,6 +43,8 @@ def refusals(field_prefix: str = "") -> Callable[[Method], Method]:
                 return await method(self, request, context)
             except LocalError as exc:
                 await abort(context, status_from_error(exc, field_prefix=field_prefix))
+            except WorkerDied as exc:
+                await abort(context, build_status(grpc.StatusCode.UNAVAILABLE, str(exc)))
 
         return cast(Method, call)
 
@@ -55,45 +57,30 @@ class XfrmDevServicer(offload_pb2_grpc.XfrmDevServiceServicer):
     def __init__(self, nic: Nic) -> None:
         self.nic = nic
 
-    def _state_add(self, sa: xpb.XfrmUsersaInfo) -> pb.StateAddResponse:
+    async def _state_add(self, sa: xpb.XfrmUsersaInfo) -> pb.StateAddResponse:
         """One xdo_dev_state_add; raises LocalError with fields relative to ``sa``."""
-        config = convert.sa_config_from_pb(sa)
         if not sa.HasField("offload"):
+            convert.sa_config_from_pb(sa)  # the state's own errors first, as netlink parses it
             raise InvalidArgument(
                 "this NIC holds offloaded states only: set offload.dev and offload.flags",
                 field="offload",
             )
-        device = self.nic.offload_device(sa.offload, "offload")
-        try:
-            result = device.state_add(config, sa.offload.flags, self.nic.clock.now())
-        finally:
-            self.nic.publish(device)
-        if result.offloaded:
+        dev = self.nic.offload_device(sa.offload, "offload")
+        reply: pb.StateAddResponse = await self.nic.call(
+            dev, ops.state_add, sa, self.nic.clock.now()
+        )
+        if reply.offloaded:
             log.debug(
                 "state added",
-                extra=logs.fields(
-                    dev=device.name,
-                    handle=hex(result.handle),
-                    spi=hex(config.spi),
-                    daddr=str(config.daddr),
-                    type=result.type.name.lower(),
-                    dir=result.dir.name.lower(),
-                ),
+                extra=logs.fields(dev=dev, handle=hex(reply.offload_handle), spi=hex(sa.id.spi)),
             )
-        if not result.offloaded:
-            return pb.StateAddResponse(offloaded=False, not_offloaded_reason=result.reason)
-        return pb.StateAddResponse(
-            offloaded=True,
-            offload_handle=result.handle,
-            type=convert.OFFLOAD_TYPE_TO_PB[result.type],
-            dir=convert.OFFLOAD_DIR_TO_PB[result.dir],
-        )
+        return reply
 
     @refusals("sa.")
     async def StateAdd(self, request: pb.StateAddRequest, context: Context) -> pb.StateAddResponse:
         if not request.HasField("sa"):
             await abort_invalid(context, "sa", "sa is required")
-        return self._state_add(request.sa)
+        return await self._state_add(request.sa)
 
     async def StateAddBulk(
         self, request_iterator: AsyncIterator[pb.StateAddBulkRequest], context: Context
@@ -103,7 +90,7 @@ class XfrmDevServicer(offload_pb2_grpc.XfrmDevServiceServicer):
         async for request in request_iterator:
             for sa in request.sas:
                 try:
-                    added = self._state_add(sa)
+                    added = await self._state_add(sa)
                 except LocalError as exc:
                     status = status_from_error(exc)
                     reply.failed += 1
@@ -131,43 +118,47 @@ class XfrmDevServicer(offload_pb2_grpc.XfrmDevServiceServicer):
     async def StateDelete(
         self, request: pb.StateDeleteRequest, context: Context
     ) -> pb.StateDeleteResponse:
-        device = self.nic.device(request.ref.dev, "ref.dev")
-        try:
-            device.state_delete(request.ref.offload_handle)
-        finally:
-            self.nic.publish(device)
+        dev = self.nic.device(request.ref.dev, "ref.dev")
+        await self.nic.call(dev, ops.state_delete, request.ref.offload_handle)
         return pb.StateDeleteResponse()
 
     @refusals()
     async def StateFree(
         self, request: pb.StateFreeRequest, context: Context
     ) -> pb.StateFreeResponse:
-        device = self.nic.device(request.ref.dev, "ref.dev")
-        device.state_free(request.ref.offload_handle)
+        dev = self.nic.device(request.ref.dev, "ref.dev")
+        await self.nic.call(dev, ops.state_free, request.ref.offload_handle)
         return pb.StateFreeResponse()
 
     @refusals()
     async def OffloadOk(
         self, request: pb.OffloadOkRequest, context: Context
     ) -> pb.OffloadOkResponse:
-        device = self.nic.device(request.ref.dev, "ref.dev")
-        ok, reason = device.offload_ok(request.ref.offload_handle, request.packet)
-        return pb.OffloadOkResponse(ok=ok, reason=reason)
+        dev = self.nic.device(request.ref.dev, "ref.dev")
+        reply: pb.OffloadOkResponse = await self.nic.call(
+            dev, ops.offload_ok, request.ref.offload_handle, request.packet
+        )
+        return reply
 
     @refusals()
     async def AdvanceEsn(
         self, request: pb.AdvanceEsnRequest, context: Context
     ) -> pb.AdvanceEsnResponse:
-        device = self.nic.device(request.ref.dev, "ref.dev")
-        replay = device.advance_esn(request.ref.offload_handle, request.seq_hi, request.seq)
-        return pb.AdvanceEsnResponse(replay=convert.replay_to_pb(replay))
+        dev = self.nic.device(request.ref.dev, "ref.dev")
+        reply: pb.AdvanceEsnResponse = await self.nic.call(
+            dev, ops.advance_esn, request.ref.offload_handle, request.seq_hi, request.seq
+        )
+        return reply
 
     @refusals()
     async def UpdateCurlft(
         self, request: pb.UpdateCurlftRequest, context: Context
     ) -> pb.UpdateCurlftResponse:
-        device = self.nic.device(request.ref.dev, "ref.dev")
-        return convert.update_curlft_to_pb(device.update_curlft(request.ref.offload_handle))
+        dev = self.nic.device(request.ref.dev, "ref.dev")
+        reply: pb.UpdateCurlftResponse = await self.nic.call(
+            dev, ops.update_curlft, request.ref.offload_handle
+        )
+        return reply
 
     @refusals("policy.")
     async def PolicyAdd(
@@ -176,37 +167,31 @@ class XfrmDevServicer(offload_pb2_grpc.XfrmDevServiceServicer):
         if not request.HasField("policy"):
             await abort_invalid(context, "policy", "policy is required")
         info = request.policy
-        policy = convert.policy_from_pb(info)
         if not info.HasField("offload"):
+            convert.policy_from_pb(info)  # the policy's own errors first, as netlink parses it
             raise InvalidArgument(
                 "this NIC holds offloaded policies only: set offload.dev and "
                 "offload.flags = XFRM_OFFLOAD_PACKET (4)",
                 field="offload",
             )
-        device = self.nic.offload_device(info.offload, "offload")
-        try:
-            result = device.policy_add(policy, info.offload.flags)
-        finally:
-            self.nic.publish(device)
-        return pb.PolicyAddResponse(offload_handle=result.handle, index=result.index)
+        dev = self.nic.offload_device(info.offload, "offload")
+        reply: pb.PolicyAddResponse = await self.nic.call(dev, ops.policy_add, info)
+        return reply
 
     @refusals()
     async def PolicyDelete(
         self, request: pb.PolicyDeleteRequest, context: Context
     ) -> pb.PolicyDeleteResponse:
-        device = self.nic.device(request.ref.dev, "ref.dev")
-        try:
-            device.policy_delete(request.ref.offload_handle)
-        finally:
-            self.nic.publish(device)
+        dev = self.nic.device(request.ref.dev, "ref.dev")
+        await self.nic.call(dev, ops.policy_delete, request.ref.offload_handle)
         return pb.PolicyDeleteResponse()
 
     @refusals()
     async def PolicyFree(
         self, request: pb.PolicyFreeRequest, context: Context
     ) -> pb.PolicyFreeResponse:
-        device = self.nic.device(request.ref.dev, "ref.dev")
-        device.policy_free(request.ref.offload_handle)
+        dev = self.nic.device(request.ref.dev, "ref.dev")
+        await self.nic.call(dev, ops.policy_free, request.ref.offload_handle)
         return pb.PolicyFreeResponse()
 
 
@@ -216,23 +201,24 @@ class DeviceServicer(offload_pb2_grpc.DeviceServiceServicer):
     def __init__(self, nic: Nic) -> None:
         self.nic = nic
 
+    async def _describe(self, dev: str) -> pb.Device:
+        device: pb.Device = await self.nic.call(dev, ops.describe)
+        device.cable_peer = self.nic.cables.get(dev, "")
+        return device
+
     async def ListDevices(
         self, request: pb.ListDevicesRequest, context: Context
     ) -> pb.ListDevicesResponse:
         return pb.ListDevicesResponse(
-            devices=[
-                convert.device_to_pb(d, self.nic.cables.get(d.name, ""))
-                for d in self.nic.devices.values()
-            ]
+            devices=[await self._describe(name) for name in self.nic.names]
         )
 
     @refusals()
     async def GetDevice(
         self, request: pb.GetDeviceRequest, context: Context
     ) -> pb.GetDeviceResponse:
-        device = self.nic.device(request.name, "name")
         return pb.GetDeviceResponse(
-            device=convert.device_to_pb(device, self.nic.cables.get(device.name, ""))
+            device=await self._describe(self.nic.device(request.name, "name"))
         )
 
     @refusals()
@@ -241,86 +227,58 @@ class DeviceServicer(offload_pb2_grpc.DeviceServiceServicer):
     ) -> pb.SetLinkStateResponse:
         if request.link not in (pb.LINK_STATE_UP, pb.LINK_STATE_DOWN):
             await abort_invalid(context, "link", "link must be LINK_STATE_UP or LINK_STATE_DOWN")
-        device = self.nic.device(request.name, "name")
-        try:
-            states, policies = device.set_link(
-                request.link == pb.LINK_STATE_UP, self.nic.clock.now()
-            )
-        finally:
-            self.nic.publish(device)
+        dev = self.nic.device(request.name, "name")
+        reply: pb.SetLinkStateResponse = await self.nic.call(
+            dev, ops.set_link, request.link == pb.LINK_STATE_UP, self.nic.clock.now()
+        )
+        reply.device.cable_peer = self.nic.cables.get(dev, "")
         log.info(
             "link changed",
             extra=logs.fields(
-                dev=device.name,
-                up=device.up,
-                flushed_states=states,
-                flushed_policies=policies,
+                dev=dev,
+                up=request.link == pb.LINK_STATE_UP,
+                flushed_states=reply.flushed_states,
+                flushed_policies=reply.flushed_policies,
             ),
         )
-        return pb.SetLinkStateResponse(
-            device=convert.device_to_pb(device),
-            flushed_states=states,
-            flushed_policies=policies,
-        )
+        return reply
 
-    def _devices(self, name: str, field: str) -> list[Device]:
-        return [self.nic.device(name, field)] if name else list(self.nic.devices.values())
+    def _devices(self, name: str, field: str) -> list[str]:
+        return [self.nic.device(name, field)] if name else list(self.nic.names)
 
     @refusals()
     async def ListStates(
         self, request: pb.ListStatesRequest, context: Context
     ) -> pb.ListStatesResponse:
-        return pb.ListStatesResponse(
-            states=[
-                convert.state_to_pb(device, entry, include_keys=request.include_keys)
-                for device in self._devices(request.dev, "dev")
-                for entry in device.states()
-            ]
-        )
+        reply = pb.ListStatesResponse()
+        for dev in self._devices(request.dev, "dev"):
+            reply.states.extend(await self.nic.call(dev, ops.list_states, request.include_keys))
+        return reply
 
     @refusals()
     async def GetState(self, request: pb.GetStateRequest, context: Context) -> pb.GetStateResponse:
-        device = self.nic.device(request.dev, "dev")
-        if request.WhichOneof("key") == "id":
-            daddr = convert.parse_address(request.id.daddr, "id.daddr")
-            assert daddr is not None
-            entry = device.lookup_inbound(daddr, request.id.spi, request.id.proto or 50)
-            if entry is None:
-                raise NotFound(
-                    f"no state with dst {daddr} spi {request.id.spi:#010x} on {device.name}",
-                    field="id",
-                )
-        else:
-            entry = device.get_state(request.offload_handle)
-        return pb.GetStateResponse(
-            state=convert.state_to_pb(device, entry, include_keys=request.include_keys)
-        )
+        dev = self.nic.device(request.dev, "dev")
+        return pb.GetStateResponse(state=await self.nic.call(dev, ops.get_state, request))
 
     @refusals()
     async def ListPolicies(
         self, request: pb.ListPoliciesRequest, context: Context
     ) -> pb.ListPoliciesResponse:
-        return pb.ListPoliciesResponse(
-            policies=[
-                convert.policy_to_pb(device, entry)
-                for device in self._devices(request.dev, "dev")
-                for entry in device.policies()
-            ]
-        )
+        reply = pb.ListPoliciesResponse()
+        for dev in self._devices(request.dev, "dev"):
+            reply.policies.extend(await self.nic.call(dev, ops.list_policies))
+        return reply
 
     @refusals()
     async def GetStats(self, request: pb.GetStatsRequest, context: Context) -> pb.GetStatsResponse:
-        devices = self._devices(request.dev, "dev")
-        total = XfrmStats()
+        total: dict[str, int] = {}
         reply = pb.GetStatsResponse()
-        for device in devices:
-            total.add(device.stats)
-            reply.devices.append(
-                pb.DeviceStats(
-                    dev=device.name, counters=convert.stats_to_pb(device.stats.as_dict())
-                )
-            )
-        reply.total.extend(convert.stats_to_pb(total.as_dict()))
+        for dev in self._devices(request.dev, "dev"):
+            counters: dict[str, int] = await self.nic.call(dev, ops.stats)
+            for name, value in counters.items():
+                total[name] = total.get(name, 0) + value
+            reply.devices.append(pb.DeviceStats(dev=dev, counters=convert.stats_to_pb(counters)))
+        reply.total.extend(convert.stats_to_pb(total))
         return reply
 
     async def WatchEvents(
@@ -328,7 +286,7 @@ class DeviceServicer(offload_pb2_grpc.DeviceServiceServicer):
     ) -> AsyncIterator[pb.WatchEventsResponse]:
         devs = set(request.devs)
         kinds = set(request.kinds)
-        unknown = devs - set(self.nic.devices)
+        unknown = devs - set(self.nic.names)
         if unknown:
             await abort_not_found(context, "devs", f"no device {sorted(unknown)[0]!r}")
 
@@ -364,7 +322,7 @@ class DiagServicer(offload_pb2_grpc.DiagServiceServicer):
         if not request.seconds > 0:
             await abort_invalid(context, "seconds", "seconds must be > 0")
         now = clock.advance(request.seconds)
-        self.nic.poll()  # time limits reached by the jump fire now, with their events
+        await self.nic.poll()  # time limits reached by the jump fire now, with their events
         return pb.AdvanceClockResponse(now=now)
 
     async def Echo(self, request: pb.EchoRequest, context: Context) -> pb.EchoResponse:

@@ -1,0 +1,208 @@
+"""Everything the servicers ask of one device, as functions run where the device lives.
+
+Each function takes the ``Device`` and its ``DevicePath`` first, then plain or proto
+arguments, and returns proto messages or plain data: the same call runs in the
+server's own process or inside a worker process (``workers.py``), so arguments and
+results must pickle, and functions must be module-level. Refusals are the engine's
+LocalError with field names relative to the request message the servicer passes in.
+"""
+
+from __future__ import annotations
+
+from xfrm_offload.engine.datapath import DevicePath, Outcome, Verdict
+from xfrm_offload.engine.device import Device
+from xfrm_offload.engine.errors import NotFound
+from xfrm_offload.v1 import offload_pb2 as pb
+from xfrm_offload.v1 import xfrm_pb2 as xpb
+
+from . import convert
+
+TX = pb.PACKET_DIRECTION_TX
+
+_VERDICT_TO_PB = {
+    Verdict.PASS: pb.VERDICT_PASS,
+    Verdict.DROP: pb.VERDICT_DROP,
+    Verdict.CONSUMED: pb.VERDICT_CONSUMED,
+}
+
+
+# -- xfrmdev_ops ----------------------------------------------------------------------
+
+
+def state_add(
+    device: Device, path: DevicePath, sa: xpb.XfrmUsersaInfo, now: float
+) -> pb.StateAddResponse:
+    config = convert.sa_config_from_pb(sa)
+    result = device.state_add(config, sa.offload.flags, now)
+    if not result.offloaded:
+        return pb.StateAddResponse(offloaded=False, not_offloaded_reason=result.reason)
+    return pb.StateAddResponse(
+        offloaded=True,
+        offload_handle=result.handle,
+        type=convert.OFFLOAD_TYPE_TO_PB[result.type],
+        dir=convert.OFFLOAD_DIR_TO_PB[result.dir],
+    )
+
+
+def state_delete(device: Device, path: DevicePath, handle: int) -> None:
+    device.state_delete(handle)
+
+
+def state_free(device: Device, path: DevicePath, handle: int) -> None:
+    device.state_free(handle)
+
+
+def offload_ok(
+    device: Device, path: DevicePath, handle: int, packet: bytes
+) -> pb.OffloadOkResponse:
+    ok, reason = device.offload_ok(handle, packet)
+    return pb.OffloadOkResponse(ok=ok, reason=reason)
+
+
+def advance_esn(
+    device: Device, path: DevicePath, handle: int, seq_hi: int, seq: int
+) -> pb.AdvanceEsnResponse:
+    return pb.AdvanceEsnResponse(
+        replay=convert.replay_to_pb(device.advance_esn(handle, seq_hi, seq))
+    )
+
+
+def update_curlft(device: Device, path: DevicePath, handle: int) -> pb.UpdateCurlftResponse:
+    return convert.update_curlft_to_pb(device.update_curlft(handle))
+
+
+def policy_add(
+    device: Device, path: DevicePath, policy: xpb.XfrmUserpolicyInfo
+) -> pb.PolicyAddResponse:
+    result = device.policy_add(convert.policy_from_pb(policy), policy.offload.flags)
+    return pb.PolicyAddResponse(offload_handle=result.handle, index=result.index)
+
+
+def policy_delete(device: Device, path: DevicePath, handle: int) -> None:
+    device.policy_delete(handle)
+
+
+def policy_free(device: Device, path: DevicePath, handle: int) -> None:
+    device.policy_free(handle)
+
+
+# -- device, listings, counters --------------------------------------------------------
+
+
+def describe(device: Device, path: DevicePath) -> pb.Device:
+    """The device as ListDevices shows it (the caller fills in cable_peer)."""
+    return convert.device_to_pb(device)
+
+
+def set_link(device: Device, path: DevicePath, up: bool, now: float) -> pb.SetLinkStateResponse:
+    states, policies = device.set_link(up, now)
+    return pb.SetLinkStateResponse(
+        device=convert.device_to_pb(device), flushed_states=states, flushed_policies=policies
+    )
+
+
+def list_states(device: Device, path: DevicePath, include_keys: bool) -> list[pb.State]:
+    return [convert.state_to_pb(device, e, include_keys=include_keys) for e in device.states()]
+
+
+def get_state(device: Device, path: DevicePath, request: pb.GetStateRequest) -> pb.State:
+    if request.WhichOneof("key") == "id":
+        daddr = convert.parse_address(request.id.daddr, "id.daddr")
+        assert daddr is not None
+        entry = device.lookup_inbound(daddr, request.id.spi, request.id.proto or 50)
+        if entry is None:
+            raise NotFound(
+                f"no state with dst {daddr} spi {request.id.spi:#010x} on {device.name}",
+                field="id",
+            )
+    else:
+        entry = device.get_state(request.offload_handle)
+    return convert.state_to_pb(device, entry, include_keys=request.include_keys)
+
+
+def list_policies(device: Device, path: DevicePath) -> list[pb.Policy]:
+    return [convert.policy_to_pb(device, e) for e in device.policies()]
+
+
+def stats(device: Device, path: DevicePath) -> dict[str, int]:
+    return device.stats.as_dict()
+
+
+def poll(device: Device, path: DevicePath, now: float) -> None:
+    """Fire time-based lifetimes at ``now``."""
+    device.poll(now)
+
+
+# -- packets ---------------------------------------------------------------------------
+
+
+def results_to_pb(ids: list[int], outcomes: list[Outcome]) -> list[pb.PacketResult]:
+    """Engine outcomes -> PacketResult messages (a drop names its xfrm_stat counter)."""
+    results: list[pb.PacketResult] = []
+    append = results.append
+    result = pb.PacketResult
+    for packet_id, (verdict, data, handle, crypto) in zip(ids, outcomes, strict=True):
+        if verdict is Verdict.DROP:
+            append(
+                result(
+                    id=packet_id,
+                    verdict=pb.VERDICT_DROP,
+                    drop_reason=str(data),
+                    offload_handle=handle,
+                )
+            )
+        else:
+            append(
+                result(
+                    id=packet_id,
+                    verdict=_VERDICT_TO_PB[verdict],
+                    data=data,  # type: ignore[arg-type]
+                    offload_handle=handle,
+                    crypto_status=crypto,  # type: ignore[arg-type]
+                )
+            )
+    return results
+
+
+def packets(
+    device: Device, path: DevicePath, direction: int, request: bytes, now: float, wire: bool
+) -> tuple[bytes, list[tuple[int, bytes]]]:
+    """One PacketStream batch, serialized request in, serialized response out.
+
+    Working on the wire bytes keeps the parsing and building of packet messages where
+    the packets are processed (a worker's core, not the gRPC process's). With ``wire``
+    set, also returns (id, data) of every packet this batch put on the wire (TX) or
+    handed to the host (RX), for taps and cables.
+    """
+    batch = pb.PacketStreamRequest.FromString(request).packets
+    ids = [p.id for p in batch]
+    if direction == TX:
+        outcomes = path.tx([(p.data, p.offload_handle, p.seq) for p in batch], now)
+    else:
+        outcomes = path.rx([p.data for p in batch], now)
+    response = pb.PacketStreamResponse(results=results_to_pb(ids, outcomes)).SerializeToString()
+    delivered: list[tuple[int, bytes]] = []
+    if wire:
+        delivered = [
+            (i, o[1])  # type: ignore[misc]
+            for i, o in zip(ids, outcomes, strict=True)
+            if o[0] is Verdict.PASS
+        ]
+    return response, delivered
+
+
+def receive(
+    device: Device, path: DevicePath, items: list[tuple[int, bytes]], now: float
+) -> list[tuple[int, bytes]]:
+    """Packets arriving through a cable: the RX path; what reaches the host."""
+    outcomes = path.rx([data for _, data in items], now)
+    return [
+        (i, o[1])  # type: ignore[misc]
+        for (i, _), o in zip(items, outcomes, strict=True)
+        if o[0] is Verdict.PASS
+    ]
+
+
+def drain_events(device: Device) -> list[pb.WatchEventsResponse]:
+    """The device's pending events as WatchEvents messages (unstamped: the hub numbers them)."""
+    return [m for m in map(convert.event_to_pb, device.pop_events()) if m is not None]

@@ -1,0 +1,213 @@
+"""Where devices live: in the server's own process, or sharded over worker processes.
+
+``LocalDevices`` runs every device call inline on the event loop. ``WorkerPool``
+(``xfrm-offloadd --workers N``) gives each of N worker processes a shard of the
+devices (round-robin in --device order); the gRPC process forwards every call on a
+device, control and packets alike, to that device's worker over a pipe. One worker
+handles its calls strictly in the order they were sent, so the control plane stays
+consistent with the packet path: a state deleted by a call sent before a batch is
+not used by that batch, and a batch sent before a delete is processed in full.
+
+Calls return ``(ok, result, events)``: whether the device accepted the call, its
+result or its refusal (a LocalError), and the events the call raised on the device,
+already converted to WatchEvents messages, for the Nic to publish in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import multiprocessing
+import signal
+import threading
+from collections.abc import Callable, Sequence
+from multiprocessing.connection import Connection
+from typing import Any
+
+from xfrm_offload.engine.datapath import DevicePath
+from xfrm_offload.engine.device import Device
+from xfrm_offload.engine.errors import LocalError
+from xfrm_offload.engine.profiles import PROFILES
+from xfrm_offload.v1 import offload_pb2 as pb
+
+from .ops import drain_events
+
+log = logging.getLogger("xfrm_offload.server")
+
+Call = tuple[bool, Any, list[pb.WatchEventsResponse]]
+#: One device to host: (name, ifindex, profile name).
+DeviceSpec = tuple[str, int, str]
+
+
+class WorkerDied(RuntimeError):
+    """A worker process ended while calls were waiting for it."""
+
+
+def build_devices(specs: Sequence[DeviceSpec]) -> dict[str, tuple[Device, DevicePath]]:
+    hosted = {}
+    for name, ifindex, profile in specs:
+        device = Device(name, ifindex, PROFILES[profile])
+        hosted[name] = (device, DevicePath(device))
+    return hosted
+
+
+def run_call(
+    hosted: dict[str, tuple[Device, DevicePath]],
+    dev: str,
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+) -> tuple[bool, Any, list[pb.WatchEventsResponse]]:
+    """Run one call on a hosted device: (ok, result or LocalError, events)."""
+    device, path = hosted[dev]
+    try:
+        return True, fn(device, path, *args), drain_events(device)
+    except LocalError as exc:
+        return False, exc, drain_events(device)
+
+
+class LocalDevices:
+    """Every device in the server's own process."""
+
+    def __init__(self, specs: Sequence[DeviceSpec]) -> None:
+        self.hosted = build_devices(specs)
+
+    @property
+    def devices(self) -> dict[str, Device]:
+        """The Device objects (only this in-process host has them)."""
+        return {name: device for name, (device, _) in self.hosted.items()}
+
+    async def call(self, dev: str, fn: Callable[..., Any], *args: Any) -> Call:
+        return run_call(self.hosted, dev, fn, args)
+
+    async def close(self) -> None:
+        pass
+
+
+def _worker_main(conn: Connection, specs: Sequence[DeviceSpec]) -> None:
+    """A worker process: serve calls on its devices until told to stop (None)."""
+    # The gRPC process decides when to stop; a Ctrl-C meant for it must not kill us first.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    hosted = build_devices(specs)
+    while True:
+        try:
+            message = conn.recv()
+        except EOFError:
+            return
+        if message is None:
+            conn.send(None)
+            return
+        dev, fn, args = message
+        try:
+            conn.send(run_call(hosted, dev, fn, args))
+        except Exception as exc:  # a bug, not a refusal: report it, keep serving
+            conn.send((False, RuntimeError(f"{type(exc).__name__}: {exc}"), []))
+
+
+class _Worker:
+    """One worker process and the two threads that feed it and read its answers."""
+
+    def __init__(self, index: int, specs: Sequence[DeviceSpec], loop: asyncio.AbstractEventLoop):
+        ctx = multiprocessing.get_context("spawn")  # no fork of a process with gRPC threads
+        self.conn, child = ctx.Pipe()
+        self.process = ctx.Process(
+            target=_worker_main, args=(child, list(specs)), name=f"xfrm-worker-{index}", daemon=True
+        )
+        self.process.start()
+        child.close()
+        self.loop = loop
+        #: The devices this worker hosts, for messages.
+        self.devices = ", ".join(name for name, _, _ in specs)
+        self.pending: collections.deque[asyncio.Future[Any]] = collections.deque()
+        self.outbox: collections.deque[Any] = collections.deque()
+        self.wakeup = threading.Condition()
+        self.closed = False
+        #: What a call to a worker that ended is told.
+        self.gone = f"{self.devices}: worker process {self.process.name} exited"
+        self.sender = threading.Thread(target=self._send_loop, daemon=True)
+        self.receiver = threading.Thread(target=self._recv_loop, daemon=True)
+        self.sender.start()
+        self.receiver.start()
+
+    def submit(self, message: Any) -> asyncio.Future[Any]:
+        future: asyncio.Future[Any] = self.loop.create_future()
+        with self.wakeup:
+            if self.closed:
+                future.set_exception(WorkerDied(self.gone))
+                return future
+            # The future joins the queue with its message: answers come back in order.
+            self.pending.append(future)
+            self.outbox.append(message)
+            self.wakeup.notify()
+        return future
+
+    def _send_loop(self) -> None:
+        while True:
+            with self.wakeup:
+                while not self.outbox:
+                    self.wakeup.wait()
+                message = self.outbox.popleft()
+            try:
+                self.conn.send(message)
+            except (OSError, ValueError):
+                return
+            if message is None:
+                return
+
+    def _recv_loop(self) -> None:
+        while True:
+            try:
+                reply = self.conn.recv()
+            except (EOFError, OSError):
+                break
+            if reply is None:
+                break
+            future = self.pending.popleft()
+            self.loop.call_soon_threadsafe(_resolve, future, reply)
+        with self.wakeup:
+            self.closed = True
+        while self.pending:
+            future = self.pending.popleft()
+            self.loop.call_soon_threadsafe(_fail, future, WorkerDied(f"{self.process.name} exited"))
+
+    def stop(self) -> None:
+        with self.wakeup:
+            self.outbox.append(None)
+            self.wakeup.notify()
+
+
+def _resolve(future: asyncio.Future[Any], reply: Any) -> None:
+    if not future.done():
+        future.set_result(reply)
+
+
+def _fail(future: asyncio.Future[Any], exc: BaseException) -> None:
+    if not future.done():
+        future.set_exception(exc)
+
+
+class WorkerPool:
+    """Devices sharded over ``count`` worker processes, round-robin in --device order."""
+
+    def __init__(self, specs: Sequence[DeviceSpec], count: int) -> None:
+        loop = asyncio.get_running_loop()
+        shards: list[list[DeviceSpec]] = [[] for _ in range(count)]
+        for i, spec in enumerate(specs):
+            shards[i % count].append(spec)
+        self.workers = [_Worker(i, shard, loop) for i, shard in enumerate(shards) if shard]
+        self.of_device = {spec[0]: self.workers[i % count] for i, spec in enumerate(specs)}
+        log.info("workers started", extra={"fields": {"workers": len(self.workers)}})
+
+    async def call(self, dev: str, fn: Callable[..., Any], *args: Any) -> Call:
+        reply: Call = await self.of_device[dev].submit((dev, fn, args))
+        return reply
+
+    async def close(self, timeout: float = 5.0) -> None:
+        """Let every queued call finish, then stop the workers."""
+        for worker in self.workers:
+            worker.stop()
+        for worker in self.workers:
+            await asyncio.to_thread(worker.process.join, timeout)
+            if worker.process.is_alive():
+                worker.process.kill()
