@@ -32,6 +32,7 @@ Dummy packets (next header 59) are dropped silently: ``decap`` returns ``None``.
 from __future__ import annotations
 
 import enum
+import functools
 import hmac
 import itertools
 import struct
@@ -300,6 +301,19 @@ class EspCrypto:
         self.open = open_
 
 
+@functools.cache
+def _tos_map(noecn: bool, copy_dscp: bool) -> bytes:
+    """Outer TOS for every inner TOS: built once per flag combination, not per SA (it
+    is most of an SA's set-up time otherwise)."""
+    return bytes(ip.ecn_encapsulate(t, noecn=noecn, copy_dscp=copy_dscp) for t in range(256))
+
+
+@functools.cache
+def _trailers(align: int, next_header: int) -> list[bytes]:
+    """ESP trailers by pad length (shared between SAs; read-only)."""
+    return [_PAD[:k] + bytes((k, next_header)) for k in range(align)]
+
+
 class EspTransform:
     """One SA's ESP framing: ``encap`` and ``decap`` whole IP packets.
 
@@ -339,15 +353,13 @@ class EspTransform:
             self.tmpl4 = ip.IPv4Template(self.saddr, self.daddr, proto)
         copy_dscp = not (config.extra_flags & SAExtraFlag.DONT_ENCAP_DSCP)
         noecn = bool(config.flags & SAFlag.NOECN)
-        #: inner TOS/traffic class -> outer, precomputed for all 256 values.
-        self.tos_map = bytes(
-            ip.ecn_encapsulate(t, noecn=noecn, copy_dscp=copy_dscp) for t in range(256)
-        )
+        #: inner TOS/traffic class -> outer, for all 256 values (shared: 4 possible maps).
+        self.tos_map = _tos_map(noecn, copy_dscp)
         align = self.crypto.align
         self.pad_mask = align - 1
         #: ESP trailers by pad length, per next header (4 and 41 for tunnel mode).
-        self.trailers4 = [_PAD[:k] + bytes((k, ip.IPPROTO_IPIP)) for k in range(align)]
-        self.trailers6 = [_PAD[:k] + bytes((k, ip.IPPROTO_IPV6)) for k in range(align)]
+        self.trailers4 = _trailers(align, ip.IPPROTO_IPIP)
+        self.trailers6 = _trailers(align, ip.IPPROTO_IPV6)
         self.ident = 0
         self.esn = config.esn
         self._outer_cache: dict[int, FastEntry] = {}

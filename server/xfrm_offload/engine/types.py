@@ -198,4 +198,5 @@ class SAConfig:
 
     @property
     def esn(self) -> bool:
-        return bool(self.flags & SAFlag.ESN)
+        # int arithmetic: IntFlag's own & builds a new member each time, ten times slower
+        return bool(int(self.flags) & SAFlag.ESN.value)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import ipaddress
+import socket
 
 from xfrm_offload.engine.device import (
     XFRM_OFFLOAD_INBOUND,
@@ -149,9 +150,14 @@ def parse_address(text: str, field: str, *, required: bool = True) -> IPAddress 
         if required:
             raise InvalidArgument(f"{field} is required", field=field)
         return None
+    # inet_pton is strict (no "1.2.3" shorthands) and far faster than ip_address's parser
     try:
-        return ipaddress.ip_address(text)
-    except ValueError:
+        return ipaddress.IPv4Address(socket.inet_pton(socket.AF_INET, text))
+    except OSError:
+        pass
+    try:
+        return ipaddress.IPv6Address(socket.inet_pton(socket.AF_INET6, text))
+    except OSError:
         raise InvalidArgument(f"{field}: {text!r} is not an IP address", field=field) from None
 
 
