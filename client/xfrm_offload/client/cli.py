@@ -5,6 +5,7 @@
     xfrmctl [OPTIONS] stats [DEV]
     xfrmctl [OPTIONS] link set [dev] DEV up|down
     xfrmctl [OPTIONS] device list | device show DEV
+    xfrmctl [OPTIONS] packet tx|rx --dev DEV --in IN.pcap --out OUT.pcap   (packets.py)
 
 OPTIONS: --server ADDR, --json, -s/--stats, --keys, --dev DEV, --timeout S.
 Exit status: 0 ok, 1 the server refused, 2 usage error, 3 server unreachable.
@@ -125,6 +126,7 @@ Usage: xfrmctl [ OPTIONS ] [ xfrm ] XFRM-OBJECT { COMMAND | help }
        xfrmctl [ OPTIONS ] stats [ DEV ]
        xfrmctl [ OPTIONS ] link set [ dev ] DEV { up | down }
        xfrmctl [ OPTIONS ] device { list | show DEV }
+       xfrmctl [ OPTIONS ] packet { tx | rx } --dev DEV --in IN.pcap --out OUT.pcap [ --batch N ]
 where  XFRM-OBJECT := state | policy
        LISTofXFRM-GROUPS := [ LISTofXFRM-GROUPS ] { acquire | expire | SA | aevent | policy }
        OPTIONS := { --server ADDR | --json | -s | --keys | --dev DEV | --timeout SECONDS }
@@ -772,6 +774,10 @@ async def run(argv: Sequence[str], out: TextIO = sys.stdout, err: TextIO = sys.s
     if not tokens:
         err.write(TOP_USAGE)
         return ExitStatus.USAGE
+    if tokens[0] == "packet":  # pcap files through the datapath: its own options (packets.py)
+        from .packets import packet_main
+
+        return await packet_main(tokens, server=args.server, default_dev=args.dev, out=out, err=err)
     text = _help_only(tokens)
     if text is not None:
         out.write(text)

@@ -1,0 +1,623 @@
+"""The packet path's throughput, from the raw AEAD call out to the full gRPC path.
+
+Run: ``PYTHONPATH=proto:server:client python bench/datapath.py`` (``--quick`` for a smoke
+run, ``--json`` for machine-readable output).
+
+AES-128-GCM (rfc4106), packet offload, tunnel mode, IPv4 outer, inner IPv4/UDP packets of
+64, 512 and 1400 bytes; TX (encapsulate) and RX (decapsulate). In one run:
+
+- ``raw``: ``AESGCM.encrypt``/``decrypt`` on the same plaintext/ciphertext with prebuilt
+  nonce and AAD, in this process: the Python limit, reference 1.0.
+- ``engine``: an engine ``Device`` and its ``DevicePath.tx``/``rx`` called directly on
+  batches of ENGINE_BATCH, in this process (policy lookup, flow cache, ESP, replay,
+  lifetimes: everything but gRPC).
+- ``echo``: ``DiagService.EchoStream`` of ``xfrm-offloadd`` in a SEPARATE PROCESS over a
+  Unix socket, with the same packets in the same batches: the transport's own ceiling.
+- ``grpc``: ``DatapathService.PacketStream`` of that server, batches of 1, 16, 64, 256;
+  the server on asyncio and again with ``--uvloop`` (batches of 64 and 256).
+- ``workers``: ``--workers 1`` vs ``--workers 2`` if the server has the option, two
+  devices, one stream each, the requests PRE-GENERATED (every protobuf message built
+  before timing) and sent by this one client process, which shares the machine's cores
+  with the server's processes.
+
+The client (this process) builds every request message before a round is timed; a
+round is one stream carrying its packets, pipelined (requests written while responses
+are read; HTTP/2 flow control bounds what is in flight). Echo and gRPC rounds alternate,
+as do raw and engine rounds, so both see the same moments of a shared machine. Each
+figure is the median of ROUNDS rounds. "ns above AEAD" is 1/rate - 1/raw rate: the
+machine-stable cost of everything but the cipher. Gbit/s counts inner packet bytes.
+RX packets are made beforehand by a peer SA in this process with increasing sequence
+numbers, fresh for every round (the server's replay window sees each once).
+The server's VmRSS is sampled during a sustained flood (TX, 1400 B, batches of 256).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import ctypes
+import functools
+import ipaddress
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from xfrm_offload.client import Client
+from xfrm_offload.engine.datapath import DevicePath, Verdict
+from xfrm_offload.engine.device import XFRM_OFFLOAD_INBOUND, XFRM_OFFLOAD_PACKET, Device
+from xfrm_offload.engine.ipheader import ipv4_checksum
+from xfrm_offload.engine.profiles import PROFILES
+from xfrm_offload.engine.sa import SecurityAssociation
+from xfrm_offload.engine.spd import Policy, Template
+from xfrm_offload.engine.types import Algorithm, Direction, Mode, SAConfig, Selector
+from xfrm_offload.v1 import offload_pb2 as pb
+from xfrm_offload.v1 import xfrm_pb2 as xpb
+
+SIZES = (64, 512, 1400)
+GRPC_BATCHES = (1, 16, 64, 256)
+UVLOOP_BATCHES = (64, 256)
+ENGINE_BATCH = 256
+KEYMAT = bytes(range(16)) + b"\xa0\xa1\xa2\xa3"
+A, B = ipaddress.IPv4Address("192.0.2.1"), ipaddress.IPv4Address("192.0.2.2")
+NET_A, NET_B = ipaddress.IPv4Address("198.51.100.0"), ipaddress.IPv4Address("203.0.113.0")
+OUT_SPI, IN_SPI = 0x1001, 0x2002
+TX, RX = pb.PACKET_DIRECTION_TX, pb.PACKET_DIRECTION_RX
+
+
+@dataclass(frozen=True)
+class Plan:
+    rounds: int
+    engine_packets: int
+    #: packets per gRPC round, by batch size (one packet per message is ~35x slower)
+    grpc_packets: dict[int, int]
+    flood_seconds: float
+    worker_packets: int
+
+
+FULL = Plan(
+    rounds=5,
+    engine_packets=8192,
+    grpc_packets={1: 600, 16: 4096, 64: 12288, 256: 16384},
+    flood_seconds=4.0,
+    worker_packets=16384,
+)
+QUICK = Plan(
+    rounds=2,
+    engine_packets=1024,
+    grpc_packets={1: 100, 16: 512, 64: 1024, 256: 2048},
+    flood_seconds=1.0,
+    worker_packets=2048,
+)
+
+
+# -- packets and SAs ----------------------------------------------------------------------
+
+
+def inner_packet(size: int, src: str = "198.51.100.10", dst: str = "203.0.113.20") -> bytes:
+    """An IPv4/UDP packet of exactly ``size`` bytes with a valid header checksum."""
+    hdr = bytearray(
+        bytes.fromhex("4500") + size.to_bytes(2, "big") + bytes.fromhex("00004000 40110000")
+    )
+    hdr += ipaddress.IPv4Address(src).packed + ipaddress.IPv4Address(dst).packed
+    hdr[10:12] = ipv4_checksum(bytes(hdr)).to_bytes(2, "big")
+    udp = (4000).to_bytes(2, "big") + (5000).to_bytes(2, "big")
+    udp += (size - 20).to_bytes(2, "big") + b"\x00\x00"
+    return bytes(hdr) + udp + os.urandom(size - 28)
+
+
+def sa_config(inbound: bool) -> SAConfig:
+    """Out: A -> B, NET_A -> NET_B. In: B -> A, NET_B -> NET_A (the peer's out)."""
+    return SAConfig(
+        daddr=A if inbound else B,
+        saddr=B if inbound else A,
+        spi=IN_SPI if inbound else OUT_SPI,
+        mode=Mode.TUNNEL,
+        reqid=2 if inbound else 1,
+        replay_window=128 if inbound else 0,
+        aead=Algorithm("rfc4106(gcm(aes))", KEYMAT, 128),
+        sa_dir=Direction.IN if inbound else Direction.OUT,
+    )
+
+
+def engine_policy(inbound: bool) -> Policy:
+    src, dst = (NET_B, NET_A) if inbound else (NET_A, NET_B)
+    return Policy(
+        sel=Selector(saddr=src, prefixlen_s=24, daddr=dst, prefixlen_d=24),
+        dir=Direction.IN if inbound else Direction.OUT,
+        templates=(
+            Template(
+                daddr=A if inbound else B,
+                saddr=B if inbound else A,
+                reqid=2 if inbound else 1,
+                mode=Mode.TUNNEL,
+            ),
+        ),
+    )
+
+
+def peer_sender() -> SecurityAssociation:
+    """The far end's outbound SA: makes the ESP packets the RX paths receive."""
+    return SecurityAssociation(sa_config(inbound=True), 0.0)
+
+
+def make_esp(sender: SecurityAssociation, plain: bytes, count: int) -> list[bytes]:
+    out: list[bytes] = []
+    while len(out) < count:
+        n = min(256, count - len(out))
+        out.extend(p for p in sender.encap_batch([plain] * n, 1.0) if isinstance(p, bytes))
+    return out
+
+
+def pb_sa(dev: str, inbound: bool) -> xpb.XfrmUsersaInfo:
+    c = sa_config(inbound)
+    src, dst = (NET_B, NET_A) if inbound else (NET_A, NET_B)
+    return xpb.XfrmUsersaInfo(
+        id=xpb.XfrmId(daddr=str(c.daddr), spi=c.spi, proto=50),
+        saddr=str(c.saddr),
+        reqid=c.reqid,
+        mode=xpb.XFRM_MODE_TUNNEL,
+        replay_window=c.replay_window,
+        aead=xpb.XfrmAlgoAead(alg_name="rfc4106(gcm(aes))", alg_key=KEYMAT, alg_icv_len=128),
+        sel=xpb.XfrmSelector(saddr=str(src), prefixlen_s=24, daddr=str(dst), prefixlen_d=24),
+        dir=xpb.SA_DIR_IN if inbound else xpb.SA_DIR_OUT,
+        offload=xpb.XfrmUserOffload(dev=dev, flags=XFRM_OFFLOAD_PACKET | (2 if inbound else 0)),
+    )
+
+
+def pb_policy(dev: str, inbound: bool) -> xpb.XfrmUserpolicyInfo:
+    p = engine_policy(inbound)
+    t = p.templates[0]
+    return xpb.XfrmUserpolicyInfo(
+        sel=xpb.XfrmSelector(
+            saddr=str(p.sel.saddr), prefixlen_s=24, daddr=str(p.sel.daddr), prefixlen_d=24
+        ),
+        dir=xpb.POLICY_DIR_IN if inbound else xpb.POLICY_DIR_OUT,
+        tmpl=[
+            xpb.XfrmUserTmpl(
+                id=xpb.XfrmId(daddr=str(t.daddr), proto=50),
+                saddr=str(t.saddr),
+                reqid=t.reqid,
+                mode=xpb.XFRM_MODE_TUNNEL,
+            )
+        ],
+        offload=xpb.XfrmUserOffload(dev=dev, flags=XFRM_OFFLOAD_PACKET),
+    )
+
+
+# -- in-process: raw AEAD and the engine -----------------------------------------------------
+
+
+def median_rates(runs: list[Callable[[], int]], rounds: int) -> list[float]:
+    """Packets/s of each run (returning its packet count), rounds alternating; medians."""
+    rates: list[list[float]] = [[] for _ in runs]
+    for _ in range(rounds):
+        for run, out in zip(runs, rates, strict=True):
+            t0 = time.perf_counter()
+            n = run()
+            out.append(n / (time.perf_counter() - t0))
+    return [statistics.median(r) for r in rates]
+
+
+def in_process(size: int, plan: Plan) -> dict[str, float]:
+    plain = inner_packet(size)
+    total = plan.engine_packets
+    aead = AESGCM(KEYMAT[:16])
+    nonce, aad = KEYMAT[16:] + bytes(8), bytes(8)
+    pad = (-(size + 2)) % 4
+    trailer_plain = plain + bytes(range(1, pad + 1)) + bytes([pad, 4])
+
+    def raw_encrypt() -> int:
+        enc = aead.encrypt
+        for _ in range(total):
+            enc(nonce, trailer_plain, aad)
+        return total
+
+    device = Device("eth0", 2, PROFILES["full"])
+    for inbound in (False, True):
+        flags = XFRM_OFFLOAD_PACKET | (XFRM_OFFLOAD_INBOUND if inbound else 0)
+        assert device.state_add(sa_config(inbound), flags, 0.0).offloaded
+        device.policy_add(engine_policy(inbound), XFRM_OFFLOAD_PACKET)
+    path = DevicePath(device)
+    tx_batch = [(plain, 0, 0)] * ENGINE_BATCH
+    batches = total // ENGINE_BATCH
+
+    def engine_tx() -> int:
+        tx = path.tx
+        for _ in range(batches):
+            out = tx(tx_batch, 1.0)
+        assert out[-1][0] is Verdict.PASS
+        device.pop_events()
+        return batches * ENGINE_BATCH
+
+    r: dict[str, float] = {}
+    r["raw_tx"], r["engine_tx"] = median_rates([raw_encrypt, engine_tx], plan.rounds)
+
+    reply = inner_packet(size, "203.0.113.20", "198.51.100.10")
+    esp = make_esp(peer_sender(), reply, batches * ENGINE_BATCH * plan.rounds)
+    prebuilt = [(KEYMAT[16:] + p[28:36], p[36:], p[20:28]) for p in esp[: batches * ENGINE_BATCH]]
+    rounds = iter(range(plan.rounds))
+
+    def raw_decrypt() -> int:
+        dec = aead.decrypt
+        for n, c, a in prebuilt:
+            dec(n, c, a)
+        return len(prebuilt)
+
+    def engine_rx() -> int:
+        k = next(rounds) * batches * ENGINE_BATCH
+        rx = path.rx
+        for b in range(batches):
+            out = rx(esp[k + b * ENGINE_BATCH : k + (b + 1) * ENGINE_BATCH], 1.0)
+        assert out[-1][0] is Verdict.PASS and out[-1][1] == reply, out[-1][:2]
+        device.pop_events()
+        return batches * ENGINE_BATCH
+
+    r["raw_rx"], r["engine_rx"] = median_rates([raw_decrypt, engine_rx], plan.rounds)
+    return r
+
+
+# -- the server process ---------------------------------------------------------------------
+
+
+def server_command() -> list[str]:
+    """The server of this interpreter and PYTHONPATH (``xfrm-offloadd`` is the same code)."""
+    return [sys.executable, "-m", "xfrm_offload.server"]
+
+
+def workers_option() -> bool:
+    """Whether this xfrm-offloadd has ``--workers N``."""
+    out = subprocess.run(
+        [*server_command(), "--help"], capture_output=True, text=True, timeout=60
+    ).stdout
+    return "--workers" in out
+
+
+def vm_rss(pid: int) -> int:
+    """VmRSS of a process (the sum over a server's worker processes when it has them)."""
+    total = 0
+    for p in [pid, *_children(pid)]:
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) * 1024
+    return total
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(c) for c in text.split()]
+
+
+@contextlib.contextmanager
+def server_process(sock: Path, *args: str) -> Iterator[subprocess.Popen[bytes]]:
+    cmd = [*server_command(), "--listen", f"unix:{sock}", "--log-level", "warning", *args]
+    with tempfile.TemporaryFile() as log:
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log)
+        try:
+            yield proc
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            if proc.returncode != 0:
+                log.seek(0)
+                sys.stderr.write(log.read().decode(errors="replace"))
+
+
+async def connect(sock: Path) -> Client:
+    deadline = time.monotonic() + 20
+    while not sock.exists():
+        if time.monotonic() > deadline:
+            raise RuntimeError("server did not start")
+        await asyncio.sleep(0.05)
+    client = Client(f"unix:{sock}", timeout=30)
+    await client.wait_ready()
+    return client
+
+
+async def install(client: Client, dev: str) -> None:
+    for inbound in (False, True):
+        assert (await client.state_add(pb_sa(dev, inbound))).offloaded
+        await client.policy_add(pb_policy(dev, inbound))
+
+
+# -- streams ------------------------------------------------------------------------------
+
+
+def packet_requests(
+    dev: str, direction: int, data: Sequence[bytes], batch: int
+) -> list[pb.PacketStreamRequest]:
+    return [
+        pb.PacketStreamRequest(
+            dev=dev,
+            direction=direction,  # type: ignore[arg-type]
+            packets=[pb.Packet(id=i, data=data[i]) for i in range(s, min(s + batch, len(data)))],
+        )
+        for s in range(0, len(data), batch)
+    ]
+
+
+def echo_requests(data: Sequence[bytes], batch: int) -> list[pb.EchoStreamRequest]:
+    return [pb.EchoStreamRequest(packets=data[s : s + batch]) for s in range(0, len(data), batch)]
+
+
+async def timed_packet_stream(client: Client, requests: list[pb.PacketStreamRequest]) -> float:
+    """Packets/s of one PacketStream carrying ``requests``; checks the last batch passed."""
+    n = sum(len(r.packets) for r in requests)
+    got = 0
+    last: Any = None
+    t0 = time.perf_counter()
+    async for reply in client.datapath.PacketStream(iter(requests)):
+        got += len(reply.results)
+        last = reply
+    elapsed = time.perf_counter() - t0
+    if got != n or last is None or any(r.verdict != pb.VERDICT_PASS for r in last.results):
+        raise RuntimeError(f"PacketStream: {got}/{n} results, last {last.results[-1]}")
+    return n / elapsed
+
+
+async def timed_echo(client: Client, requests: list[pb.EchoStreamRequest]) -> float:
+    n = sum(len(r.packets) for r in requests)
+    got = 0
+    t0 = time.perf_counter()
+    async for reply in client.diag.EchoStream(iter(requests)):
+        got += len(reply.packets)
+    elapsed = time.perf_counter() - t0
+    if got != n:
+        raise RuntimeError(f"EchoStream: {got}/{n}")
+    return n / elapsed
+
+
+async def grpc_part(plan: Plan, uvloop: bool, batches: Sequence[int]) -> dict[str, Any]:
+    """Echo vs PacketStream, per size, direction and batch size, one server process."""
+    out: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="xo-bench-") as d:
+        sock = Path(d) / "s.sock"
+        with server_process(sock, *(["--uvloop"] if uvloop else [])):
+            client = await connect(sock)
+            try:
+                await install(client, "eth0")
+                sender = peer_sender()
+                for size in SIZES:
+                    plain = inner_packet(size)
+                    reply = inner_packet(size, "203.0.113.20", "198.51.100.10")
+                    for direction, name in ((TX, "tx"), (RX, "rx")):
+                        for batch in batches:
+                            count = plan.grpc_packets[batch]
+                            echo_rates, grpc_rates = [], []
+                            for _ in range(plan.rounds):
+                                if direction == TX:
+                                    data = [plain] * count
+                                else:  # fresh sequence numbers every round, made untimed
+                                    data = make_esp(sender, reply, count)
+                                echo = echo_requests(data, batch)
+                                reqs = packet_requests("eth0", direction, data, batch)
+                                echo_rates.append(await timed_echo(client, echo))
+                                grpc_rates.append(await timed_packet_stream(client, reqs))
+                            out[f"{size}/{name}/{batch}"] = {
+                                "echo": statistics.median(echo_rates),
+                                "grpc": statistics.median(grpc_rates),
+                            }
+                stats = await client.get_stats("eth0")
+                drops = {c.name: c.value for c in stats.total if c.value}
+                if drops:
+                    raise RuntimeError(f"the server dropped packets: {drops}")
+            finally:
+                await client.close()
+    return out
+
+
+async def flood_part(plan: Plan) -> dict[str, Any]:
+    """Server VmRSS during a sustained TX flood at 1400 B, batches of 256 (reading replies)."""
+    with tempfile.TemporaryDirectory(prefix="xo-bench-") as d:
+        sock = Path(d) / "s.sock"
+        with server_process(sock) as proc:
+            client = await connect(sock)
+            try:
+                await install(client, "eth0")
+                reqs = packet_requests("eth0", TX, [inner_packet(1400)] * 256, 256)
+                before = vm_rss(proc.pid)
+                samples: list[int] = []
+                sent = 0
+                stop = time.monotonic() + plan.flood_seconds
+
+                def requests() -> Iterator[pb.PacketStreamRequest]:
+                    nonlocal sent
+                    while time.monotonic() < stop and sent < 100_000:  # bounded both ways
+                        sent += 1
+                        yield reqs[0]
+
+                async def sample() -> None:
+                    while time.monotonic() < stop:
+                        samples.append(vm_rss(proc.pid))
+                        await asyncio.sleep(0.1)
+
+                sampler = asyncio.create_task(sample())
+                t0 = time.perf_counter()
+                got = 0
+                async for reply in client.datapath.PacketStream(requests()):
+                    got += len(reply.results)
+                elapsed = time.perf_counter() - t0
+                await sampler
+                after = vm_rss(proc.pid)
+            finally:
+                await client.close()
+    return {
+        "seconds": elapsed,
+        "packets": got,
+        "pps": got / elapsed,
+        "rss_before": before,
+        "rss_peak": max(samples, default=after),
+        "rss_after": after,
+    }
+
+
+async def workers_part(plan: Plan) -> dict[str, Any] | None:
+    """1 vs 2 workers: two devices, one TX stream each, requests all built beforehand."""
+    if not workers_option():
+        return None
+    res: dict[str, Any] = {}
+    for n in (1, 2):
+        with tempfile.TemporaryDirectory(prefix="xo-bench-") as d:
+            sock = Path(d) / "s.sock"
+            args = ["--workers", str(n), "--device", "eth0", "--device", "eth1"]
+            with server_process(sock, *args):
+                client = await connect(sock)
+                try:
+                    for dev in ("eth0", "eth1"):
+                        await install(client, dev)
+                    plain = [inner_packet(1400)] * plan.worker_packets
+                    load = {dev: packet_requests(dev, TX, plain, 64) for dev in ("eth0", "eth1")}
+                    rates = []
+                    for _ in range(plan.rounds):
+                        t0 = time.perf_counter()
+                        await asyncio.gather(
+                            *(timed_packet_stream(client, reqs) for reqs in load.values())
+                        )
+                        rates.append(2 * plan.worker_packets / (time.perf_counter() - t0))
+                    res[str(n)] = statistics.median(rates)
+                finally:
+                    await client.close()
+    return res
+
+
+# -- report -------------------------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    plan: dict[str, Any]
+    client_loop: str
+    in_process: dict[str, dict[str, float]] = field(default_factory=dict)
+    asyncio_server: dict[str, Any] = field(default_factory=dict)
+    uvloop_server: dict[str, Any] = field(default_factory=dict)
+    flood: dict[str, Any] = field(default_factory=dict)
+    workers: dict[str, Any] | None = None
+    seconds: float = 0.0
+
+
+def ns_above(rate: float, raw: float) -> float:
+    return (1 / rate - 1 / raw) * 1e9
+
+
+def gbps(rate: float, size: int) -> float:
+    return rate * size * 8 / 1e9
+
+
+def _row(size: int, d: str, raw: float, name: str, rate: float, echo: float = 0.0) -> None:
+    ratio_echo = f"{rate / echo:>6.2f}" if echo else f"{'':>6}"
+    over = f"{ns_above(rate, raw):>8.0f}" if rate != raw else f"{'':>8}"
+    print(
+        f"{size:>5} {d:>3} {name:<22} {rate / 1e3:>8.1f} {gbps(rate, size):>7.2f} "
+        f"{rate / raw:>6.2f} {ratio_echo} {over}"
+    )
+
+
+def print_report(r: Result) -> None:
+    print(f"AES-128-GCM tunnel IPv4, packet offload; client loop: {r.client_loop}; medians of")
+    print(f"{r.plan['rounds']} rounds; server in a separate process over a Unix socket")
+    head = (
+        f"{'size':>5} {'dir':>3} {'path':<22} {'kpps':>8} {'Gbit/s':>7} {'/raw':>6} "
+        f"{'/echo':>6} {'ns>AEAD':>8}"
+    )
+    print(head)
+    print("-" * len(head))
+    for size in SIZES:
+        ip = r.in_process[str(size)]
+        for d in ("tx", "rx"):
+            raw = ip[f"raw_{d}"]
+
+            row = functools.partial(_row, size, d, raw)
+            row("raw AESGCM", raw)
+            row(f"engine (batch {ENGINE_BATCH})", ip[f"engine_{d}"])
+            for batch in GRPC_BATCHES:
+                e = r.asyncio_server[f"{size}/{d}/{batch}"]
+                row(f"echo b{batch}", e["echo"])
+                row(f"grpc b{batch}", e["grpc"], e["echo"])
+            for batch in UVLOOP_BATCHES:
+                e = r.uvloop_server[f"{size}/{d}/{batch}"]
+                row(f"echo b{batch} uvloop", e["echo"])
+                row(f"grpc b{batch} uvloop", e["grpc"], e["echo"])
+    f = r.flood
+    print(
+        f"\nflood (TX 1400 B, batches of 256, {f['seconds']:.1f} s, {f['pps'] / 1e3:.0f} kpps): "
+        f"server VmRSS {f['rss_before'] / 2**20:.1f} -> peak {f['rss_peak'] / 2**20:.1f} -> "
+        f"{f['rss_after'] / 2**20:.1f} MiB"
+    )
+    if r.workers is None:
+        print("workers: not available (this xfrm-offloadd has no --workers)")
+    else:
+        w = r.workers
+        print(
+            f"workers (TX 1400 B, batches of 64, 2 devices x 1 stream, load pre-generated, "
+            f"client shares the cores): 1: {w['1'] / 1e3:.0f} kpps, 2: {w['2'] / 1e3:.0f} kpps, "
+            f"x{w['2'] / w['1']:.2f}"
+        )
+    print(f"\ntotal {r.seconds:.0f} s")
+
+
+def tune_malloc() -> bool:
+    """Raise glibc's heap trim threshold in this process (see bench/esp.py: batch outputs
+    otherwise page-fault the freed heap top back in on every batch)."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    return bool(libc.mallopt(-1, 64 << 20) and libc.mallopt(-2, 16 << 20))
+
+
+async def remote_parts(plan: Plan, result: Result) -> None:
+    result.asyncio_server = await grpc_part(plan, False, GRPC_BATCHES)
+    result.uvloop_server = await grpc_part(plan, True, UVLOOP_BATCHES)
+    result.flood = await flood_part(plan)
+    result.workers = await workers_part(plan)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="a fast smoke run")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    args = parser.parse_args(argv)
+    plan = QUICK if args.quick else FULL
+    t0 = time.perf_counter()
+    tune_malloc()
+    try:
+        import uvloop
+
+        runner: Callable[[Any], Any] = uvloop.run
+        loop_name = "uvloop"
+    except ImportError:
+        runner, loop_name = asyncio.run, "asyncio"
+    result = Result(plan=asdict(plan), client_loop=loop_name)
+    for size in SIZES:
+        result.in_process[str(size)] = in_process(size, plan)
+    runner(remote_parts(plan, result))
+    result.seconds = time.perf_counter() - t0
+    if args.json:
+        json.dump(asdict(result), sys.stdout, indent=2)
+        print()
+    else:
+        print_report(result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,215 @@
+"""A small streaming reader and writer of classic pcap files (not pcapng).
+
+    with open("in.pcap", "rb") as f:
+        reader = PcapReader(f)
+        for record in reader:                       # one record at a time, never the file
+            link, packet = split_link(reader.linktype, record.data)
+
+    with open("out.pcap", "wb") as f:
+        writer = PcapWriter(f, LINKTYPE_IPV4)
+        writer.write(packet, timestamp_ns=time.time_ns())
+
+Read: microsecond (0xa1b2c3d4) and nanosecond (0xa1b23c4d) magics, either byte order.
+Write: little-endian (what libpcap writes on x86), microseconds unless asked otherwise.
+Link types for the packet path: Ethernet (1), raw IP (101), raw IPv4 (228), raw IPv6
+(229). ``split_link`` takes the link-layer header off a frame and ``join_link`` puts one
+back, so an Ethernet capture keeps each packet's own header around the NIC's output.
+No dependency: the format is a 24-byte file header and a 16-byte header per record.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import BinaryIO
+
+LINKTYPE_ETHERNET = 1
+LINKTYPE_RAW = 101
+LINKTYPE_IPV4 = 228
+LINKTYPE_IPV6 = 229
+LINKTYPE_NAMES = {
+    LINKTYPE_ETHERNET: "Ethernet",
+    LINKTYPE_RAW: "raw IP",
+    LINKTYPE_IPV4: "raw IPv4",
+    LINKTYPE_IPV6: "raw IPv6",
+}
+
+MAGIC_USEC = 0xA1B2C3D4
+MAGIC_NSEC = 0xA1B23C4D
+PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"  # a pcapng Section Header Block
+DEFAULT_SNAPLEN = 262144  # what tcpdump writes
+#: A record larger than this is a corrupt file, not a packet (libpcap uses the same bound).
+MAX_RECORD = 256 * 1024 * 1024
+
+ETH_HEADER_LEN = 14
+ETHERTYPE_IPV4 = 0x0800
+ETHERTYPE_IPV6 = 0x86DD
+_VLAN_TYPES = (0x8100, 0x88A8)  # 802.1Q / 802.1ad tags: 4 more bytes each
+#: The Ethernet header of packets a NIC created (no original header to reuse):
+#: locally administered MACs 02:00:00:00:00:01 -> 02:00:00:00:00:02, IPv4.
+DEFAULT_ETHERNET_HEADER = bytes.fromhex("0200000000020200000000010800")
+
+_FILE_HEADER = struct.Struct("IHHiIII")  # byte order prefixed at use
+_RECORD_HEADER_LEN = 16
+
+
+class PcapError(ValueError):
+    """A file this module cannot read or a packet a link type cannot hold."""
+
+
+@dataclass(frozen=True, slots=True)
+class PcapRecord:
+    """One captured packet: ``data`` is the frame as captured (at most snaplen bytes)."""
+
+    timestamp_ns: int
+    data: bytes
+    orig_len: int
+
+    @property
+    def truncated(self) -> bool:
+        """True when the capture kept less than the packet (snaplen)."""
+        return len(self.data) < self.orig_len
+
+
+def linktype_name(linktype: int) -> str:
+    return LINKTYPE_NAMES.get(linktype, f"link type {linktype}")
+
+
+def _check_linktype(linktype: int) -> None:
+    if linktype not in LINKTYPE_NAMES:
+        supported = ", ".join(f"{name} ({number})" for number, name in LINKTYPE_NAMES.items())
+        raise PcapError(f"unsupported link type {linktype}: supported are {supported}")
+
+
+class PcapReader:
+    """Iterates the records of a pcap stream, reading one record at a time."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._stream = stream
+        head = stream.read(24)
+        if head[:4] == PCAPNG_MAGIC:
+            raise PcapError(
+                "this is a pcapng file; convert it to pcap first: editcap -F pcap IN OUT"
+            )
+        if len(head) < 24:
+            raise PcapError(f"not a pcap file: {len(head)} bytes, a header needs 24")
+        for order in ("<", ">"):
+            (magic,) = struct.unpack(order + "I", head[:4])
+            if magic in (MAGIC_USEC, MAGIC_NSEC):
+                break
+        else:
+            raise PcapError(f"not a pcap file: magic 0x{head[:4].hex()}")
+        self.byteorder = order
+        self.nanosecond = magic == MAGIC_NSEC
+        _, self.version_major, self.version_minor, _, _, snaplen, network = struct.unpack(
+            order + _FILE_HEADER.format, head
+        )
+        self.snaplen: int = snaplen
+        # The upper 16 bits carry FCS/reserved flags (pcap spec); the link type is below.
+        self.linktype: int = network & 0xFFFF
+        _check_linktype(self.linktype)
+        self._record = struct.Struct(order + "IIII")
+        self._frac_ns = 1 if self.nanosecond else 1000
+
+    def __iter__(self) -> Iterator[PcapRecord]:
+        read, unpack, frac_ns = self._stream.read, self._record.unpack, self._frac_ns
+        index = 0
+        while True:
+            header = read(_RECORD_HEADER_LEN)
+            if not header:
+                return
+            if len(header) < _RECORD_HEADER_LEN:
+                raise PcapError(f"record {index}: truncated header ({len(header)} bytes)")
+            sec, frac, incl_len, orig_len = unpack(header)
+            if incl_len > MAX_RECORD:
+                raise PcapError(f"record {index}: length {incl_len} is not plausible")
+            data = read(incl_len)
+            if len(data) < incl_len:
+                raise PcapError(f"record {index}: truncated data ({len(data)} of {incl_len} bytes)")
+            yield PcapRecord(sec * 1_000_000_000 + frac * frac_ns, data, max(orig_len, incl_len))
+            index += 1
+
+
+class PcapWriter:
+    """Writes a pcap stream: the header at once, then one record per ``write``."""
+
+    def __init__(
+        self,
+        stream: BinaryIO,
+        linktype: int,
+        *,
+        snaplen: int = DEFAULT_SNAPLEN,
+        nanosecond: bool = False,
+    ) -> None:
+        _check_linktype(linktype)
+        self._stream = stream
+        self.linktype = linktype
+        self.snaplen = snaplen
+        self.nanosecond = nanosecond
+        magic = MAGIC_NSEC if nanosecond else MAGIC_USEC
+        stream.write(_FILE_HEADER.pack(magic, 2, 4, 0, 0, snaplen, linktype))
+        self._record = struct.Struct("<IIII")
+        self.count = 0
+
+    def write(self, data: bytes, *, timestamp_ns: int = 0, orig_len: int | None = None) -> None:
+        """One record; ``data`` beyond snaplen is cut (orig_len keeps the real length)."""
+        length = len(data) if orig_len is None else max(orig_len, len(data))
+        if len(data) > self.snaplen:
+            data = data[: self.snaplen]
+        sec, ns = divmod(timestamp_ns, 1_000_000_000)
+        frac = ns if self.nanosecond else ns // 1000
+        self._stream.write(self._record.pack(sec, frac, len(data), length))
+        self._stream.write(data)
+        self.count += 1
+
+
+def _ip_version(packet: bytes) -> int:
+    return packet[0] >> 4 if packet else 0
+
+
+def split_link(linktype: int, frame: bytes) -> tuple[bytes, bytes]:
+    """(link-layer header, IP packet) of a frame. Raises PcapError if it carries no IP.
+
+    Ethernet: the 14-byte header (plus any 802.1Q/802.1ad tags) must announce IPv4 or
+    IPv6. Raw link types have no header; raw IPv4/IPv6 must hold that version.
+    """
+    if linktype == LINKTYPE_ETHERNET:
+        offset = 12
+        ethertype = int.from_bytes(frame[offset : offset + 2], "big")
+        while ethertype in _VLAN_TYPES:
+            offset += 4
+            ethertype = int.from_bytes(frame[offset : offset + 2], "big")
+        if len(frame) < offset + 2:
+            raise PcapError(f"Ethernet frame of {len(frame)} bytes is too short")
+        if ethertype not in (ETHERTYPE_IPV4, ETHERTYPE_IPV6):
+            raise PcapError(f"Ethernet frame carries ethertype 0x{ethertype:04x}, not IP")
+        return frame[: offset + 2], frame[offset + 2 :]
+    _check_linktype(linktype)
+    version = _ip_version(frame)
+    wanted = {LINKTYPE_RAW: (4, 6), LINKTYPE_IPV4: (4,), LINKTYPE_IPV6: (6,)}[linktype]
+    if version not in wanted:
+        raise PcapError(f"{linktype_name(linktype)} record holds IP version {version}")
+    return b"", frame
+
+
+def join_link(linktype: int, header: bytes, packet: bytes) -> bytes:
+    """The frame for ``packet`` under ``linktype``; ``header`` is the original Ethernet
+    header (or b"" for DEFAULT_ETHERNET_HEADER), its ethertype set to the packet's version
+    (a tunnel may change IPv4 to IPv6). Raises PcapError for a version the type cannot hold.
+    """
+    version = _ip_version(packet)
+    if linktype == LINKTYPE_ETHERNET:
+        head = header or DEFAULT_ETHERNET_HEADER
+        ethertype = ETHERTYPE_IPV6 if version == 6 else ETHERTYPE_IPV4
+        return head[:-2] + ethertype.to_bytes(2, "big") + packet
+    wanted = {LINKTYPE_RAW: (4, 6), LINKTYPE_IPV4: (4,), LINKTYPE_IPV6: (6,)}.get(linktype)
+    if wanted is None:
+        _check_linktype(linktype)
+        raise PcapError(f"unsupported link type {linktype}")
+    if version not in wanted:
+        raise PcapError(
+            f"an IPv{version} packet cannot be written as {linktype_name(linktype)}"
+            " (use a raw IP (101) or Ethernet capture)"
+        )
+    return packet

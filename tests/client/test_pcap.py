@@ -1,0 +1,153 @@
+"""pcap reader/writer: round trips per link type, byte order and timestamp precision."""
+
+from __future__ import annotations
+
+import io
+import struct
+from pathlib import Path
+
+import pytest
+from scapy.layers.inet import IP, UDP
+from scapy.layers.inet6 import IPv6
+from scapy.layers.l2 import Ether
+from scapy.utils import PcapWriter as ScapyWriter
+from scapy.utils import rdpcap
+
+from xfrm_offload.client.pcap import (
+    DEFAULT_ETHERNET_HEADER,
+    LINKTYPE_ETHERNET,
+    LINKTYPE_IPV4,
+    LINKTYPE_IPV6,
+    LINKTYPE_RAW,
+    PcapError,
+    PcapReader,
+    PcapWriter,
+    join_link,
+    split_link,
+)
+
+V4 = bytes(IP(src="192.0.2.1", dst="192.0.2.2") / UDP(sport=1, dport=2) / b"four")
+V6 = bytes(IPv6(src="2001:db8::1", dst="2001:db8::2") / UDP(sport=1, dport=2) / b"six")
+ETH_V4 = bytes.fromhex("0a00000000020a00000000010800") + V4
+VLAN_V6 = bytes.fromhex("0a00000000020a00000000018100006486dd") + V6
+
+CASES = [
+    (LINKTYPE_ETHERNET, [ETH_V4, VLAN_V6]),
+    (LINKTYPE_RAW, [V4, V6]),
+    (LINKTYPE_IPV4, [V4, V4[:-1] + b"!"]),
+    (LINKTYPE_IPV6, [V6]),
+]
+STAMP = 1_700_000_000_123_456_789
+
+
+def handmade(order: str, nanosecond: bool, linktype: int, frames: list[bytes]) -> bytes:
+    """A pcap written field by field, in either byte order."""
+    magic = 0xA1B23C4D if nanosecond else 0xA1B2C3D4
+    out = struct.pack(order + "IHHiIII", magic, 2, 4, 0, 0, 65535, linktype)
+    for i, frame in enumerate(frames):
+        sec, ns = divmod(STAMP + i, 1_000_000_000)
+        frac = ns if nanosecond else ns // 1000
+        out += struct.pack(order + "IIII", sec, frac, len(frame), len(frame)) + frame
+    return out
+
+
+@pytest.mark.parametrize("linktype,frames", CASES, ids=["ether", "raw", "ipv4", "ipv6"])
+@pytest.mark.parametrize("order", ["<", ">"], ids=["le", "be"])
+@pytest.mark.parametrize("nanosecond", [False, True], ids=["usec", "nsec"])
+def test_read_handmade_then_write_back(
+    linktype: int, frames: list[bytes], order: str, nanosecond: bool
+) -> None:
+    reader = PcapReader(io.BytesIO(handmade(order, nanosecond, linktype, frames)))
+    assert (reader.linktype, reader.snaplen, reader.nanosecond) == (linktype, 65535, nanosecond)
+    records = list(reader)
+    assert [r.data for r in records] == frames
+    precision = 1 if nanosecond else 1000
+    assert [r.timestamp_ns for r in records] == [
+        (STAMP + i) // precision * precision for i in range(len(frames))
+    ]
+    # write what was read (stripping and restoring the link header) and compare bytes
+    out = io.BytesIO()
+    writer = PcapWriter(out, linktype, snaplen=65535, nanosecond=nanosecond)
+    for record in records:
+        header, packet = split_link(linktype, record.data)
+        assert packet[0] >> 4 in (4, 6)
+        writer.write(join_link(linktype, header, packet), timestamp_ns=record.timestamp_ns)
+    assert out.getvalue() == handmade("<", nanosecond, linktype, frames)
+
+
+def test_split_link_headers() -> None:
+    assert split_link(LINKTYPE_ETHERNET, ETH_V4) == (ETH_V4[:14], V4)
+    assert split_link(LINKTYPE_ETHERNET, VLAN_V6) == (VLAN_V6[:18], V6)
+    # a tunnel may turn IPv4 into IPv6: the restored header says so
+    assert join_link(LINKTYPE_ETHERNET, ETH_V4[:14], V6) == ETH_V4[:12] + b"\x86\xdd" + V6
+    assert join_link(LINKTYPE_ETHERNET, b"", V4) == DEFAULT_ETHERNET_HEADER + V4
+
+
+@pytest.mark.parametrize(
+    "linktype,frame,message",
+    [
+        (LINKTYPE_ETHERNET, ETH_V4[:12] + b"\x08\x06" + b"arp", "ethertype 0x0806, not IP"),
+        (LINKTYPE_ETHERNET, b"\x00" * 10, "too short"),
+        (LINKTYPE_IPV4, V6, "raw IPv4 record holds IP version 6"),
+        (LINKTYPE_IPV6, V4, "raw IPv6 record holds IP version 4"),
+        (LINKTYPE_RAW, b"", "raw IP record holds IP version 0"),
+    ],
+)
+def test_split_link_refuses_non_ip(linktype: int, frame: bytes, message: str) -> None:
+    with pytest.raises(PcapError, match=message):
+        split_link(linktype, frame)
+
+
+def test_join_link_refuses_a_version_the_type_cannot_hold() -> None:
+    with pytest.raises(PcapError, match="IPv6 packet cannot be written as raw IPv4"):
+        join_link(LINKTYPE_IPV4, b"", V6)
+
+
+def test_snaplen_cuts_and_keeps_the_original_length() -> None:
+    out = io.BytesIO()
+    PcapWriter(out, LINKTYPE_RAW, snaplen=20).write(V4, timestamp_ns=STAMP)
+    (record,) = PcapReader(io.BytesIO(out.getvalue()))
+    assert (record.data, record.orig_len, record.truncated) == (V4[:20], len(V4), True)
+
+
+@pytest.mark.parametrize(
+    "data,message",
+    [
+        (b"\x0a\x0d\x0d\x0a" + bytes(40), "pcapng file; convert it"),
+        (b"\xd4\xc3\xb2", "not a pcap file: 3 bytes"),
+        (b"\x00" * 24, "not a pcap file: magic 0x00000000"),
+        (struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 147), "unsupported link type 147"),
+    ],
+    ids=["pcapng", "short", "magic", "linktype"],
+)
+def test_unreadable_files(data: bytes, message: str) -> None:
+    with pytest.raises(PcapError, match=message):
+        PcapReader(io.BytesIO(data))
+
+
+def test_truncated_record_is_an_error_where_it_happens() -> None:
+    data = handmade("<", False, LINKTYPE_RAW, [V4, V6])[:-3]
+    records = iter(PcapReader(io.BytesIO(data)))
+    assert next(records).data == V4
+    with pytest.raises(PcapError, match="record 1: truncated data"):
+        next(records)
+
+
+def test_scapy_reads_what_we_write_and_we_read_what_scapy_writes(tmp_path: Path) -> None:
+    ours = tmp_path / "ours.pcap"
+    with ours.open("wb") as f:
+        writer = PcapWriter(f, LINKTYPE_ETHERNET)
+        writer.write(ETH_V4, timestamp_ns=STAMP)
+        writer.write(VLAN_V6, timestamp_ns=STAMP + 1000)
+    packets = rdpcap(str(ours))
+    assert [bytes(p) for p in packets] == [ETH_V4, VLAN_V6]
+    assert packets[0][IP].dst == "192.0.2.2"
+
+    theirs = tmp_path / "theirs.pcap"
+    scapy = ScapyWriter(str(theirs), linktype=LINKTYPE_ETHERNET, nano=True)
+    scapy.write(Ether(ETH_V4))
+    scapy.close()
+    with theirs.open("rb") as f:
+        reader = PcapReader(f)
+        assert reader.nanosecond and reader.linktype == LINKTYPE_ETHERNET
+        assert [r.data for r in reader] == [ETH_V4]
