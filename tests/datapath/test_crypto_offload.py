@@ -248,12 +248,9 @@ async def test_tx_with_a_handle_that_cannot_seal_is_dropped_and_counted(
 
 
 async def test_netdevsim_counts_three_tx_packets(nic: tuple[OffloadServer, Client]) -> None:
-    """The netdevsim selftest's traffic part: 3 packets out through the out SA -> tx=3.
-
-    The counter lives in netdevsim's debugfs ``ipsec`` file, which the engine renders
-    (Device.netdevsim_debugfs) but no RPC exposes: it is read from the in-process server.
-    """
-    server, client = nic
+    """The netdevsim selftest's traffic part: 3 packets out through the out SA -> tx=3,
+    read as the selftest reads it, from the device's debugfs ``ipsec`` file."""
+    _, client = nic
     case = CASES[0]
     out = await client.state_add(crypto_sa(case, "nsim0", inbound=False))
     inn = await client.state_add(crypto_sa(with_spi(case, 0x5005), "nsim0", inbound=True))
@@ -265,7 +262,9 @@ async def test_netdevsim_counts_three_tx_packets(nic: tuple[OffloadServer, Clien
         client, "nsim0", TX, frames, handles=[out.offload_handle] * 3, seqs=[1, 2, 3]
     )
     assert [bytes(peer(case).decrypt(parse(r.data))) for r in results] == sent
-    debugfs = server.nic.devices["nsim0"].netdevsim_debugfs()
+    device = await client.get_device("nsim0")
+    assert device.crypto_tx_packets == 3
+    debugfs = device.debugfs
     assert debugfs.splitlines()[0] == "SA count=2 tx=3"
     assert "sa[0] tx ipaddr=192.0.2.2" in debugfs and "sa[1] rx ipaddr=192.0.2.2" in debugfs
     assert "key=" not in debugfs

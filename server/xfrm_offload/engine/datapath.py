@@ -168,9 +168,9 @@ class DevicePath:
             device.collect_state_events(entry)
         return out  # type: ignore[return-value]
 
-    def _tx_drop(self, reason: XfrmStat) -> Outcome:
+    def _tx_drop(self, reason: XfrmStat, handle: int = 0) -> Outcome:
         self.device.stats.inc(reason)
-        return (DROP, reason, 0, 0)
+        return (DROP, reason, handle, 0)
 
     def _tx_resolve(self, packet: bytes, now: float) -> Any:
         """The route a packet takes (a _Route), or its final Outcome."""
@@ -275,20 +275,20 @@ class DevicePath:
         except NotFound:
             return self._tx_drop(XfrmStat.OUT_NO_STATES)
         if not entry.active:
-            return self._tx_drop(XfrmStat.OUT_STATE_INVALID)
+            return self._tx_drop(XfrmStat.OUT_STATE_INVALID, handle)
         if entry.type != OffloadType.CRYPTO or entry.dir != Direction.OUT:
             reason = (
                 XfrmStat.OUT_STATE_DIR_ERROR
                 if entry.dir != Direction.OUT
                 else XfrmStat.OUT_STATE_INVALID
             )
-            return self._tx_drop(reason)
+            return self._tx_drop(reason, handle)
         esp = entry.sa.esp
         try:
             start, _end, _ = esp.locate(frame)
             sealed = nic_tx_crypto(esp, frame, start, seq)
         except Exception:  # a frame the host built wrong: the driver's ESP xmit error
-            return self._tx_drop(XfrmStat.OUT_STATE_PROTO_ERROR)
+            return self._tx_drop(XfrmStat.OUT_STATE_PROTO_ERROR, handle)
         device.offload_tx_packets += 1
         return (PASS, sealed, handle, 0)
 

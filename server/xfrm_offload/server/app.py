@@ -98,7 +98,7 @@ class OffloadServer:
         """Graceful stop: NOT_SERVING, end event streams, let in-flight RPCs finish, clean up."""
         await self.health.enter_graceful_shutdown()
         await self.nic.close()
-        self.datapath.wires.close()
+        self.datapath.shutdown()
         await self.server.stop(self.config.grace if grace is None else grace)
         await self.nic.stop_workers()
         for path in self._sockets:

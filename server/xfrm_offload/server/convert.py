@@ -112,6 +112,8 @@ def device_to_pb(device: Device, cable_peer: str = "") -> pb.Device:
         state_count=device.state_count,
         policy_count=device.policy_count,
         cable_peer=cable_peer,
+        crypto_tx_packets=device.offload_tx_packets,
+        debugfs=device.netdevsim_debugfs() if device.profile.netdevsim_handles else "",
     )
 
 

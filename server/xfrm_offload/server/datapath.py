@@ -136,6 +136,31 @@ class DatapathServicer(offload_pb2_grpc.DatapathServiceServicer):
     def __init__(self, nic: Nic) -> None:
         self.nic = nic
         self.wires = Wires(nic)
+        #: Set at shutdown: streams stop reading, answer what they have, and end OK.
+        self.stopping = asyncio.Event()
+
+    def shutdown(self) -> None:
+        """End every packet stream and tap cleanly (graceful server stop)."""
+        self.stopping.set()
+        self.wires.close()
+
+    async def _until_shutdown(self, requests: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        """The stream's requests, until it ends or the server starts shutting down."""
+        iterator = aiter(requests)
+        stop = asyncio.ensure_future(self.stopping.wait())
+        try:
+            while True:
+                following = asyncio.ensure_future(anext(iterator, None))
+                await asyncio.wait((following, stop), return_when=asyncio.FIRST_COMPLETED)
+                if not following.done():
+                    following.cancel()
+                    return
+                raw = following.result()
+                if raw is None:
+                    return
+                yield raw
+        finally:
+            stop.cancel()
 
     def register(self, server: grpc.aio.Server) -> None:
         """Add the service with PacketStream working on serialized messages (see module doc)."""
@@ -171,7 +196,7 @@ class DatapathServicer(offload_pb2_grpc.DatapathServiceServicer):
         async def feed() -> None:
             nonlocal dev, direction
             try:
-                async for raw in request_iterator:
+                async for raw in self._until_shutdown(request_iterator):
                     head = pb.PacketStreamRequest.FromString(raw)
                     if not dev:
                         dev, direction = head.dev, head.direction
