@@ -68,6 +68,8 @@ NAT_T_PORT = 4500
 #: Flow cache markers for decisions that need no state.
 _BYPASS = "bypass"
 _BLOCK = "block"
+#: "No verdict cached yet" (None is a cached verdict: pass).
+_UNCHECKED = object()
 
 
 class _Route:
@@ -104,7 +106,10 @@ class DevicePath:
         self.device = device
         self._generation = -1
         self._tx_cache: dict[bytes, Any] = {}
-        self._rx_cache: dict[tuple[bytes, int], XfrmStat | None] = {}
+        #: Inbound policy check verdicts by state handle, then flow key.
+        self._rx_cache: dict[int, dict[bytes, Any]] = {}
+        #: Inbound states by the 8 bytes (IPv4 daddr, SPI) of an option-less ESP packet.
+        self._esp_cache: dict[bytes, OffloadedState] = {}
         self._policy_handles: dict[int, int] = {}
         #: (policy index, template) -> when its ACQUIRE stops covering new packets.
         self._acquires: dict[tuple[int, Template], float] = {}
@@ -120,6 +125,7 @@ class DevicePath:
             self._generation = device.generation
             self._tx_cache.clear()
             self._rx_cache.clear()
+            self._esp_cache.clear()
             self._routes.clear()
             self._policy_handles = {e.index: e.handle for e in device.policies() if e.active}
             self._acquires = {
@@ -149,11 +155,20 @@ class DevicePath:
         run: list[int] = []
         run_route: _Route | None = None
         touched: dict[int, OffloadedState] = {}
+        cache_get = self._tx_cache.get
         for i, (packet, handle, seq) in enumerate(packets):
             if handle:
                 out[i] = self._crypto_tx(packet, handle, seq)
                 continue
-            resolved = self._tx_resolve(packet, now)
+            # The common case inline: an option-less, unfragmented IPv4 packet of a
+            # cached flow (the key is _flow_cache_key's).
+            resolved: Any
+            if len(packet) >= 24 and packet[0] == 0x45 and not (packet[6] & 0x3F or packet[7]):
+                resolved = cache_get(packet[9:10] + packet[12:24])
+                if resolved.__class__ is not _Route:
+                    resolved = self._tx_resolve(packet, now)
+            else:
+                resolved = self._tx_resolve(packet, now)
             if resolved.__class__ is _Route:
                 if resolved is not run_route:
                     if run and run_route is not None:
@@ -306,8 +321,14 @@ class DevicePath:
         run: list[int] = []
         run_entry: OffloadedState | None = None
         touched: dict[int, OffloadedState] = {}
+        esp_get = self._esp_cache.get
         for i, packet in enumerate(packets):
-            found = self._rx_state(packet)
+            # The common case inline: ESP in option-less IPv4, state by (daddr, SPI) bytes.
+            found: Any = None
+            if len(packet) >= 28 and packet[0] == 0x45 and packet[9] == IPPROTO_ESP:
+                found = esp_get(packet[16:24])
+            if found is None:
+                found = self._rx_state(packet)
             if found.__class__ is OffloadedState:
                 entry: OffloadedState = found
                 if entry.type == OffloadType.CRYPTO:
@@ -368,6 +389,8 @@ class DevicePath:
             return self._rx_drop(XfrmStat.IN_NO_STATES)
         if entry.dir != Direction.IN:
             return self._rx_drop(XfrmStat.IN_STATE_DIR_ERROR, entry.handle)
+        if version == 4 and off == 20 and proto == IPPROTO_ESP:
+            self._esp_cache[packet[16:24]] = entry  # the key rx() probes first
         return entry
 
     def _decap_run(
@@ -382,8 +405,15 @@ class DevicePath:
         touched[entry.handle] = entry
         results = entry.sa.decap_batch([packets[i] for i in run], now)
         handle = entry.handle
+        checked = self._rx_cache.setdefault(handle, {})
         for i, r in zip(run, results, strict=True):
             if r.__class__ is bytes:
+                # A cached verdict of the inbound policy check for this flow and state.
+                if len(r) >= 24 and r[0] == 0x45 and not (r[6] & 0x3F or r[7]):
+                    reason = checked.get(r[9:10] + r[12:24], _UNCHECKED)
+                    if reason is None:
+                        out[i] = (PASS, r, handle, 0)
+                        continue
                 out[i] = self._rx_policy(r, entry, handle)
             elif r is None:
                 out[i] = (CONSUMED, b"", handle, 0)  # a dummy packet (next header 59)
@@ -395,15 +425,14 @@ class DevicePath:
     def _rx_policy(self, packet: bytes, entry: OffloadedState | None, handle: int) -> Outcome:
         """The inbound policy check (__xfrm_policy_check) of a cleartext packet."""
         key = _flow_cache_key(packet)
-        cache_key = (key, handle) if key is not None else None
-        if cache_key is not None and cache_key in self._rx_cache:
-            reason = self._rx_cache[cache_key]
-        else:
+        checked = self._rx_cache.setdefault(handle, {})
+        reason: Any = _UNCHECKED if key is None else checked.get(key, _UNCHECKED)
+        if reason is _UNCHECKED:
             reason = self._rx_policy_reason(packet, entry)
-            if cache_key is not None:
-                if len(self._rx_cache) >= FLOW_CACHE_LIMIT:
-                    self._rx_cache.clear()
-                self._rx_cache[cache_key] = reason
+            if key is not None:
+                if len(checked) >= FLOW_CACHE_LIMIT:
+                    checked.clear()
+                checked[key] = reason
         if reason is None:
             return (PASS, packet, handle, 0)
         return self._rx_drop(reason, handle)
