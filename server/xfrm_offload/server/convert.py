@@ -479,13 +479,6 @@ def sa_config_to_pb(
         mode=MODE_TO_PB[config.mode],
         replay_window=config.replay_window,
         flags=int(config.flags),
-        replay_esn=xpb.XfrmReplayStateEsn(
-            replay_window=config.replay_window,
-            seq=config.replay.seq,
-            seq_hi=config.replay.seq_hi,
-            oseq=config.replay.oseq,
-            oseq_hi=config.replay.oseq_hi,
-        ),
         mark=xpb.XfrmMark(v=config.mark, m=config.mark_mask),
         if_id=config.if_id,
         tfcpad=config.tfcpad,
@@ -493,6 +486,19 @@ def sa_config_to_pb(
         dir=xpb.SA_DIR_UNSPECIFIED if config.sa_dir is None else _SA_DIR_TO_PB[config.sa_dir],
         offload=offload,
     )
+    if config.esn or config.replay_window > 32:
+        # XFRMA_REPLAY_ESN_VAL exists for ESN and bitmap windows only (as the kernel
+        # reports it), so a listing tells an ESN state from a legacy one.
+        out.replay_esn.CopyFrom(
+            xpb.XfrmReplayStateEsn(
+                bmp_len=(config.replay_window + 31) // 32,
+                replay_window=config.replay_window,
+                seq=config.replay.seq,
+                seq_hi=config.replay.seq_hi,
+                oseq=config.replay.oseq,
+                oseq_hi=config.replay.oseq_hi,
+            )
+        )
     if config.aead is not None:
         a = config.aead
         out.aead.CopyFrom(

@@ -32,6 +32,7 @@ from xfrm_offload.v1 import offload_pb2 as pb
 from xfrm_offload.v1 import offload_pb2_grpc
 
 from . import ops
+from .events import Feed
 from .nic import Nic
 from .servicers import refusals
 from .status import Context, abort, abort_invalid, build_status
@@ -43,37 +44,13 @@ TAP_QUEUE_LIMIT = 1024
 PIPELINE_DEPTH = 4
 
 
-class Tap:
-    """One WatchPackets stream's bounded queue of delivered batches."""
+def _lost_packets(count: int) -> pb.WatchPacketsResponse:
+    return pb.WatchPacketsResponse(lost=count)
 
-    def __init__(self) -> None:
-        self.queue: collections.deque[list[pb.PacketResult]] = collections.deque()
-        self.lost = 0
-        self.closed = False
-        self._wakeup = asyncio.Event()
 
-    def offer(self, batch: list[pb.PacketResult]) -> None:
-        if len(self.queue) >= TAP_QUEUE_LIMIT:
-            self.lost += len(batch)
-        else:
-            self.queue.append(batch)
-        self._wakeup.set()
-
-    def close(self) -> None:
-        self.closed = True
-        self._wakeup.set()
-
-    async def __aiter__(self) -> AsyncIterator[pb.WatchPacketsResponse]:
-        while True:
-            if self.queue or self.lost:
-                batch = self.queue.popleft() if self.queue else []
-                lost, self.lost = self.lost, 0
-                yield pb.WatchPacketsResponse(packets=batch, lost=lost)
-                continue
-            if self.closed:
-                return
-            self._wakeup.clear()
-            await self._wakeup.wait()
+def new_tap() -> Feed[pb.WatchPacketsResponse]:
+    """One WatchPackets stream's queue of delivered batches (lost counts packets)."""
+    return Feed(TAP_QUEUE_LIMIT, _lost_packets)
 
 
 class Wires:
@@ -83,7 +60,9 @@ class Wires:
         self.nic = nic
         #: Device name -> the device its wire is cabled to (both directions listed).
         self.cables = nic.cables
-        self.taps: dict[tuple[str, int], set[Tap]] = collections.defaultdict(set)
+        self.taps: dict[tuple[str, int], set[Feed[pb.WatchPacketsResponse]]] = (
+            collections.defaultdict(set)
+        )
 
     def connect(self, a: str, b: str) -> None:
         for end in (a, b):
@@ -105,9 +84,11 @@ class Wires:
     def _deliver(self, dev: str, port: int, items: list[tuple[int, bytes]]) -> None:
         taps = self.taps.get((dev, port))
         if taps and items:
-            batch = [pb.PacketResult(id=i, verdict=pb.VERDICT_PASS, data=d) for i, d in items]
+            batch = pb.WatchPacketsResponse(
+                packets=[pb.PacketResult(id=i, verdict=pb.VERDICT_PASS, data=d) for i, d in items]
+            )
             for tap in taps:
-                tap.offer(batch)
+                tap.offer(batch, len(items))
 
     async def transmitted(self, dev: str, items: list[tuple[int, bytes]]) -> None:
         """What ``dev`` put on its wire: to its wire taps, and through its cable."""
@@ -238,7 +219,7 @@ class DatapathServicer(offload_pb2_grpc.DatapathServiceServicer):
             await abort_invalid(context, "dev", f"no device {request.dev!r}")
         if request.port not in (pb.PORT_HOST, pb.PORT_WIRE):
             await abort_invalid(context, "port", "port must be PORT_HOST or PORT_WIRE")
-        tap = Tap()
+        tap = new_tap()
         key = (request.dev, int(request.port))
         self.wires.taps[key].add(tap)
         try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import collections
 from collections.abc import AsyncIterator, Callable
+from typing import Generic, TypeVar
 
 from xfrm_offload.v1 import offload_pb2 as pb
 
@@ -18,53 +19,73 @@ from xfrm_offload.v1 import offload_pb2 as pb
 DEFAULT_QUEUE_LIMIT = 4096
 
 EventFilter = Callable[[pb.WatchEventsResponse], bool]
+T = TypeVar("T")
 
 
-class Subscription:
-    """One WatchEvents stream's queue."""
+class Feed(Generic[T]):
+    """A bounded, ordered queue behind one server stream, never silently lossy.
 
-    def __init__(self, accept: EventFilter, limit: int) -> None:
-        self.accept = accept
+    What does not fit (``limit`` items waiting) is counted, not queued, and the
+    stream later receives one marker with that count exactly where the gap is:
+    after what was queued before it, before the first item queued after it (or at
+    once, when nothing follows). The producer never waits and memory stays bounded.
+    """
+
+    def __init__(self, limit: int, lost_marker: Callable[[int], T]) -> None:
         self.limit = limit
-        self.queue: collections.deque[pb.WatchEventsResponse] = collections.deque()
+        self.lost_marker = lost_marker
+        self.queue: collections.deque[T] = collections.deque()
         self.lost = 0
         self.closed = False
         self._wakeup = asyncio.Event()
 
-    def offer(self, event: pb.WatchEventsResponse) -> None:
-        if not self.accept(event):
-            return
+    def offer(self, item: T, weight: int = 1) -> None:
+        """Queue ``item``; if the stream is too far behind, count ``weight`` as lost."""
         if len(self.queue) >= self.limit:
-            self.lost += 1
+            self.lost += weight
         else:
             if self.lost:
-                # The marker goes where the gap is: after the events queued before it,
-                # before the first one after it.
-                self.queue.append(self._lost_marker())
-            self.queue.append(event)
+                self.queue.append(self._take_lost())
+            self.queue.append(item)
         self._wakeup.set()
 
-    def _lost_marker(self) -> pb.WatchEventsResponse:
+    def _take_lost(self) -> T:
         lost, self.lost = self.lost, 0
-        return pb.WatchEventsResponse(kind=pb.EVENT_KIND_LOST, lost=pb.LostEvent(count=lost))
+        return self.lost_marker(lost)
 
     def close(self) -> None:
+        """End the stream once what is queued has been sent."""
         self.closed = True
         self._wakeup.set()
 
-    async def __aiter__(self) -> AsyncIterator[pb.WatchEventsResponse]:
+    async def __aiter__(self) -> AsyncIterator[T]:
         while True:
             if self.queue:
                 yield self.queue.popleft()
                 continue
             if self.lost:
-                # Lost events and nothing since: say so now rather than at the next event.
-                yield self._lost_marker()
+                yield self._take_lost()
                 continue
             if self.closed:
                 return
             self._wakeup.clear()
             await self._wakeup.wait()
+
+
+def _lost_event(count: int) -> pb.WatchEventsResponse:
+    return pb.WatchEventsResponse(kind=pb.EVENT_KIND_LOST, lost=pb.LostEvent(count=count))
+
+
+class Subscription(Feed[pb.WatchEventsResponse]):
+    """One WatchEvents stream: the events its filter accepts, with LOST markers."""
+
+    def __init__(self, accept: EventFilter, limit: int) -> None:
+        super().__init__(limit, _lost_event)
+        self.accept = accept
+
+    def offer(self, item: pb.WatchEventsResponse, weight: int = 1) -> None:
+        if self.accept(item):
+            super().offer(item, weight)
 
 
 class EventHub:
