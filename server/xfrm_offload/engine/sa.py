@@ -25,6 +25,7 @@ device's, which it aggregates) or owned by the SA (``stats``).
 
 from __future__ import annotations
 
+import functools
 import os
 from collections import Counter
 from collections.abc import Iterable
@@ -136,7 +137,8 @@ class SecurityAssociation:
         self.sa_id = SAId(
             daddr=config.daddr, spi=config.spi, proto=config.proto, saddr=config.saddr
         )
-        self.esp = EspTransform(config, transforms, iv_salt=iv_salt)
+        self._transforms = transforms
+        self._iv_salt = iv_salt
         rs = config.replay
         self.replay = ReplayWindow(
             config.replay_window, esn=config.esn, seq=rs.seq, seq_hi=rs.seq_hi
@@ -157,6 +159,13 @@ class SecurityAssociation:
         self._events: list[Event] = []
         self._overflow_reported = False
         self._collect(now)
+
+    @functools.cached_property
+    def esp(self) -> EspTransform:
+        """The ESP framing and crypto objects, built on first use: a keymanager installing
+        100,000 SAs pays for the cipher contexts of the ones that carry traffic only.
+        (Everything that can refuse the configuration ran in ``__init__``.)"""
+        return EspTransform(self.config, self._transforms, iv_salt=self._iv_salt)
 
     # -- state ------------------------------------------------------------------------
     @property

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import functools
 import ipaddress
 import socket
 
@@ -240,10 +241,16 @@ def lifetime_from_pb(lft: xpb.XfrmLifetimeCfg) -> LifetimeConfig:
     )
 
 
-def _flags(value: int, flag_type: type[enum.IntFlag], field: str) -> int:
+@functools.cache
+def _known_bits(flag_type: type[enum.IntFlag]) -> int:
     known = 0
     for member in flag_type:
         known |= int(member)
+    return known
+
+
+def _flags(value: int, flag_type: type[enum.IntFlag], field: str) -> int:
+    known = _known_bits(flag_type)
     if value & ~known:
         raise InvalidArgument(f"{field}: unknown bits 0x{value & ~known:x}", field=field)
     return value
