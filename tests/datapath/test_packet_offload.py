@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import collections
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -211,3 +212,30 @@ async def test_state_deleted_mid_stream_is_never_used_again(
     await client.state_free("eth0", out_handle)
     assert await counters(client, "eth0") == {"XfrmOutNoStates": 20}
     assert (await client.get_device("eth0")).state_count == 0
+
+
+async def test_a_cancelled_stream_leaves_nothing_behind(
+    cabled: tuple[OffloadServer, Client],
+) -> None:
+    _, client = cabled
+    await install(client, V4_TUNNEL, "eth0", "eth1")
+    sent = inner_packets(V4_TUNNEL, 64)
+    baseline = len(asyncio.all_tasks())
+    release = asyncio.Event()
+
+    async def batches() -> AsyncIterator[list[pb.Packet]]:
+        yield [pb.Packet(id=i, data=sent[i]) for i in range(32)]
+        await release.wait()  # the client goes away with the stream open
+        yield [pb.Packet(id=i, data=sent[i]) for i in range(32, 64)]
+
+    stream = client.packet_stream("eth0", TX, batches())
+    first = await anext(stream)
+    assert len(first.results) == 32
+    await stream.aclose()  # type: ignore[attr-defined]
+    async with asyncio.timeout(5):  # the server's side of the stream is gone too
+        while len(asyncio.all_tasks()) > baseline:
+            await asyncio.sleep(0.01)
+    # the device carries on: the next stream continues the sequence numbers
+    results = await send(client, "eth0", TX, sent[32:])
+    assert [r.verdict for r in results] == [pb.VERDICT_PASS] * 32
+    assert [int.from_bytes(r.data[24:28], "big") for r in results] == list(range(33, 65))

@@ -261,6 +261,8 @@ class Client:
                 yield reply
         except aio.AioRpcError as exc:
             raise XfrmOffloadError.from_rpc_error(exc) from None
+        finally:
+            call.cancel()  # a caller that stops early ends the stream, not just its reading
 
     async def set_cable(self, dev_a: str, dev_b: str = "") -> None:
         """Cable two devices' wires together (dev_b empty: unplug dev_a)."""

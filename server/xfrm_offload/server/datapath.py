@@ -129,12 +129,12 @@ class DatapathServicer(offload_pb2_grpc.DatapathServiceServicer):
         """The stream's requests, until it ends or the server starts shutting down."""
         iterator = aiter(requests)
         stop = asyncio.ensure_future(self.stopping.wait())
+        following: asyncio.Future[bytes | None] | None = None
         try:
             while True:
                 following = asyncio.ensure_future(anext(iterator, None))
                 await asyncio.wait((following, stop), return_when=asyncio.FIRST_COMPLETED)
                 if not following.done():
-                    following.cancel()
                     return
                 raw = following.result()
                 if raw is None:
@@ -142,6 +142,8 @@ class DatapathServicer(offload_pb2_grpc.DatapathServiceServicer):
                 yield raw
         finally:
             stop.cancel()
+            if following is not None and not following.done():
+                following.cancel()
 
     def register(self, server: grpc.aio.Server) -> None:
         """Add the service with PacketStream working on serialized messages (see module doc)."""
@@ -175,6 +177,7 @@ class DatapathServicer(offload_pb2_grpc.DatapathServiceServicer):
         direction = 0
 
         async def feed() -> None:
+            """Read requests into the pipeline; end it with None, also after a refusal."""
             nonlocal dev, direction
             try:
                 async for raw in self._until_shutdown(request_iterator):
@@ -194,8 +197,12 @@ class DatapathServicer(offload_pb2_grpc.DatapathServiceServicer):
                     wire = self.wires.wanted(dev, direction)
                     call = nic.call(dev, ops.packets, direction, raw, nic.clock.now(), wire)
                     await in_flight.put(asyncio.ensure_future(call))
-            finally:
+            except asyncio.CancelledError:
+                raise  # the stream is gone: nobody will read an end marker
+            except BaseException:
                 await in_flight.put(None)
+                raise
+            await in_flight.put(None)
 
         feeder = asyncio.ensure_future(feed())
         try:

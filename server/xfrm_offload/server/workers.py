@@ -215,7 +215,7 @@ class _Worker:
             self.closed = True
         while self.pending:
             future = self.pending.popleft()
-            self.loop.call_soon_threadsafe(_fail, future, WorkerDied(f"{self.process.name} exited"))
+            self.loop.call_soon_threadsafe(_fail, future, WorkerDied(self.gone))
 
     def stop(self) -> None:
         with self.wakeup:
