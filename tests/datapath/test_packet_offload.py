@@ -197,15 +197,19 @@ async def test_state_deleted_mid_stream_is_never_used_again(
     out_handle, _ = await install(client, V4_TUNNEL, "eth0", "eth1")
     sent = inner_packets(V4_TUNNEL, 40)
     done: list[pb.PacketResult] = []
+    answered = asyncio.Event()
 
     async def batches() -> AsyncIterator[list[pb.Packet]]:
-        for start in (0, 20):
-            if start:
-                await client.state_delete("eth0", out_handle)
-            yield [pb.Packet(id=i, data=sent[i]) for i in range(start, start + 20)]
+        # Separate RPCs are not ordered with each other on the wire: the delete goes out
+        # once the first batch is answered, and the second batch once the delete is.
+        yield [pb.Packet(id=i, data=sent[i]) for i in range(20)]
+        await answered.wait()
+        await client.state_delete("eth0", out_handle)
+        yield [pb.Packet(id=i, data=sent[i]) for i in range(20, 40)]
 
     async for reply in client.packet_stream("eth0", TX, batches()):
         done.extend(reply.results)
+        answered.set()
     assert [r.verdict for r in done] == [pb.VERDICT_PASS] * 20 + [pb.VERDICT_DROP] * 20
     assert {r.drop_reason for r in done[20:]} == {"XfrmOutNoStates"}
     assert {r.offload_handle for r in done[20:]} == {0}

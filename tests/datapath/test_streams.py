@@ -118,16 +118,21 @@ async def test_a_first_message_without_a_valid_dev_or_direction_is_refused(
     async with running_server(sock_dir) as (_, client):
         one = [[pb.Packet(id=1, data=udp4("198.51.100.1", "203.0.113.1", b"x"))]]
         cases = [
-            ("nope", TX, "dev"),
-            ("", TX, "dev"),
-            ("eth0", pb.PACKET_DIRECTION_UNSPECIFIED, "direction"),
-            ("eth0", 7, "direction"),
+            ("nope", TX, grpc.StatusCode.NOT_FOUND, "dev"),
+            ("", TX, grpc.StatusCode.NOT_FOUND, "dev"),
+            (
+                "eth0",
+                pb.PACKET_DIRECTION_UNSPECIFIED,
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "direction",
+            ),
+            ("eth0", 7, grpc.StatusCode.INVALID_ARGUMENT, "direction"),
         ]
-        for dev, direction, field in cases:
+        for dev, direction, code, field in cases:
             with pytest.raises(XfrmOffloadError) as refused:
                 async for _ in client.packet_stream(dev, direction, one):  # type: ignore[arg-type]
                     pass
-            assert refused.value.code == grpc.StatusCode.INVALID_ARGUMENT
+            assert refused.value.code == code
             assert refused.value.field == field, (dev, direction)
 
         async def switching() -> AsyncIterator[pb.PacketStreamRequest]:

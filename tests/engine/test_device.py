@@ -1061,7 +1061,7 @@ POLICY_REFUSALS = {
         F_PKT,
         pol(sel=Selector(), templates=(Template(),)),
         InvalidArgument,
-        "tmpl.reqid",
+        "tmpl[0].reqid",
         "reqid 0",
     ),
     "mlx5 no template empty selector": (
@@ -1069,7 +1069,7 @@ POLICY_REFUSALS = {
         F_PKT,
         pol(sel=Selector(), templates=()),
         InvalidArgument,
-        "tmpl.reqid",
+        "tmpl",
         "reqid 0",
     ),
     "mlx5 selector icmp": (

@@ -304,7 +304,7 @@ def test_template_endpoints() -> None:
     assert no_src.endpoints(flow) == (ip("203.0.113.2"), None)
     with pytest.raises(InvalidArgument) as exc:
         Template(mode=Mode.TUNNEL).endpoints(flow)
-    assert exc.value.field == "tmpl.daddr"
+    assert exc.value.field == "tmpl.id.daddr"
 
 
 def test_policy_keeps_templates_and_is_frozen() -> None:

@@ -53,6 +53,14 @@ async def refused(call: Awaitable[Any]) -> XfrmOffloadError:
     return info.value
 
 
+def _tunnel_without_daddr() -> xpb.XfrmUserpolicyInfo:
+    """A tunnel-mode template must name the tunnel's far end (it would be unresolvable)."""
+    policy = packet_policy("eth0")
+    policy.tmpl[0].mode = xpb.XFRM_MODE_TUNNEL
+    policy.tmpl[0].id.daddr = ""
+    return policy
+
+
 def _wildcard(dev: str, reqid: int) -> xpb.XfrmUserpolicyInfo:
     """A policy whose selector names neither addresses nor a protocol."""
     policy = packet_policy(dev, reqid=reqid)
@@ -93,9 +101,15 @@ REFUSALS: list[tuple[str, PolicyFactory, grpc.StatusCode, str]] = [
     ("no-policy-offload-nooffload", lambda: packet_policy("sw0"), INVALID, "policy.offload.dev"),
     ("unknown-device", lambda: packet_policy("eth7"), NOT_FOUND, "policy.offload.dev"),
     (
+        "tunnel-template-without-daddr",
+        lambda: _tunnel_without_daddr(),
+        INVALID,
+        "policy.tmpl[0].id.daddr",
+    ),
+    (
         "no-offload",
         lambda: tweak(packet_policy("eth0"), offload=xpb.XfrmUserOffload(flags=4)),
-        NOT_FOUND,
+        INVALID,  # a required field left empty
         "policy.offload.dev",
     ),
     (
@@ -116,7 +130,7 @@ REFUSALS: list[tuple[str, PolicyFactory, grpc.StatusCode, str]] = [
     # mlx5 (scenario 18 and mlx5e_xfrm_validate_policy)
     ("mlx5-dir-fwd", lambda: packet_policy("mlx0", xpb.POLICY_DIR_FWD), INVALID, "policy.dir"),
     ("mlx5-two-templates", lambda: packet_policy("mlx0", templates=2), INVALID, "policy.tmpl"),
-    ("mlx5-reqid-0-wildcard", lambda: _wildcard("mlx0", 0), INVALID, "policy.tmpl.reqid"),
+    ("mlx5-reqid-0-wildcard", lambda: _wildcard("mlx0", 0), INVALID, "policy.tmpl[0].reqid"),
     ("mlx5-selector-icmp", lambda: packet_policy("mlx0", sel_proto=1), INVALID, "policy.sel.proto"),
     (
         "mlx5-priority-max",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -15,6 +16,8 @@ import pytest
 
 from xfrm_offload.client import Client
 from xfrm_offload.v1 import offload_pb2 as pb
+
+from ..conftest import running_server
 
 SERVER = [sys.executable, "-m", "xfrm_offload.server"]
 
@@ -31,6 +34,11 @@ SERVER = [sys.executable, "-m", "xfrm_offload.server"]
         (["--device", "averyveryverylongname"], "device name must be 1-15 characters"),
         (["--device", "eth0", "--device", "eth0:mlx5"], "eth0 given more than once"),
         (["--cable", "eth0:eth1"], "no device 'eth1'"),
+        (
+            ["--device", "a", "--device", "b", "--device", "c", "--cable", "a:b", "--cable", "a:c"],
+            "a is in two cables",
+        ),
+        (["--workers", "65"], "expected a number of workers from 0 to 64"),
         (["--log-level", "loud"], "invalid choice: 'loud'"),
     ],
 )
@@ -88,3 +96,21 @@ async def test_signal_ends_streams_cleanly_and_removes_socket(
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+async def test_a_second_server_never_takes_over_a_live_socket(sock_dir: Path) -> None:
+    sock = sock_dir / "live.sock"
+    async with running_server(sock_dir, "--listen", f"unix:{sock}") as (_, client):
+        proc = await asyncio.create_subprocess_exec(
+            *SERVER, "--listen", f"unix:{sock}", stderr=asyncio.subprocess.PIPE
+        )
+        assert await asyncio.wait_for(proc.wait(), 30) == 1
+        assert proc.stderr is not None
+        assert b"another server is listening there" in await proc.stderr.read()
+        assert [d.name for d in await client.list_devices()] == ["eth0"]  # still ours
+    # a socket file nobody listens on is an earlier run's leftover: taken over
+    leftover = sock_dir / "stale.sock"
+    with socket.socket(socket.AF_UNIX) as s:
+        s.bind(str(leftover))
+    async with running_server(sock_dir, "--listen", f"unix:{leftover}") as (_, client):
+        assert [d.name for d in await client.list_devices()] == ["eth0"]

@@ -206,10 +206,11 @@ REFUSALS: list[tuple[str, SAFactory, grpc.StatusCode, str]] = [
     (
         "no-offload",
         lambda: tweak(gcm_sa("eth0"), offload=xpb.XfrmUserOffload()),
-        NOT_FOUND,
+        INVALID,  # a required field left empty
         "sa.offload.dev",
     ),
     ("unknown-device", lambda: gcm_sa("eth7"), NOT_FOUND, "sa.offload.dev"),
+    ("nul-in-address", lambda: tweak(gcm_sa("eth0"), saddr="192.0.2.1\x00"), INVALID, "sa.saddr"),
     (
         "ifindex-of-no-device",
         lambda: tweak(gcm_sa(""), offload__ifindex=99),

@@ -34,7 +34,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .device import Device, OffloadedState
-from .errors import NotFound
+from .errors import InvalidArgument, NotFound
 from .esp import CryptoStatus, NonEsp, nic_rx_crypto, nic_tx_crypto
 from .events import Acquire
 from .selector import FlowKey, flow_from_packet
@@ -209,21 +209,26 @@ class DevicePath:
             result = self._tx_drop(XfrmStat.OUT_POL_BLOCK)
             cacheable = _BLOCK
         else:
-            states = self._tx_states(policy, flow, now)
-            result = states if states is not None else self._tx_drop(XfrmStat.OUT_NO_STATES)
-            cacheable = states if states is not None else None
+            route = self._tx_states(policy, flow, now)
+            if isinstance(route, _Route):
+                result = cacheable = route
+            else:
+                result, cacheable = self._tx_drop(route), None
         if key is not None and cacheable is not None:
             if len(self._tx_cache) >= FLOW_CACHE_LIMIT:
                 self._tx_cache.clear()
             self._tx_cache[key] = cacheable
         return result
 
-    def _tx_states(self, policy: Policy, flow: FlowKey, now: float) -> _Route | None:
-        """Resolve a policy's templates to this device's states; None (and an acquire) if
-        a required one has none."""
+    def _tx_states(self, policy: Policy, flow: FlowKey, now: float) -> _Route | XfrmStat:
+        """Resolve a policy's templates to this device's states, or the drop's reason
+        (XfrmOutNoStates, with an acquire, when a required one has none)."""
         states: list[OffloadedState] = []
         for tmpl in policy.templates:
-            daddr, saddr = tmpl.endpoints(flow)
+            try:
+                daddr, saddr = tmpl.endpoints(flow)
+            except InvalidArgument:  # a template PolicyAdd would refuse: no bundle to build
+                return XfrmStat.OUT_BUNDLE_GEN_ERROR
             entry = self.device.lookup_outbound(tmpl, daddr, saddr, mark=0, if_id=policy.if_id)
             if entry is not None:
                 states.append(entry)
@@ -231,7 +236,7 @@ class DevicePath:
             if tmpl.level == TemplateLevel.USE:
                 continue
             self._acquire(policy, tmpl, flow, daddr, saddr, now)
-            return None
+            return XfrmStat.OUT_NO_STATES
         key = tuple(e.handle for e in states)
         route = self._routes.get(key)
         if route is None:

@@ -713,7 +713,7 @@ class Device:
                 raise InvalidArgument(
                     "Unsupported policy with reqid 0 without at least one of upper protocol "
                     "or ip addr(s) different than 0",
-                    field="tmpl.reqid",
+                    field="tmpl[0].reqid" if templates else "tmpl",
                 )
         if p.policy_selector_protos and sel.proto not in p.policy_selector_protos:
             raise InvalidArgument(

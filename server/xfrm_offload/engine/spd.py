@@ -113,7 +113,7 @@ class Template:
         if self.mode == Mode.TRANSPORT:
             return flow.daddr_ip, flow.saddr_ip
         if self.daddr is None:
-            raise InvalidArgument("a tunnel template needs a destination", field="tmpl.daddr")
+            raise InvalidArgument("a tunnel template needs a destination", field="tmpl.id.daddr")
         if self.saddr is None or not int(self.saddr):
             return self.daddr, None
         return self.daddr, self.saddr

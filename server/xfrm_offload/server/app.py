@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import socket
 from pathlib import Path
 
 from grpc import aio
@@ -28,6 +30,19 @@ SERVICE_NAMES = tuple(
 )
 #: Large packet batches must fit in one message.
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+
+
+def _remove_stale_socket(path: Path) -> None:
+    """Unlink a socket file left by a server that is gone; refuse one that is alive."""
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(str(path))
+    except ConnectionRefusedError:
+        path.unlink()  # nobody listens: an earlier run's leftover
+        return
+    finally:
+        probe.close()
+    raise OSError(errno.EADDRINUSE, f"{path}: another server is listening there")
 
 
 class OffloadServer:
@@ -67,7 +82,7 @@ class OffloadServer:
                 path = endpoint.unix_path
                 path.parent.mkdir(parents=True, exist_ok=True)
                 if path.is_socket():
-                    path.unlink()  # a stale socket of an earlier run
+                    _remove_stale_socket(path)
                 old_umask = os.umask(0o177)  # the socket is born 0600, no window
                 try:
                     self.server.add_insecure_port(endpoint.grpc_target)

@@ -139,10 +139,14 @@ def parse_args(argv: Sequence[str] | None = None) -> ServerConfig:
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         parser.error(f"argument --device: {', '.join(duplicates)} given more than once")
+    cabled: set[str] = set()
     for a, b in args.cable:
         for end in (a, b):
             if end not in names:
                 parser.error(f"argument --cable: no device {end!r} (have: {', '.join(names)})")
+            if end in cabled:
+                parser.error(f"argument --cable: {end} is in two cables (a wire has two ends)")
+            cabled.add(end)
     listen = args.listen or [Endpoint(unix_path=default_socket_path())]
     return ServerConfig(
         listen=tuple(listen),

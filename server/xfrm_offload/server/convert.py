@@ -102,7 +102,8 @@ def capabilities_to_pb(caps: Capabilities) -> pb.Capabilities:
     )
 
 
-def device_to_pb(device: Device, cable_peer: str = "") -> pb.Device:
+def device_to_pb(device: Device) -> pb.Device:
+    """The device as ListDevices shows it; the servicer fills in cable_peer."""
     return pb.Device(
         name=device.name,
         ifindex=device.ifindex,
@@ -112,7 +113,6 @@ def device_to_pb(device: Device, cable_peer: str = "") -> pb.Device:
         capabilities=capabilities_to_pb(device.profile.capabilities),
         state_count=device.state_count,
         policy_count=device.policy_count,
-        cable_peer=cable_peer,
         crypto_tx_packets=device.offload_tx_packets,
         debugfs=device.netdevsim_debugfs() if device.profile.netdevsim_handles else "",
     )
@@ -156,11 +156,11 @@ def parse_address(text: str, field: str, *, required: bool = True) -> IPAddress 
     # inet_pton is strict (no "1.2.3" shorthands) and far faster than ip_address's parser
     try:
         return ipaddress.IPv4Address(socket.inet_pton(socket.AF_INET, text))
-    except OSError:
+    except (OSError, ValueError):  # ValueError: an embedded NUL
         pass
     try:
         return ipaddress.IPv6Address(socket.inet_pton(socket.AF_INET6, text))
-    except OSError:
+    except (OSError, ValueError):
         raise InvalidArgument(f"{field}: {text!r} is not an IP address", field=field) from None
 
 
@@ -364,6 +364,11 @@ def template_from_pb(tmpl: xpb.XfrmUserTmpl, field: str) -> Template:
     )
     if tmpl.mode not in _MODE_FROM_PB:
         raise InvalidArgument(f"{field}.mode: unknown mode {tmpl.mode}", field=f"{field}.mode")
+    if _MODE_FROM_PB[tmpl.mode] == Mode.TUNNEL and daddr is None:
+        raise InvalidArgument(
+            f"{field}.id.daddr: a tunnel-mode template needs the tunnel's destination",
+            field=f"{field}.id.daddr",
+        )
     if tmpl.share > max(Share):
         raise InvalidArgument(f"{field}.share: unknown share {tmpl.share}", field=f"{field}.share")
     return Template(

@@ -10,9 +10,10 @@ back: a fast sender is slowed to the NIC's pace, and a client that does not read
 results stops the server from reading more. The memory one stream can pin is
 bounded by those windows and the pipeline depth.
 
-The packet bytes are handled as serialized messages between the gRPC layer and the
-device (``ops.packets``): parsing and building the per-packet messages happens where
-the packets are processed.
+Requests reach the device still serialized (``ops.packets``) and responses leave it
+serialized: the per-packet messages are parsed and built where the packets are
+processed (a worker's core, with --workers). The gRPC side parses each request only
+to check its device and direction (cheap next to the packets: ~8 us per 90 kB batch).
 
 Taps (WatchPackets) see copies: PORT_WIRE everything a device transmits, PORT_HOST
 what a device receives through a cable from another device and hands to its host.
@@ -26,8 +27,9 @@ import collections
 from collections.abc import AsyncIterator
 
 import grpc
+from google.protobuf.message import DecodeError
 
-from xfrm_offload.engine.errors import InvalidArgument
+from xfrm_offload.engine.errors import InvalidArgument, LocalError
 from xfrm_offload.v1 import offload_pb2 as pb
 from xfrm_offload.v1 import offload_pb2_grpc
 
@@ -35,7 +37,7 @@ from . import ops
 from .events import Feed
 from .nic import Nic
 from .servicers import refusals
-from .status import Context, abort, abort_invalid, build_status
+from .status import Context, abort, abort_invalid, abort_not_found, build_status, status_from_error
 from .workers import WorkerDied
 
 #: Batches a watcher may have waiting before new ones are counted as lost.
@@ -181,11 +183,15 @@ class DatapathServicer(offload_pb2_grpc.DatapathServiceServicer):
             nonlocal dev, direction
             try:
                 async for raw in self._until_shutdown(request_iterator):
-                    head = pb.PacketStreamRequest.FromString(raw)
+                    try:
+                        head = pb.PacketStreamRequest.FromString(raw)
+                    except DecodeError:
+                        raise InvalidArgument(
+                            "not a PacketStreamRequest", field="packets"
+                        ) from None
                     if not dev:
                         dev, direction = head.dev, head.direction
-                        if dev not in nic.names:
-                            raise InvalidArgument(f"no device {dev!r}", field="dev")
+                        nic.device(dev, "dev")
                         if direction not in (pb.PACKET_DIRECTION_TX, pb.PACKET_DIRECTION_RX):
                             raise InvalidArgument("direction must be TX or RX", field="direction")
                     elif (head.dev and head.dev != dev) or (
@@ -212,8 +218,8 @@ class DatapathServicer(offload_pb2_grpc.DatapathServiceServicer):
                     await self.wires.transmitted(dev, delivered)
                 yield response
             await feeder  # surfaces a refusal of the stream's framing
-        except InvalidArgument as exc:
-            await abort_invalid(context, exc.field or "dev", exc.message)
+        except LocalError as exc:
+            await abort(context, status_from_error(exc))
         except WorkerDied as exc:
             await abort(context, build_status(grpc.StatusCode.UNAVAILABLE, str(exc)))
         finally:
@@ -223,7 +229,7 @@ class DatapathServicer(offload_pb2_grpc.DatapathServiceServicer):
         self, request: pb.WatchPacketsRequest, context: Context
     ) -> AsyncIterator[pb.WatchPacketsResponse]:
         if request.dev not in self.nic.names:
-            await abort_invalid(context, "dev", f"no device {request.dev!r}")
+            await abort_not_found(context, "dev", f"no device {request.dev!r}")
         if request.port not in (pb.PORT_HOST, pb.PORT_WIRE):
             await abort_invalid(context, "port", "port must be PORT_HOST or PORT_WIRE")
         tap = new_tap()

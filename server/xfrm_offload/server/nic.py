@@ -15,7 +15,8 @@ from collections.abc import Callable
 from typing import Any
 
 from xfrm_offload.engine.device import Device
-from xfrm_offload.engine.errors import NotFound
+from xfrm_offload.engine.errors import InvalidArgument, NotFound
+from xfrm_offload.v1 import offload_pb2 as pb
 from xfrm_offload.v1 import xfrm_pb2 as xpb
 
 from . import ops
@@ -47,7 +48,9 @@ class Nic:
         self._by_ifindex = {ifindex: name for name, ifindex, _ in self.specs}
         self.workers = config.workers
         # With workers the devices are built in the worker processes, by start().
-        self.host: LocalDevices | WorkerPool = LocalDevices([] if self.workers else self.specs)
+        self.host: LocalDevices | WorkerPool = LocalDevices(
+            [] if self.workers else self.specs, self._publish
+        )
         #: Device name -> the device its wire is cabled to (both ends listed).
         self.cables: dict[str, str] = {}
         for a, b in config.cables:
@@ -86,17 +89,19 @@ class Nic:
                     f"no device with ifindex {offload.ifindex}", field=f"{field}.ifindex"
                 )
             return by_index
-        raise NotFound(f"{field}.dev: name the device to offload to", field=f"{field}.dev")
+        raise InvalidArgument(f"{field}.dev: name the device to offload to", field=f"{field}.dev")
 
     async def call(self, dev: str, fn: Callable[..., Any], *args: Any) -> Any:
         """Run ``fn(device, path, *args)`` where ``dev`` lives; publish its events; return
         its result or raise its refusal."""
-        ok, result, events = await self.host.call(dev, fn, *args)
-        for event in events:
-            self.hub.publish(event)
+        ok, result = await self.host.call(dev, fn, *args)
         if not ok:
             raise result
         return result
+
+    def _publish(self, events: list[pb.WatchEventsResponse]) -> None:
+        for event in events:
+            self.hub.publish(event)
 
     async def poll(self) -> None:
         """Fire time-based lifetimes at the clock's now, on every device."""
@@ -107,7 +112,7 @@ class Nic:
         """Start the worker processes (if any) and the lifetime timer (system clock only:
         a virtual clock polls when it is advanced)."""
         if self.workers:
-            self.host = WorkerPool(self.specs, self.workers)
+            self.host = WorkerPool(self.specs, self.workers, self._publish)
         if not self.clock.virtual:
             self._timer = asyncio.get_running_loop().create_task(self._run_timer())
 

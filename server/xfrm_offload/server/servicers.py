@@ -29,6 +29,10 @@ from .workers import WorkerDied
 
 log = logging.getLogger("xfrm_offload.server")
 
+#: The largest AdvanceClock step: ten years (lifetimes are u64 seconds, times must stay
+#: representable as whole seconds since the epoch).
+MAX_CLOCK_STEP = 10 * 365 * 86400.0
+
 
 Method = TypeVar("Method", bound=Callable[..., Awaitable[Any]])
 
@@ -82,6 +86,7 @@ class XfrmDevServicer(offload_pb2_grpc.XfrmDevServiceServicer):
             await abort_invalid(context, "sa", "sa is required")
         return await self._state_add(request.sa)
 
+    @refusals()  # a dead worker ends the stream UNAVAILABLE; refusals are per item
     async def StateAddBulk(
         self, request_iterator: AsyncIterator[pb.StateAddBulkRequest], context: Context
     ) -> pb.StateAddBulkResponse:
@@ -206,6 +211,7 @@ class DeviceServicer(offload_pb2_grpc.DeviceServiceServicer):
         device.cable_peer = self.nic.cables.get(dev, "")
         return device
 
+    @refusals()
     async def ListDevices(
         self, request: pb.ListDevicesRequest, context: Context
     ) -> pb.ListDevicesResponse:
@@ -310,6 +316,7 @@ class DiagServicer(offload_pb2_grpc.DiagServiceServicer):
         self.nic = nic
         self.clock = clock
 
+    @refusals()
     async def AdvanceClock(
         self, request: pb.AdvanceClockRequest, context: Context
     ) -> pb.AdvanceClockResponse:
@@ -319,8 +326,10 @@ class DiagServicer(offload_pb2_grpc.DiagServiceServicer):
                 grpc.StatusCode.FAILED_PRECONDITION,
                 "the server runs on the system clock; start it with --virtual-clock",
             )
-        if not request.seconds > 0:
-            await abort_invalid(context, "seconds", "seconds must be > 0")
+        if not 0 < request.seconds <= MAX_CLOCK_STEP:
+            await abort_invalid(
+                context, "seconds", f"seconds must be > 0 and at most {MAX_CLOCK_STEP:.0f}"
+            )
         now = clock.advance(request.seconds)
         await self.nic.poll()  # time limits reached by the jump fire now, with their events
         return pb.AdvanceClockResponse(now=now)

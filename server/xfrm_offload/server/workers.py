@@ -8,9 +8,11 @@ handles its calls strictly in the order they were sent, so the control plane sta
 consistent with the packet path: a state deleted by a call sent before a batch is
 not used by that batch, and a batch sent before a delete is processed in full.
 
-Calls return ``(ok, result, events)``: whether the device accepted the call, its
-result or its refusal (a LocalError), and the events the call raised on the device,
-already converted to WatchEvents messages, for the Nic to publish in order.
+A call returns ``(ok, result)``: whether the device accepted it, and its result or its
+refusal (a LocalError). The events a call raised on the device, already converted to
+WatchEvents messages, go to the ``publish`` callback the moment the device answers,
+in the order of the calls, whether or not the caller is still waiting for the answer
+(a client that gives up must not make other clients miss events).
 """
 
 from __future__ import annotations
@@ -36,7 +38,9 @@ from .ops import drain_events
 
 log = logging.getLogger("xfrm_offload.server")
 
-Call = tuple[bool, Any, list[pb.WatchEventsResponse]]
+Call = tuple[bool, Any]
+Reply = tuple[bool, Any, list[pb.WatchEventsResponse]]
+Publish = Callable[[list[pb.WatchEventsResponse]], None]
 #: One device to host: (name, ifindex, profile name).
 DeviceSpec = tuple[str, int, str]
 
@@ -77,6 +81,7 @@ class HeapKeeper:
         name = fn.__name__
         if name in self.ADDS:
             self.live += 1
+            gc.collect(1)  # young garbage first: only live objects get frozen
             gc.freeze()
         elif name in self.FREES:
             self._freed(1)
@@ -99,7 +104,7 @@ def run_call(
     dev: str,
     fn: Callable[..., Any],
     args: tuple[Any, ...],
-) -> tuple[bool, Any, list[pb.WatchEventsResponse]]:
+) -> Reply:
     """Run one call on a hosted device: (ok, result or LocalError, events)."""
     device, path = hosted[dev]
     try:
@@ -113,9 +118,10 @@ def run_call(
 class LocalDevices:
     """Every device in the server's own process."""
 
-    def __init__(self, specs: Sequence[DeviceSpec]) -> None:
+    def __init__(self, specs: Sequence[DeviceSpec], publish: Publish) -> None:
         self.hosted = build_devices(specs)
         self.heap = HeapKeeper()
+        self.publish = publish
 
     @property
     def devices(self) -> dict[str, Device]:
@@ -123,7 +129,9 @@ class LocalDevices:
         return {name: device for name, (device, _) in self.hosted.items()}
 
     async def call(self, dev: str, fn: Callable[..., Any], *args: Any) -> Call:
-        return run_call(self.hosted, self.heap, dev, fn, args)
+        ok, result, events = run_call(self.hosted, self.heap, dev, fn, args)
+        self.publish(events)
+        return ok, result
 
     async def close(self) -> None:
         pass
@@ -154,7 +162,13 @@ def _worker_main(conn: Connection, specs: Sequence[DeviceSpec]) -> None:
 class _Worker:
     """One worker process and the two threads that feed it and read its answers."""
 
-    def __init__(self, index: int, specs: Sequence[DeviceSpec], loop: asyncio.AbstractEventLoop):
+    def __init__(
+        self,
+        index: int,
+        specs: Sequence[DeviceSpec],
+        loop: asyncio.AbstractEventLoop,
+        publish: Publish,
+    ):
         ctx = multiprocessing.get_context("spawn")  # no fork of a process with gRPC threads
         self.conn, child = ctx.Pipe()
         self.process = ctx.Process(
@@ -163,6 +177,7 @@ class _Worker:
         self.process.start()
         child.close()
         self.loop = loop
+        self.publish = publish
         #: The devices this worker hosts, for messages.
         self.devices = ", ".join(name for name, _, _ in specs)
         self.pending: collections.deque[asyncio.Future[Any]] = collections.deque()
@@ -196,7 +211,9 @@ class _Worker:
                 message = self.outbox.popleft()
             try:
                 self.conn.send(message)
-            except (OSError, ValueError):
+            except Exception:  # the pipe is gone, or a message that cannot be pickled
+                log.exception("cannot send to %s", self.process.name)
+                self.process.kill()  # the receiver sees the end and fails what is pending
                 return
             if message is None:
                 return
@@ -207,10 +224,14 @@ class _Worker:
                 reply = self.conn.recv()
             except (EOFError, OSError):
                 break
+            except Exception:  # an answer that cannot be unpickled: the pipe is out of step
+                log.exception("bad answer from %s", self.process.name)
+                self.process.kill()
+                break
             if reply is None:
                 break
             future = self.pending.popleft()
-            self.loop.call_soon_threadsafe(_resolve, future, reply)
+            self.loop.call_soon_threadsafe(_resolve, future, reply, self.publish)
         with self.wakeup:
             self.closed = True
         while self.pending:
@@ -223,9 +244,11 @@ class _Worker:
             self.wakeup.notify()
 
 
-def _resolve(future: asyncio.Future[Any], reply: Any) -> None:
+def _resolve(future: asyncio.Future[Any], reply: Reply, publish: Publish) -> None:
+    ok, result, events = reply
+    publish(events)  # even when the caller gave up waiting
     if not future.done():
-        future.set_result(reply)
+        future.set_result((ok, result))
 
 
 def _fail(future: asyncio.Future[Any], exc: BaseException) -> None:
@@ -236,12 +259,12 @@ def _fail(future: asyncio.Future[Any], exc: BaseException) -> None:
 class WorkerPool:
     """Devices sharded over ``count`` worker processes, round-robin in --device order."""
 
-    def __init__(self, specs: Sequence[DeviceSpec], count: int) -> None:
+    def __init__(self, specs: Sequence[DeviceSpec], count: int, publish: Publish) -> None:
         loop = asyncio.get_running_loop()
         shards: list[list[DeviceSpec]] = [[] for _ in range(count)]
         for i, spec in enumerate(specs):
             shards[i % count].append(spec)
-        self.workers = [_Worker(i, shard, loop) for i, shard in enumerate(shards) if shard]
+        self.workers = [_Worker(i, shard, loop, publish) for i, shard in enumerate(shards) if shard]
         self.of_device = {spec[0]: self.workers[i % count] for i, spec in enumerate(specs)}
         log.info("workers started", extra={"fields": {"workers": len(self.workers)}})
 
