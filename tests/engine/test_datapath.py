@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Sequence
+from dataclasses import replace
 
 import pytest
 
@@ -11,9 +12,17 @@ from xfrm_offload.engine.datapath import DevicePath, Outcome, Verdict
 from xfrm_offload.engine.device import XFRM_OFFLOAD_INBOUND, XFRM_OFFLOAD_PACKET, Device
 from xfrm_offload.engine.events import Acquire
 from xfrm_offload.engine.profiles import PROFILES
-from xfrm_offload.engine.spd import Policy, Template
+from xfrm_offload.engine.spd import Policy, PolicyAction, Template
 from xfrm_offload.engine.stats import XfrmStat
-from xfrm_offload.engine.types import Algorithm, Direction, Family, Mode, SAConfig, Selector
+from xfrm_offload.engine.types import (
+    Algorithm,
+    Direction,
+    Family,
+    LifetimeConfig,
+    Mode,
+    SAConfig,
+    Selector,
+)
 
 from ..datapath.builders import udp4
 
@@ -93,3 +102,82 @@ def test_rx_caches_follow_state_and_policy_changes(pair: tuple[DevicePath, Devic
     assert [o[1] for o in passed] == INNER[4:6]
     b.device.state_delete(handle)
     assert verdicts(b.rx(wire[6:], 1.0)) == [XfrmStat.IN_NO_STATES] * 2
+
+
+def gre4(key: int) -> bytes:
+    """IPv4/GRE with the key present (flags K), as selectors see it (key in sport/dport)."""
+    gre = bytes([0x20, 0x00, 0x08, 0x00]) + key.to_bytes(4, "big") + b"payload!"
+    head = bytearray(udp4("198.51.100.7", "203.0.113.9", b"")[:20])
+    head[9] = 47
+    head[2:4] = (20 + len(gre)).to_bytes(2, "big")
+    head[10:12] = b"\0\0"
+    total = sum(int.from_bytes(head[i : i + 2], "big") for i in range(0, 20, 2))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    head[10:12] = (~total & 0xFFFF).to_bytes(2, "big")
+    return bytes(head) + gre
+
+
+def test_gre_flows_differing_only_in_their_key_are_decided_apart(
+    pair: tuple[DevicePath, DevicePath],
+) -> None:
+    a, _ = pair
+    blocked = Selector(
+        saddr=NET_A, prefixlen_s=24, daddr=NET_B, prefixlen_d=24, family=Family.INET,
+        proto=47, dport=1, dport_mask=0xFFFF,
+    )  # fmt: skip
+    block = Policy(sel=blocked, dir=Direction.OUT, action=PolicyAction.BLOCK)
+    a.device.policy_add(block, XFRM_OFFLOAD_PACKET)
+    for order in ((2, 1), (1, 2)):
+        out = a.tx([(gre4(k), 0, 0) for k in order], 1.0)
+        assert {k: v for k, v in zip(order, verdicts(out), strict=True)} == {
+            1: XfrmStat.OUT_POL_BLOCK,
+            2: Verdict.PASS,
+        }
+
+
+def test_hard_expiry_makes_the_cached_route_give_way_to_an_acquire(
+    pair: tuple[DevicePath, DevicePath],
+) -> None:
+    a, _ = pair
+    a.device.policy_add(
+        Policy(sel=SEL, dir=Direction.OUT, templates=(tmpl(),)), XFRM_OFFLOAD_PACKET
+    )
+    expiring = replace(sa(0x100), lifetime=LifetimeConfig(hard_add_expires_seconds=10))
+    a.device.state_add(expiring, XFRM_OFFLOAD_PACKET, 0.0)
+    items = [(p, 0, 0) for p in INNER[:2]]
+    assert verdicts(a.tx(items, 1.0)) == [Verdict.PASS] * 2  # the route is cached now
+    a.device.poll(11.0)
+    a.device.pop_events()
+    assert verdicts(a.tx(items, 11.0)) == [XfrmStat.OUT_NO_STATES] * 2
+    assert any(isinstance(e, Acquire) for e in a.device.pop_events())
+
+
+def test_ipv6_transport_esp_after_a_hop_by_hop_header_is_received(
+    pair: tuple[DevicePath, DevicePath],
+) -> None:
+    a, b = pair
+    src, dst = ipaddress.ip_address("2001:db8::1"), ipaddress.ip_address("2001:db8::2")
+    v6 = SAConfig(
+        daddr=dst, saddr=src, spi=0x600, family=Family.INET6, replay_window=64,
+        aead=Algorithm("rfc4106(gcm(aes))", KEY, 128),
+    )  # fmt: skip
+    a.device.state_add(v6, XFRM_OFFLOAD_PACKET, 1.0)
+    b.device.state_add(v6, XFRM_OFFLOAD_PACKET | XFRM_OFFLOAD_INBOUND, 1.0)
+    udp = (4000).to_bytes(2, "big") + (5000).to_bytes(2, "big") + (12).to_bytes(2, "big") + b"\0\0"
+    hop_by_hop = bytes([17, 0, 1, 4, 0, 0, 0, 0])  # next header UDP, PadN
+    payload = hop_by_hop + udp + b"abcd"
+    inner = (
+        bytes([0x60, 0, 0, 0]) + len(payload).to_bytes(2, "big") + bytes([0, 64])
+        + src.packed + dst.packed + payload
+    )  # fmt: skip
+    policy = Policy(
+        sel=Selector(daddr=dst, prefixlen_d=128, family=Family.INET6),
+        dir=Direction.OUT,
+        templates=(Template(reqid=0, mode=Mode.TRANSPORT),),
+    )
+    a.device.policy_add(policy, XFRM_OFFLOAD_PACKET)
+    (esp,) = [o[1] for o in a.tx([(inner, 0, 0)], 1.0)]
+    assert isinstance(esp, bytes) and esp[6] == 0 and esp[40] == 50  # ESP after hop-by-hop
+    (received,) = b.rx([esp], 1.0)
+    assert received[0] is Verdict.PASS and received[1] == inner

@@ -33,6 +33,7 @@ import enum
 from collections.abc import Sequence
 from typing import Any
 
+from . import ipheader as ip
 from .device import Device, OffloadedState
 from .errors import InvalidArgument, NotFound
 from .esp import CryptoStatus, NonEsp, nic_rx_crypto, nic_tx_crypto
@@ -82,18 +83,24 @@ class _Route:
         self.states = states
 
 
+#: Protocols whose selector fields lie deeper than the 4 bytes a cache key holds (GRE
+#: keeps its key in the "ports", after flags and protocol): looked up every time.
+_UNKEYED_PROTOS = frozenset({47})
+#: IPv6 next headers that put the upper layer further back: looked up every time.
+_IPV6_INDIRECT = frozenset({0, 43, 44, 50, 51, 60})
+
+
 def _flow_cache_key(packet: bytes) -> bytes | None:
     """The bytes that decide a policy lookup: protocol, addresses and the first 4 bytes
-    of the upper layer (ports). None when the packet is not simple enough to key on."""
-    if not packet:
-        return None
-    first = packet[0]
-    if first == 0x45 and len(packet) >= 24:  # IPv4 without options
-        if packet[6] & 0x3F or packet[7]:  # a fragment: ports are not where we look
-            return None
+    of the upper layer (ports, or ICMP type and code). None when the packet is not
+    simple enough to key on."""
+    if len(packet) >= 24 and packet[0] == 0x45:  # IPv4 without options
+        if packet[6] & 0x3F or packet[7] or packet[9] in _UNKEYED_PROTOS:
+            return None  # a fragment (ports not where we look), or GRE
         return packet[9:10] + packet[12:24]
-    if first >> 4 == 6 and len(packet) >= 44:
-        if packet[6] in (0, 43, 44, 50, 51, 60):  # extension headers: take the slow path
+    if len(packet) >= 44 and packet[0] >> 4 == 6:
+        nh = packet[6]
+        if nh in _IPV6_INDIRECT or nh in _UNKEYED_PROTOS:
             return None
         return packet[6:7] + packet[8:44]
     return None
@@ -160,14 +167,10 @@ class DevicePath:
             if handle:
                 out[i] = self._crypto_tx(packet, handle, seq)
                 continue
-            # The common case inline: an option-less, unfragmented IPv4 packet of a
-            # cached flow (the key is _flow_cache_key's).
-            resolved: Any
-            if len(packet) >= 24 and packet[0] == 0x45 and not (packet[6] & 0x3F or packet[7]):
-                resolved = cache_get(packet[9:10] + packet[12:24])
-                if resolved.__class__ is not _Route:
-                    resolved = self._tx_resolve(packet, now)
-            else:
+            # The common case first: a cached flow's route.
+            key = _flow_cache_key(packet)
+            resolved: Any = None if key is None else cache_get(key)
+            if resolved.__class__ is not _Route:
                 resolved = self._tx_resolve(packet, now)
             if resolved.__class__ is _Route:
                 if resolved is not run_route:
@@ -372,6 +375,15 @@ class DevicePath:
             off = 40
             proto = packet[6]
             daddr = packet[24:40]
+            if proto not in (IPPROTO_ESP, IPPROTO_UDP):
+                # Transport-mode ESP sits after hop-by-hop, routing and fragment headers.
+                found = ip.ipv6_find_header(packet, n, IPPROTO_ESP) or ip.ipv6_find_header(
+                    packet, n, IPPROTO_UDP
+                )
+                if found is None:
+                    return None
+                off = found[0]
+                proto = IPPROTO_ESP if packet[found[1]] == IPPROTO_ESP else IPPROTO_UDP
         else:
             return self._rx_drop(XfrmStat.IN_HDR_ERROR)
         if proto == IPPROTO_UDP:
@@ -414,11 +426,10 @@ class DevicePath:
         for i, r in zip(run, results, strict=True):
             if r.__class__ is bytes:
                 # A cached verdict of the inbound policy check for this flow and state.
-                if len(r) >= 24 and r[0] == 0x45 and not (r[6] & 0x3F or r[7]):
-                    reason = checked.get(r[9:10] + r[12:24], _UNCHECKED)
-                    if reason is None:
-                        out[i] = (PASS, r, handle, 0)
-                        continue
+                key = _flow_cache_key(r)
+                if key is not None and checked.get(key, _UNCHECKED) is None:
+                    out[i] = (PASS, r, handle, 0)
+                    continue
                 out[i] = self._rx_policy(r, entry, handle)
             elif r is None:
                 out[i] = (CONSUMED, b"", handle, 0)  # a dummy packet (next header 59)

@@ -50,7 +50,7 @@ from .errors import (
     NotSupported,
     WrongState,
 )
-from .events import Event, SAId
+from .events import Event, Expired, SAId
 from .profiles import NETDEVSIM_HANDLE_VALID, Profile
 from .sa import CurLifetime, SecurityAssociation
 from .sad import SADatabase
@@ -975,6 +975,10 @@ class Device:
     def collect_state_events(self, entry: OffloadedState) -> None:
         """Move an SA's pending events to the device's queue, tagged."""
         for event in entry.sa.pop_events():
+            if isinstance(event, Expired) and event.hard:
+                # A hard-expired state is no longer a lookup result (the packet path
+                # must find the rekeyed one, or acquire): cached lookups are void.
+                self.generation += 1
             self._events.append(StateEvent(self.name, entry.handle, event))
 
     def emit(self, event: Event) -> None:
