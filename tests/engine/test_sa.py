@@ -127,6 +127,22 @@ def test_sequence_may_wrap() -> None:
     assert s.pop_events() == []
 
 
+def test_a_wrapped_sequence_never_repeats_an_iv() -> None:
+    """Wire sequence 1 after an oseq-may-wrap wrap must not reuse the IV of wire sequence 1
+    before it (same key, same IV salt: the same SA, before and after the wrap)."""
+    salt = bytes(range(16))
+    before = SecurityAssociation(BASE, 0.0, iv_salt=salt)
+    wrapping = dataclasses.replace(
+        BASE, replay=ReplayState(oseq=0xFFFFFFFE), extra_flags=SAExtraFlag.OSEQ_MAY_WRAP
+    )
+    after = SecurityAssociation(wrapping, 0.0, iv_salt=salt)
+    first = ok(before.encap_batch([INNER], 1.0))[0]
+    wrapped = ok(after.encap_batch([INNER] * 3, 1.0))[2]
+    assert seq_of(first) == seq_of(wrapped) == 1
+    iv = slice(28, 36)  # outer IPv4 (20) + SPI and sequence (8), then the 8-byte IV
+    assert first[iv] != wrapped[iv]
+
+
 def test_esn_sequence_bumps_oseq_hi() -> None:
     tx = sa(flags=SAFlag.ESN, replay=ReplayState(oseq=0xFFFFFFFE, oseq_hi=3))
     rx = sa(flags=SAFlag.ESN, replay=ReplayState(seq=0xFFFFFFF0, seq_hi=3))

@@ -477,12 +477,8 @@ class EspTransform:
                 continue
             seq += 1
             x = seq ^ ivs
-            if esn_aad is None:
-                head = head_of(outer, seq, x)
-                aad = head[20:28]
-            else:
-                head = head_of(outer, seq & M32, x)
-                aad = esn_aad(spi, seq)
+            head = head_of(outer, seq & M32, x)  # the wire carries the low half only
+            aad = head[20:28] if esn_aad is None else esn_aad(spi, seq)
             append(head + enc(nonce_of(salt, x), q + trailer, aad))
         oseq.give_back(seq)
         return out, len(out) - dropped, nbytes - dropped_bytes

@@ -277,7 +277,10 @@ class OutboundSequence:
     * Without ESN the counter is 32 bits. After 0xFFFFFFFF the SA is exhausted
       (-EOVERFLOW, ``XfrmOutStateSeqError``) unless the extra flag
       ``oseq-may-wrap`` is set; then, as in the kernel, the counter wraps and the
-      next packet carries 0, the one after 1.
+      next packet carries 0, the one after 1. Unlike the kernel, the number
+      ``next()`` returns keeps counting the wraps in its high half (never on the
+      wire: the ESP header takes the low 32 bits), so the IV, which is built from
+      the whole number, still never repeats under the key.
     * With ESN a wrap of the low half bumps ``oseq_hi`` (that packet carries low
       half 0); the space is exhausted after 2^64 - 1. ``oseq-may-wrap`` does not
       apply to ESN (the kernel ignores it there too).
@@ -286,7 +289,7 @@ class OutboundSequence:
     (and stays) True; every further ``next()`` drops again.
     """
 
-    __slots__ = ("_limit", "_oseq", "_wraps", "esn", "may_wrap", "overflowed")
+    __slots__ = ("_epoch", "_limit", "_oseq", "_wraps", "esn", "may_wrap", "overflowed")
 
     def __init__(self, *, esn: bool, may_wrap: bool, oseq: int = 0, oseq_hi: int = 0) -> None:
         _check_u32(oseq, "replay.oseq")
@@ -298,6 +301,8 @@ class OutboundSequence:
         self._wraps = may_wrap and not esn
         self._oseq = (oseq_hi << 32) | oseq
         self._limit = _U64 if esn else _U32
+        #: Wraps so far (oseq-may-wrap without ESN): the high half of what next() returns.
+        self._epoch = 0
         self.overflowed = False
 
     @property
@@ -318,8 +323,9 @@ class OutboundSequence:
                 self.overflowed = True
                 raise PacketDrop(_DROP_OUT_SEQ)
             seq = 0
+            self._epoch += 1
         self._oseq = seq
-        return seq
+        return (self._epoch << 32) | seq
 
     @property
     def last(self) -> int:
@@ -340,13 +346,14 @@ class OutboundSequence:
             return None
         first = self._oseq + 1
         self._oseq = last
-        return first
+        return (self._epoch << 32) | first
 
     def give_back(self, last_used: int) -> None:
         """After ``take``: numbers after ``last_used`` were not sent; the next packet gets
         ``last_used + 1``. Never moves the counter forward."""
-        if last_used < self._oseq:
-            self._oseq = last_used
+        low = last_used & self._limit  # without the wrap count next() may add
+        if low < self._oseq:
+            self._oseq = low
 
     def __repr__(self) -> str:
         return (
