@@ -90,12 +90,6 @@ class WrongState(LocalError):
     errno = _errno.EBUSY
 
 
-class SequenceOverflow(LocalError):
-    """-EOVERFLOW: the outbound sequence number space is exhausted."""
-
-    errno = _errno.EOVERFLOW
-
-
 class PacketDrop(EngineError):
     """Internal: a packet is dropped for ``reason``. Caught by the packet loops."""
 

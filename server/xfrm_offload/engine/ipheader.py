@@ -60,12 +60,6 @@ def ipv4_checksum(header: bytes | bytearray | memoryview) -> int:
     return fold_checksum(ones_complement_sum(zeroed))
 
 
-def checksum_update16(old_checksum: int, old_word: int, new_word: int) -> int:
-    """RFC 1624 eqn. 3: HC' = ~(~HC + ~m + m'), for one changed 16-bit word."""
-    total = (~old_checksum & 0xFFFF) + (~old_word & 0xFFFF) + new_word
-    return fold_checksum(total)
-
-
 def rewrite_ipv4_header(header: bytes | memoryview, proto: int, total_length: int) -> bytes:
     """``header`` (options included) with a new protocol and total length, checksum redone.
 

@@ -35,7 +35,6 @@ ERRNO_TO_CODE: dict[int, grpc.StatusCode] = {
     errno_mod.EBUSY: grpc.StatusCode.FAILED_PRECONDITION,
     errno_mod.ENETDOWN: grpc.StatusCode.FAILED_PRECONDITION,
     errno_mod.EOPNOTSUPP: grpc.StatusCode.FAILED_PRECONDITION,
-    errno_mod.EOVERFLOW: grpc.StatusCode.OUT_OF_RANGE,
 }
 
 
