@@ -353,6 +353,10 @@ class EspTransform:
             self.tmpl4 = ip.IPv4Template(self.saddr, self.daddr, proto)
         copy_dscp = not (config.extra_flags & SAExtraFlag.DONT_ENCAP_DSCP)
         noecn = bool(config.flags & SAFlag.NOECN)
+        #: Tunnel decap (the kernel's ipip/ip6 ECN and DSCP rules): an outer CE mark
+        #: reaches an ECN-capable inner packet unless NOECN; DECAP_DSCP copies the DSCP.
+        self.decap_ecn = not noecn
+        self.decap_dscp = bool(config.flags & SAFlag.DECAP_DSCP)
         #: inner TOS/traffic class -> outer, for all 256 values (shared: 4 possible maps).
         self.tos_map = _tos_map(noecn, copy_dscp)
         align = self.crypto.align
@@ -390,6 +394,7 @@ class EspTransform:
             and not self.natt
             and not self.outer_v6
             and not self.tfcpad
+            and not self.decap_dscp
         )
         # The fast loops are the same protocol, inlined for the common configuration
         # (AEAD with a 16-byte ICV, tunnel mode, ESP directly in IPv4); every packet
@@ -595,6 +600,7 @@ class EspTransform:
                     and end == n
                     and vl == 0x45
                     and proto == 50
+                    and q[1] & 3 != 3  # outer CE: the generic finish marks the inner
                     and spi == spi_b
                     # ESN: a window straddling a wrap reads high numbers as the old
                     # subspace (RFC 4303 A2): those take the calls.
@@ -923,6 +929,11 @@ class EspTransform:
             if inner > plen:
                 return XfrmStat.IN_HDR_ERROR
             # The inner packet's own length drops TFC padding (ip_rcv trims likewise).
+            outer_tos = ((packet[0] & 0x0F) << 4) | (packet[1] >> 4) if self.outer_v6 else packet[1]
+            if self.decap_dscp or (self.decap_ecn and outer_tos & 3 == 3):
+                return ip.decapsulate_tos(
+                    outer_tos, plain[:inner], ecn=self.decap_ecn, copy_dscp=self.decap_dscp
+                )
             return plain[:inner]
         if self.natt:
             start -= 8

@@ -197,6 +197,33 @@ def ecn_encapsulate(tos: int, *, noecn: bool, copy_dscp: bool) -> int:
     return ((tos & 0xFC) if copy_dscp else 0) | ecn
 
 
+def decapsulate_tos(outer_tos: int, inner: bytes, *, ecn: bool, copy_dscp: bool) -> bytes:
+    """The inner packet after tunnel decapsulation, as the kernel leaves it.
+
+    An outer CE mark turns an ECN-capable (ECT) inner packet CE, unless the SA has
+    XFRM_STATE_NOECN (``ecn`` False); an inner Not-ECT packet stays as it is.
+    XFRM_STATE_DECAP_DSCP (``copy_dscp``) copies the outer DSCP into the inner header.
+    The IPv4 header checksum follows.
+    """
+    v4 = inner[0] >> 4 == 4
+    tos = inner[1] if v4 else ((inner[0] & 0x0F) << 4) | (inner[1] >> 4)
+    new = (outer_tos & 0xFC) | (tos & 3) if copy_dscp else tos
+    if ecn and outer_tos & 3 == 3 and new & 3:
+        new |= 3
+    if new == tos:
+        return inner
+    if v4:
+        ihl = (inner[0] & 0x0F) * 4
+        head = bytearray(inner[:ihl])
+        head[1] = new
+        head[10:12] = ipv4_checksum(head).to_bytes(2, "big")
+        return bytes(head) + inner[ihl:]
+    return (
+        bytes(((inner[0] & 0xF0) | (new >> 4), ((new & 0x0F) << 4) | (inner[1] & 0x0F)))
+        + (inner[2:])
+    )
+
+
 class IPv4Template:
     """An outer IPv4 header with everything fixed but TOS, length, ID and DF.
 
