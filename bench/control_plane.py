@@ -142,17 +142,26 @@ def vm_rss_bytes(pid: int | str) -> int:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process (all threads), from /proc/PID/stat."""
+    """User + system CPU time of a process (all threads) and of its live children (the
+    server's worker processes), from /proc."""
     text = Path(f"/proc/{pid}/stat").read_text()
     fields = text[text.rindex(")") + 2 :].split()  # after "pid (comm) "
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    children = [
+        int(c)
+        for task in Path(f"/proc/{pid}/task").iterdir()
+        for c in (task / "children").read_text().split()
+    ]
+    return own + sum(cpu_seconds(c) for c in children)
 
 
 @contextlib.contextmanager
-def server_process(sock: Path, uvloop: bool) -> Iterator[subprocess.Popen[bytes]]:
+def server_process(sock: Path, uvloop: bool, workers: int) -> Iterator[subprocess.Popen[bytes]]:
     args = [*server_command(), "--listen", f"unix:{sock}", "--device", f"{DEV}:full"]
     if uvloop:
         args.append("--uvloop")
+    if workers:
+        args += ["--workers", str(workers)]
     with tempfile.TemporaryFile() as log:
         proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=log)
         try:
@@ -292,10 +301,10 @@ async def bulk_install(client: Client, pid: int, count: int, first: int) -> dict
     }
 
 
-async def rpc_part(plan: Plan, uvloop: bool) -> dict[str, Any]:
+async def rpc_part(plan: Plan, uvloop: bool, workers: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         sock = Path(tmp) / "bench.sock"
-        with server_process(sock, uvloop) as proc:
+        with server_process(sock, uvloop, workers) as proc:
             async with Client(f"unix:{sock}") as client:
                 for _ in range(200):  # the socket appears once the server has bound
                     if sock.exists() or proc.poll() is not None:
@@ -572,20 +581,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a fast smoke run")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--uvloop", action="store_true", help="server and client on uvloop")
+    parser.add_argument(
+        "--workers", type=int, default=0, help="start the server with --workers N (default 0)"
+    )
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL
     t0 = time.perf_counter()
     if args.uvloop:
         import uvloop
 
-        result = uvloop.run(rpc_part(plan, True))
+        result = uvloop.run(rpc_part(plan, True, args.workers))
     else:
-        result = asyncio.run(rpc_part(plan, False))
+        result = asyncio.run(rpc_part(plan, False, args.workers))
     result["inbound"] = inbound_lookup(plan)
     result["outbound"] = outbound_lookup(plan)
     result["tracemalloc"] = traced_memory(plan)
     result["plan"] = plan.__dict__
     result["uvloop"] = args.uvloop
+    result["workers"] = args.workers
     result["server_process"] = "separate"
     result["seconds"] = time.perf_counter() - t0
     if args.json:

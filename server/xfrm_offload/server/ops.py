@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from xfrm_offload.engine.datapath import DevicePath, Outcome, Verdict
 from xfrm_offload.engine.device import Device
-from xfrm_offload.engine.errors import NotFound
+from xfrm_offload.engine.errors import LocalError, NotFound
 from xfrm_offload.v1 import offload_pb2 as pb
 from xfrm_offload.v1 import xfrm_pb2 as xpb
 
@@ -42,6 +42,19 @@ def state_add(
         type=convert.OFFLOAD_TYPE_TO_PB[result.type],
         dir=convert.OFFLOAD_DIR_TO_PB[result.dir],
     )
+
+
+def state_add_many(
+    device: Device, path: DevicePath, sas: list[xpb.XfrmUsersaInfo], now: float
+) -> list[pb.StateAddResponse | LocalError]:
+    """Many state adds in one call (StateAddBulk): each answer or refusal, in order."""
+    answers: list[pb.StateAddResponse | LocalError] = []
+    for sa in sas:
+        try:
+            answers.append(state_add(device, path, sa, now))
+        except LocalError as exc:
+            answers.append(exc)
+    return answers
 
 
 def state_delete(device: Device, path: DevicePath, handle: int) -> None:

@@ -61,15 +61,19 @@ class XfrmDevServicer(offload_pb2_grpc.XfrmDevServiceServicer):
     def __init__(self, nic: Nic) -> None:
         self.nic = nic
 
-    async def _state_add(self, sa: xpb.XfrmUsersaInfo) -> pb.StateAddResponse:
-        """One xdo_dev_state_add; raises LocalError with fields relative to ``sa``."""
+    def _state_device(self, sa: xpb.XfrmUsersaInfo) -> str:
+        """The device a state is for; LocalError (fields relative to ``sa``) if none."""
         if not sa.HasField("offload"):
             convert.sa_config_from_pb(sa)  # the state's own errors first, as netlink parses it
             raise InvalidArgument(
                 "this NIC holds offloaded states only: set offload.dev and offload.flags",
                 field="offload",
             )
-        dev = self.nic.offload_device(sa.offload, "offload")
+        return self.nic.offload_device(sa.offload, "offload")
+
+    async def _state_add(self, sa: xpb.XfrmUsersaInfo) -> pb.StateAddResponse:
+        """One xdo_dev_state_add; raises LocalError with fields relative to ``sa``."""
+        dev = self._state_device(sa)
         reply: pb.StateAddResponse = await self.nic.call(
             dev, ops.state_add, sa, self.nic.clock.now()
         )
@@ -93,30 +97,22 @@ class XfrmDevServicer(offload_pb2_grpc.XfrmDevServiceServicer):
         reply = pb.StateAddBulkResponse()
         position = 0
         async for request in request_iterator:
+            # One device call per device and message (a worker: one pipe round trip):
+            # the states of each device go in together, in their order.
+            by_device: dict[str, list[tuple[int, xpb.XfrmUsersaInfo]]] = {}
+            outcomes: dict[int, pb.StateAddResponse | LocalError] = {}
             for sa in request.sas:
                 try:
-                    added = await self._state_add(sa)
+                    by_device.setdefault(self._state_device(sa), []).append((position, sa))
                 except LocalError as exc:
-                    status = status_from_error(exc)
-                    reply.failed += 1
-                    reply.results.append(
-                        pb.StateAddResult(
-                            position=position,
-                            error=pb.ItemError(
-                                code=status.code,
-                                message=status.message,
-                                field=exc.field or "",
-                                errno=exc.errno,
-                            ),
-                        )
-                    )
-                else:
-                    if added.offloaded:
-                        reply.added += 1
-                    else:
-                        reply.failed += 1
-                        reply.results.append(pb.StateAddResult(position=position, added=added))
+                    outcomes[position] = exc
                 position += 1
+            now = self.nic.clock.now()
+            for dev, items in by_device.items():
+                answers = await self.nic.call(dev, ops.state_add_many, [sa for _, sa in items], now)
+                outcomes.update(zip((pos for pos, _ in items), answers, strict=True))
+            for pos in sorted(outcomes):
+                _bulk_result(reply, pos, outcomes[pos])
         return reply
 
     @refusals()
@@ -198,6 +194,31 @@ class XfrmDevServicer(offload_pb2_grpc.XfrmDevServiceServicer):
         dev = self.nic.device(request.ref.dev, "ref.dev")
         await self.nic.call(dev, ops.policy_free, request.ref.offload_handle)
         return pb.PolicyFreeResponse()
+
+
+def _bulk_result(
+    reply: pb.StateAddBulkResponse, position: int, outcome: pb.StateAddResponse | LocalError
+) -> None:
+    """Count one state of a bulk add; refusals and declines are reported by position."""
+    if isinstance(outcome, LocalError):
+        status = status_from_error(outcome)
+        reply.failed += 1
+        reply.results.append(
+            pb.StateAddResult(
+                position=position,
+                error=pb.ItemError(
+                    code=status.code,
+                    message=status.message,
+                    field=outcome.field or "",
+                    errno=outcome.errno,
+                ),
+            )
+        )
+    elif outcome.offloaded:
+        reply.added += 1
+    else:
+        reply.failed += 1
+        reply.results.append(pb.StateAddResult(position=position, added=outcome))
 
 
 class DeviceServicer(offload_pb2_grpc.DeviceServiceServicer):

@@ -63,26 +63,35 @@ class HeapKeeper:
     An SA is a few dozen objects, some in reference cycles (bound methods, closures).
     With 100,000 SAs every full collection walks millions of objects, and CPython runs
     one each time the heap grows by a quarter: installing SAs in bulk spent more time
-    in the collector than in the SAs. So every call that adds to the tables ends with
-    ``gc.freeze()`` (moves what exists now out of the collector's sight, O(1)), and the
-    frozen heap is collected once for every ``max(1024, live / 4)`` objects freed since
-    the last time, which bounds the garbage freed SAs can leave behind to a fraction of
-    the live tables, as CPython's own rule does for growth.
+    in the collector than in the SAs. So every 64th add ends with a young-generation
+    collection (only live objects get frozen) and ``gc.freeze()`` (moves what exists
+    now out of the collector's sight), and the frozen heap is collected once for every
+    ``max(1024, live / 4)`` objects freed since the last time, which bounds the garbage
+    freed SAs can leave behind to a fraction of the live tables, as CPython's own rule
+    does for growth.
     """
 
     ADDS = ("state_add", "policy_add")
     FREES = ("state_free", "policy_free")
 
+    #: Adds between two freezes (a young-generation collection runs before each).
+    FREEZE_EVERY = 64
+
     def __init__(self) -> None:
         self.live = 0
         self.freed = 0
+        self.unfrozen_adds = 0
 
     def after(self, fn: Callable[..., Any], result: Any) -> None:
         name = fn.__name__
-        if name in self.ADDS:
-            self.live += 1
-            gc.collect(1)  # young garbage first: only live objects get frozen
-            gc.freeze()
+        added = 1 if name in self.ADDS else len(result) if name == "state_add_many" else 0
+        if added:
+            self.live += added
+            self.unfrozen_adds += added
+            if self.unfrozen_adds >= self.FREEZE_EVERY:
+                self.unfrozen_adds = 0
+                gc.collect(1)  # young garbage first: only live objects get frozen
+                gc.freeze()
         elif name in self.FREES:
             self._freed(1)
         elif name == "set_link":
