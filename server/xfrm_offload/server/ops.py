@@ -149,32 +149,27 @@ def poll(device: Device, path: DevicePath, now: float) -> None:
 # -- packets ---------------------------------------------------------------------------
 
 
-def results_to_pb(ids: list[int], outcomes: list[Outcome]) -> list[pb.PacketResult]:
-    """Engine outcomes -> PacketResult messages (a drop names its xfrm_stat counter)."""
-    results: list[pb.PacketResult] = []
-    append = results.append
-    result = pb.PacketResult
+def results_to_pb(
+    response: pb.PacketStreamResponse, ids: list[int], outcomes: list[Outcome]
+) -> None:
+    """Engine outcomes into ``response.results`` (a drop names its xfrm_stat counter).
+
+    Built in place, field by field: constructing each PacketResult with keywords and
+    then copying it into the response cost about three times as much per packet.
+    """
+    add = response.results.add
     for packet_id, (verdict, data, handle, crypto) in zip(ids, outcomes, strict=True):
+        result = add()
+        result.id = packet_id
+        result.offload_handle = handle
         if verdict is Verdict.DROP:
-            append(
-                result(
-                    id=packet_id,
-                    verdict=pb.VERDICT_DROP,
-                    drop_reason=str(data),
-                    offload_handle=handle,
-                )
-            )
+            result.verdict = pb.VERDICT_DROP
+            result.drop_reason = data  # type: ignore[assignment]  # an XfrmStat (a str)
         else:
-            append(
-                result(
-                    id=packet_id,
-                    verdict=_VERDICT_TO_PB[verdict],
-                    data=data,  # type: ignore[arg-type]
-                    offload_handle=handle,
-                    crypto_status=crypto,  # type: ignore[arg-type]
-                )
-            )
-    return results
+            result.verdict = _VERDICT_TO_PB[verdict]
+            result.data = data  # type: ignore[assignment]
+            if crypto:
+                result.crypto_status = crypto  # type: ignore[assignment]
 
 
 def packets(
@@ -193,7 +188,9 @@ def packets(
         outcomes = path.tx([(p.data, p.offload_handle, p.seq) for p in batch], now)
     else:
         outcomes = path.rx([p.data for p in batch], now)
-    response = pb.PacketStreamResponse(results=results_to_pb(ids, outcomes)).SerializeToString()
+    reply = pb.PacketStreamResponse()
+    results_to_pb(reply, ids, outcomes)
+    response = reply.SerializeToString()
     delivered: list[tuple[int, bytes]] = []
     if wire:
         delivered = [
