@@ -41,7 +41,7 @@ import enum
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
-from .algorithms import AlgorithmKind, validate_transforms
+from .algorithms import AlgorithmKind, ResolvedTransforms
 from .errors import (
     InvalidArgument,
     LocalError,
@@ -321,8 +321,7 @@ class PolicyAddResult:
     index: int
 
 
-def _mtu_params(config: SAConfig) -> tuple[int, int, int]:
-    t = validate_transforms(config.aead, config.enc, config.auth)
+def _mtu_params(config: SAConfig, t: ResolvedTransforms) -> tuple[int, int, int]:
     header_len = 8 + t.cipher.iv_size  # ESP header + explicit IV
     if config.mode == Mode.TUNNEL:
         header_len += 20 if config.family == Family.INET else 40
@@ -448,7 +447,9 @@ class Device:
         slot = self._free_slot() if self.profile.netdevsim_handles else -1
         handle = slot | NETDEVSIM_HANDLE_VALID if slot >= 0 else self._peek_handle()
         applied = replace(config, offload=OffloadRequest(dev=self.name, type=otype, dir=odir))
-        entry = OffloadedState(handle, applied, sa, otype, odir, slot, _mtu_params(config))
+        entry = OffloadedState(
+            handle, applied, sa, otype, odir, slot, _mtu_params(config, sa.transforms)
+        )
         try:
             # Same (daddr, spi, proto) twice: the kernel's xfrm_state_add -EEXIST.
             self.sad.add(applied, entry)

@@ -137,7 +137,8 @@ class SecurityAssociation:
         self.sa_id = SAId(
             daddr=config.daddr, spi=config.spi, proto=config.proto, saddr=config.saddr
         )
-        self._transforms = transforms
+        #: The validated algorithms (key, ICV and block sizes), for whoever needs sizes.
+        self.transforms = transforms
         self._iv_salt = iv_salt
         rs = config.replay
         self.replay = ReplayWindow(
@@ -165,7 +166,7 @@ class SecurityAssociation:
         """The ESP framing and crypto objects, built on first use: a keymanager installing
         100,000 SAs pays for the cipher contexts of the ones that carry traffic only.
         (Everything that can refuse the configuration ran in ``__init__``.)"""
-        return EspTransform(self.config, self._transforms, iv_salt=self._iv_salt)
+        return EspTransform(self.config, self.transforms, iv_salt=self._iv_salt)
 
     # -- state ------------------------------------------------------------------------
     @property

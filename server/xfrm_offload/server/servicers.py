@@ -77,7 +77,7 @@ class XfrmDevServicer(offload_pb2_grpc.XfrmDevServiceServicer):
         reply: pb.StateAddResponse = await self.nic.call(
             dev, ops.state_add, sa, self.nic.clock.now()
         )
-        if reply.offloaded:
+        if reply.offloaded and log.isEnabledFor(logging.DEBUG):  # no formatting unless wanted
             log.debug(
                 "state added",
                 extra=logs.fields(dev=dev, handle=hex(reply.offload_handle), spi=hex(sa.id.spi)),
