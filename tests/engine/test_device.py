@@ -541,8 +541,7 @@ def test_state_add_accepts(profile: str, flags: int, config: SAConfig) -> None:
     assert result.handle != 0
     entry = dev.get_state(result.handle)
     assert (entry.type, entry.dir, entry.lifecycle) == (otype, odir, Lifecycle.ACTIVE)
-    assert entry.config.offload is not None
-    assert (entry.config.offload.dev, entry.config.offload.type) == ("eth0", otype)
+    assert entry.config is config  # kept as given; the offload lives in the entry
     assert dev.lookup_inbound(config.daddr, config.spi, config.proto) is entry
     sa_id = SAId(config.daddr, config.spi, config.proto, config.saddr)
     assert dev.pop_events() == [StateAdded("eth0", result.handle, sa_id, otype, odir)]

@@ -249,7 +249,7 @@ class OffloadedState:
         mtu_params: tuple[int, int, int],
     ) -> None:
         self.handle = handle
-        #: The configuration, with ``offload`` filled in as applied.
+        #: The configuration as the keymanager gave it.
         self.config = config
         self.sa = sa
         self.type = type
@@ -446,13 +446,14 @@ class Device:
             return _declined(exc.message, otype, odir)
         slot = self._free_slot() if self.profile.netdevsim_handles else -1
         handle = slot | NETDEVSIM_HANDLE_VALID if slot >= 0 else self._peek_handle()
-        applied = replace(config, offload=OffloadRequest(dev=self.name, type=otype, dir=odir))
+        # The offload as applied lives in the entry (type, dir) and this device; the
+        # configuration is kept as given (a dataclass copy per add cost a tenth of it).
         entry = OffloadedState(
-            handle, applied, sa, otype, odir, slot, _mtu_params(config, sa.transforms)
+            handle, config, sa, otype, odir, slot, _mtu_params(config, sa.transforms)
         )
         try:
             # Same (daddr, spi, proto) twice: the kernel's xfrm_state_add -EEXIST.
-            self.sad.add(applied, entry)
+            self.sad.add(config, entry)
         except LocalError as exc:
             exc.field = proto_field(exc.field)
             raise

@@ -194,7 +194,6 @@ class SAConfig:
     if_id: int = 0
     tfcpad: int = 0
     sa_dir: Direction | None = None
-    offload: OffloadRequest | None = None
 
     @property
     def esn(self) -> bool:
