@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import subprocess
 import sys
 from pathlib import Path
@@ -10,12 +11,12 @@ from pathlib import Path
 import grpc
 import pytest
 
-from xfrm_offload.client import XfrmOffloadError
+from xfrm_offload.client import Client, XfrmOffloadError
 from xfrm_offload.server.workers import WorkerPool
 from xfrm_offload.v1 import offload_pb2 as pb
 
 from ..conftest import running_server
-from .builders import Tap, Tunnel, install, packets, send, udp4
+from .builders import Events, Tap, Tunnel, install, packets, sa, send, udp4
 
 TX = pb.PACKET_DIRECTION_TX
 FOUR_DEVICES = [
@@ -72,3 +73,20 @@ def test_workers_argument_is_checked() -> None:
     )
     assert proc.returncode == 2
     assert "expected a number of workers from 0 to 64" in proc.stderr
+
+
+async def test_events_reach_watchers_when_the_caller_gave_up(sock_dir: Path) -> None:
+    """A link-down flush whose caller stops waiting still tells every watcher about every
+    deleted state (the events travel with the worker's answer, not with the caller)."""
+    async with running_server(sock_dir, "--workers", "1", "--device", "eth0") as (server, client):
+        await client.state_add_bulk(
+            [[sa(Tunnel(spi=0x100 + i), "eth0", False) for i in range(300)]]
+        )
+        async with Events(server, client, devs=["eth0"]) as events:
+            impatient = Client(client.address, timeout=0.001)
+            with contextlib.suppress(XfrmOffloadError):  # DEADLINE_EXCEEDED, most likely
+                await impatient.set_link("eth0", up=False)
+            await impatient.close()
+            kinds = [(await events.next()).kind for _ in range(301)]
+        assert kinds.count(pb.EVENT_KIND_STATE_DELETED) == 300
+        assert pb.EVENT_KIND_LINK in kinds
