@@ -30,18 +30,17 @@ import ipaddress
 import json
 import os
 import random
-import shutil
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 import tracemalloc
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from serverproc import cpu_seconds, server_process, vm_rss
 
 from xfrm_offload.client import Client
 from xfrm_offload.engine.device import XFRM_OFFLOAD_INBOUND, XFRM_OFFLOAD_PACKET, Device
@@ -122,60 +121,6 @@ def sa_config(i: int) -> SAConfig:
 
 
 # -- the server process ---------------------------------------------------------------
-
-
-def server_command() -> list[str]:
-    """``xfrm-offloadd`` beside this interpreter, else on PATH, else ``python -m``."""
-    beside = Path(sys.executable).with_name("xfrm-offloadd")
-    if beside.exists():
-        return [str(beside)]
-    found = shutil.which("xfrm-offloadd")
-    return [found] if found else [sys.executable, "-m", "xfrm_offload.server"]
-
-
-def vm_rss_bytes(pid: int | str) -> int:
-    """VmRSS of a process, from /proc/PID/status."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise RuntimeError(f"no VmRSS for {pid}")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process (all threads) and of its live children (the
-    server's worker processes), from /proc."""
-    text = Path(f"/proc/{pid}/stat").read_text()
-    fields = text[text.rindex(")") + 2 :].split()  # after "pid (comm) "
-    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    children = [
-        int(c)
-        for task in Path(f"/proc/{pid}/task").iterdir()
-        for c in (task / "children").read_text().split()
-    ]
-    return own + sum(cpu_seconds(c) for c in children)
-
-
-@contextlib.contextmanager
-def server_process(sock: Path, uvloop: bool, workers: int) -> Iterator[subprocess.Popen[bytes]]:
-    args = [*server_command(), "--listen", f"unix:{sock}", "--device", f"{DEV}:full"]
-    if uvloop:
-        args.append("--uvloop")
-    if workers:
-        args += ["--workers", str(workers)]
-    with tempfile.TemporaryFile() as log:
-        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=log)
-        try:
-            yield proc
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-            if proc.returncode not in (0, -signal.SIGTERM):
-                log.seek(0)
-                sys.stderr.write(log.read().decode(errors="replace"))
 
 
 # -- RPC rates --------------------------------------------------------------------------
@@ -275,12 +220,12 @@ def chunks(items: Sequence[xpb.XfrmUsersaInfo], size: int) -> Iterable[Sequence[
 async def bulk_install(client: Client, pid: int, count: int, first: int) -> dict[str, Any]:
     sas = [sa_pb(first + i) for i in range(count)]  # built before the clock starts
     before = await client.list_devices()
-    rss0 = vm_rss_bytes(pid)
+    rss0 = vm_rss(pid)
     s0, t0 = cpu_seconds(pid), time.perf_counter()
     reply = await client.state_add_bulk(chunks(sas, BULK_MESSAGE))
     elapsed = time.perf_counter() - t0
     server_cpu = cpu_seconds(pid) - s0
-    rss1 = vm_rss_bytes(pid)
+    rss1 = vm_rss(pid)
     after = await client.list_devices()
     count_before = next(d.state_count for d in before if d.name == DEV)
     count_after = next(d.state_count for d in after if d.name == DEV)
@@ -304,7 +249,10 @@ async def bulk_install(client: Client, pid: int, count: int, first: int) -> dict
 async def rpc_part(plan: Plan, uvloop: bool, workers: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         sock = Path(tmp) / "bench.sock"
-        with server_process(sock, uvloop, workers) as proc:
+        args = ["--device", f"{DEV}:full"]
+        args += ["--uvloop"] if uvloop else []
+        args += ["--workers", str(workers)] if workers else []
+        with server_process(sock, *args) as proc:
             async with Client(f"unix:{sock}") as client:
                 for _ in range(200):  # the socket appears once the server has bound
                     if sock.exists() or proc.poll() is not None:
@@ -361,11 +309,11 @@ def inbound_lookup(plan: Plan) -> dict[str, Any]:
     fill(small, 0, 1)
     big = Device(DEV, 2, PROFILES["full"])
     gc.collect()
-    rss0 = vm_rss_bytes("self")
+    rss0 = vm_rss(os.getpid())
     t0 = time.perf_counter()
     fill(big, 0, plan.bulk)
     fill_s = time.perf_counter() - t0
-    rss1 = vm_rss_bytes("self")
+    rss1 = vm_rss(os.getpid())
 
     def run_keys(
         device: Device, keys: list[tuple[ipaddress.IPv4Address, int, int]]

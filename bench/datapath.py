@@ -35,15 +35,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import ctypes
 import functools
 import ipaddress
 import json
 import os
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -53,6 +49,7 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from serverproc import server_process, tune_malloc, vm_rss
 
 from xfrm_offload.client import Client
 from xfrm_offload.engine.datapath import DevicePath, Verdict
@@ -271,57 +268,6 @@ def in_process(size: int, plan: Plan) -> dict[str, float]:
 # -- the server process ---------------------------------------------------------------------
 
 
-def server_command() -> list[str]:
-    """The server of this interpreter and PYTHONPATH (``xfrm-offloadd`` is the same code)."""
-    return [sys.executable, "-m", "xfrm_offload.server"]
-
-
-def workers_option() -> bool:
-    """Whether this xfrm-offloadd has ``--workers N``."""
-    out = subprocess.run(
-        [*server_command(), "--help"], capture_output=True, text=True, timeout=60
-    ).stdout
-    return "--workers" in out
-
-
-def vm_rss(pid: int) -> int:
-    """VmRSS of a process (the sum over a server's worker processes when it has them)."""
-    total = 0
-    for p in [pid, *_children(pid)]:
-        with contextlib.suppress(OSError):
-            for line in Path(f"/proc/{p}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1]) * 1024
-    return total
-
-
-def _children(pid: int) -> list[int]:
-    try:
-        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
-    except OSError:
-        return []
-    return [int(c) for c in text.split()]
-
-
-@contextlib.contextmanager
-def server_process(sock: Path, *args: str) -> Iterator[subprocess.Popen[bytes]]:
-    cmd = [*server_command(), "--listen", f"unix:{sock}", "--log-level", "warning", *args]
-    with tempfile.TemporaryFile() as log:
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log)
-        try:
-            yield proc
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-            if proc.returncode != 0:
-                log.seek(0)
-                sys.stderr.write(log.read().decode(errors="replace"))
-
-
 async def connect(sock: Path) -> Client:
     deadline = time.monotonic() + 20
     while not sock.exists():
@@ -470,10 +416,8 @@ async def flood_part(plan: Plan) -> dict[str, Any]:
     }
 
 
-async def workers_part(plan: Plan) -> dict[str, Any] | None:
+async def workers_part(plan: Plan) -> dict[str, Any]:
     """1 vs 2 workers: two devices, one TX stream each, requests all built beforehand."""
-    if not workers_option():
-        return None
     res: dict[str, Any] = {}
     for n in (1, 2):
         with tempfile.TemporaryDirectory(prefix="xo-bench-") as d:
@@ -562,9 +506,7 @@ def print_report(r: Result) -> None:
         f"server VmRSS {f['rss_before'] / 2**20:.1f} -> peak {f['rss_peak'] / 2**20:.1f} -> "
         f"{f['rss_after'] / 2**20:.1f} MiB"
     )
-    if r.workers is None:
-        print("workers: not available (this xfrm-offloadd has no --workers)")
-    else:
+    if r.workers is not None:  # filled by the remote part
         w = r.workers
         print(
             f"workers (TX 1400 B, batches of 64, 2 devices x 1 stream, load pre-generated, "
@@ -572,16 +514,6 @@ def print_report(r: Result) -> None:
             f"x{w['2'] / w['1']:.2f}"
         )
     print(f"\ntotal {r.seconds:.0f} s")
-
-
-def tune_malloc() -> bool:
-    """Raise glibc's heap trim threshold in this process (see bench/esp.py: batch outputs
-    otherwise page-fault the freed heap top back in on every batch)."""
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return False
-    return bool(libc.mallopt(-1, 64 << 20) and libc.mallopt(-2, 16 << 20))
 
 
 async def remote_parts(plan: Plan, result: Result) -> None:

@@ -14,7 +14,6 @@ the raw loop's. scapy's
 
 from __future__ import annotations
 
-import ctypes
 import ipaddress
 import os
 import statistics
@@ -23,6 +22,7 @@ import time
 from collections.abc import Callable
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from serverproc import tune_malloc
 
 from xfrm_offload.engine.sa import SecurityAssociation
 from xfrm_offload.engine.types import Algorithm, Mode, SAConfig
@@ -162,23 +162,6 @@ def bench_scapy(packet: bytes) -> tuple[float, float]:
         sa.decrypt(e)
     dec_rate = SCAPY_PACKETS / (time.perf_counter() - t0)
     return enc_rate, dec_rate
-
-
-def tune_malloc() -> bool:
-    """Keep glibc from trimming the heap after every batch.
-
-    A batch API holds its outputs (256 x 1.4 kB here) until the caller takes them; with
-    glibc's default 128 kB trim threshold the freed heap top goes back to the OS after
-    each batch and the next batch page-faults it in again (about 0.4 us per 1.4 kB
-    packet on this machine). A server should do the same (or set
-    MALLOC_TRIM_THRESHOLD_). The raw loop frees each output at once and is unaffected.
-    """
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return False
-    m_trim_threshold, m_top_pad = -1, -2
-    return bool(libc.mallopt(m_trim_threshold, 64 << 20) and libc.mallopt(m_top_pad, 16 << 20))
 
 
 def main() -> int:
