@@ -32,6 +32,26 @@ class Tunnel:
     lft: xpb.XfrmLifetimeCfg | None = None
 
 
+#: The address and mode shapes the packet tests run through (A = 192.0.2.1 or 2001:db8::1).
+V4_TUNNEL = Tunnel()
+V6_TUNNEL = Tunnel(
+    outer_src="2001:db8::1",
+    outer_dst="2001:db8::2",
+    inner_src="2001:db8:1::/64",
+    inner_dst="2001:db8:2::/64",
+)
+V4_TRANSPORT = Tunnel(
+    inner_src="192.0.2.1/32", inner_dst="192.0.2.2/32", mode=xpb.XFRM_MODE_TRANSPORT
+)
+V6_TRANSPORT = Tunnel(
+    outer_src="2001:db8::1",
+    outer_dst="2001:db8::2",
+    inner_src="2001:db8::1/128",
+    inner_dst="2001:db8::2/128",
+    mode=xpb.XFRM_MODE_TRANSPORT,
+)
+
+
 def _v6(addr: str) -> bool:
     return ipaddress.ip_network(addr, strict=False).version == 6
 

@@ -31,7 +31,19 @@ from xfrm_offload.v1 import offload_pb2 as pb
 from xfrm_offload.v1 import xfrm_pb2 as xpb
 
 from ..conftest import running_server
-from .builders import KEY, Tunnel, packets, sa, send, udp4, udp6
+from .builders import (
+    KEY,
+    V4_TRANSPORT,
+    V4_TUNNEL,
+    V6_TRANSPORT,
+    V6_TUNNEL,
+    Tunnel,
+    packets,
+    sa,
+    send,
+    udp4,
+    udp6,
+)
 
 TX, RX = pb.PACKET_DIRECTION_TX, pb.PACKET_DIRECTION_RX
 XFRM_STATE_ESN = 128
@@ -58,23 +70,6 @@ class Case:
         return ESN_HI if self.esn else 0
 
 
-V4_TUNNEL = Tunnel()
-V6_TUNNEL = Tunnel(
-    outer_src="2001:db8::1",
-    outer_dst="2001:db8::2",
-    inner_src="2001:db8:1::/64",
-    inner_dst="2001:db8:2::/64",
-)
-V4_TRANSPORT = Tunnel(
-    inner_src="192.0.2.1/32", inner_dst="192.0.2.2/32", mode=xpb.XFRM_MODE_TRANSPORT
-)
-V6_TRANSPORT = Tunnel(
-    outer_src="2001:db8::1",
-    outer_dst="2001:db8::2",
-    inner_src="2001:db8::1/128",
-    inner_dst="2001:db8::2/128",
-    mode=xpb.XFRM_MODE_TRANSPORT,
-)
 CASES = [
     Case("v4-tunnel", V4_TUNNEL),
     Case("v6-tunnel", V6_TUNNEL),

@@ -15,28 +15,25 @@ from xfrm_offload.v1 import offload_pb2 as pb
 from xfrm_offload.v1 import xfrm_pb2 as xpb
 
 from ..conftest import running_server
-from .builders import Events, Tap, Tunnel, install, packets, policy, send, udp4, udp6
+from .builders import (
+    V4_TRANSPORT,
+    V4_TUNNEL,
+    V6_TRANSPORT,
+    V6_TUNNEL,
+    Events,
+    Tap,
+    Tunnel,
+    install,
+    packets,
+    policy,
+    send,
+    udp4,
+    udp6,
+)
 
 TX, RX = pb.PACKET_DIRECTION_TX, pb.PACKET_DIRECTION_RX
-V4_TUNNEL = Tunnel()
-V6_TUNNEL = Tunnel(
-    outer_src="2001:db8::1",
-    outer_dst="2001:db8::2",
-    inner_src="2001:db8:1::/64",
-    inner_dst="2001:db8:2::/64",
-)
 V4_IN_V6 = Tunnel(outer_src="2001:db8::1", outer_dst="2001:db8::2")
 V6_IN_V4 = Tunnel(inner_src="2001:db8:1::/64", inner_dst="2001:db8:2::/64")
-V4_TRANSPORT = Tunnel(
-    inner_src="192.0.2.1/32", inner_dst="192.0.2.2/32", mode=xpb.XFRM_MODE_TRANSPORT
-)
-V6_TRANSPORT = Tunnel(
-    outer_src="2001:db8::1",
-    outer_dst="2001:db8::2",
-    inner_src="2001:db8::1/128",
-    inner_dst="2001:db8::2/128",
-    mode=xpb.XFRM_MODE_TRANSPORT,
-)
 
 
 @pytest.fixture
