@@ -129,9 +129,7 @@ class SecurityAssociation:
         stats: XfrmStats | None = None,
     ) -> None:
         transforms = _validate(config)
-        if iv_salt is None:
-            iv_salt = os.urandom(16)
-        elif len(iv_salt) < 16:
+        if iv_salt is not None and len(iv_salt) < 16:
             raise InvalidArgument("iv_salt must be at least 16 bytes", field="iv_salt")
         self.config = config
         self.sa_id = SAId(
@@ -139,6 +137,8 @@ class SecurityAssociation:
         )
         #: The validated algorithms (key, ICV and block sizes), for whoever needs sizes.
         self.transforms = transforms
+        # None: drawn with the cipher contexts (see ``esp``); os.urandom is a system
+        # call, a third of an SA's construction, wasted on an SA that carries nothing.
         self._iv_salt = iv_salt
         rs = config.replay
         self.replay = ReplayWindow(
@@ -166,7 +166,8 @@ class SecurityAssociation:
         """The ESP framing and crypto objects, built on first use: a keymanager installing
         100,000 SAs pays for the cipher contexts of the ones that carry traffic only.
         (Everything that can refuse the configuration ran in ``__init__``.)"""
-        return EspTransform(self.config, self.transforms, iv_salt=self._iv_salt)
+        iv_salt = self._iv_salt if self._iv_salt is not None else os.urandom(16)
+        return EspTransform(self.config, self.transforms, iv_salt=iv_salt)
 
     # -- state ------------------------------------------------------------------------
     @property

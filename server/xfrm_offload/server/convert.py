@@ -6,6 +6,7 @@ import enum
 import functools
 import ipaddress
 import socket
+from typing import TypeVar, cast
 
 from xfrm_offload.engine.device import (
     XFRM_OFFLOAD_INBOUND,
@@ -141,6 +142,7 @@ _ENCAP_TO_PB: dict[EncapType, xpb.EncapType] = {
 }
 _ENCAP_FROM_PB = {v: k for k, v in _ENCAP_TO_PB.items()}
 _U32 = 0xFFFFFFFF
+_F = TypeVar("_F", bound=enum.IntFlag)
 
 
 def _family_of(addr: IPAddress) -> Family:
@@ -249,11 +251,22 @@ def _known_bits(flag_type: type[enum.IntFlag]) -> int:
     return known
 
 
-def _flags(value: int, flag_type: type[enum.IntFlag], field: str) -> int:
+@functools.cache
+def _flag_value(flag_type: type[_F], value: int) -> _F:
+    # Building an IntFlag member costs a microsecond; the known bits bound the cache.
+    return flag_type(value)
+
+
+def _flags(value: int, flag_type: type[_F], field: str) -> _F:
     known = _known_bits(flag_type)
     if value & ~known:
         raise InvalidArgument(f"{field}: unknown bits 0x{value & ~known:x}", field=field)
-    return value
+    return cast(_F, _flag_value(flag_type, value))
+
+
+#: What an absent selector or lifetime means; shared, the dataclasses are frozen.
+_ANY_SELECTOR = {family: Selector(family=family) for family in Family}
+_NO_LIMITS = LifetimeConfig()
 
 
 def sa_config_from_pb(sa: xpb.XfrmUsersaInfo) -> SAConfig:
@@ -274,7 +287,7 @@ def sa_config_from_pb(sa: xpb.XfrmUsersaInfo) -> SAConfig:
         raise InvalidArgument(f"dir: unknown direction {sa.dir}", field="dir")
     if sa.id.proto > 255:
         raise InvalidArgument("id.proto must be 0-255", field="id.proto")
-    flags = SAFlag(_flags(sa.flags, SAFlag, "flags"))
+    flags = _flags(sa.flags, SAFlag, "flags")
     if sa.HasField("replay_esn"):
         esn = sa.replay_esn
         window = esn.replay_window
@@ -324,15 +337,17 @@ def sa_config_from_pb(sa: xpb.XfrmUsersaInfo) -> SAConfig:
         mode=_MODE_FROM_PB[sa.mode],
         reqid=sa.reqid,
         flags=flags,
-        extra_flags=SAExtraFlag(_flags(sa.extra_flags, SAExtraFlag, "extra_flags")),
+        extra_flags=_flags(sa.extra_flags, SAExtraFlag, "extra_flags"),
         replay_window=window,
         replay=replay,
         aead=aead,
         enc=enc,
         auth=auth,
         encap=encap,
-        selector=selector_from_pb(sa.sel, "sel", family),
-        lifetime=lifetime_from_pb(sa.lft),
+        selector=(
+            selector_from_pb(sa.sel, "sel", family) if sa.HasField("sel") else _ANY_SELECTOR[family]
+        ),
+        lifetime=lifetime_from_pb(sa.lft) if sa.HasField("lft") else _NO_LIMITS,
         mark=sa.mark.v,
         mark_mask=sa.mark.m,
         if_id=sa.if_id,
@@ -401,7 +416,7 @@ def policy_from_pb(policy: xpb.XfrmUserpolicyInfo) -> Policy:
         index=policy.index,
         priority=policy.priority,
         action=action,
-        flags=PolicyFlag(_flags(policy.flags, PolicyFlag, "flags")),
+        flags=_flags(policy.flags, PolicyFlag, "flags"),
         templates=tuple(template_from_pb(t, f"tmpl[{i}]") for i, t in enumerate(policy.tmpl)),
         mark=policy.mark.v,
         mark_mask=policy.mark.m,

@@ -49,7 +49,7 @@ class Nic:
         self.workers = config.workers
         # With workers the devices are built in the worker processes, by start().
         self.host: LocalDevices | WorkerPool = LocalDevices(
-            [] if self.workers else self.specs, self._publish
+            [] if self.workers else self.specs, self._publish, self._watched
         )
         #: Device name -> the device its wire is cabled to (both ends listed).
         self.cables: dict[str, str] = {}
@@ -99,6 +99,9 @@ class Nic:
             raise result
         return result
 
+    def _watched(self) -> bool:
+        return self.hub.subscriber_count > 0
+
     def _publish(self, events: list[pb.WatchEventsResponse]) -> None:
         for event in events:
             self.hub.publish(event)
@@ -112,7 +115,7 @@ class Nic:
         """Start the worker processes (if any) and the lifetime timer (system clock only:
         a virtual clock polls when it is advanced)."""
         if self.workers:
-            self.host = WorkerPool(self.specs, self.workers, self._publish)
+            self.host = WorkerPool(self.specs, self.workers, self._publish, self._watched)
         if not self.clock.virtual:
             self._timer = asyncio.get_running_loop().create_task(self._run_timer())
 

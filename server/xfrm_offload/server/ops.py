@@ -213,6 +213,10 @@ def receive(
     ]
 
 
-def drain_events(device: Device) -> list[pb.WatchEventsResponse]:
-    """The device's pending events as WatchEvents messages (unstamped: the hub numbers them)."""
-    return [m for m in map(convert.event_to_pb, device.pop_events()) if m is not None]
+def drain_events(device: Device, watched: bool) -> list[pb.WatchEventsResponse]:
+    """The device's pending events as WatchEvents messages (unstamped: the hub numbers them);
+    none when nobody watches (they are taken off the device all the same)."""
+    events = device.pop_events()
+    if not watched:
+        return []
+    return [m for m in map(convert.event_to_pb, events) if m is not None]
