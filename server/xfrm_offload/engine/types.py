@@ -67,6 +67,9 @@ class SAFlag(enum.IntFlag):
     ESN = 128
 
 
+_ESN_BIT = int(SAFlag.ESN)
+
+
 class SAExtraFlag(enum.IntFlag):
     """XFRM_SA_XFLAG_* (XFRMA_SA_EXTRA_FLAGS)."""
 
@@ -198,4 +201,5 @@ class SAConfig:
     @property
     def esn(self) -> bool:
         # int arithmetic: IntFlag's own & builds a new member each time, ten times slower
-        return bool(int(self.flags) & SAFlag.ESN.value)
+        # (and so does reading a member's .value)
+        return bool(int(self.flags) & _ESN_BIT)

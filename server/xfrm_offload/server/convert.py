@@ -264,9 +264,10 @@ def _flags(value: int, flag_type: type[_F], field: str) -> _F:
     return cast(_F, _flag_value(flag_type, value))
 
 
-#: What an absent selector or lifetime means; shared, the dataclasses are frozen.
+#: What an absent selector, lifetime or replay state means; shared (frozen dataclasses).
 _ANY_SELECTOR = {family: Selector(family=family) for family in Family}
 _NO_LIMITS = LifetimeConfig()
+_NO_REPLAY = ReplayState()
 
 
 def sa_config_from_pb(sa: xpb.XfrmUsersaInfo) -> SAConfig:
@@ -275,7 +276,8 @@ def sa_config_from_pb(sa: xpb.XfrmUsersaInfo) -> SAConfig:
     The offload attribute is not translated here: the device layer reads its raw
     flags itself, as the kernel's xfrm_dev_state_add does.
     """
-    daddr = parse_address(sa.id.daddr, "id.daddr")
+    sid = sa.id  # each read of a submessage field builds a new wrapper: read once
+    daddr = parse_address(sid.daddr, "id.daddr")
     saddr = parse_address(sa.saddr, "saddr")
     assert daddr is not None and saddr is not None
     family = _family(
@@ -285,7 +287,8 @@ def sa_config_from_pb(sa: xpb.XfrmUsersaInfo) -> SAConfig:
         raise InvalidArgument(f"mode: unknown mode {sa.mode}", field="mode")
     if sa.dir and sa.dir not in _SA_DIR_FROM_PB:
         raise InvalidArgument(f"dir: unknown direction {sa.dir}", field="dir")
-    if sa.id.proto > 255:
+    proto = sid.proto
+    if proto > 255:
         raise InvalidArgument("id.proto must be 0-255", field="id.proto")
     flags = _flags(sa.flags, SAFlag, "flags")
     if sa.HasField("replay_esn"):
@@ -299,14 +302,13 @@ def sa_config_from_pb(sa: xpb.XfrmUsersaInfo) -> SAConfig:
         replay = ReplayState(seq=esn.seq, seq_hi=esn.seq_hi, oseq=esn.oseq, oseq_hi=esn.oseq_hi)
     else:
         window = sa.replay_window
-        replay = ReplayState()
+        replay = _NO_REPLAY
     if sa.HasField("aead") and (sa.HasField("enc") or sa.HasField("auth")):
         raise InvalidArgument("aead excludes enc and auth", field="aead")
-    aead = (
-        Algorithm(sa.aead.alg_name, sa.aead.alg_key, sa.aead.alg_icv_len)
-        if sa.HasField("aead")
-        else None
-    )
+    aead = None
+    if sa.HasField("aead"):
+        a = sa.aead
+        aead = Algorithm(a.alg_name, a.alg_key, a.alg_icv_len)
     enc = Algorithm(sa.enc.alg_name, sa.enc.alg_key) if sa.HasField("enc") else None
     auth = (
         Algorithm(sa.auth.alg_name, sa.auth.alg_key, sa.auth.alg_trunc_len)
@@ -331,8 +333,8 @@ def sa_config_from_pb(sa: xpb.XfrmUsersaInfo) -> SAConfig:
     return SAConfig(
         daddr=daddr,
         saddr=saddr,
-        spi=sa.id.spi,
-        proto=sa.id.proto or IPPROTO_ESP,
+        spi=sid.spi,
+        proto=proto or IPPROTO_ESP,
         family=family,
         mode=_MODE_FROM_PB[sa.mode],
         reqid=sa.reqid,
