@@ -19,6 +19,9 @@ AES-128-GCM (rfc4106), packet offload, tunnel mode, IPv4 outer, inner IPv4/UDP p
   devices, one stream each, the requests PRE-GENERATED (every protobuf message built
   before timing) and sent by this one client process, which shares the machine's cores
   with the server's processes.
+- ``layout``: the same 1 vs 2 workers WITHOUT gRPC or a client: the server's device host
+  (``Nic``) built in this process and handed pre-serialized batches, with the CPU this
+  process (the pipes to the workers) and the workers spend per packet.
 
 The client (this process) builds every request message before a round is timed; a
 round is one stream carrying its packets, pipelined (requests written while responses
@@ -49,7 +52,7 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from serverproc import server_process, tune_malloc, vm_rss
+from serverproc import children, cpu_seconds, server_process, tune_malloc, vm_rss
 
 from xfrm_offload.client import Client
 from xfrm_offload.engine.datapath import DevicePath, Verdict
@@ -59,6 +62,10 @@ from xfrm_offload.engine.profiles import PROFILES
 from xfrm_offload.engine.sa import SecurityAssociation
 from xfrm_offload.engine.spd import Policy, Template
 from xfrm_offload.engine.types import Algorithm, Direction, Mode, SAConfig, Selector
+from xfrm_offload.server import ops
+from xfrm_offload.server.clock import SystemClock
+from xfrm_offload.server.config import parse_args
+from xfrm_offload.server.nic import Nic
 from xfrm_offload.v1 import offload_pb2 as pb
 from xfrm_offload.v1 import xfrm_pb2 as xpb
 
@@ -443,6 +450,63 @@ async def workers_part(plan: Plan) -> dict[str, Any]:
     return res
 
 
+async def layout_part(plan: Plan) -> dict[str, Any]:
+    """1 vs 2 worker processes WITHOUT gRPC: the server's device host (``Nic`` with
+    ``--workers N``) built in this process and handed the same pre-serialized TX batches
+    a PacketStream would forward (``ops.packets``), every batch of a round submitted at
+    once. What the 2-core machine is left to measure is the worker layout itself: this
+    process only pickles batches into the pipes and reads the answers, the workers parse,
+    encapsulate and serialize."""
+    res: dict[str, Any] = {}
+    devs = ("eth0", "eth1")
+    plain = [inner_packet(1400)] * plan.worker_packets
+    load = {
+        dev: [r.SerializeToString() for r in packet_requests(dev, TX, plain, 64)] for dev in devs
+    }
+    for n in (1, 2):
+        args = ["--workers", str(n), *(a for dev in devs for a in ("--device", dev))]
+        nic = Nic(parse_args(args), SystemClock())
+        await nic.start()
+        try:
+            now = nic.clock.now()
+            for dev in devs:
+                for inbound in (False, True):
+                    await nic.call(dev, ops.state_add, pb_sa(dev, inbound), now)
+                    await nic.call(dev, ops.policy_add, pb_policy(dev, inbound))
+            rates, main_cores, worker_cores = [], [], []
+            workers = children(os.getpid())
+            for _ in range(plan.rounds):
+                own0, kids0 = _own_cpu(), sum(map(cpu_seconds, workers))
+                t0 = time.perf_counter()
+                answers = await asyncio.gather(
+                    *(
+                        nic.call(dev, ops.packets, TX, raw, now, False)
+                        for dev in devs
+                        for raw in load[dev]
+                    )
+                )
+                elapsed = time.perf_counter() - t0
+                rates.append(len(devs) * plan.worker_packets / elapsed)
+                main_cores.append((_own_cpu() - own0) / elapsed)
+                worker_cores.append((sum(map(cpu_seconds, workers)) - kids0) / elapsed)
+                last = pb.PacketStreamResponse.FromString(answers[-1][0])
+                if any(r.verdict != pb.VERDICT_PASS for r in last.results):
+                    raise RuntimeError(f"layout: {last.results[-1]}")
+            res[str(n)] = statistics.median(rates)
+            res[f"{n}/main_cores"] = statistics.median(main_cores)
+            res[f"{n}/worker_cores"] = statistics.median(worker_cores)
+        finally:
+            await nic.close()
+            await nic.stop_workers()
+    return res
+
+
+def _own_cpu() -> float:
+    """User + system CPU seconds of this process, all threads."""
+    t = os.times()
+    return t.user + t.system
+
+
 # -- report -------------------------------------------------------------------------------
 
 
@@ -455,6 +519,7 @@ class Result:
     uvloop_server: dict[str, Any] = field(default_factory=dict)
     flood: dict[str, Any] = field(default_factory=dict)
     workers: dict[str, Any] | None = None
+    layout: dict[str, Any] | None = None
     seconds: float = 0.0
 
 
@@ -513,6 +578,20 @@ def print_report(r: Result) -> None:
             f"client shares the cores): 1: {w['1'] / 1e3:.0f} kpps, 2: {w['2'] / 1e3:.0f} kpps, "
             f"x{w['2'] / w['1']:.2f}"
         )
+    if r.layout is not None:
+        w = r.layout
+        print(
+            f"worker layout without gRPC (TX 1400 B, batches of 64, 2 devices, pre-serialized "
+            f"batches from this process): 1: {w['1'] / 1e3:.0f} kpps, 2: {w['2'] / 1e3:.0f} kpps, "
+            f"x{w['2'] / w['1']:.2f}"
+        )
+        for n in ("1", "2"):
+            main, kids = w[f"{n}/main_cores"], w[f"{n}/worker_cores"]
+            print(
+                f"  {n} worker(s): this process {main:.2f} cores "
+                f"({main / w[n] * 1e9:.0f} ns/packet in the pipes), "
+                f"workers {kids:.2f} cores ({kids / w[n] * 1e9:.0f} ns/packet)"
+            )
     print(f"\ntotal {r.seconds:.0f} s")
 
 
@@ -521,6 +600,7 @@ async def remote_parts(plan: Plan, result: Result) -> None:
     result.uvloop_server = await grpc_part(plan, True, UVLOOP_BATCHES)
     result.flood = await flood_part(plan)
     result.workers = await workers_part(plan)
+    result.layout = await layout_part(plan)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
