@@ -21,6 +21,7 @@ import pytest
 
 from xfrm_offload.client import Client, XfrmOffloadError
 from xfrm_offload.server.app import OffloadServer
+from xfrm_offload.server.workers import LocalDevices
 from xfrm_offload.v1 import offload_pb2 as pb
 from xfrm_offload.v1 import xfrm_pb2 as xpb
 
@@ -152,6 +153,25 @@ async def test_lifecycle_events_in_order_with_increasing_seq(nic: Pair) -> None:
         assert p_deleted.object.reason == "user"
         assert (down.link.link, up.link.link) == (pb.LINK_STATE_DOWN, pb.LINK_STATE_UP)
         assert len(await w.settle()) == 6
+
+
+async def test_what_happens_unwatched_is_never_shown_later(nic: Pair) -> None:
+    """Events of calls made while nobody watches are dropped: a watcher that subscribes
+    afterwards sees its own first event first, and nothing piles up on the devices."""
+    server, client = nic
+    unwatched = await client.state_add(gcm_sa("eth0", 0x300))
+    await client.state_delete("eth0", unwatched.offload_handle)
+    await client.set_link("mlx0", up=False)
+    await client.set_link("mlx0", up=True)
+    async with watching(nic) as w:
+        sa = await client.state_add(gcm_sa("eth0", 0x301))
+        events = await w.wait_for(1)
+        assert kinds_of(events) == [ADDED]
+        assert events[0].object.state.offload_handle == sa.offload_handle
+        assert len(await w.settle()) == 1
+    host = server.nic.host
+    if isinstance(host, LocalDevices):  # the devices live in this process: nothing queued
+        assert all(not device.pop_events() for device in host.devices.values())
 
 
 async def test_refusals_and_declines_publish_nothing(nic: Pair) -> None:
