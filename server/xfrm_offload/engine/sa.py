@@ -137,8 +137,8 @@ class SecurityAssociation:
         )
         #: The validated algorithms (key, ICV and block sizes), for whoever needs sizes.
         self.transforms = transforms
-        # None: drawn with the cipher contexts (see ``esp``); os.urandom is a system
-        # call, a third of an SA's construction, wasted on an SA that carries nothing.
+        # None: drawn with the cipher contexts (see ``esp``), so an SA that never
+        # carries a packet never asks the kernel for random bytes.
         self._iv_salt = iv_salt
         rs = config.replay
         self.replay = ReplayWindow(
