@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from xfrm_offload.client import Client
+from xfrm_offload.client.demo import prefix_selector
 from xfrm_offload.server.app import OffloadServer
 from xfrm_offload.v1 import offload_pb2 as pb
 from xfrm_offload.v1 import xfrm_pb2 as xpb
@@ -60,8 +61,6 @@ def sa(t: Tunnel, dev: str, inbound: bool, *, packet: bool = True) -> xpb.XfrmUs
     flags = (
         (INBOUND if inbound else 0) | (PACKET if packet else 0) | (IPV6 if _v6(t.outer_dst) else 0)
     )
-    src_net = ipaddress.ip_network(t.inner_src, strict=False)
-    dst_net = ipaddress.ip_network(t.inner_dst, strict=False)
     info = xpb.XfrmUsersaInfo(
         id=xpb.XfrmId(daddr=t.outer_dst, spi=t.spi, proto=50),
         saddr=t.outer_src,
@@ -69,12 +68,7 @@ def sa(t: Tunnel, dev: str, inbound: bool, *, packet: bool = True) -> xpb.XfrmUs
         mode=t.mode,
         replay_window=t.replay_window if inbound else 0,
         aead=xpb.XfrmAlgoAead(alg_name="rfc4106(gcm(aes))", alg_key=KEY, alg_icv_len=128),
-        sel=xpb.XfrmSelector(
-            saddr=str(src_net.network_address),
-            prefixlen_s=src_net.prefixlen,
-            daddr=str(dst_net.network_address),
-            prefixlen_d=dst_net.prefixlen,
-        ),
+        sel=prefix_selector(t.inner_src, t.inner_dst),
         dir=xpb.SA_DIR_IN if inbound else xpb.SA_DIR_OUT,
         offload=xpb.XfrmUserOffload(dev=dev, flags=flags),
     )
@@ -84,16 +78,9 @@ def sa(t: Tunnel, dev: str, inbound: bool, *, packet: bool = True) -> xpb.XfrmUs
 
 
 def policy(t: Tunnel, dev: str, inbound: bool) -> xpb.XfrmUserpolicyInfo:
-    src_net = ipaddress.ip_network(t.inner_src, strict=False)
-    dst_net = ipaddress.ip_network(t.inner_dst, strict=False)
     tunnel = t.mode == xpb.XFRM_MODE_TUNNEL
     return xpb.XfrmUserpolicyInfo(
-        sel=xpb.XfrmSelector(
-            saddr=str(src_net.network_address),
-            prefixlen_s=src_net.prefixlen,
-            daddr=str(dst_net.network_address),
-            prefixlen_d=dst_net.prefixlen,
-        ),
+        sel=prefix_selector(t.inner_src, t.inner_dst),
         dir=xpb.POLICY_DIR_IN if inbound else xpb.POLICY_DIR_OUT,
         tmpl=[
             xpb.XfrmUserTmpl(

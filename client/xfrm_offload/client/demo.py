@@ -61,6 +61,18 @@ class DemoError(Exception):
     """A check of the demo failed."""
 
 
+def prefix_selector(src: str, dst: str) -> xpb.XfrmSelector:
+    """The selector ``src SRC dst DST`` of two prefixes (host bits of each are dropped)."""
+    src_net = ipaddress.ip_network(src, strict=False)
+    dst_net = ipaddress.ip_network(dst, strict=False)
+    return xpb.XfrmSelector(
+        saddr=str(src_net.network_address),
+        prefixlen_s=src_net.prefixlen,
+        daddr=str(dst_net.network_address),
+        prefixlen_d=dst_net.prefixlen,
+    )
+
+
 @dataclass
 class SaPair:
     """One direction's SA: outbound on the sender's device, inbound on the receiver's."""
@@ -77,8 +89,6 @@ class SaPair:
     in_handle: int = 0
 
     def info(self, inbound: bool, soft_packets: int | None) -> xpb.XfrmUsersaInfo:
-        src_net = ipaddress.ip_network(self.sel_src)
-        dst_net = ipaddress.ip_network(self.sel_dst)
         sa = xpb.XfrmUsersaInfo(
             id=xpb.XfrmId(daddr=self.dst, spi=self.spi, proto=50),
             saddr=self.src,
@@ -86,12 +96,7 @@ class SaPair:
             mode=xpb.XFRM_MODE_TUNNEL,
             replay_window=128 if inbound else 0,
             aead=xpb.XfrmAlgoAead(alg_name=AEAD, alg_key=self.key, alg_icv_len=128),
-            sel=xpb.XfrmSelector(
-                saddr=str(src_net.network_address),
-                prefixlen_s=src_net.prefixlen,
-                daddr=str(dst_net.network_address),
-                prefixlen_d=dst_net.prefixlen,
-            ),
+            sel=prefix_selector(self.sel_src, self.sel_dst),
             dir=xpb.SA_DIR_IN if inbound else xpb.SA_DIR_OUT,
             offload=xpb.XfrmUserOffload(
                 dev=self.rx_dev if inbound else self.tx_dev,
@@ -116,14 +121,8 @@ def new_pair(src: str, dst: str, sel_src: str, sel_dst: str, tx: str, rx: str) -
 def policy(
     sel_src: str, sel_dst: str, dev: str, inbound: bool, src: str, dst: str
 ) -> xpb.XfrmUserpolicyInfo:
-    src_net, dst_net = ipaddress.ip_network(sel_src), ipaddress.ip_network(sel_dst)
     return xpb.XfrmUserpolicyInfo(
-        sel=xpb.XfrmSelector(
-            saddr=str(src_net.network_address),
-            prefixlen_s=src_net.prefixlen,
-            daddr=str(dst_net.network_address),
-            prefixlen_d=dst_net.prefixlen,
-        ),
+        sel=prefix_selector(sel_src, sel_dst),
         dir=xpb.POLICY_DIR_IN if inbound else xpb.POLICY_DIR_OUT,
         tmpl=[
             xpb.XfrmUserTmpl(
