@@ -66,6 +66,7 @@ PEER_BASE = int(ipaddress.IPv4Address("10.0.0.0"))
 SPI_BASE = 0x10000
 CONCURRENCY = 32
 BULK_MESSAGE = 1000
+REMOVALS = 1000  # SAs removed at random, from a table of this many and from the full one
 TARGETS = {"rpc": 0.8, "bulk": 20_000.0, "inbound": 0.9, "outbound": 0.5}
 
 
@@ -301,6 +302,16 @@ def fill(device: Device, start: int, stop: int) -> None:
         device.pop_events()  # the server hands them to the event hub at once
 
 
+def remove_each(device: Device, handles: list[int]) -> float:
+    """state_delete + state_free of each handle: microseconds per SA."""
+    t0 = time.perf_counter()
+    for h in handles:
+        device.state_delete(h)
+        device.state_free(h)
+        device.pop_events()
+    return (time.perf_counter() - t0) / len(handles) * 1e6
+
+
 def inbound_lookup(plan: Plan) -> dict[str, Any]:
     """lookup_inbound on a Device with 1 SA and on one with plan.bulk SAs."""
     n = plan.lookups
@@ -329,6 +340,22 @@ def inbound_lookup(plan: Plan) -> dict[str, Any]:
 
         return run
 
+    def run_plain(
+        device: Device, keys: list[tuple[ipaddress.IPv4Address, int, int]]
+    ) -> Callable[[], None]:
+        """The floor: a bare dict holding the same entries under the SAD's key, looked
+        up the way the SAD does, with no layers around it."""
+        reps = n // len(keys)
+        table = {(s.config.daddr.packed, s.config.spi, s.config.proto): s for s in device.states()}
+        get = table.get
+
+        def run() -> None:
+            for _ in range(reps):
+                for daddr, spi, proto in keys:
+                    get((daddr.packed, spi, proto))
+
+        return run
+
     # The 1-SA case walks ``sample`` distinct key objects of equal value, so every
     # case walks a list of distinct tuples and the difference is the table alone.
     one = [(LOCAL, int(str(SPI_BASE)), int(str(IPPROTO_ESP))) for _ in range(sample)]
@@ -339,10 +366,20 @@ def inbound_lookup(plan: Plan) -> dict[str, Any]:
             "one": run_keys(small, one),
             "same": run_keys(big, one),
             "spread": run_keys(big, spread),
+            "plain_one": run_plain(small, one),
+            "plain_spread": run_plain(big, spread),
         },
         n,
         plan.lookup_rounds,
     )
+    # Removal must not scan the table either: every one of these inbound SAs shares
+    # its (reqid, daddr), the key of the outbound index.
+    few = Device(DEV, 2, PROFILES["full"])
+    fill(few, 0, REMOVALS)
+    removal_us = {
+        name: remove_each(device, rng.sample([s.handle for s in device.states()], REMOVALS))
+        for name, device in (("few", few), ("many", big))
+    }
     return {
         "sas": plan.bulk,
         "rate_1": r["one"],
@@ -350,6 +387,10 @@ def inbound_lookup(plan: Plan) -> dict[str, Any]:
         "rate_many_random_keys": r["spread"],
         "ratio": r["ratio:spread"],
         "ratio_same_key": r["ratio:same"],
+        "plain_dict_ratio": r["ratio:plain_spread"] / r["ratio:plain_one"],
+        "removals": REMOVALS,
+        "remove_us_few": removal_us["few"],
+        "remove_us_many": removal_us["many"],
         "fill_seconds": fill_s,
         "engine_state_add_us": fill_s / plan.bulk * 1e6,
         "process_rss_per_sa": (rss1 - rss0) / plan.bulk,
@@ -500,6 +541,14 @@ def print_report(r: dict[str, Any]) -> None:
         f"({i['rate_many_same_key'] / 1e6:.2f} M/s one key, ratio {i['ratio_same_key']:.2f}); "
         f"ratio {i['ratio']:.2f} "
         f"(target >= {TARGETS['inbound']}): {verdict(i['ratio'] >= TARGETS['inbound'])}"
+    )
+    print(
+        f"    floor: a bare dict of the same entries, same keys: ratio {i['plain_dict_ratio']:.2f}"
+    )
+    print(
+        f"  state_delete + state_free of {i['removals']:,} random SAs: "
+        f"{i['remove_us_few']:.1f} us/SA from {i['removals']:,}, "
+        f"{i['remove_us_many']:.1f} us/SA from {i['sas']:,}"
     )
     print(
         f"  outbound SPD lookup: 1 policy {o['rate_1'] / 1e6:.2f} M/s; {o['policies']:,} "

@@ -99,8 +99,10 @@ def test_remove_and_iteration() -> None:
     # Outbound index follows removals too.
     found = db.find_outbound(daddr=ip("192.0.2.2"), saddr=ip("192.0.2.1"), reqid=9)
     assert found is sas[4]
+    assert db.remove(ip("192.0.2.2"), 5) is sas[4]  # the newest goes: the next newest wins
+    assert db.find_outbound(daddr=ip("192.0.2.2"), saddr=ip("192.0.2.1"), reqid=9) is sas[3]
     db.add(cfg(3, reqid=9), sas[2])  # the id is free again
-    assert db.clear() == [sas[0], sas[1], sas[3], sas[4], sas[2]]
+    assert db.clear() == [sas[0], sas[1], sas[3], sas[2]]
     assert len(db) == 0
     assert db.find_outbound(daddr=ip("192.0.2.2"), saddr=ip("192.0.2.1"), reqid=9) is None
 

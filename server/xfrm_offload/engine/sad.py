@@ -7,14 +7,16 @@ Two indexes, as in the kernel's state tables:
   whole table (inbound and outbound SAs alike): a second SA with the same id is
   -EEXIST. (The kernel also lets marks tell two SAs with one id apart; a NIC
   receiving the packet has no mark to go by, so the emulator does not.)
-* by destination: ``(reqid, daddr)`` -> SAs, newest last, for the outbound
+* by destination: ``(reqid, daddr)`` -> SAs by id, newest last, for the outbound
   lookup that a policy template drives (the kernel's xfrm_state_find). Per the
   kernel, the SA must have exactly the template's reqid (0 pairs with 0), mode
   and protocol; the template's SPI 0 means any SPI; the SA's source must be the
   requested one, and an SA whose source is the unspecified address matches any
   source (the kernel's wildcard second pass). Among several candidates (a rekey
   in progress) the newest wins, like xfrm_state_look_at's preference for the
-  latest added state; callers that must skip dying SAs pass ``usable``.
+  latest added state; callers that must skip dying SAs pass ``usable``. Each
+  bucket is a dict, not a list: every inbound SA of a host shares its (reqid,
+  daddr), so a bucket can hold the whole table, and removing one SA must not scan it.
 
 The stored object is whatever the device layer builds from an ``SAConfig``; the
 database keeps the config beside it to index and match.
@@ -34,7 +36,7 @@ T = TypeVar("T")
 SAKey = tuple[bytes, int, int]
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class _Entry(Generic[T]):
     config: SAConfig
     sa: T
@@ -55,7 +57,7 @@ class SADatabase(Generic[T]):
         #: Table size; adding beyond it is -ENOSPC. None: unlimited.
         self.max_entries = max_entries
         self._by_id: dict[SAKey, _Entry[T]] = {}
-        self._by_dst: dict[tuple[int, bytes], list[_Entry[T]]] = {}
+        self._by_dst: dict[tuple[int, bytes], dict[SAKey, _Entry[T]]] = {}
 
     # -- changes -----------------------------------------------------------------
 
@@ -71,16 +73,17 @@ class SADatabase(Generic[T]):
             raise NoSpace(f"the SA table is full ({self.max_entries} entries)")
         entry = _Entry(config, sa, config.saddr.packed, not int(config.saddr))
         self._by_id[key] = entry
-        self._by_dst.setdefault((config.reqid, key[0]), []).append(entry)
+        self._by_dst.setdefault((config.reqid, key[0]), {})[key] = entry
 
     def remove(self, daddr: IPAddress, spi: int, proto: int = IPPROTO_ESP) -> T:
         """Take the SA out of the table and return it; NotFound if absent."""
-        entry = self._by_id.pop((daddr.packed, spi, proto), None)
+        key = (daddr.packed, spi, proto)
+        entry = self._by_id.pop(key, None)
         if entry is None:
             raise NotFound(f"no SA {_describe(daddr, spi, proto)}", field="spi")
-        dst_key = (entry.config.reqid, daddr.packed)
+        dst_key = (entry.config.reqid, key[0])
         bucket = self._by_dst[dst_key]
-        bucket.remove(entry)
+        del bucket[key]
         if not bucket:
             del self._by_dst[dst_key]
         return entry.sa
@@ -131,7 +134,7 @@ class SADatabase(Generic[T]):
             return None
         want_saddr = None if saddr is None else saddr.packed
         wildcard: T | None = None
-        for entry in reversed(bucket):  # newest first
+        for entry in reversed(bucket.values()):  # newest first
             cfg = entry.config
             if (
                 cfg.proto != proto

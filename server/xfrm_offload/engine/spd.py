@@ -142,7 +142,7 @@ class Policy:
         return (self.dir, self.sel, self.mark, self.mark_mask, self.if_id)
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)  # identity: list.remove must not compare policies
 class _Entry:
     policy: Policy
     matcher: SelectorMatcher
