@@ -228,11 +228,11 @@ class OffloadedState:
     """One state in the device's table."""
 
     __slots__ = (
+        "_mtu_params",
         "config",
         "dir",
         "handle",
         "lifecycle",
-        "mtu_params",
         "sa",
         "slot",
         "type",
@@ -246,7 +246,6 @@ class OffloadedState:
         type: OffloadType,
         dir: Direction,
         slot: int,
-        mtu_params: tuple[int, int, int],
     ) -> None:
         self.handle = handle
         #: The configuration as the keymanager gave it.
@@ -257,8 +256,8 @@ class OffloadedState:
         self.lifecycle = Lifecycle.ACTIVE
         #: netdevsim table slot, -1 when the profile has no slots.
         self.slot = slot
-        #: (header_len, icv_len, block_align) for xfrm_state_mtu.
-        self.mtu_params = mtu_params
+        #: (header_len, icv_len, block_align) for xfrm_state_mtu, once first asked.
+        self._mtu_params: tuple[int, int, int] | None = None
 
     @property
     def sa_id(self) -> SAId:
@@ -270,7 +269,9 @@ class OffloadedState:
 
     def state_mtu(self, mtu: int) -> int:
         """The largest cleartext packet that fits ``mtu`` once ESP is added (xfrm_state_mtu)."""
-        header_len, icv_len, align = self.mtu_params
+        if self._mtu_params is None:
+            self._mtu_params = _mtu_params(self.config, self.sa.transforms)
+        header_len, icv_len, align = self._mtu_params
         net_adj = 0
         if self.config.mode == Mode.TRANSPORT:
             net_adj = 20 if self.config.family == Family.INET else 40
@@ -448,9 +449,7 @@ class Device:
         handle = slot | NETDEVSIM_HANDLE_VALID if slot >= 0 else self._peek_handle()
         # The offload as applied lives in the entry (type, dir) and this device; the
         # configuration is kept as given (a dataclass copy per add cost a tenth of it).
-        entry = OffloadedState(
-            handle, config, sa, otype, odir, slot, _mtu_params(config, sa.transforms)
-        )
+        entry = OffloadedState(handle, config, sa, otype, odir, slot)
         try:
             # Same (daddr, spi, proto) twice: the kernel's xfrm_state_add -EEXIST.
             self.sad.add(config, entry)
@@ -574,12 +573,12 @@ class Device:
     def _check_algorithms(self, config: SAConfig) -> None:
         """Algorithm rules, in netdevsim's order: AEAD present, ICV, name, key."""
         algs = self.profile.algorithms
-        names = tuple(algs)
         for slot, alg in (("aead", config.aead), ("enc", config.enc), ("auth", config.auth)):
             if alg is None:
                 continue
             support = algs.get(alg.name)
             if support is None:
+                names = tuple(algs)
                 if slot != "aead" and not any(
                     a.kind is not AlgorithmKind.AEAD for a in algs.values()
                 ):

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from .errors import InvalidArgument
 from .events import LimitKind
-from .types import XFRM_INF, LifetimeConfig
+from .types import NO_LIMITS, XFRM_INF, LifetimeConfig
 
 #: Larger than any counter can become: a threshold that is never reached.
 _NEVER_COUNT = 1 << 80
@@ -63,12 +63,14 @@ class Lifetime:
     )
 
     def __init__(self, cfg: LifetimeConfig, now: float) -> None:
-        for name in (*_COUNT_FIELDS, *_TIME_FIELDS):
-            value = getattr(cfg, name)
-            if not 0 <= value <= XFRM_INF:
-                raise InvalidArgument(
-                    f"lifetime.{name} must be between 0 and 2^64-1", field=f"lifetime.{name}"
-                )
+        no_limits = cfg is NO_LIMITS  # most SAs: nothing to check, nothing ever fires
+        if not no_limits:
+            for name in (*_COUNT_FIELDS, *_TIME_FIELDS):
+                value = getattr(cfg, name)
+                if not 0 <= value <= XFRM_INF:
+                    raise InvalidArgument(
+                        f"lifetime.{name} must be between 0 and 2^64-1", field=f"lifetime.{name}"
+                    )
         self.cfg = cfg
         self.bytes = 0
         self.packets = 0
@@ -77,13 +79,12 @@ class Lifetime:
         self.hard_expired = False
         self.soft_expired = False
         self._fired: list[tuple[bool, LimitKind]] = []
-        self._byte_mark = 0
-        self._packet_mark = 0
-        self._hard_deadline = _NEVER_TIME
-        self._soft_deadline = _NEVER_TIME
-        self._update_deadlines()
-        # A limit of 0 is already reached before the first packet.
-        self._check_counters()
+        self._byte_mark = self._packet_mark = _NEVER_COUNT
+        self._hard_deadline = self._soft_deadline = _NEVER_TIME
+        if not no_limits:
+            self._update_deadlines()
+            # A limit of 0 is already reached before the first packet.
+            self._check_counters()
 
     # -- per packet ----------------------------------------------------------------
 

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import functools
 import os
-from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -39,7 +38,7 @@ from .events import EsnAdvanced, Event, Expired, SAId, SeqOverflow
 from .lifetime import Lifetime
 from .replay import OutboundSequence, ReplayWindow
 from .stats import XfrmStat, XfrmStats
-from .types import IPPROTO_ESP, XFRM_INF, Direction, EncapType, Family, SAConfig, SAExtraFlag
+from .types import IPPROTO_ESP, NO_REPLAY, XFRM_INF, Direction, EncapType, Family, SAConfig
 
 U32 = 0xFFFFFFFF
 
@@ -68,11 +67,14 @@ def _validate(config: SAConfig) -> ResolvedTransforms:
     if config.proto != IPPROTO_ESP:
         raise NotSupported("only ESP is implemented", field="proto", allowed=("50",))
     version = 4 if config.family == Family.INET else 6
-    for name in ("daddr", "saddr"):
-        if getattr(config, name).version != version:
-            raise InvalidArgument(
-                f"{name} is not an address of family {config.family.name}", field=name
-            )
+    if config.daddr.version != version:
+        raise InvalidArgument(
+            f"daddr is not an address of family {config.family.name}", field="daddr"
+        )
+    if config.saddr.version != version:
+        raise InvalidArgument(
+            f"saddr is not an address of family {config.family.name}", field="saddr"
+        )
     if config.encap is not None and config.encap.encap_type != EncapType.ESPINUDP:
         raise NotSupported(
             "only ESP-in-UDP (RFC 3948) encapsulation is implemented",
@@ -93,7 +95,7 @@ def _validate(config: SAConfig) -> ResolvedTransforms:
             raise InvalidArgument(
                 "replay.oseq and replay.oseq_hi both 0xffffffff", field="replay.oseq"
             )
-    else:
+    elif rs is not NO_REPLAY:  # the shared "nothing yet" state passes all of these
         for name in ("seq_hi", "oseq_hi"):
             if getattr(rs, name):
                 raise InvalidArgument(f"replay.{name} needs the esn flag", field=f"replay.{name}")
@@ -110,7 +112,7 @@ def _validate(config: SAConfig) -> ResolvedTransforms:
     elif config.sa_dir == Direction.IN:
         if rs.oseq or rs.oseq_hi:
             raise InvalidArgument("an inbound SA has no outbound sequence", field="replay.oseq")
-        if config.extra_flags & SAExtraFlag.OSEQ_MAY_WRAP:
+        if config.oseq_may_wrap:
             raise InvalidArgument("oseq-may-wrap is for outbound SAs", field="extra_flags")
     elif config.sa_dir == Direction.FWD:
         raise InvalidArgument("an SA's dir is in or out", field="sa_dir", allowed=("IN", "OUT"))
@@ -141,20 +143,16 @@ class SecurityAssociation:
         # carries a packet never asks the kernel for random bytes.
         self._iv_salt = iv_salt
         rs = config.replay
-        self.replay = ReplayWindow(
-            config.replay_window, esn=config.esn, seq=rs.seq, seq_hi=rs.seq_hi
-        )
+        esn = config.esn
+        self.replay = ReplayWindow(config.replay_window, esn=esn, seq=rs.seq, seq_hi=rs.seq_hi)
         self.oseq = OutboundSequence(
-            esn=config.esn,
-            may_wrap=bool(config.extra_flags & SAExtraFlag.OSEQ_MAY_WRAP),
-            oseq=rs.oseq,
-            oseq_hi=rs.oseq_hi,
+            esn=esn, may_wrap=config.oseq_may_wrap, oseq=rs.oseq, oseq_hi=rs.oseq_hi
         )
         self.lifetime = Lifetime(config.lifetime, now)
         #: The xfrm_stat counters drops go to (the device's, if it passed one).
         self.stats = stats if stats is not None else XfrmStats()
-        #: Every drop of this SA by reason.
-        self.drops: Counter[XfrmStat] = Counter()
+        #: Every drop of this SA by reason (a plain dict: a Counter costs more to build).
+        self.drops: dict[XfrmStat, int] = {}
         #: x->stats.integrity_failed: inbound packets whose ICV did not verify.
         self.integrity_failed = 0
         self._events: list[Event] = []
@@ -203,7 +201,7 @@ class SecurityAssociation:
         return self._drop(reason)
 
     def _drop(self, reason: XfrmStat) -> XfrmStat:
-        self.drops[reason] += 1
+        self.drops[reason] = self.drops.get(reason, 0) + 1
         self.stats.inc(reason)
         if reason is XfrmStat.IN_STATE_PROTO_ERROR:
             self.integrity_failed += 1

@@ -78,6 +78,9 @@ class SAExtraFlag(enum.IntFlag):
     OSEQ_MAY_WRAP = 2
 
 
+_OSEQ_MAY_WRAP_BIT = int(SAExtraFlag.OSEQ_MAY_WRAP)
+
+
 class EncapType(enum.IntEnum):
     """UDP_ENCAP_* values of xfrm_encap_tmpl.encap_type."""
 
@@ -123,6 +126,11 @@ class LifetimeConfig:
     hard_use_expires_seconds: int = 0
 
 
+#: No limits at all: what an SA without lifetimes shares (``Lifetime`` knows it by
+#: identity and skips the work a real limit needs).
+NO_LIMITS = LifetimeConfig()
+
+
 @dataclass(frozen=True, slots=True)
 class Algorithm:
     """One transform: xfrm_algo / xfrm_algo_aead / xfrm_algo_auth.
@@ -158,6 +166,10 @@ class ReplayState:
     oseq_hi: int = 0
 
 
+#: No counters yet: what an SA without a replay state shares.
+NO_REPLAY = ReplayState()
+
+
 @dataclass(frozen=True, slots=True)
 class OffloadRequest:
     """xfrm_user_offload resolved: which device, which mode, which direction."""
@@ -185,13 +197,13 @@ class SAConfig:
     flags: SAFlag = SAFlag.NONE
     extra_flags: SAExtraFlag = SAExtraFlag.NONE
     replay_window: int = 0
-    replay: ReplayState = ReplayState()
+    replay: ReplayState = NO_REPLAY
     aead: Algorithm | None = None
     enc: Algorithm | None = None
     auth: Algorithm | None = None
     encap: EncapTemplate | None = None
     selector: Selector = Selector()
-    lifetime: LifetimeConfig = LifetimeConfig()
+    lifetime: LifetimeConfig = NO_LIMITS
     mark: int = 0
     mark_mask: int = 0
     if_id: int = 0
@@ -203,3 +215,7 @@ class SAConfig:
         # int arithmetic: IntFlag's own & builds a new member each time, ten times slower
         # (and so does reading a member's .value)
         return bool(int(self.flags) & _ESN_BIT)
+
+    @property
+    def oseq_may_wrap(self) -> bool:
+        return bool(int(self.extra_flags) & _OSEQ_MAY_WRAP_BIT)

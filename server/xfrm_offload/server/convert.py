@@ -40,6 +40,8 @@ from xfrm_offload.engine.spd import (
 from xfrm_offload.engine.stats import XfrmStat
 from xfrm_offload.engine.types import (
     IPPROTO_ESP,
+    NO_LIMITS,
+    NO_REPLAY,
     XFRM_INF,
     Algorithm,
     Direction,
@@ -264,10 +266,9 @@ def _flags(value: int, flag_type: type[_F], field: str) -> _F:
     return cast(_F, _flag_value(flag_type, value))
 
 
-#: What an absent selector, lifetime or replay state means; shared (frozen dataclasses).
+#: What an absent selector means, shared (frozen); an absent lifetime or replay state is
+#: the engine's shared NO_LIMITS or NO_REPLAY.
 _ANY_SELECTOR = {family: Selector(family=family) for family in Family}
-_NO_LIMITS = LifetimeConfig()
-_NO_REPLAY = ReplayState()
 
 
 def sa_config_from_pb(sa: xpb.XfrmUsersaInfo) -> SAConfig:
@@ -280,9 +281,9 @@ def sa_config_from_pb(sa: xpb.XfrmUsersaInfo) -> SAConfig:
     daddr = parse_address(sid.daddr, "id.daddr")
     saddr = parse_address(sa.saddr, "saddr")
     assert daddr is not None and saddr is not None
-    family = _family(
-        sa.family, [(daddr, "id.daddr"), (saddr, "saddr")], "family", _family_of(daddr)
-    )
+    family = _family_of(daddr)
+    if sa.family or saddr.version != daddr.version:  # the general rule and its errors
+        family = _family(sa.family, [(daddr, "id.daddr"), (saddr, "saddr")], "family", family)
     if sa.mode not in _MODE_FROM_PB:
         raise InvalidArgument(f"mode: unknown mode {sa.mode}", field="mode")
     if sa.dir and sa.dir not in _SA_DIR_FROM_PB:
@@ -302,19 +303,16 @@ def sa_config_from_pb(sa: xpb.XfrmUsersaInfo) -> SAConfig:
         replay = ReplayState(seq=esn.seq, seq_hi=esn.seq_hi, oseq=esn.oseq, oseq_hi=esn.oseq_hi)
     else:
         window = sa.replay_window
-        replay = _NO_REPLAY
-    if sa.HasField("aead") and (sa.HasField("enc") or sa.HasField("auth")):
-        raise InvalidArgument("aead excludes enc and auth", field="aead")
+        replay = NO_REPLAY
+    has_enc, has_auth = sa.HasField("enc"), sa.HasField("auth")
     aead = None
     if sa.HasField("aead"):
+        if has_enc or has_auth:
+            raise InvalidArgument("aead excludes enc and auth", field="aead")
         a = sa.aead
         aead = Algorithm(a.alg_name, a.alg_key, a.alg_icv_len)
-    enc = Algorithm(sa.enc.alg_name, sa.enc.alg_key) if sa.HasField("enc") else None
-    auth = (
-        Algorithm(sa.auth.alg_name, sa.auth.alg_key, sa.auth.alg_trunc_len)
-        if sa.HasField("auth")
-        else None
-    )
+    enc = Algorithm(sa.enc.alg_name, sa.enc.alg_key) if has_enc else None
+    auth = Algorithm(sa.auth.alg_name, sa.auth.alg_key, sa.auth.alg_trunc_len) if has_auth else None
     encap = None
     if sa.HasField("encap"):
         encap_type = _ENCAP_FROM_PB.get(sa.encap.encap_type)
@@ -330,6 +328,7 @@ def sa_config_from_pb(sa: xpb.XfrmUsersaInfo) -> SAConfig:
             dport=sa.encap.encap_dport,
             oa=parse_address(sa.encap.encap_oa, "encap.encap_oa", required=False),
         )
+    mark = sa.mark
     return SAConfig(
         daddr=daddr,
         saddr=saddr,
@@ -349,9 +348,9 @@ def sa_config_from_pb(sa: xpb.XfrmUsersaInfo) -> SAConfig:
         selector=(
             selector_from_pb(sa.sel, "sel", family) if sa.HasField("sel") else _ANY_SELECTOR[family]
         ),
-        lifetime=lifetime_from_pb(sa.lft) if sa.HasField("lft") else _NO_LIMITS,
-        mark=sa.mark.v,
-        mark_mask=sa.mark.m,
+        lifetime=lifetime_from_pb(sa.lft) if sa.HasField("lft") else NO_LIMITS,
+        mark=mark.v,
+        mark_mask=mark.m,
         if_id=sa.if_id,
         tfcpad=sa.tfcpad,
         sa_dir=_SA_DIR_FROM_PB.get(sa.dir),
