@@ -10,6 +10,7 @@ import pytest
 
 from xfrm_offload.engine.errors import InvalidArgument, NotSupported
 from xfrm_offload.engine.events import EsnAdvanced, Expired, LimitKind, SAId, SeqOverflow
+from xfrm_offload.engine.replay import MAX_REPLAY_WINDOW
 from xfrm_offload.engine.sa import SecurityAssociation
 from xfrm_offload.engine.stats import XfrmStat, XfrmStats
 from xfrm_offload.engine.types import (
@@ -78,6 +79,12 @@ def seq_of(packet: bytes | object) -> int:
         (dict(sa_dir=Direction.FWD), "sa_dir"),
         (dict(daddr=ipaddress.IPv6Address("::1")), "daddr"),
         (dict(aead=Algorithm("rfc4106(gcm(aes))", bytes(19), 128)), "aead.key"),
+        # What the replay window and the output sequence check when built (on first use):
+        # refused when the SA is added all the same.
+        (dict(replay_window=MAX_REPLAY_WINDOW + 1), "replay_window"),
+        (dict(flags=SAFlag.ESN, replay=ReplayState(seq_hi=1 << 32)), "replay.seq_hi"),
+        (dict(flags=SAFlag.ESN, replay=ReplayState(seq=-1)), "replay.seq"),
+        (dict(flags=SAFlag.ESN, replay=ReplayState(oseq_hi=1 << 32)), "replay.oseq_hi"),
     ],
 )
 def test_config_rules(changes: dict[str, Any], field: str) -> None:

@@ -208,39 +208,30 @@ def _check_icv(spec: AlgorithmSpec, icv_bits: int, field: str) -> int:
     return bits
 
 
-def validate_transforms(
-    aead: Algorithm | None, enc: Algorithm | None, auth: Algorithm | None
-) -> ResolvedTransforms:
-    """Check an SA's algorithms like xfrm_user + esp_init_state would; resolve defaults.
-
-    Exactly one of ``aead`` or ``enc`` is required; ``auth`` goes only with ``enc``
-    (ESP without any authentication, ``enc`` alone, is allowed by the kernel; we keep it
-    for tests with ``digest_null`` semantics).
-    """
-    if aead is not None:
-        if enc is not None or auth is not None:
-            raise InvalidArgument(
-                "an AEAD SA takes no separate enc/auth algorithm",
-                field="enc" if enc is not None else "auth",
-            )
-        spec = _lookup(aead, AlgorithmKind.AEAD, "aead")
-        key_bits = len(aead.key) * 8 - spec.salt_bits
-        if key_bits not in spec.key_bits:
-            raise InvalidArgument(
-                f"{spec.name}: key of {len(aead.key) * 8} bits not supported",
-                field="aead.key",
-                allowed=_key_allowed(spec),
-            )
-        icv = _check_icv(spec, aead.icv_bits, "aead")
-        split = len(aead.key) - spec.salt_bits // 8
-        return ResolvedTransforms(
-            cipher=spec,
-            cipher_key=bytes(aead.key[:split]),
-            salt=bytes(aead.key[split:]),
-            auth=None,
-            auth_key=b"",
-            icv_len=icv // 8,
+def _check_aead(
+    aead: Algorithm, enc: Algorithm | None, auth: Algorithm | None
+) -> tuple[AlgorithmSpec, int]:
+    """An AEAD SA's checks: (spec, ICV bits)."""
+    if enc is not None or auth is not None:
+        raise InvalidArgument(
+            "an AEAD SA takes no separate enc/auth algorithm",
+            field="enc" if enc is not None else "auth",
         )
+    spec = _lookup(aead, AlgorithmKind.AEAD, "aead")
+    key_bits = len(aead.key) * 8 - spec.salt_bits
+    if key_bits not in spec.key_bits:
+        raise InvalidArgument(
+            f"{spec.name}: key of {len(aead.key) * 8} bits not supported",
+            field="aead.key",
+            allowed=_key_allowed(spec),
+        )
+    return spec, _check_icv(spec, aead.icv_bits, "aead")
+
+
+def _check_cipher_auth(
+    enc: Algorithm | None, auth: Algorithm | None
+) -> tuple[AlgorithmSpec, AlgorithmSpec, int]:
+    """A cipher (+ authenticator) SA's checks: (cipher spec, auth spec, ICV bits)."""
     if enc is None:
         raise InvalidArgument(
             "ESP needs an aead or an enc algorithm", field="enc", allowed=_names(AlgorithmKind.AEAD)
@@ -253,24 +244,52 @@ def validate_transforms(
             allowed=_key_allowed(cspec),
         )
     if auth is None:
-        aspec = ALGORITHMS["digest_null"]
-        auth_key = b""
-        icv = 0
+        return cspec, ALGORITHMS["digest_null"], 0
+    aspec = _lookup(auth, AlgorithmKind.AUTH, "auth")
+    if aspec.key_bits and len(auth.key) * 8 not in aspec.key_bits:
+        raise InvalidArgument(
+            f"{aspec.name}: key of {len(auth.key) * 8} bits not supported",
+            field="auth.key",
+            allowed=_key_allowed(aspec),
+        )
+    return cspec, aspec, _check_icv(aspec, auth.icv_bits, "auth")
+
+
+def check_transforms(aead: Algorithm | None, enc: Algorithm | None, auth: Algorithm | None) -> None:
+    """``validate_transforms``' checks alone, for whoever needs no keys yet."""
+    if aead is not None:
+        _check_aead(aead, enc, auth)
     else:
-        aspec = _lookup(auth, AlgorithmKind.AUTH, "auth")
-        if aspec.key_bits and len(auth.key) * 8 not in aspec.key_bits:
-            raise InvalidArgument(
-                f"{aspec.name}: key of {len(auth.key) * 8} bits not supported",
-                field="auth.key",
-                allowed=_key_allowed(aspec),
-            )
-        auth_key = bytes(auth.key)
-        icv = _check_icv(aspec, auth.icv_bits, "auth")
+        _check_cipher_auth(enc, auth)
+
+
+def validate_transforms(
+    aead: Algorithm | None, enc: Algorithm | None, auth: Algorithm | None
+) -> ResolvedTransforms:
+    """Check an SA's algorithms like xfrm_user + esp_init_state would; resolve defaults.
+
+    Exactly one of ``aead`` or ``enc`` is required; ``auth`` goes only with ``enc``
+    (ESP without any authentication, ``enc`` alone, is allowed by the kernel; we keep it
+    for tests with ``digest_null`` semantics).
+    """
+    if aead is not None:
+        spec, icv = _check_aead(aead, enc, auth)
+        split = len(aead.key) - spec.salt_bits // 8
+        return ResolvedTransforms(
+            cipher=spec,
+            cipher_key=bytes(aead.key[:split]),
+            salt=bytes(aead.key[split:]),
+            auth=None,
+            auth_key=b"",
+            icv_len=icv // 8,
+        )
+    cspec, aspec, icv = _check_cipher_auth(enc, auth)
+    assert enc is not None  # _check_cipher_auth refuses None
     return ResolvedTransforms(
         cipher=cspec,
         cipher_key=bytes(enc.key),
         salt=b"",
         auth=aspec,
-        auth_key=auth_key,
+        auth_key=b"" if auth is None else bytes(auth.key),
         icv_len=icv // 8,
     )

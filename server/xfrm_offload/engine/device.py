@@ -472,8 +472,8 @@ class Device:
             self._timed[handle] = entry
         self.generation += 1
         self._events.append(StateAdded(self.name, handle, sa.sa_id, otype, odir))
-        # A limit of 0 fires at creation: report it now.
-        self.collect_state_events(entry)
+        if sa.lifetime.soft_expired:  # a limit of 0 fired at creation: report it now
+            self.collect_state_events(entry)
         return StateAddResult(offloaded=True, handle=handle, type=otype, dir=odir)
 
     def _core_state_checks(self, config: SAConfig, flags: int, odir: Direction) -> None:

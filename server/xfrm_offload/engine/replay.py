@@ -51,7 +51,7 @@ _DROP_IN_SEQ = XfrmStat.IN_STATE_SEQ_ERROR
 _DROP_OUT_SEQ = XfrmStat.OUT_STATE_SEQ_ERROR
 
 
-def _check_u32(value: int, field: str) -> None:
+def check_u32(value: int, field: str) -> None:
     if not 0 <= value <= _U32:
         raise InvalidArgument(f"{field} must be a 32-bit unsigned value", field=field)
 
@@ -71,8 +71,8 @@ class ReplayWindow:
             raise InvalidArgument(
                 f"replay window must be between 0 and {MAX_REPLAY_WINDOW}", field="replay_window"
             )
-        _check_u32(seq, "replay.seq")
-        _check_u32(seq_hi, "replay.seq_hi")
+        check_u32(seq, "replay.seq")
+        check_u32(seq_hi, "replay.seq_hi")
         if seq_hi and not esn:
             raise InvalidArgument("replay.seq_hi needs the esn flag", field="replay.seq_hi")
         self.size = size
@@ -246,11 +246,11 @@ class ReplayWindow:
             raise InvalidArgument(
                 "advance_esn on an SA without the esn flag", field="replay.seq_hi"
             )
-        _check_u32(seq_hi, "replay.seq_hi")
+        check_u32(seq_hi, "replay.seq_hi")
         if seq is None:
             seq = self._top & _U32
         else:
-            _check_u32(seq, "replay.seq")
+            check_u32(seq, "replay.seq")
         new_top = (seq_hi << 32) | seq
         if new_top < self._top:
             field = "replay.seq_hi" if seq_hi < self._top >> 32 else "replay.seq"
@@ -292,8 +292,8 @@ class OutboundSequence:
     __slots__ = ("_epoch", "_limit", "_oseq", "_wraps", "esn", "may_wrap", "overflowed")
 
     def __init__(self, *, esn: bool, may_wrap: bool, oseq: int = 0, oseq_hi: int = 0) -> None:
-        _check_u32(oseq, "replay.oseq")
-        _check_u32(oseq_hi, "replay.oseq_hi")
+        check_u32(oseq, "replay.oseq")
+        check_u32(oseq_hi, "replay.oseq_hi")
         if oseq_hi and not esn:
             raise InvalidArgument("replay.oseq_hi needs the esn flag", field="replay.oseq_hi")
         self.esn = esn

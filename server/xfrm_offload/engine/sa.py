@@ -31,12 +31,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from .algorithms import ResolvedTransforms, validate_transforms
+from .algorithms import ResolvedTransforms, check_transforms, validate_transforms
 from .errors import InvalidArgument, NotSupported
 from .esp import EspTransform, NonEsp
 from .events import EsnAdvanced, Event, Expired, SAId, SeqOverflow
 from .lifetime import Lifetime
-from .replay import OutboundSequence, ReplayWindow
+from .replay import MAX_REPLAY_WINDOW, OutboundSequence, ReplayWindow, check_u32
 from .stats import XfrmStat, XfrmStats
 from .types import IPPROTO_ESP, NO_REPLAY, XFRM_INF, Direction, EncapType, Family, SAConfig
 
@@ -59,10 +59,12 @@ class CurLifetime:
     use_time: float | None
 
 
-def _validate(config: SAConfig) -> ResolvedTransforms:
+def _validate(config: SAConfig) -> None:
     """The kernel's generic checks (xfrm_user verify_newsa_info, xfrm_init_replay).
 
-    Device and offload rules are not here: they belong to the device profile.
+    Device and offload rules are not here: they belong to the device profile. Also every
+    check the SA's parts built on first use (transforms, replay window, output sequence)
+    would make, so that a bad configuration is refused when it is added.
     """
     if config.proto != IPPROTO_ESP:
         raise NotSupported("only ESP is implemented", field="proto", allowed=("50",))
@@ -116,7 +118,14 @@ def _validate(config: SAConfig) -> ResolvedTransforms:
             raise InvalidArgument("oseq-may-wrap is for outbound SAs", field="extra_flags")
     elif config.sa_dir == Direction.FWD:
         raise InvalidArgument("an SA's dir is in or out", field="sa_dir", allowed=("IN", "OUT"))
-    return validate_transforms(config.aead, config.enc, config.auth)
+    check_transforms(config.aead, config.enc, config.auth)
+    if not 0 <= config.replay_window <= MAX_REPLAY_WINDOW:
+        raise InvalidArgument(
+            f"replay window must be between 0 and {MAX_REPLAY_WINDOW}", field="replay_window"
+        )
+    if rs is not NO_REPLAY:
+        for name in ("seq", "seq_hi", "oseq", "oseq_hi"):
+            check_u32(getattr(rs, name), f"replay.{name}")
 
 
 class SecurityAssociation:
@@ -130,24 +139,16 @@ class SecurityAssociation:
         iv_salt: bytes | None = None,
         stats: XfrmStats | None = None,
     ) -> None:
-        transforms = _validate(config)
+        _validate(config)
         if iv_salt is not None and len(iv_salt) < 16:
             raise InvalidArgument("iv_salt must be at least 16 bytes", field="iv_salt")
         self.config = config
         self.sa_id = SAId(
             daddr=config.daddr, spi=config.spi, proto=config.proto, saddr=config.saddr
         )
-        #: The validated algorithms (key, ICV and block sizes), for whoever needs sizes.
-        self.transforms = transforms
         # None: drawn with the cipher contexts (see ``esp``), so an SA that never
         # carries a packet never asks the kernel for random bytes.
         self._iv_salt = iv_salt
-        rs = config.replay
-        esn = config.esn
-        self.replay = ReplayWindow(config.replay_window, esn=esn, seq=rs.seq, seq_hi=rs.seq_hi)
-        self.oseq = OutboundSequence(
-            esn=esn, may_wrap=config.oseq_may_wrap, oseq=rs.oseq, oseq_hi=rs.oseq_hi
-        )
         self.lifetime = Lifetime(config.lifetime, now)
         #: The xfrm_stat counters drops go to (the device's, if it passed one).
         self.stats = stats if stats is not None else XfrmStats()
@@ -157,13 +158,35 @@ class SecurityAssociation:
         self.integrity_failed = 0
         self._events: list[Event] = []
         self._overflow_reported = False
-        self._collect(now)
+        if self.lifetime.soft_expired:  # a limit of 0: fired already
+            self._collect(now)
+
+    # Built on first use: a keymanager installing 100,000 SAs pays for the runtime parts
+    # of the ones that carry traffic (or are asked about) only. Everything that can
+    # refuse the configuration ran in ``__init__`` (``_validate``).
+
+    @functools.cached_property
+    def transforms(self) -> ResolvedTransforms:
+        """The validated algorithms: keys, ICV and block sizes."""
+        return validate_transforms(self.config.aead, self.config.enc, self.config.auth)
+
+    @functools.cached_property
+    def replay(self) -> ReplayWindow:
+        """The inbound anti-replay state."""
+        c = self.config
+        return ReplayWindow(c.replay_window, esn=c.esn, seq=c.replay.seq, seq_hi=c.replay.seq_hi)
+
+    @functools.cached_property
+    def oseq(self) -> OutboundSequence:
+        """The outbound sequence counter."""
+        c = self.config
+        return OutboundSequence(
+            esn=c.esn, may_wrap=c.oseq_may_wrap, oseq=c.replay.oseq, oseq_hi=c.replay.oseq_hi
+        )
 
     @functools.cached_property
     def esp(self) -> EspTransform:
-        """The ESP framing and crypto objects, built on first use: a keymanager installing
-        100,000 SAs pays for the cipher contexts of the ones that carry traffic only.
-        (Everything that can refuse the configuration ran in ``__init__``.)"""
+        """The ESP framing and the cipher contexts."""
         iv_salt = self._iv_salt if self._iv_salt is not None else os.urandom(16)
         return EspTransform(self.config, self.transforms, iv_salt=iv_salt)
 

@@ -253,17 +253,19 @@ def _known_bits(flag_type: type[enum.IntFlag]) -> int:
     return known
 
 
-@functools.cache
-def _flag_value(flag_type: type[_F], value: int) -> _F:
-    # Building an IntFlag member costs a microsecond; the known bits bound the cache.
-    return flag_type(value)
+#: (flag type, value) -> member. Building an IntFlag member costs a microsecond; only
+#: values of known bits get in, which bounds the cache.
+_FLAG_MEMBERS: dict[tuple[type[enum.IntFlag], int], enum.IntFlag] = {}
 
 
 def _flags(value: int, flag_type: type[_F], field: str) -> _F:
-    known = _known_bits(flag_type)
-    if value & ~known:
-        raise InvalidArgument(f"{field}: unknown bits 0x{value & ~known:x}", field=field)
-    return cast(_F, _flag_value(flag_type, value))
+    member = _FLAG_MEMBERS.get((flag_type, value))
+    if member is None:
+        known = _known_bits(flag_type)
+        if value & ~known:
+            raise InvalidArgument(f"{field}: unknown bits 0x{value & ~known:x}", field=field)
+        member = _FLAG_MEMBERS[flag_type, value] = flag_type(value)
+    return cast(_F, member)
 
 
 #: What an absent selector means, shared (frozen); an absent lifetime or replay state is

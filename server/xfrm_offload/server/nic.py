@@ -46,6 +46,7 @@ class Nic:
         self.names = [name for name, _, _ in self.specs]
         self._known = frozenset(self.names)
         self._by_ifindex = {ifindex: name for name, ifindex, _ in self.specs}
+        self._ifindex = {name: ifindex for name, ifindex, _ in self.specs}
         self.workers = config.workers
         # With workers the devices are built in the worker processes, by start().
         self.host: LocalDevices | WorkerPool = LocalDevices(
@@ -73,9 +74,11 @@ class Nic:
 
     def offload_device(self, offload: xpb.XfrmUserOffload, field: str) -> str:
         """The device an XfrmUserOffload names, by name or by ifindex."""
-        if offload.dev:
-            name = self.device(offload.dev, f"{field}.dev")
-            ifindex = self.names.index(name) + FIRST_IFINDEX
+        name = offload.dev
+        if name:
+            if name not in self._known:
+                self.device(name, f"{field}.dev")  # raises NotFound
+            ifindex = self._ifindex[name]
             if offload.ifindex and offload.ifindex != ifindex:
                 raise NotFound(
                     f"{field}.ifindex {offload.ifindex} is not {name}'s ({ifindex})",
