@@ -167,7 +167,13 @@ class SelectorMatcher:
             flow.family == self.family
             and (flow.daddr & self.dmask) == self.daddr
             and (flow.saddr & self.smask) == self.saddr
-            and (flow.dport & self.dport_mask) == self.dport
+            and self.matches_beyond_addresses(flow)
+        )
+
+    def matches_beyond_addresses(self, flow: FlowKey) -> bool:
+        """The tests after family and addresses: for an index that matched those already."""
+        return (
+            (flow.dport & self.dport_mask) == self.dport
             and (flow.sport & self.sport_mask) == self.sport
             and (not self.proto or flow.proto == self.proto)
             and (not self.ifindex or flow.ifindex == self.ifindex)
