@@ -52,6 +52,7 @@ _DROP_OUT_SEQ = XfrmStat.OUT_STATE_SEQ_ERROR
 
 
 def check_u32(value: int, field: str) -> None:
+    """InvalidArgument naming ``field`` unless ``value`` fits 32 unsigned bits."""
     if not 0 <= value <= _U32:
         raise InvalidArgument(f"{field} must be a 32-bit unsigned value", field=field)
 
