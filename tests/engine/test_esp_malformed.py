@@ -61,6 +61,11 @@ def setbyte(p: bytes, i: int, v: int) -> bytes:
     return bytes(b)
 
 
+def flip(p: bytes, i: int, bits: int) -> bytes:
+    """``p`` with ``bits`` of byte ``i`` flipped (one packet: each encap is a new one)."""
+    return setbyte(p, i, p[i] ^ bits)
+
+
 def set_total(p: bytes, total: int) -> bytes:
     b = bytearray(p)
     b[2:4] = total.to_bytes(2, "big")
@@ -109,12 +114,12 @@ CASES = [
     ),
     Case(
         "flipped-ciphertext-bit",
-        lambda tx: setbyte(good(tx), 40, good(tx)[40] ^ 0x10),
+        lambda tx: flip(good(tx), 40, 0x10),
         XfrmStat.IN_STATE_PROTO_ERROR,
     ),
     Case(
         "flipped-sequence-bit",
-        lambda tx: setbyte(good(tx), 27, good(tx)[27] ^ 0x04),
+        lambda tx: flip(good(tx), 27, 0x04),
         XfrmStat.IN_STATE_PROTO_ERROR,
     ),
     Case(
@@ -164,7 +169,7 @@ CASES = [
     ),
     Case(
         "cbc-icv-mismatch",
-        lambda tx: setbyte(good(tx), -1, good(tx)[-1] ^ 1),
+        lambda tx: flip(good(tx), -1, 1),
         XfrmStat.IN_STATE_PROTO_ERROR,
         config(
             aead=None,
