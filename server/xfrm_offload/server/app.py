@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import logging
 import os
@@ -30,6 +31,8 @@ SERVICE_NAMES = tuple(
 )
 #: Large packet batches must fit in one message.
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+#: At a graceful stop with packet streams open: time for their clients to take the end.
+STREAM_LINGER_SECONDS = 0.2
 
 
 def _remove_stale_socket(path: Path) -> None:
@@ -113,7 +116,13 @@ class OffloadServer:
         """Graceful stop: NOT_SERVING, end event streams, let in-flight RPCs finish, clean up."""
         await self.health.enter_graceful_shutdown()
         await self.nic.close()
+        streams = self.datapath.open_streams
         self.datapath.shutdown()
+        if streams:
+            # The streams end OK now, but a client still sending (its half of the stream
+            # is open) answers the end with a frame of its own; were the connection
+            # closed by then, it would report UNAVAILABLE instead of the OK it was sent.
+            await asyncio.sleep(STREAM_LINGER_SECONDS)
         await self.server.stop(self.config.grace if grace is None else grace)
         await self.nic.stop_workers()
         for path in self._sockets:

@@ -121,6 +121,8 @@ class DatapathServicer(offload_pb2_grpc.DatapathServiceServicer):
         self.wires = Wires(nic)
         #: Set at shutdown: streams stop reading, answer what they have, and end OK.
         self.stopping = asyncio.Event()
+        #: PacketStreams open now.
+        self.open_streams = 0
 
     def shutdown(self) -> None:
         """End every packet stream and tap cleanly (graceful server stop)."""
@@ -211,6 +213,7 @@ class DatapathServicer(offload_pb2_grpc.DatapathServiceServicer):
             await in_flight.put(None)
 
         feeder = asyncio.ensure_future(feed())
+        self.open_streams += 1
         try:
             while (task := await in_flight.get()) is not None:
                 response, delivered = await task
@@ -223,6 +226,7 @@ class DatapathServicer(offload_pb2_grpc.DatapathServiceServicer):
         except WorkerDied as exc:
             await abort(context, build_status(grpc.StatusCode.UNAVAILABLE, str(exc)))
         finally:
+            self.open_streams -= 1
             feeder.cancel()
 
     async def WatchPackets(
