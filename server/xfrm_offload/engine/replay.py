@@ -57,6 +57,14 @@ def check_u32(value: int, field: str) -> None:
         raise InvalidArgument(f"{field} must be a 32-bit unsigned value", field=field)
 
 
+def check_window_size(size: int) -> None:
+    """InvalidArgument naming ``replay_window`` unless 0 <= size <= MAX_REPLAY_WINDOW."""
+    if not 0 <= size <= MAX_REPLAY_WINDOW:
+        raise InvalidArgument(
+            f"replay window must be between 0 and {MAX_REPLAY_WINDOW}", field="replay_window"
+        )
+
+
 class ReplayWindow:
     """The inbound anti-replay state of one SA (xfrm_replay_state_esn + its stats).
 
@@ -68,10 +76,7 @@ class ReplayWindow:
     __slots__ = ("_bitmap", "_mask", "_top", "esn", "replay", "replay_window", "size")
 
     def __init__(self, size: int, *, esn: bool, seq: int = 0, seq_hi: int = 0) -> None:
-        if not 0 <= size <= MAX_REPLAY_WINDOW:
-            raise InvalidArgument(
-                f"replay window must be between 0 and {MAX_REPLAY_WINDOW}", field="replay_window"
-            )
+        check_window_size(size)
         check_u32(seq, "replay.seq")
         check_u32(seq_hi, "replay.seq_hi")
         if seq_hi and not esn:

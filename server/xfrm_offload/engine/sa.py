@@ -36,7 +36,7 @@ from .errors import InvalidArgument, NotSupported
 from .esp import EspTransform, NonEsp
 from .events import EsnAdvanced, Event, Expired, SAId, SeqOverflow
 from .lifetime import Lifetime
-from .replay import MAX_REPLAY_WINDOW, OutboundSequence, ReplayWindow, check_u32
+from .replay import OutboundSequence, ReplayWindow, check_u32, check_window_size
 from .stats import XfrmStat, XfrmStats
 from .types import IPPROTO_ESP, NO_REPLAY, XFRM_INF, Direction, EncapType, Family, SAConfig
 
@@ -119,10 +119,7 @@ def _validate(config: SAConfig) -> None:
     elif config.sa_dir == Direction.FWD:
         raise InvalidArgument("an SA's dir is in or out", field="sa_dir", allowed=("IN", "OUT"))
     check_transforms(config.aead, config.enc, config.auth)
-    if not 0 <= config.replay_window <= MAX_REPLAY_WINDOW:
-        raise InvalidArgument(
-            f"replay window must be between 0 and {MAX_REPLAY_WINDOW}", field="replay_window"
-        )
+    check_window_size(config.replay_window)
     if rs is not NO_REPLAY:
         for name in ("seq", "seq_hi", "oseq", "oseq_hi"):
             check_u32(getattr(rs, name), f"replay.{name}")
