@@ -508,7 +508,7 @@ async def _policy(session: _Session, command: Command, tokens: Sequence[str]) ->
 #: ip xfrm monitor's object groups, as the server's event kinds.
 MONITOR_KINDS: dict[str, tuple[pb.EventKind, ...]] = {
     "acquire": (pb.EVENT_KIND_ACQUIRE,),
-    "expire": (pb.EVENT_KIND_EXPIRE,),
+    "expire": (pb.EVENT_KIND_EXPIRE, pb.EVENT_KIND_POLICY_EXPIRE),
     "SA": (pb.EVENT_KIND_STATE_ADDED, pb.EVENT_KIND_STATE_DELETED),
     "aevent": (pb.EVENT_KIND_ESN_ADVANCED, pb.EVENT_KIND_SEQ_OVERFLOW),
     "policy": (pb.EVENT_KIND_POLICY_ADDED, pb.EVENT_KIND_POLICY_DELETED),

@@ -33,6 +33,8 @@ class EventKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     EVENT_KIND_STATE_ADDED: _ClassVar[EventKind]
     EVENT_KIND_POLICY_ADDED: _ClassVar[EventKind]
     EVENT_KIND_LOST: _ClassVar[EventKind]
+    EVENT_KIND_POLICY_EXPIRE: _ClassVar[EventKind]
+    EVENT_KIND_MAPPING: _ClassVar[EventKind]
 
 class PacketDirection(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -81,6 +83,8 @@ EVENT_KIND_ESN_ADVANCED: EventKind
 EVENT_KIND_STATE_ADDED: EventKind
 EVENT_KIND_POLICY_ADDED: EventKind
 EVENT_KIND_LOST: EventKind
+EVENT_KIND_POLICY_EXPIRE: EventKind
+EVENT_KIND_MAPPING: EventKind
 PACKET_DIRECTION_UNSPECIFIED: PacketDirection
 PACKET_DIRECTION_TX: PacketDirection
 PACKET_DIRECTION_RX: PacketDirection
@@ -573,6 +577,34 @@ class EsnAdvancedEvent(_message.Message):
     seq_hi: int
     def __init__(self, ref: _Optional[_Union[StateRef, _Mapping]] = ..., seq_hi: _Optional[int] = ...) -> None: ...
 
+class PolicyExpireEvent(_message.Message):
+    __slots__ = ("ref", "policy", "hard")
+    REF_FIELD_NUMBER: _ClassVar[int]
+    POLICY_FIELD_NUMBER: _ClassVar[int]
+    HARD_FIELD_NUMBER: _ClassVar[int]
+    ref: PolicyRef
+    policy: Policy
+    hard: bool
+    def __init__(self, ref: _Optional[_Union[PolicyRef, _Mapping]] = ..., policy: _Optional[_Union[Policy, _Mapping]] = ..., hard: _Optional[bool] = ...) -> None: ...
+
+class MappingEvent(_message.Message):
+    __slots__ = ("ref", "id", "reqid", "old_saddr", "old_sport", "new_saddr", "new_sport")
+    REF_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    REQID_FIELD_NUMBER: _ClassVar[int]
+    OLD_SADDR_FIELD_NUMBER: _ClassVar[int]
+    OLD_SPORT_FIELD_NUMBER: _ClassVar[int]
+    NEW_SADDR_FIELD_NUMBER: _ClassVar[int]
+    NEW_SPORT_FIELD_NUMBER: _ClassVar[int]
+    ref: StateRef
+    id: _xfrm_pb2.XfrmId
+    reqid: int
+    old_saddr: str
+    old_sport: int
+    new_saddr: str
+    new_sport: int
+    def __init__(self, ref: _Optional[_Union[StateRef, _Mapping]] = ..., id: _Optional[_Union[_xfrm_pb2.XfrmId, _Mapping]] = ..., reqid: _Optional[int] = ..., old_saddr: _Optional[str] = ..., old_sport: _Optional[int] = ..., new_saddr: _Optional[str] = ..., new_sport: _Optional[int] = ...) -> None: ...
+
 class LostEvent(_message.Message):
     __slots__ = ("count",)
     COUNT_FIELD_NUMBER: _ClassVar[int]
@@ -580,7 +612,7 @@ class LostEvent(_message.Message):
     def __init__(self, count: _Optional[int] = ...) -> None: ...
 
 class WatchEventsResponse(_message.Message):
-    __slots__ = ("seq", "time", "dev", "kind", "expire", "acquire", "object", "link", "seq_overflow", "esn_advanced", "lost")
+    __slots__ = ("seq", "time", "dev", "kind", "expire", "acquire", "object", "link", "seq_overflow", "esn_advanced", "lost", "policy_expire", "mapping")
     SEQ_FIELD_NUMBER: _ClassVar[int]
     TIME_FIELD_NUMBER: _ClassVar[int]
     DEV_FIELD_NUMBER: _ClassVar[int]
@@ -592,6 +624,8 @@ class WatchEventsResponse(_message.Message):
     SEQ_OVERFLOW_FIELD_NUMBER: _ClassVar[int]
     ESN_ADVANCED_FIELD_NUMBER: _ClassVar[int]
     LOST_FIELD_NUMBER: _ClassVar[int]
+    POLICY_EXPIRE_FIELD_NUMBER: _ClassVar[int]
+    MAPPING_FIELD_NUMBER: _ClassVar[int]
     seq: int
     time: float
     dev: str
@@ -603,7 +637,9 @@ class WatchEventsResponse(_message.Message):
     seq_overflow: SeqOverflowEvent
     esn_advanced: EsnAdvancedEvent
     lost: LostEvent
-    def __init__(self, seq: _Optional[int] = ..., time: _Optional[float] = ..., dev: _Optional[str] = ..., kind: _Optional[_Union[EventKind, str]] = ..., expire: _Optional[_Union[ExpireEvent, _Mapping]] = ..., acquire: _Optional[_Union[AcquireEvent, _Mapping]] = ..., object: _Optional[_Union[ObjectEvent, _Mapping]] = ..., link: _Optional[_Union[LinkEvent, _Mapping]] = ..., seq_overflow: _Optional[_Union[SeqOverflowEvent, _Mapping]] = ..., esn_advanced: _Optional[_Union[EsnAdvancedEvent, _Mapping]] = ..., lost: _Optional[_Union[LostEvent, _Mapping]] = ...) -> None: ...
+    policy_expire: PolicyExpireEvent
+    mapping: MappingEvent
+    def __init__(self, seq: _Optional[int] = ..., time: _Optional[float] = ..., dev: _Optional[str] = ..., kind: _Optional[_Union[EventKind, str]] = ..., expire: _Optional[_Union[ExpireEvent, _Mapping]] = ..., acquire: _Optional[_Union[AcquireEvent, _Mapping]] = ..., object: _Optional[_Union[ObjectEvent, _Mapping]] = ..., link: _Optional[_Union[LinkEvent, _Mapping]] = ..., seq_overflow: _Optional[_Union[SeqOverflowEvent, _Mapping]] = ..., esn_advanced: _Optional[_Union[EsnAdvancedEvent, _Mapping]] = ..., lost: _Optional[_Union[LostEvent, _Mapping]] = ..., policy_expire: _Optional[_Union[PolicyExpireEvent, _Mapping]] = ..., mapping: _Optional[_Union[MappingEvent, _Mapping]] = ...) -> None: ...
 
 class Packet(_message.Message):
     __slots__ = ("id", "data", "offload_handle", "seq")

@@ -15,10 +15,12 @@ from xfrm_offload.engine.device import (
     Device,
     Lifecycle,
     LinkChanged,
+    NewMapping,
     OffloadedPolicy,
     OffloadedState,
     PolicyAdded,
     PolicyDeleted,
+    PolicyExpired,
     ReplayStateEsn,
     StateAdded,
     StateCounters,
@@ -356,6 +358,7 @@ def sa_config_from_pb(sa: xpb.XfrmUsersaInfo) -> SAConfig:
         if_id=sa.if_id,
         tfcpad=sa.tfcpad,
         sa_dir=_SA_DIR_FROM_PB.get(sa.dir),
+        mapping_maxage=sa.mapping_maxage,
     )
 
 
@@ -515,6 +518,7 @@ def sa_config_to_pb(
         extra_flags=int(config.extra_flags),
         dir=xpb.SA_DIR_UNSPECIFIED if config.sa_dir is None else _SA_DIR_TO_PB[config.sa_dir],
         offload=offload,
+        mapping_maxage=config.mapping_maxage,
     )
     if config.esn or config.replay_window > 32:
         # XFRMA_REPLAY_ESN_VAL exists for ESN and bitmap windows only (as the kernel
@@ -636,7 +640,20 @@ def template_to_pb(tmpl: Template) -> xpb.XfrmUserTmpl:
 
 
 def policy_to_pb(device: Device, entry: OffloadedPolicy) -> pb.Policy:
-    p = entry.policy
+    lft = entry.lifetime
+    return _policy_pb(
+        entry.policy,
+        device.name,
+        device.ifindex,
+        entry.handle,
+        _LIFECYCLE_TO_PB[entry.lifecycle],
+        xpb.XfrmLifetimeCur(add_time=int(lft.add_time), use_time=int(lft.use_time or 0)),
+    )
+
+
+def _policy_pb(
+    p: Policy, dev: str, ifindex: int, handle: int, lifecycle: int, curlft: xpb.XfrmLifetimeCur
+) -> pb.Policy:
     info = xpb.XfrmUserpolicyInfo(
         sel=selector_to_pb(p.sel),
         lft=lifetime_to_pb(p.lifetime),
@@ -650,15 +667,14 @@ def policy_to_pb(device: Device, entry: OffloadedPolicy) -> pb.Policy:
         tmpl=[template_to_pb(t) for t in p.templates],
         mark=xpb.XfrmMark(v=p.mark, m=p.mark_mask),
         if_id=p.if_id,
-        offload=xpb.XfrmUserOffload(
-            dev=device.name, ifindex=device.ifindex, flags=XFRM_OFFLOAD_PACKET
-        ),
+        offload=xpb.XfrmUserOffload(dev=dev, ifindex=ifindex, flags=XFRM_OFFLOAD_PACKET),
     )
     return pb.Policy(
         policy=info,
-        offload_handle=entry.handle,
-        dev=device.name,
-        lifecycle=_LIFECYCLE_TO_PB[entry.lifecycle],
+        offload_handle=handle,
+        dev=dev,
+        lifecycle=lifecycle,  # type: ignore[arg-type]
+        curlft=curlft,
     )
 
 
@@ -740,6 +756,34 @@ def event_to_pb(event: Event) -> pb.WatchEventsResponse | None:
                     reqid=event.reqid,
                     mode=MODE_TO_PB[event.mode],
                 ),
+            ),
+        )
+    if isinstance(event, PolicyExpired):
+        curlft = xpb.XfrmLifetimeCur(
+            add_time=int(event.add_time), use_time=int(event.use_time or 0)
+        )
+        lifecycle = pb.LIFECYCLE_DELETED if event.hard else pb.LIFECYCLE_ACTIVE
+        return pb.WatchEventsResponse(
+            dev=event.dev,
+            kind=pb.EVENT_KIND_POLICY_EXPIRE,
+            policy_expire=pb.PolicyExpireEvent(
+                ref=pb.PolicyRef(dev=event.dev, offload_handle=event.handle),
+                policy=_policy_pb(event.policy, event.dev, 0, event.handle, lifecycle, curlft),
+                hard=event.hard,
+            ),
+        )
+    if isinstance(event, NewMapping):
+        return pb.WatchEventsResponse(
+            dev=event.dev,
+            kind=pb.EVENT_KIND_MAPPING,
+            mapping=pb.MappingEvent(
+                ref=pb.StateRef(dev=event.dev, offload_handle=event.handle),
+                id=_sa_id_to_pb(event.sa),
+                reqid=event.reqid,
+                old_saddr=str(event.old_saddr),
+                old_sport=event.old_sport,
+                new_saddr=str(event.new_saddr),
+                new_sport=event.new_sport,
             ),
         )
     if isinstance(event, LinkChanged):

@@ -85,9 +85,9 @@ def update_curlft(device: Device, path: DevicePath, handle: int) -> pb.UpdateCur
 
 
 def policy_add(
-    device: Device, path: DevicePath, policy: xpb.XfrmUserpolicyInfo
+    device: Device, path: DevicePath, policy: xpb.XfrmUserpolicyInfo, now: float
 ) -> pb.PolicyAddResponse:
-    result = device.policy_add(convert.policy_from_pb(policy), policy.offload.flags)
+    result = device.policy_add(convert.policy_from_pb(policy), policy.offload.flags, now)
     return pb.PolicyAddResponse(offload_handle=result.handle, index=result.index)
 
 
