@@ -115,7 +115,8 @@ def test_random_loss_leaves_exactly_the_rest() -> None:
 
 def test_gilbert_elliott_losses_come_in_bursts() -> None:
     items = [(i, b"x") for i in range(20000)]
-    imp, wire = through(ImpairmentConfig(loss_burst=GilbertElliott(p=2, r=20), seed=11), items)
+    burst = ImpairmentConfig(loss_burst=GilbertElliott(p=2, r=20), seed=11, limit=100_000)
+    imp, wire = through(burst, items)
     kept = {i for i, _ in wire}
     runs, run = [], 0
     for i, _ in items:
@@ -130,7 +131,7 @@ def test_gilbert_elliott_losses_come_in_bursts() -> None:
     assert imp.counters.dropped / len(items) == pytest.approx(2 / 22, rel=0.15)
     assert mean == pytest.approx(5, rel=0.15)
     # random loss of the same rate has bursts of about 1.1
-    _, flat = through(ImpairmentConfig(loss=100 * 2 / 22, seed=11), items)
+    _, flat = through(ImpairmentConfig(loss=100 * 2 / 22, seed=11, limit=100_000), items)
     assert len(flat) == pytest.approx(len(wire), rel=0.05)
 
 
@@ -183,6 +184,13 @@ def test_each_corruption_is_the_drop_its_position_causes() -> None:
 
 
 # -- when packets leave ----------------------------------------------------------------
+
+
+def test_a_full_queue_drops_what_does_not_fit() -> None:
+    imp: Impairment[int] = Impairment(ImpairmentConfig(delay=1.0, limit=3))
+    imp.push([(i, b"x") for i in range(5)], 0.0)
+    assert (len(imp), imp.counters.dropped) == (3, 2)
+    assert [k for k, _ in imp.pop_due(1.0)] == [0, 1, 2]
 
 
 def test_delay_jitter_and_rate_decide_departure_times() -> None:

@@ -713,6 +713,88 @@ class SetCableResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
+class GilbertElliottLoss(_message.Message):
+    __slots__ = ("p", "r", "bad_loss", "good_loss")
+    P_FIELD_NUMBER: _ClassVar[int]
+    R_FIELD_NUMBER: _ClassVar[int]
+    BAD_LOSS_FIELD_NUMBER: _ClassVar[int]
+    GOOD_LOSS_FIELD_NUMBER: _ClassVar[int]
+    p: float
+    r: float
+    bad_loss: float
+    good_loss: float
+    def __init__(self, p: _Optional[float] = ..., r: _Optional[float] = ..., bad_loss: _Optional[float] = ..., good_loss: _Optional[float] = ...) -> None: ...
+
+class Impairment(_message.Message):
+    __slots__ = ("loss_percent", "loss_burst", "duplicate_percent", "corrupt_percent", "reorder_percent", "reorder_gap", "delay_us", "jitter_us", "rate_bps", "seed", "limit")
+    LOSS_PERCENT_FIELD_NUMBER: _ClassVar[int]
+    LOSS_BURST_FIELD_NUMBER: _ClassVar[int]
+    DUPLICATE_PERCENT_FIELD_NUMBER: _ClassVar[int]
+    CORRUPT_PERCENT_FIELD_NUMBER: _ClassVar[int]
+    REORDER_PERCENT_FIELD_NUMBER: _ClassVar[int]
+    REORDER_GAP_FIELD_NUMBER: _ClassVar[int]
+    DELAY_US_FIELD_NUMBER: _ClassVar[int]
+    JITTER_US_FIELD_NUMBER: _ClassVar[int]
+    RATE_BPS_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    loss_percent: float
+    loss_burst: GilbertElliottLoss
+    duplicate_percent: float
+    corrupt_percent: float
+    reorder_percent: float
+    reorder_gap: int
+    delay_us: int
+    jitter_us: int
+    rate_bps: int
+    seed: int
+    limit: int
+    def __init__(self, loss_percent: _Optional[float] = ..., loss_burst: _Optional[_Union[GilbertElliottLoss, _Mapping]] = ..., duplicate_percent: _Optional[float] = ..., corrupt_percent: _Optional[float] = ..., reorder_percent: _Optional[float] = ..., reorder_gap: _Optional[int] = ..., delay_us: _Optional[int] = ..., jitter_us: _Optional[int] = ..., rate_bps: _Optional[int] = ..., seed: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class ImpairmentCounters(_message.Message):
+    __slots__ = ("packets", "dropped", "duplicated", "corrupted", "reordered", "sent", "waiting")
+    PACKETS_FIELD_NUMBER: _ClassVar[int]
+    DROPPED_FIELD_NUMBER: _ClassVar[int]
+    DUPLICATED_FIELD_NUMBER: _ClassVar[int]
+    CORRUPTED_FIELD_NUMBER: _ClassVar[int]
+    REORDERED_FIELD_NUMBER: _ClassVar[int]
+    SENT_FIELD_NUMBER: _ClassVar[int]
+    WAITING_FIELD_NUMBER: _ClassVar[int]
+    packets: int
+    dropped: int
+    duplicated: int
+    corrupted: int
+    reordered: int
+    sent: int
+    waiting: int
+    def __init__(self, packets: _Optional[int] = ..., dropped: _Optional[int] = ..., duplicated: _Optional[int] = ..., corrupted: _Optional[int] = ..., reordered: _Optional[int] = ..., sent: _Optional[int] = ..., waiting: _Optional[int] = ...) -> None: ...
+
+class SetImpairmentRequest(_message.Message):
+    __slots__ = ("dev", "impairment")
+    DEV_FIELD_NUMBER: _ClassVar[int]
+    IMPAIRMENT_FIELD_NUMBER: _ClassVar[int]
+    dev: str
+    impairment: Impairment
+    def __init__(self, dev: _Optional[str] = ..., impairment: _Optional[_Union[Impairment, _Mapping]] = ...) -> None: ...
+
+class SetImpairmentResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetImpairmentRequest(_message.Message):
+    __slots__ = ("dev",)
+    DEV_FIELD_NUMBER: _ClassVar[int]
+    dev: str
+    def __init__(self, dev: _Optional[str] = ...) -> None: ...
+
+class GetImpairmentResponse(_message.Message):
+    __slots__ = ("impairment", "counters")
+    IMPAIRMENT_FIELD_NUMBER: _ClassVar[int]
+    COUNTERS_FIELD_NUMBER: _ClassVar[int]
+    impairment: Impairment
+    counters: ImpairmentCounters
+    def __init__(self, impairment: _Optional[_Union[Impairment, _Mapping]] = ..., counters: _Optional[_Union[ImpairmentCounters, _Mapping]] = ...) -> None: ...
+
 class AdvanceClockRequest(_message.Message):
     __slots__ = ("seconds",)
     SECONDS_FIELD_NUMBER: _ClassVar[int]

@@ -26,6 +26,7 @@ Per packet, in the order netem_enqueue takes its decisions (net/sched/sch_netem.
    transmission time (length x 8 / rate). Jitter alone may reorder too (netem sorts
    its queue by departure time); only the reorder decisions are counted as reordered.
 
+A packet that finds ``limit`` packets waiting is dropped (netem's queue limit).
 Reordering needs a delay, as tc says ("reordering not possible without specifying
 some delay"). Counters: packets offered, dropped, duplicated, corrupted, reordered,
 sent (what left the wire so far).
@@ -68,6 +69,8 @@ class ImpairmentConfig:
     jitter: float = 0.0
     rate: int = 0
     seed: int = 0
+    #: Packets that may wait on the wire (netem's limit, 1000 by default); more are dropped.
+    limit: int = 1000
 
     @property
     def active(self) -> bool:
@@ -109,6 +112,8 @@ class ImpairmentConfig:
         for name, seconds in (("delay", self.delay), ("jitter", self.jitter)):
             if not 0.0 <= seconds <= 3600.0:
                 raise InvalidArgument(f"{name} must be 0 to 3600 seconds", field=name)
+        if not 1 <= self.limit <= 1_000_000:
+            raise InvalidArgument("limit must be 1 to 1000000 packets", field="limit")
         if self.rate < 0:
             raise InvalidArgument("rate must not be negative", field="rate")
         if self.gap < 0:
@@ -212,6 +217,9 @@ class Impairment(Generic[K]):
         self._enqueue(departure, key, packet)
 
     def _enqueue(self, departure: float, key: K, packet: bytes) -> None:
+        if len(self._queue) >= self.config.limit:  # netem's qdisc_drop on a full queue
+            self.counters.dropped += 1
+            return
         self._seq += 1
         heapq.heappush(self._queue, (departure, self._seq, key, packet))
 

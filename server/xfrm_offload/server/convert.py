@@ -29,6 +29,7 @@ from xfrm_offload.engine.device import (
 )
 from xfrm_offload.engine.errors import InvalidArgument
 from xfrm_offload.engine.events import Acquire, EsnAdvanced, Event, Expired, SAId, SeqOverflow
+from xfrm_offload.engine.impair import GilbertElliott, Impairment, ImpairmentConfig
 from xfrm_offload.engine.profiles import Capabilities
 from xfrm_offload.engine.sa import CurLifetime
 from xfrm_offload.engine.spd import (
@@ -793,3 +794,94 @@ def event_to_pb(event: Event) -> pb.WatchEventsResponse | None:
             link=pb.LinkEvent(link=pb.LINK_STATE_UP if event.up else pb.LINK_STATE_DOWN),
         )
     return None
+
+
+# -- wire impairments -------------------------------------------------------------------
+
+_US = 1e-6
+
+
+def impairment_from_pb(imp: pb.Impairment) -> ImpairmentConfig:
+    """Impairment -> ImpairmentConfig, validated (errors name the proto field)."""
+    burst = None
+    if imp.HasField("loss_burst"):
+        ge = imp.loss_burst
+        burst = GilbertElliott(
+            p=ge.p,
+            r=ge.r if ge.HasField("r") else None,
+            bad_loss=ge.bad_loss if ge.HasField("bad_loss") else 100.0,
+            good_loss=ge.good_loss if ge.HasField("good_loss") else 0.0,
+        )
+    config = ImpairmentConfig(
+        loss=imp.loss_percent,
+        loss_burst=burst,
+        duplicate=imp.duplicate_percent,
+        corrupt=imp.corrupt_percent,
+        reorder=imp.reorder_percent,
+        gap=imp.reorder_gap,
+        delay=imp.delay_us * _US,
+        jitter=imp.jitter_us * _US,
+        rate=imp.rate_bps,
+        seed=imp.seed,
+        limit=imp.limit or 1000,
+    )
+    try:
+        config.validate()
+    except InvalidArgument as exc:
+        exc.field = _IMPAIRMENT_FIELDS.get(exc.field or "", exc.field)
+        raise
+    return config
+
+
+_IMPAIRMENT_FIELDS = {
+    "loss": "impairment.loss_percent",
+    "loss_burst": "impairment.loss_burst",
+    "loss_burst.p": "impairment.loss_burst.p",
+    "loss_burst.r": "impairment.loss_burst.r",
+    "loss_burst.bad_loss": "impairment.loss_burst.bad_loss",
+    "loss_burst.good_loss": "impairment.loss_burst.good_loss",
+    "duplicate": "impairment.duplicate_percent",
+    "corrupt": "impairment.corrupt_percent",
+    "reorder": "impairment.reorder_percent",
+    "gap": "impairment.reorder_gap",
+    "delay": "impairment.delay_us",
+    "jitter": "impairment.jitter_us",
+    "rate": "impairment.rate_bps",
+    "limit": "impairment.limit",
+}
+
+
+def impairment_to_pb(impairment: Impairment[int]) -> pb.GetImpairmentResponse:
+    c = impairment.config
+    out = pb.Impairment(
+        loss_percent=c.loss,
+        duplicate_percent=c.duplicate,
+        corrupt_percent=c.corrupt,
+        reorder_percent=c.reorder,
+        reorder_gap=c.gap,
+        delay_us=round(c.delay / _US),
+        jitter_us=round(c.jitter / _US),
+        rate_bps=c.rate,
+        seed=c.seed,
+        limit=c.limit,
+    )
+    if c.loss_burst is not None:
+        ge = c.loss_burst
+        out.loss_burst.CopyFrom(
+            pb.GilbertElliottLoss(p=ge.p, bad_loss=ge.bad_loss, good_loss=ge.good_loss)
+        )
+        if ge.r is not None:
+            out.loss_burst.r = ge.r
+    n = impairment.counters
+    return pb.GetImpairmentResponse(
+        impairment=out,
+        counters=pb.ImpairmentCounters(
+            packets=n.packets,
+            dropped=n.dropped,
+            duplicated=n.duplicated,
+            corrupted=n.corrupted,
+            reordered=n.reordered,
+            sent=n.sent,
+            waiting=len(impairment),
+        ),
+    )
