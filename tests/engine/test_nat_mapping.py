@@ -185,3 +185,51 @@ def test_max_age_needs_an_inbound_encap_state(config: SAConfig, message: str) ->
     with pytest.raises(InvalidArgument) as info:
         device.state_add(config, flags, 0.0)
     assert (info.value.message, info.value.field) == (message, "mapping_maxage")
+
+
+PEER6, LOCAL6 = ipaddress.IPv6Address("2001:db8::1"), ipaddress.IPv6Address("2001:db8::2")
+NATTED6 = ipaddress.IPv6Address("2001:db8:77::7")
+
+
+def udp6_checksum(packet: bytearray) -> int:
+    """The UDP checksum of an IPv6 packet whose UDP header is at 40 (RFC 8200 8.1)."""
+    length = len(packet) - 40
+    data = bytes(packet[8:40]) + length.to_bytes(4, "big") + b"\0\0\0\x11"
+    data += bytes(packet[40:46]) + b"\0\0" + bytes(packet[48:])
+    if len(data) % 2:
+        data += b"\0"
+    total = sum(int.from_bytes(data[i : i + 2], "big") for i in range(0, len(data), 2))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return (~total & 0xFFFF) or 0xFFFF
+
+
+def test_ipv6_outer_mapping() -> None:
+    config = replace(encap_sa(), daddr=LOCAL6, saddr=PEER6, family=Family.INET6)
+    local = DevicePath(Device("eth0", 2, PROFILES["full"]))
+    tmpl = Template(daddr=LOCAL6, saddr=PEER6, reqid=7, mode=Mode.TUNNEL)
+    local.device.policy_add(
+        Policy(sel=SEL, dir=Direction.IN, templates=(tmpl,)), XFRM_OFFLOAD_PACKET
+    )
+    local.device.state_add(config, INBOUND, 0.0)
+    peer = DevicePath(Device("peer0", 9, PROFILES["full"]))
+    peer.device.policy_add(
+        Policy(sel=SEL, dir=Direction.OUT, templates=(replace(tmpl, daddr=LOCAL6, saddr=PEER6),)),
+        XFRM_OFFLOAD_PACKET,
+    )
+    peer.device.state_add(config, XFRM_OFFLOAD_PACKET, 0.0)
+    (sent,) = peer.tx([(INNER[0], 0, 0)], 0.0)
+    assert sent[0] is Verdict.PASS and isinstance(sent[1], bytes)
+    p = bytearray(sent[1])
+    p[8:24] = NATTED6.packed
+    p[40:42] = (32000).to_bytes(2, "big")
+    p[46:48] = udp6_checksum(p).to_bytes(2, "big")
+    out = local.rx([bytes(p)], 1.0)
+    assert out[0][:2] == (Verdict.PASS, INNER[0])
+    (event,) = mappings(local)
+    assert (event.old_saddr, event.old_sport, event.new_saddr, event.new_sport) == (
+        PEER6,
+        4500,
+        NATTED6,
+        32000,
+    )

@@ -60,6 +60,7 @@ async def test_policy_hard_expiry_is_polexpire_then_deletion(nic: Pair) -> None:
         assert text.startswith(f"Expired src {LOCAL}/32 dst {PEER}/32 \n\tdir out priority 0")
         assert text.endswith("\thard 1\n")
         assert format_event(soft).endswith("\thard 0\n")
+        assert format_event(deleted) == ""  # no XFRM_MSG_DELPOLICY for it in the kernel
 
 
 async def test_policy_use_time_and_ip_s_listing(nic: Pair) -> None:

@@ -577,6 +577,10 @@ def format_event(
         return out
     if kind == "object":
         obj = event.object
+        if event.kind == offload_pb2.EVENT_KIND_POLICY_DELETED and obj.reason == "expired":
+            # The kernel deletes a hard-expired policy without XFRM_MSG_DELPOLICY: ip xfrm
+            # monitor shows only the POLEXPIRE before it.
+            return ""
         deleted = event.kind in (
             offload_pb2.EVENT_KIND_STATE_DELETED,
             offload_pb2.EVENT_KIND_POLICY_DELETED,
