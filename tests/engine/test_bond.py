@@ -18,6 +18,7 @@ from xfrm_offload.engine.device import (
     XFRM_OFFLOAD_INBOUND,
     XFRM_OFFLOAD_PACKET,
     Device,
+    LinkChanged,
     StateAdded,
     StateDeleted,
 )
@@ -52,6 +53,10 @@ def ping(bond: Bond, handle: int, host: SecurityAssociation, first_seq: int) -> 
     assert [(o[0], o[2]) for o in out] == [(Verdict.PASS, handle)] * 3
 
 
+def failovers(bond: Bond) -> list[BondFailover]:
+    return [e for e in bond.pop_events() if isinstance(e, BondFailover)]
+
+
 def test_bond_ipsec_offload_selftest() -> None:
     nsim0, nsim1 = path("nsim0", 10), path("nsim1", 11)
     bond = Bond("bond0", 12, [nsim0, nsim1])
@@ -63,13 +68,20 @@ def test_bond_ipsec_offload_selftest() -> None:
     host = SecurityAssociation(selftest_sa(), 0.0)
     ping(bond, out.handle, host, 1)
     assert (tx_count(nsim0), tx_count(nsim1)) == ("SA count=2 tx=3", "SA count=0 tx=0")
-    nsim0.device.pop_events()
+    bond.pop_events()
     # the active slave goes down: failover
     bond.set_member_link("nsim0", False, 2.0)
     assert bond.active is nsim1.device
-    assert bond.pop_events() == [BondFailover("bond0", "nsim0", "nsim1", 2, 0, 0)]
-    assert [type(e) for e in nsim0.device.pop_events()][-2:] == [StateDeleted, StateDeleted]
-    assert [type(e) for e in nsim1.device.pop_events()] == [StateAdded, StateAdded]
+    events = bond.pop_events()  # the bond's, then its members' (nsim0's flush, nsim1's adds)
+    assert [(type(e), getattr(e, "dev", "")) for e in events] == [
+        (BondFailover, ""),
+        (LinkChanged, "nsim0"),
+        (StateDeleted, "nsim0"),
+        (StateDeleted, "nsim0"),
+        (StateAdded, "nsim1"),
+        (StateAdded, "nsim1"),
+    ]
+    assert events[0] == BondFailover("bond0", "nsim0", "nsim1", 2, 0, 0)
     assert bond.member_of(out.handle)[0] is nsim1.device
     ping(bond, out.handle, host, 4)
     assert (tx_count(nsim0), tx_count(nsim1)) == ("SA count=0 tx=3", "SA count=2 tx=3")
@@ -97,11 +109,23 @@ def test_no_active_member_is_enodev_and_the_first_member_up_takes_everything() -
     assert (info.value.errno, info.value.field) == (errno.ENODEV, "offload.dev")
     bond.pop_events()
     bond.set_member_link("nsim1", True, 2.0)
-    assert bond.pop_events() == [BondFailover("bond0", None, "nsim1", 1, 0, 0)]
+    assert failovers(bond) == [BondFailover("bond0", None, "nsim1", 1, 0, 0)]
     assert tx_count(nsim1) == "SA count=1 tx=0"
     # nsim0 coming back does not take over (no primary: no failback)
     bond.set_member_link("nsim0", True, 3.0)
-    assert bond.active is nsim1.device and bond.pop_events() == []
+    assert bond.active is nsim1.device and failovers(bond) == []
+
+
+def test_bond_link_down_flushes_what_is_offloaded_to_it() -> None:
+    nsim0 = path("nsim0", 10)
+    bond = Bond("bond0", 12, [nsim0])
+    handle = bond.state_add(selftest_sa(), 0, 0.0).handle
+    assert [h for h, _, _ in bond.bonded()] == [handle] and bond.state_count == 1
+    entry = bond.get_state(handle)
+    assert bond.handle_of(nsim0.device, entry.handle) == handle
+    assert bond.set_link(False, 1.0) == (1, 0)
+    assert (bond.state_count, nsim0.device.state_count) == (0, 0)
+    assert bond.set_link(False, 1.0) == (0, 0)
 
 
 def test_a_member_without_offload_is_einval() -> None:
@@ -151,7 +175,7 @@ def test_packet_offload_sequence_numbers_continue_on_the_new_member() -> None:
     bond, eth0, eth1, peer, handle = packet_bond()
     first = [o[1] for o in bond.tx([(p, 0, 0) for p in INNER], 1.0)]
     bond.set_member_link("eth0", False, 2.0)
-    assert bond.pop_events() == [BondFailover("bond0", "eth0", "eth1", 1, 1, 0)]
+    assert failovers(bond) == [BondFailover("bond0", "eth0", "eth1", 1, 1, 0)]
     second = [o[1] for o in bond.tx([(p, 0, 0) for p in INNER], 3.0)]
     wire = [w for w in first + second if isinstance(w, bytes)]
     assert [int.from_bytes(w[24:28], "big") for w in wire] == [1, 2, 3, 4, 5, 6]
@@ -164,7 +188,7 @@ def test_packet_offload_sequence_numbers_continue_on_the_new_member() -> None:
 def test_a_new_member_that_refuses_leaves_the_state_without_a_device() -> None:
     bond, _, nsim, _, handle = packet_bond(second="netdevsim")  # no packet offload there
     bond.set_member_link("eth0", False, 2.0)
-    assert bond.pop_events() == [BondFailover("bond0", "eth0", "eth1", 0, 0, 2)]
+    assert failovers(bond) == [BondFailover("bond0", "eth0", "eth1", 0, 0, 2)]
     assert bond.member_of(handle) == (None, 0)
     out = bond.tx([(b"", handle, 1)], 3.0)
     assert out[0][:2] == (Verdict.DROP, XfrmStat.OUT_NO_STATES)

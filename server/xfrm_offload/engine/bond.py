@@ -34,22 +34,25 @@ from __future__ import annotations
 import enum
 import errno
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 
 from .datapath import DevicePath, Outcome, Verdict
 from .device import (
     XFRM_OFFLOAD_PACKET,
     Device,
+    LinkChanged,
+    OffloadedPolicy,
     OffloadedState,
     PolicyAddResult,
+    ReplayStateEsn,
     StateAddResult,
     StateCounters,
 )
 from .errors import InvalidArgument, LocalError, NotFound, WrongState
 from .events import Event
 from .spd import Policy
-from .stats import XfrmStat
+from .stats import XfrmStat, XfrmStats
 from .types import Direction, OffloadType, ReplayState, SAConfig
 
 
@@ -122,6 +125,10 @@ class Bond:
         self._objects: dict[int, _Bonded] = {}
         self._next = 1
         self._events: list[Event] = []
+        #: The bond's own link (ip link set bond0 down flushes what is offloaded to it).
+        self.up = True
+        #: The bond counts nothing itself: its members do (kept for GetStats' shape).
+        self.stats = XfrmStats()
 
     # -- members -----------------------------------------------------------------------
 
@@ -133,26 +140,28 @@ class Bond:
                 return device
         return None
 
-    def set_member_link(self, member: str, up: bool, now: float) -> None:
-        """A member's link goes up or down; a change of active member is a failover."""
+    def set_member_link(self, member: str, up: bool, now: float) -> tuple[int, int]:
+        """A member's link goes up or down; a change of active member is a failover.
+        Returns what the member's own flush deleted (states, policies)."""
         path = self.paths.get(member)
         if path is None:
             raise NotFound(f"{member} is not a member of {self.name}", field="dev")
         device = path.device
         if not up and device is self.active:
             self._remember_sequence_numbers(device)
-        device.set_link(up, now)
+        flushed = device.set_link(up, now)
         for obj in self._objects.values():
             if obj.member is device and not up:
                 obj.member, obj.member_handle = None, 0  # flushed with the link
         # bond_select_active_slave runs when the active member is gone (or there is
         # none): a member coming back does not take over from a working one.
         if self.active is not None and self.active.up:
-            return
+            return flushed
         best = self._best()
         if best is not self.active:
             old, self.active = self.active, best
             self._add_all(old, now)
+        return flushed
 
     def _remember_sequence_numbers(self, device: Device) -> None:
         """Before the member flushes: the counters the re-added states continue from."""
@@ -294,6 +303,60 @@ class Bond:
     policy_delete = state_delete
     policy_free = state_free
 
+    def bonded(self) -> Iterator[tuple[int, Device, OffloadedState | OffloadedPolicy]]:
+        """(bond handle, member, the member's entry) of every object that has a device."""
+        for handle, obj in sorted(self._objects.items()):
+            if obj.member is None:
+                continue
+            if obj.config is not None:
+                yield handle, obj.member, obj.member.get_state(obj.member_handle)
+            else:
+                yield handle, obj.member, obj.member.get_policy(obj.member_handle)
+
+    def handle_of(self, member: Device, member_handle: int) -> int:
+        """The bond's handle of what lives on ``member`` as ``member_handle``; 0 if none."""
+        for handle, obj in self._objects.items():
+            if obj.member is member and obj.member_handle == member_handle:
+                return handle
+        return 0
+
+    @property
+    def state_count(self) -> int:
+        return sum(1 for o in self._objects.values() if o.config is not None)
+
+    @property
+    def policy_count(self) -> int:
+        return sum(1 for o in self._objects.values() if o.config is None)
+
+    def advance_esn(self, handle: int, seq_hi: int, seq: int) -> ReplayStateEsn:
+        obj = self._get(handle)
+        if obj.member is None:
+            raise NotFound(f"state {handle:#x} of {self.name} has no device", field="dev")
+        return obj.member.advance_esn(obj.member_handle, seq_hi, seq)
+
+    def set_link(self, up: bool, now: float) -> tuple[int, int]:
+        """The bond's own link. Down deletes and frees everything offloaded to the bond
+        (xfrm_dev_down on the bond's NETDEV_DOWN); returns (states, policies)."""
+        if up == self.up:
+            return 0, 0
+        self.up = up
+        self._events.append(LinkChanged(self.name, up))
+        if up:
+            return 0, 0
+        states = policies = 0
+        for handle, obj in list(self._objects.items()):
+            if obj.active:
+                self.state_delete(handle)
+                if obj.config is not None:
+                    states += 1
+                else:
+                    policies += 1
+            self.state_free(handle)
+        return states, policies
+
+    def poll(self, now: float) -> None:
+        """Nothing of its own to expire: the members poll their states."""
+
     def update_curlft(self, handle: int) -> StateCounters:
         obj = self._get(handle)
         if obj.member is None:
@@ -354,7 +417,18 @@ class Bond:
             out[i] = (v, d, back.get(h, h), c)
         return out  # type: ignore[return-value]
 
+    def rx(self, packets: Sequence[bytes], now: float) -> list[Outcome]:
+        """Wire -> host through the active member; handles in the outcomes are the bond's."""
+        active = self.active
+        if active is None or not self.up:
+            return [(Verdict.DROP, XfrmStat.IN_ERROR, 0, 0) for _ in packets]
+        out = self.paths[active.name].rx(packets, now)
+        return [(v, d, self.handle_of(active, h) if h else 0, c) for v, d, h, c in out]
+
     def pop_events(self) -> list[Event]:
+        """The bond's events, then what its members raised during the bond's calls."""
         events = self._events
         self._events = []
+        for name in self._order:
+            events.extend(self.paths[name].device.pop_events())
         return events
