@@ -76,6 +76,13 @@ def format_device(device: pb.Device, *, details: bool) -> str:
         f"    features: {' '.join(device.features) or '-'}",
         f"    states {device.state_count} policies {device.policy_count}",
     ]
+    if device.HasField("bond"):  # a bond has no capabilities of its own: its members do
+        bond = device.bond
+        lines.append(
+            f"    bond mode {bond.mode} members {','.join(bond.members)}"
+            f" active {bond.active or '(none)'}"
+        )
+        return "\n".join(lines)
     if details:
         caps = device.capabilities
         types = ",".join(

@@ -615,6 +615,12 @@ def format_event(
             f" handle 0x{event.esn_advanced.ref.offload_handle:x}"
             f" seq-hi 0x{event.esn_advanced.seq_hi:x}\n"
         )
+    if kind == "bond_failover":
+        f = event.bond_failover
+        return (
+            f"dev {event.dev} failover {f.old_active or '(none)'} -> {f.new_active or '(none)'}:"
+            f" {f.states} states and {f.policies} policies added again, {f.failed} refused\n"
+        )
     if kind == "lost":
         return f"Lost {event.lost.count} events\n"
     return f"Unknown event {event.kind}\n"

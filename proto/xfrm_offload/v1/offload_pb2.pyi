@@ -35,6 +35,7 @@ class EventKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     EVENT_KIND_LOST: _ClassVar[EventKind]
     EVENT_KIND_POLICY_EXPIRE: _ClassVar[EventKind]
     EVENT_KIND_MAPPING: _ClassVar[EventKind]
+    EVENT_KIND_BOND_FAILOVER: _ClassVar[EventKind]
 
 class PacketDirection(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -85,6 +86,7 @@ EVENT_KIND_POLICY_ADDED: EventKind
 EVENT_KIND_LOST: EventKind
 EVENT_KIND_POLICY_EXPIRE: EventKind
 EVENT_KIND_MAPPING: EventKind
+EVENT_KIND_BOND_FAILOVER: EventKind
 PACKET_DIRECTION_UNSPECIFIED: PacketDirection
 PACKET_DIRECTION_TX: PacketDirection
 PACKET_DIRECTION_RX: PacketDirection
@@ -340,7 +342,7 @@ class Capabilities(_message.Message):
     def __init__(self, algorithms: _Optional[_Iterable[_Union[AlgorithmCapability, _Mapping]]] = ..., offload_types: _Optional[_Iterable[_Union[_xfrm_pb2.OffloadType, str]]] = ..., modes: _Optional[_Iterable[_Union[_xfrm_pb2.XfrmMode, str]]] = ..., esn: _Optional[bool] = ..., max_states: _Optional[int] = ..., max_replay_window: _Optional[int] = ..., packet_in_replay_windows: _Optional[_Iterable[int]] = ..., reqid_required: _Optional[bool] = ..., soft_below_hard: _Optional[bool] = ..., natt: _Optional[bool] = ..., natt_offload_types: _Optional[_Iterable[_Union[_xfrm_pb2.OffloadType, str]]] = ..., natt_modes: _Optional[_Iterable[_Union[_xfrm_pb2.XfrmMode, str]]] = ..., policy_offload: _Optional[bool] = ..., policy_dirs: _Optional[_Iterable[_Union[_xfrm_pb2.PolicyDir, str]]] = ..., max_policy_templates: _Optional[int] = ..., mtu: _Optional[int] = ...) -> None: ...
 
 class Device(_message.Message):
-    __slots__ = ("name", "ifindex", "profile", "link", "features", "capabilities", "state_count", "policy_count", "cable_peer", "crypto_tx_packets", "debugfs")
+    __slots__ = ("name", "ifindex", "profile", "link", "features", "capabilities", "state_count", "policy_count", "cable_peer", "crypto_tx_packets", "debugfs", "bond")
     NAME_FIELD_NUMBER: _ClassVar[int]
     IFINDEX_FIELD_NUMBER: _ClassVar[int]
     PROFILE_FIELD_NUMBER: _ClassVar[int]
@@ -352,6 +354,7 @@ class Device(_message.Message):
     CABLE_PEER_FIELD_NUMBER: _ClassVar[int]
     CRYPTO_TX_PACKETS_FIELD_NUMBER: _ClassVar[int]
     DEBUGFS_FIELD_NUMBER: _ClassVar[int]
+    BOND_FIELD_NUMBER: _ClassVar[int]
     name: str
     ifindex: int
     profile: str
@@ -363,7 +366,18 @@ class Device(_message.Message):
     cable_peer: str
     crypto_tx_packets: int
     debugfs: str
-    def __init__(self, name: _Optional[str] = ..., ifindex: _Optional[int] = ..., profile: _Optional[str] = ..., link: _Optional[_Union[LinkState, str]] = ..., features: _Optional[_Iterable[str]] = ..., capabilities: _Optional[_Union[Capabilities, _Mapping]] = ..., state_count: _Optional[int] = ..., policy_count: _Optional[int] = ..., cable_peer: _Optional[str] = ..., crypto_tx_packets: _Optional[int] = ..., debugfs: _Optional[str] = ...) -> None: ...
+    bond: BondInfo
+    def __init__(self, name: _Optional[str] = ..., ifindex: _Optional[int] = ..., profile: _Optional[str] = ..., link: _Optional[_Union[LinkState, str]] = ..., features: _Optional[_Iterable[str]] = ..., capabilities: _Optional[_Union[Capabilities, _Mapping]] = ..., state_count: _Optional[int] = ..., policy_count: _Optional[int] = ..., cable_peer: _Optional[str] = ..., crypto_tx_packets: _Optional[int] = ..., debugfs: _Optional[str] = ..., bond: _Optional[_Union[BondInfo, _Mapping]] = ...) -> None: ...
+
+class BondInfo(_message.Message):
+    __slots__ = ("mode", "members", "active")
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    MEMBERS_FIELD_NUMBER: _ClassVar[int]
+    ACTIVE_FIELD_NUMBER: _ClassVar[int]
+    mode: str
+    members: _containers.RepeatedScalarFieldContainer[str]
+    active: str
+    def __init__(self, mode: _Optional[str] = ..., members: _Optional[_Iterable[str]] = ..., active: _Optional[str] = ...) -> None: ...
 
 class ListDevicesRequest(_message.Message):
     __slots__ = ()
@@ -605,6 +619,20 @@ class MappingEvent(_message.Message):
     new_sport: int
     def __init__(self, ref: _Optional[_Union[StateRef, _Mapping]] = ..., id: _Optional[_Union[_xfrm_pb2.XfrmId, _Mapping]] = ..., reqid: _Optional[int] = ..., old_saddr: _Optional[str] = ..., old_sport: _Optional[int] = ..., new_saddr: _Optional[str] = ..., new_sport: _Optional[int] = ...) -> None: ...
 
+class BondFailoverEvent(_message.Message):
+    __slots__ = ("old_active", "new_active", "states", "policies", "failed")
+    OLD_ACTIVE_FIELD_NUMBER: _ClassVar[int]
+    NEW_ACTIVE_FIELD_NUMBER: _ClassVar[int]
+    STATES_FIELD_NUMBER: _ClassVar[int]
+    POLICIES_FIELD_NUMBER: _ClassVar[int]
+    FAILED_FIELD_NUMBER: _ClassVar[int]
+    old_active: str
+    new_active: str
+    states: int
+    policies: int
+    failed: int
+    def __init__(self, old_active: _Optional[str] = ..., new_active: _Optional[str] = ..., states: _Optional[int] = ..., policies: _Optional[int] = ..., failed: _Optional[int] = ...) -> None: ...
+
 class LostEvent(_message.Message):
     __slots__ = ("count",)
     COUNT_FIELD_NUMBER: _ClassVar[int]
@@ -612,7 +640,7 @@ class LostEvent(_message.Message):
     def __init__(self, count: _Optional[int] = ...) -> None: ...
 
 class WatchEventsResponse(_message.Message):
-    __slots__ = ("seq", "time", "dev", "kind", "expire", "acquire", "object", "link", "seq_overflow", "esn_advanced", "lost", "policy_expire", "mapping")
+    __slots__ = ("seq", "time", "dev", "kind", "expire", "acquire", "object", "link", "seq_overflow", "esn_advanced", "lost", "policy_expire", "mapping", "bond_failover")
     SEQ_FIELD_NUMBER: _ClassVar[int]
     TIME_FIELD_NUMBER: _ClassVar[int]
     DEV_FIELD_NUMBER: _ClassVar[int]
@@ -626,6 +654,7 @@ class WatchEventsResponse(_message.Message):
     LOST_FIELD_NUMBER: _ClassVar[int]
     POLICY_EXPIRE_FIELD_NUMBER: _ClassVar[int]
     MAPPING_FIELD_NUMBER: _ClassVar[int]
+    BOND_FAILOVER_FIELD_NUMBER: _ClassVar[int]
     seq: int
     time: float
     dev: str
@@ -639,7 +668,8 @@ class WatchEventsResponse(_message.Message):
     lost: LostEvent
     policy_expire: PolicyExpireEvent
     mapping: MappingEvent
-    def __init__(self, seq: _Optional[int] = ..., time: _Optional[float] = ..., dev: _Optional[str] = ..., kind: _Optional[_Union[EventKind, str]] = ..., expire: _Optional[_Union[ExpireEvent, _Mapping]] = ..., acquire: _Optional[_Union[AcquireEvent, _Mapping]] = ..., object: _Optional[_Union[ObjectEvent, _Mapping]] = ..., link: _Optional[_Union[LinkEvent, _Mapping]] = ..., seq_overflow: _Optional[_Union[SeqOverflowEvent, _Mapping]] = ..., esn_advanced: _Optional[_Union[EsnAdvancedEvent, _Mapping]] = ..., lost: _Optional[_Union[LostEvent, _Mapping]] = ..., policy_expire: _Optional[_Union[PolicyExpireEvent, _Mapping]] = ..., mapping: _Optional[_Union[MappingEvent, _Mapping]] = ...) -> None: ...
+    bond_failover: BondFailoverEvent
+    def __init__(self, seq: _Optional[int] = ..., time: _Optional[float] = ..., dev: _Optional[str] = ..., kind: _Optional[_Union[EventKind, str]] = ..., expire: _Optional[_Union[ExpireEvent, _Mapping]] = ..., acquire: _Optional[_Union[AcquireEvent, _Mapping]] = ..., object: _Optional[_Union[ObjectEvent, _Mapping]] = ..., link: _Optional[_Union[LinkEvent, _Mapping]] = ..., seq_overflow: _Optional[_Union[SeqOverflowEvent, _Mapping]] = ..., esn_advanced: _Optional[_Union[EsnAdvancedEvent, _Mapping]] = ..., lost: _Optional[_Union[LostEvent, _Mapping]] = ..., policy_expire: _Optional[_Union[PolicyExpireEvent, _Mapping]] = ..., mapping: _Optional[_Union[MappingEvent, _Mapping]] = ..., bond_failover: _Optional[_Union[BondFailoverEvent, _Mapping]] = ...) -> None: ...
 
 class Packet(_message.Message):
     __slots__ = ("id", "data", "offload_handle", "seq")

@@ -8,6 +8,7 @@ import ipaddress
 import socket
 from typing import TypeVar, cast
 
+from xfrm_offload.engine.bond import Bond, BondFailover, BondMode
 from xfrm_offload.engine.device import (
     XFRM_OFFLOAD_INBOUND,
     XFRM_OFFLOAD_IPV6,
@@ -121,6 +122,54 @@ def device_to_pb(device: Device) -> pb.Device:
         policy_count=device.policy_count,
         crypto_tx_packets=device.offload_tx_packets,
         debugfs=device.netdevsim_debugfs() if device.profile.netdevsim_handles else "",
+    )
+
+
+#: What an active-backup bond advertises (BOND_XFRM_FEATURES).
+_BOND_XFRM_FEATURES = ("NETIF_F_HW_ESP", "NETIF_F_HW_ESP_TX_CSUM", "NETIF_F_GSO_ESP")
+
+
+def bond_to_pb(bond: Bond) -> pb.Device:
+    """A bond as ListDevices shows it: profile "bond", its mode, members and active one."""
+    active = bond.active
+    return pb.Device(
+        name=bond.name,
+        ifindex=bond.ifindex,
+        profile="bond",
+        link=pb.LINK_STATE_UP if bond.up and active is not None else pb.LINK_STATE_DOWN,
+        features=_BOND_XFRM_FEATURES if bond.mode == BondMode.ACTIVE_BACKUP else (),
+        state_count=bond.state_count,
+        policy_count=bond.policy_count,
+        bond=pb.BondInfo(
+            mode=bond.mode.value,
+            members=list(bond.paths),
+            active="" if active is None else active.name,
+        ),
+    )
+
+
+def bonded_state_to_pb(
+    bond: Bond, handle: int, member: Device, entry: OffloadedState, *, include_keys: bool
+) -> pb.State:
+    """A state of the bond: the member's entry, named by the bond (``ip xfrm state``
+    shows ``dev bond0``: xso.dev is the bond)."""
+    state = state_to_pb(member, entry, include_keys=include_keys)
+    state.offload_handle = handle
+    state.dev = bond.name
+    state.sa.offload.dev = bond.name
+    state.sa.offload.ifindex = bond.ifindex
+    return state
+
+
+def bonded_policy_to_pb(bond: Bond, handle: int, entry: OffloadedPolicy) -> pb.Policy:
+    lft = entry.lifetime
+    return _policy_pb(
+        entry.policy,
+        bond.name,
+        bond.ifindex,
+        handle,
+        _LIFECYCLE_TO_PB[entry.lifecycle],
+        xpb.XfrmLifetimeCur(add_time=int(lft.add_time), use_time=int(lft.use_time or 0)),
     )
 
 
@@ -785,6 +834,18 @@ def event_to_pb(event: Event) -> pb.WatchEventsResponse | None:
                 old_sport=event.old_sport,
                 new_saddr=str(event.new_saddr),
                 new_sport=event.new_sport,
+            ),
+        )
+    if isinstance(event, BondFailover):
+        return pb.WatchEventsResponse(
+            dev=event.bond,
+            kind=pb.EVENT_KIND_BOND_FAILOVER,
+            bond_failover=pb.BondFailoverEvent(
+                old_active=event.old or "",
+                new_active=event.new or "",
+                states=event.states,
+                policies=event.policies,
+                failed=event.failed,
             ),
         )
     if isinstance(event, LinkChanged):
