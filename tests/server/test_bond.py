@@ -22,7 +22,7 @@ from xfrm_offload.server.config import parse_args
 from xfrm_offload.v1 import offload_pb2 as pb
 
 from ..conftest import running_server
-from ..datapath.builders import send, udp4
+from ..datapath.builders import Tap, send, udp4
 from .sa_builders import LOCAL, PEER, SELFTEST_KEY, selftest_pair
 from .test_events import kinds_of, watching
 
@@ -87,7 +87,11 @@ async def test_bond_ipsec_offload_selftest_over_grpc(bonded: Pair) -> None:
         ("bond0", inn.offload_handle, "bond0"),
     ]
     sa = host()
+    taps = {dev: Tap(client, dev, pb.PORT_WIRE) for dev in ("nsim0", "nsim1", "bond0")}
+    for tap in taps.values():
+        await tap.ready()
     await ping(client, out.offload_handle, sa, 1)
+    await taps["nsim0"].wait_for(3)  # the bond's traffic leaves on its active member's wire
     assert (await debugfs(client, "nsim0"), await debugfs(client, "nsim1")) == (
         "SA count=2 tx=3",
         "SA count=0 tx=0",
@@ -114,6 +118,11 @@ async def test_bond_ipsec_offload_selftest_over_grpc(bonded: Pair) -> None:
     )
     assert (await client.get_device("bond0")).bond.active == "nsim1"
     await ping(client, out.offload_handle, sa, 4)
+    await taps["nsim1"].wait_for(3)
+    seqs = {d: [int.from_bytes(p[24:28], "big") for p in t.packets] for d, t in taps.items()}
+    assert seqs == {"nsim0": [1, 2, 3], "nsim1": [4, 5, 6], "bond0": []}
+    for tap in taps.values():
+        tap.close()
     assert (await debugfs(client, "nsim0"), await debugfs(client, "nsim1")) == (
         "SA count=0 tx=3",
         "SA count=2 tx=3",

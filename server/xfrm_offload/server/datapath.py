@@ -84,6 +84,7 @@ class Wires:
     def wanted(self, dev: str, direction: int) -> bool:
         """Does anything take copies of what this stream's device delivers?"""
         if direction == pb.PACKET_DIRECTION_TX:
+            dev = self.nic.wire_of(dev)
             return (
                 dev in self.cables
                 or bool(self.taps.get((dev, pb.PORT_WIRE)))
@@ -101,9 +102,11 @@ class Wires:
                 tap.offer(batch, len(items))
 
     async def transmitted(self, dev: str, items: list[tuple[int, bytes]]) -> None:
-        """What ``dev`` put on its wire: to its wire taps, and through its cable."""
+        """What ``dev`` put on its wire: to its wire taps, and through its cable (a bond's
+        traffic leaves on its active member's wire)."""
         if not items:
             return
+        dev = self.nic.wire_of(dev)
         if self.impairments.impaired(dev):
             self.impairments.push(dev, items)  # its delivery task calls _on_wire
             return

@@ -79,6 +79,15 @@ class Nic:
             raise NotFound(f"no device {name!r} (have: {', '.join(self.names)})", field=field)
         return name
 
+    def wire_of(self, dev: str) -> str:
+        """The device whose wire carries what ``dev`` transmits: a bond's active member
+        (the bond itself while it has none), any other device's own."""
+        if self.bonds and isinstance(self.host, LocalDevices):
+            active = self.host.bond_active(dev)
+            if active:
+                return active
+        return dev
+
     def offload_device(self, offload: xpb.XfrmUserOffload, field: str) -> str:
         """The device an XfrmUserOffload names, by name or by ifindex."""
         name = offload.dev

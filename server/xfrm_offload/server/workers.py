@@ -163,6 +163,13 @@ class LocalDevices:
         """The Device objects (only this in-process host has them); bonds are not."""
         return {n: d for n, (d, _) in self.hosted.items() if isinstance(d, Device)}
 
+    def bond_active(self, dev: str) -> str:
+        """The active member of the bond ``dev``; empty if ``dev`` is no bond or has none."""
+        hosted = self.hosted.get(dev)
+        if hosted is None or not isinstance(hosted[0], Bond) or hosted[0].active is None:
+            return ""
+        return hosted[0].active.name
+
     async def call(self, dev: str, fn: Callable[..., Any], *args: Any) -> Call:
         if dev in self.bond_of and fn is ops.set_link:
             dev, fn, args = self.bond_of[dev], ops.set_member_link, (dev, *args)
