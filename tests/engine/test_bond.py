@@ -19,6 +19,7 @@ from xfrm_offload.engine.device import (
     XFRM_OFFLOAD_PACKET,
     Device,
     LinkChanged,
+    OffloadedPolicy,
     StateAdded,
     StateDeleted,
 )
@@ -183,6 +184,8 @@ def test_packet_offload_sequence_numbers_continue_on_the_new_member() -> None:
     assert [o[1] for o in got] == INNER * 2  # one SA on the peer: no replay, same keys and salt
     assert bond.member_of(handle)[0] is eth1.device and eth0.device.state_count == 0
     assert bond.get_state(handle).sa.curlft.packets == 3  # counted on eth1 from here
+    policies = [e for _, _, e in bond.bonded() if isinstance(e, OffloadedPolicy)]
+    assert [p.lifetime.add_time for p in policies] == [0.0]  # as first added, not 2.0
 
 
 def test_a_new_member_that_refuses_leaves_the_state_without_a_device() -> None:

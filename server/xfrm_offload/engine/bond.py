@@ -25,8 +25,10 @@ The kernel's answers, restated:
 Handles are the bond's own ((ifindex << 32) | n) and stay valid across failovers;
 ``member_of`` says where one lives now. Policies follow the same rules (mainline
 bond_xfrmdev_ops has no policy callbacks yet; a packet-offload policy on a bond is
-re-added like its states). Events: the members' own (StateAdded/Deleted on the member
-names) and ``BondFailover`` for each change of active member, with what moved.
+re-added like its states, keeping its add time). A re-added state starts its
+lifetime counters afresh on the new member. Events: the members' own (StateAdded/
+Deleted on the member names) and ``BondFailover`` for each change of active member,
+with what moved.
 """
 
 from __future__ import annotations
@@ -85,7 +87,16 @@ class BondFailover(Event):
 class _Bonded:
     """A state or policy of the bond: what to add again, and where it lives now."""
 
-    __slots__ = ("active", "config", "flags", "iv_salt", "member", "member_handle", "policy")
+    __slots__ = (
+        "active",
+        "add_time",
+        "config",
+        "flags",
+        "iv_salt",
+        "member",
+        "member_handle",
+        "policy",
+    )
 
     def __init__(
         self,
@@ -102,6 +113,8 @@ class _Bonded:
         self.member: Device | None = None
         self.member_handle = 0
         self.active = True
+        #: A policy's add time: its lifetime counts from the first add, not a re-add.
+        self.add_time = 0.0
 
 
 class Bond:
@@ -215,7 +228,7 @@ class Bond:
             obj.member_handle = result.handle
         else:
             assert obj.policy is not None
-            obj.member_handle = device.policy_add(obj.policy, obj.flags, now).handle
+            obj.member_handle = device.policy_add(obj.policy, obj.flags, obj.add_time).handle
         obj.member = device
 
     def _active_member(self) -> Device:
@@ -379,6 +392,7 @@ class Bond:
             raise InvalidArgument("Policy offload is not supported", field="offload.dev")
         member = self._active_member()
         obj = _Bonded(flags, policy=policy)
+        obj.add_time = now
         result = member.policy_add(policy, flags, now)
         # Added again after a failover, it keeps its index.
         obj.policy = replace(policy, index=result.index)
