@@ -6,6 +6,7 @@ nsim1, tx continues there), a flush empties both; -ENODEV without an active memb
 from __future__ import annotations
 
 import ipaddress
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -27,6 +28,11 @@ from .sa_builders import LOCAL, PEER, SELFTEST_KEY, selftest_pair
 from .test_events import kinds_of, watching
 
 Pair = tuple[OffloadServer, Client]
+
+# A bond needs its members in the server process: --bond refuses --workers.
+pytestmark = pytest.mark.skipif(
+    bool(os.environ.get("XO_TEST_WORKERS")), reason="bonds need the devices in the server process"
+)
 TX = pb.PACKET_DIRECTION_TX
 
 
