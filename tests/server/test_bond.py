@@ -87,11 +87,13 @@ async def test_bond_ipsec_offload_selftest_over_grpc(bonded: Pair) -> None:
     out = await client.state_add(out_sa)
     inn = await client.state_add(in_sa)
     assert out.offloaded and inn.offloaded
-    listed = await client.list_states("bond0")
+    listed = await client.list_states()  # every device: each state once, as dev bond0
     assert [(s.dev, s.offload_handle, s.sa.offload.dev) for s in listed] == [
         ("bond0", out.offload_handle, "bond0"),
         ("bond0", inn.offload_handle, "bond0"),
     ]
+    assert await client.list_states("nsim0") == []  # the member's own: none
+    assert (await client.get_device("nsim0")).state_count == 2  # but its table holds them
     sa = host()
     taps = {dev: Tap(client, dev, pb.PORT_WIRE) for dev in ("nsim0", "nsim1", "bond0")}
     for tap in taps.values():

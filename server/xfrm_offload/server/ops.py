@@ -180,6 +180,27 @@ def _get_bonded_state(bond: Bond, request: pb.GetStateRequest) -> pb.State:
     )
 
 
+def list_member_states(bond: Bond, path: Bond, member: str, include_keys: bool) -> list[pb.State]:
+    """ListStates of a bond member: its own states, not the bond's (those are listed once,
+    as dev bond0, the way ip xfrm state shows an SA offloaded through a bond)."""
+    device = bond.paths[member].device
+    return [
+        s
+        for s in list_states(device, bond.paths[member], include_keys)
+        if not bond.handle_of(device, s.offload_handle)
+    ]
+
+
+def list_member_policies(bond: Bond, path: Bond, member: str) -> list[pb.Policy]:
+    """ListPolicies of a bond member: its own policies, not the bond's."""
+    device = bond.paths[member].device
+    return [
+        p
+        for p in list_policies(device, bond.paths[member])
+        if not bond.handle_of(device, p.offload_handle)
+    ]
+
+
 def list_policies(device: Device, path: DevicePath) -> list[pb.Policy]:
     if isinstance(device, Bond):
         return [

@@ -133,6 +133,14 @@ def run_call(
     return True, result, drain_events(device, watched)
 
 
+#: Calls on a bond member that its bond answers instead.
+_THROUGH_BOND: dict[Callable[..., Any], Callable[..., Any]] = {
+    ops.set_link: ops.set_member_link,
+    ops.list_states: ops.list_member_states,
+    ops.list_policies: ops.list_member_policies,
+}
+
+
 class LocalDevices:
     """Every device in the server's own process, and the bonds over them.
 
@@ -171,8 +179,12 @@ class LocalDevices:
         return hosted[0].active.name
 
     async def call(self, dev: str, fn: Callable[..., Any], *args: Any) -> Call:
-        if dev in self.bond_of and fn is ops.set_link:
-            dev, fn, args = self.bond_of[dev], ops.set_member_link, (dev, *args)
+        if dev in self.bond_of:
+            # A member's link goes through its bond (failover); its listings leave out
+            # the bond's objects (listed once, on the bond).
+            through = _THROUGH_BOND.get(fn)
+            if through is not None:
+                dev, fn, args = self.bond_of[dev], through, (dev, *args)
         ok, result, events = run_call(self.hosted, self.heap, dev, fn, args, self.watched())
         self.publish(events)
         return ok, result
