@@ -23,13 +23,13 @@ from xfrm_offload.engine.device import (
     StateAdded,
     StateDeleted,
 )
-from xfrm_offload.engine.errors import InvalidArgument, LocalError
+from xfrm_offload.engine.errors import InvalidArgument, LocalError, NotFound
 from xfrm_offload.engine.esp import host_tx_frame
 from xfrm_offload.engine.profiles import PROFILES
 from xfrm_offload.engine.sa import SecurityAssociation
 from xfrm_offload.engine.spd import Policy
 from xfrm_offload.engine.stats import XfrmStat
-from xfrm_offload.engine.types import Direction
+from xfrm_offload.engine.types import Direction, LifetimeConfig
 
 from ..datapath.builders import udp4
 from .test_datapath import SEL, sa, tmpl
@@ -196,3 +196,22 @@ def test_a_new_member_that_refuses_leaves_the_state_without_a_device() -> None:
     out = bond.tx([(b"", handle, 1)], 3.0)
     assert out[0][:2] == (Verdict.DROP, XfrmStat.OUT_NO_STATES)
     assert nsim.device.stats.as_dict()["XfrmOutNoStates"] == 1
+
+
+def test_a_policy_its_member_expired_is_gone_from_the_bond_too() -> None:
+    eth0, eth1 = path("eth0", 2, "full"), path("eth1", 3, "full")
+    bond = Bond("bond0", 5, [eth0, eth1])
+    timed = Policy(
+        sel=SEL,
+        dir=Direction.OUT,
+        templates=(tmpl(),),
+        lifetime=LifetimeConfig(hard_add_expires_seconds=5),
+    )
+    handle = bond.policy_add(timed, XFRM_OFFLOAD_PACKET, 0.0).handle
+    eth0.device.poll(5.0)  # the member's timer deletes and frees it
+    assert bond.policy_count == 0
+    bond.set_member_link("eth0", False, 6.0)
+    assert failovers(bond) == [BondFailover("bond0", "eth0", "eth1", 0, 0, 0)]
+    assert (bond.policy_count, eth1.device.policy_count) == (0, 0)
+    with pytest.raises(NotFound):
+        bond.policy_delete(handle)

@@ -160,6 +160,7 @@ class Bond:
         if path is None:
             raise NotFound(f"{member} is not a member of {self.name}", field="dev")
         device = path.device
+        self._prune()  # never add an expired policy again
         if not up and device is self.active:
             self._remember_sequence_numbers(device)
         flushed = device.set_link(up, now)
@@ -270,8 +271,26 @@ class Bond:
         self._objects[handle] = obj
         return replace(result, handle=handle)
 
+    def _gone(self, obj: _Bonded) -> bool:
+        """A policy its member deleted and freed itself (a hard time limit: the kernel
+        deletes an expired policy, and the bond's reference with it)."""
+        if obj.config is not None or obj.member is None:
+            return False
+        try:
+            obj.member.get_policy(obj.member_handle)
+        except NotFound:
+            return True
+        return False
+
+    def _prune(self) -> None:
+        for handle in [h for h, o in self._objects.items() if self._gone(o)]:
+            del self._objects[handle]
+
     def _get(self, handle: int) -> _Bonded:
         obj = self._objects.get(handle)
+        if obj is not None and self._gone(obj):
+            del self._objects[handle]
+            obj = None
         if obj is None:
             raise NotFound(
                 f"no object with offload_handle {handle:#x} on {self.name}",
@@ -318,6 +337,7 @@ class Bond:
 
     def bonded(self) -> Iterator[tuple[int, Device, OffloadedState | OffloadedPolicy]]:
         """(bond handle, member, the member's entry) of every object that has a device."""
+        self._prune()
         for handle, obj in sorted(self._objects.items()):
             if obj.member is None:
                 continue
@@ -339,6 +359,7 @@ class Bond:
 
     @property
     def policy_count(self) -> int:
+        self._prune()
         return sum(1 for o in self._objects.values() if o.config is None)
 
     def advance_esn(self, handle: int, seq_hi: int, seq: int) -> ReplayStateEsn:
