@@ -215,3 +215,30 @@ def test_a_policy_its_member_expired_is_gone_from_the_bond_too() -> None:
     assert (bond.policy_count, eth1.device.policy_count) == (0, 0)
     with pytest.raises(NotFound):
         bond.policy_delete(handle)
+
+
+def test_the_replay_window_moves_with_the_state() -> None:
+    """Inbound: packets 1-3 through eth0, failover, then 2 again is a replay on eth1 and 4
+    passes (the window travels whole, not only its top)."""
+    sender = path("peer0", 4, "full")
+    sender.device.state_add(sa(0x100), XFRM_OFFLOAD_PACKET, 0.0)
+    sender.device.policy_add(
+        Policy(sel=SEL, dir=Direction.OUT, templates=(tmpl(),)), XFRM_OFFLOAD_PACKET
+    )
+    sent = [o[1] for o in sender.tx([(p, 0, 0) for p in INNER * 2], 0.0)]
+    wire = [w for w in sent if isinstance(w, bytes)]
+    assert len(wire) == 6
+    eth0, eth1 = path("eth0", 2, "full"), path("eth1", 3, "full")
+    bond = Bond("bond0", 5, [eth0, eth1])
+    bond.state_add(sa(0x100), XFRM_OFFLOAD_PACKET | XFRM_OFFLOAD_INBOUND, 0.0)
+    bond.policy_add(
+        Policy(sel=SEL, dir=Direction.IN, templates=(tmpl(),)), XFRM_OFFLOAD_PACKET, 0.0
+    )
+    assert [o[0] for o in bond.rx([wire[0], wire[2]], 1.0)] == [Verdict.PASS] * 2  # 1, 3
+    bond.set_member_link("eth0", False, 2.0)
+    got = bond.rx([wire[2], wire[1], wire[3]], 3.0)  # 3 again, 2 (unseen), 4
+    assert [o[1] if o[0] is Verdict.DROP else o[0] for o in got] == [
+        XfrmStat.IN_STATE_SEQ_ERROR,
+        Verdict.PASS,
+        Verdict.PASS,
+    ]

@@ -96,6 +96,7 @@ class _Bonded:
         "member",
         "member_handle",
         "policy",
+        "window",
     )
 
     def __init__(
@@ -115,6 +116,8 @@ class _Bonded:
         self.active = True
         #: A policy's add time: its lifetime counts from the first add, not a re-add.
         self.add_time = 0.0
+        #: The inbound replay window (top, bitmap) reached on the last member.
+        self.window: tuple[int, int] | None = None
 
 
 class Bond:
@@ -183,6 +186,8 @@ class Bond:
             if obj.member is not device or obj.config is None or not obj.active:
                 continue
             sa = device.get_state(obj.member_handle).sa
+            if sa.replay.size:
+                obj.window = sa.replay.run_state()
             obj.config = replace(
                 obj.config,
                 replay=ReplayState(
@@ -227,6 +232,10 @@ class Bond:
             if not result.offloaded:
                 raise WrongState(result.reason)
             obj.member_handle = result.handle
+            if obj.window is not None:
+                # The whole window, not just its top: a packet seen before the failover
+                # is still a replay after it.
+                device.get_state(result.handle).sa.replay.set_run_state(*obj.window)
         else:
             assert obj.policy is not None
             obj.member_handle = device.policy_add(obj.policy, obj.flags, obj.add_time).handle
