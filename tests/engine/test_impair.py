@@ -235,6 +235,7 @@ def test_delay_jitter_and_rate_decide_departure_times() -> None:
         ),
         (ImpairmentConfig(rate=-5), "rate", "rate must not be negative"),
         (ImpairmentConfig(delay=-0.1), "delay", "delay must be 0 to 3600 seconds"),
+        (ImpairmentConfig(limit=100_001), "limit", "limit must be 1 to 100000 packets"),
     ],
 )
 def test_refusals_name_the_field(config: ImpairmentConfig, field: str, message: str) -> None:

@@ -145,7 +145,7 @@ def parse_impairment(tokens: Sequence[str], start: int) -> pb.Impairment:
                 raise r.error("expected a rate (like 100kbit, 10mbit, 1gbit)", r.i - 1)
             imp.rate_bps = round(parsed[0] * _RATE_UNITS[parsed[1]])
         elif word == "limit":
-            imp.limit = r.integer("the limit in packets", 1, 1_000_000)
+            imp.limit = r.integer("the limit in packets", 1, 100_000)
         elif word == "seed":
             imp.seed = r.integer("the seed", 0, 2**64 - 1)
         else:

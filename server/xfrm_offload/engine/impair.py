@@ -44,6 +44,10 @@ from .errors import InvalidArgument
 
 K = TypeVar("K")
 
+#: The most packets a wire may hold waiting: bounds what a long delay can pin in memory
+#: (about 150 MB of 1500-byte packets).
+MAX_LIMIT = 100_000
+
 
 @dataclass(frozen=True, slots=True)
 class GilbertElliott:
@@ -112,8 +116,8 @@ class ImpairmentConfig:
         for name, seconds in (("delay", self.delay), ("jitter", self.jitter)):
             if not 0.0 <= seconds <= 3600.0:
                 raise InvalidArgument(f"{name} must be 0 to 3600 seconds", field=name)
-        if not 1 <= self.limit <= 1_000_000:
-            raise InvalidArgument("limit must be 1 to 1000000 packets", field="limit")
+        if not 1 <= self.limit <= MAX_LIMIT:
+            raise InvalidArgument(f"limit must be 1 to {MAX_LIMIT} packets", field="limit")
         if self.rate < 0:
             raise InvalidArgument("rate must not be negative", field="rate")
         if self.gap < 0:
