@@ -22,6 +22,7 @@ async def serve(config: ServerConfig) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, server.security.reload)  # TLS files, policy
     await stop.wait()
     log.info("shutting down", extra=logs.fields(grace=config.grace))
     await server.stop()
