@@ -17,12 +17,13 @@ log = logging.getLogger("xfrm_offload.server")
 
 async def serve(config: ServerConfig) -> None:
     server = OffloadServer(config)
+    loop = asyncio.get_running_loop()
+    # TLS files and policy; before start, so a SIGHUP right after "serving" never kills us
+    loop.add_signal_handler(signal.SIGHUP, server.security.reload)
     await server.start()
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, server.security.reload)  # TLS files, policy
     await stop.wait()
     log.info("shutting down", extra=logs.fields(grace=config.grace))
     await server.stop()

@@ -28,12 +28,9 @@ class Audit:
     """Where audit lines go."""
 
     def __init__(self, target: Path | None, fmt: str = "text") -> None:
-        self.log = logging.getLogger(LOGGER)
-        self.log.propagate = False  # never filtered or reformatted by the root logger
-        self.log.setLevel(logging.INFO)
-        for old in self.log.handlers[:]:
-            self.log.removeHandler(old)
-            old.close()
+        # A logger of its own, outside logging's tree: never filtered or reformatted by
+        # the root logger, and two servers in one process (tests) never share it.
+        self.log = logging.Logger(LOGGER, logging.INFO)
         handler: logging.Handler
         if target is None:
             handler = logging.StreamHandler(sys.stderr)
