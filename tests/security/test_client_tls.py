@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
+import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -108,3 +111,34 @@ async def test_the_library_raises_permission_denied_with_the_role(pki: Pki, tmp_
     assert refused.value.message == (
         "ListStates needs the admin role on eth0; cert:traffic.test has traffic"
     )
+
+
+GRPCURL = Path(sys.executable).with_name("grpcurl")
+
+
+@pytest.mark.skipif(not GRPCURL.exists(), reason="grpcurl comes with the test extras")
+async def test_grpcurl_with_mutual_tls_as_the_readme_shows(pki: Pki) -> None:
+    issued = pki.clients["viewer.test"]
+    tls = ["-cacert", str(pki.ca.path), "-cert", str(issued.cert), "-key", str(issued.key)]
+    async with tls_server(pki) as server:
+        address = tcp_address(server)
+
+        async def grpcurl(*args: str) -> tuple[int, str, str]:
+            proc = await asyncio.create_subprocess_exec(
+                str(GRPCURL), *args,
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            )  # fmt: skip
+            out, err = await asyncio.wait_for(proc.communicate(), 60)
+            assert proc.returncode is not None
+            return proc.returncode, out.decode(), err.decode()
+
+        code, out, _ = await grpcurl(*tls, address, "list")
+        assert code == 0
+        assert "xfrm_offload.v1.DeviceService" in out.splitlines()
+        code, out, _ = await grpcurl(*tls, address, "xfrm_offload.v1.DeviceService/ListDevices")
+        assert code == 0
+        assert json.loads(out)["devices"][0]["name"] == "eth0"
+        code, out, _ = await grpcurl(*tls, address, "grpc.health.v1.Health/Check")
+        assert (code, json.loads(out)) == (0, {"status": "SERVING"})
+        code, _, _ = await grpcurl("-plaintext", address, "list")  # not TLS: refused
+        assert code != 0
