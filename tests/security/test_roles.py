@@ -316,3 +316,37 @@ async def _reflected_services(ch: aio.Channel) -> set[str]:
     response = await call.read()
     call.cancel()
     return {s.name for s in response.list_services_response.service}
+
+
+async def test_sighup_policy_reload_changes_rights_and_a_bad_file_keeps_the_old(
+    pki: Pki, policy_file: Path
+) -> None:
+    sa = lambda s: s.xfrm.StateAdd(pb.StateAddRequest(sa=gcm_sa("eth0", spi=next(_numbers))))  # noqa: E731
+    async with tls_server(pki, *SERVER_ARGS, "--policy", str(policy_file)) as server:
+        ch = channel(server, pki, pki.clients["viewer.test"])
+        s = Stubs.on(ch)
+        try:
+            assert (await outcome(sa, s))[0] == DENIED
+            policy_file.write_text(POLICY + "cert:viewer.test keymanager\n")
+            server.security.reload()  # what SIGHUP calls
+            assert (await outcome(sa, s))[0] == OK  # the same connection, new rights
+            policy_file.write_text("cert:viewer.test boss\n")
+            server.security.reload()  # refused: the last good policy stays
+            assert (await outcome(sa, s))[0] == OK
+            assert server.security.authorizer.policy.source == str(policy_file)
+        finally:
+            await ch.close(None)
+
+
+async def test_unknown_methods_are_unimplemented_and_not_remembered(pki: Pki) -> None:
+    async with tls_server(pki) as server:
+        ch = channel(server, pki, pki.clients["admin.test"])
+        try:
+            for i in range(20):
+                call = ch.unary_unary(f"/xfrm_offload.v1.DeviceService/Nope{i}", None, None)
+                with pytest.raises(aio.AioRpcError) as refused:
+                    await call(b"")
+                assert refused.value.code() == grpc.StatusCode.UNIMPLEMENTED
+            assert not any("Nope" in m for m in server.security.authorizer._wrapped)
+        finally:
+            await ch.close(None)

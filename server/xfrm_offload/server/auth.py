@@ -233,7 +233,7 @@ class Authorizer(aio.ServerInterceptor):  # type: ignore[type-arg]
         self.policy = policy  # replaced on SIGHUP
         self.identify = identify
         self.audit = audit
-        self._wrapped: dict[str, grpc.RpcMethodHandler[Any, Any] | None] = {}
+        self._wrapped: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
 
     async def intercept_service(
         self,
@@ -244,12 +244,14 @@ class Authorizer(aio.ServerInterceptor):  # type: ignore[type-arg]
     ) -> grpc.RpcMethodHandler[Any, Any]:
         method: str = handler_call_details.method
         if method in self._wrapped:
-            return self._wrapped[method]  # type: ignore[return-value]
+            return self._wrapped[method]
         handler = await continuation(handler_call_details)
+        if handler is None:  # no such method: gRPC answers UNIMPLEMENTED; nothing kept
+            return handler
         service = method.lstrip("/").split("/", 1)[0]
-        if handler is not None and service not in OPEN_SERVICES:
+        if service not in OPEN_SERVICES:
             handler = self._wrap(method, RPC_RULES.get(method, UNLISTED), handler)
-        self._wrapped[method] = handler
+        self._wrapped[method] = handler  # one entry per registered method
         return handler
 
     # -- the decision -------------------------------------------------------------------
