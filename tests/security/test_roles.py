@@ -23,7 +23,7 @@ from xfrm_offload.v1 import offload_pb2 as pb
 from xfrm_offload.v1 import offload_pb2_grpc as rpc
 
 from ..server.sa_builders import gcm_sa, packet_policy
-from .certs import Pki
+from .certs import Pki, issue
 from .conftest import channel, tls_server
 
 OK = grpc.StatusCode.OK
@@ -348,5 +348,25 @@ async def test_unknown_methods_are_unimplemented_and_not_remembered(pki: Pki) ->
                     await call(b"")
                 assert refused.value.code() == grpc.StatusCode.UNIMPLEMENTED
             assert not any("Nope" in m for m in server.security.authorizer._wrapped)
+        finally:
+            await ch.close(None)
+
+
+async def test_a_certificate_without_alternative_names_is_known_by_its_subject_cn(
+    pki: Pki, tmp_path: Path
+) -> None:
+    cn_only = issue(pki.ca, tmp_path, "cn-only.test")  # no subjectAltName at all
+    policy = tmp_path / "policy"
+    policy.write_text("cert:cn-only.test viewer\n")
+    async with tls_server(pki, *SERVER_ARGS, "--policy", str(policy)) as server:
+        ch = channel(server, pki, cn_only)
+        try:
+            stubs = Stubs.on(ch)
+            assert (await outcome(TABLE[10][4], stubs))[0] == OK  # ListDevices
+            code, message = await outcome(TABLE[0][4], stubs)  # StateAdd
+            assert (code, message) == (
+                DENIED,
+                "StateAdd needs the keymanager role on eth0; cert:cn-only.test has viewer",
+            )
         finally:
             await ch.close(None)

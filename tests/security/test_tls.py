@@ -155,6 +155,28 @@ async def _log_line(stream: asyncio.StreamReader, msg: str) -> dict[str, str]:
                 return line
 
 
+async def test_plaintext_on_loopback_says_so_at_start() -> None:
+    proc = await asyncio.create_subprocess_exec(
+        *SERVER, "--listen", "127.0.0.1:0", "--plaintext", "--log-format", "json",
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert proc.stderr is not None
+    try:
+        line = await _log_line(
+            proc.stderr,
+            "plaintext TCP listener: no encryption; callers are known by the uid owning "
+            "their socket",
+        )
+        assert line["level"] == "warning"
+        assert line["listen"].startswith("127.0.0.1:")
+        serving = await _log_line(proc.stderr, "security")
+        assert (serving["tls"], serving["policy"]) == ("off", "defaults")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(proc.wait(), 30)
+    assert proc.returncode == 0
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
