@@ -11,6 +11,12 @@ alternate between the transports; each figure is the median over the rounds.
 
 - StateAdd: sequential calls, and 32 in flight, each a new inbound crypto-offload SA.
 - PacketStream: packet-offload TX of 1400-byte packets in batches of 64.
+
+What the Unix socket's relay costs (the server accepts Unix connections itself to read
+SO_PEERCRED and copies the bytes to gRPC's own socket): a direct connection to gRPC's
+socket has no identity, so the bench measures one relay more instead, the same
+``UnixGate`` run in a helper process in front of the Unix server (``unix+relay``):
+``unix+relay / unix`` is about what one relay takes from ``unix``.
 """
 
 from __future__ import annotations
@@ -50,6 +56,36 @@ class Plan:
 FULL = Plan(rounds=5, state_adds=1000, batches=96)
 QUICK = Plan(rounds=2, state_adds=200, batches=16)
 _spis = itertools.count(0x10000)
+
+
+RELAY = """
+import asyncio, sys
+from pathlib import Path
+from xfrm_offload.server.peers import UnixGate
+
+async def main() -> None:
+    gate = UnixGate(Path(sys.argv[1]), 0o600, Path(sys.argv[2]))
+    await gate.start()
+    print("ready", flush=True)
+    await asyncio.Event().wait()
+
+asyncio.run(main())
+"""
+
+
+@asynccontextmanager
+async def relay(front: Path, back: Path) -> AsyncIterator[str]:
+    """One more SO_PEERCRED relay, in its own process, from ``front`` to ``back``."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", RELAY, str(front), str(back), stdout=asyncio.subprocess.PIPE
+    )
+    assert proc.stdout is not None
+    await asyncio.wait_for(proc.stdout.readline(), 30)
+    try:
+        yield f"unix:{front}"
+    finally:
+        proc.terminate()
+        await proc.wait()
 
 
 @asynccontextmanager
@@ -126,9 +162,14 @@ async def measure(plan: Plan) -> dict[str, dict[str, float]]:
             server(setups["plaintext"][0], directory / "a1") as plain_addr,
             server(setups["tls"][0], directory / "a2") as tls_addr,
             server(setups["unix"][0], directory / "a3") as unix_addr,
+            relay(directory / "r.sock", directory / "s.sock") as relay_addr,
         ):
             for name, address in (("plaintext", plain_addr), ("tls", tls_addr),
-                                  ("unix", unix_addr)):  # fmt: skip
+                                  ("unix", unix_addr), ("unix+relay", relay_addr)):  # fmt: skip
+                if name == "unix+relay":  # the same server as unix, one relay further
+                    clients[name] = Client(address, timeout=30)
+                    await clients[name].wait_ready()
+                    continue
                 clients[name] = Client(address, timeout=30, tls=setups[name][1])
                 await clients[name].wait_ready()
                 await install(clients[name], "eth0")
@@ -160,12 +201,13 @@ def main() -> None:
     if args.json:
         print(json.dumps(result, indent=2))
         return
-    print(f"{'figure':38} {'plaintext':>10} {'tls':>10} {'unix':>10} {'tls/plain':>10} "
-          f"{'unix/plain':>10}")  # fmt: skip
+    print(f"{'figure':38} {'plaintext':>10} {'tls':>10} {'unix':>10} {'unix+relay':>10} "
+          f"{'tls/plain':>10} {'unix/plain':>10} {'relay':>8}")  # fmt: skip
     for figure, by in result.items():
         print(
             f"{figure:38} {by['plaintext']:10.0f} {by['tls']:10.0f} {by['unix']:10.0f} "
-            f"{by['tls'] / by['plaintext']:10.2f} {by['unix'] / by['plaintext']:10.2f}"
+            f"{by['unix+relay']:10.0f} {by['tls'] / by['plaintext']:10.2f} "
+            f"{by['unix'] / by['plaintext']:10.2f} {by['unix+relay'] / by['unix']:8.2f}"
         )
 
 
