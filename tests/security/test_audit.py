@@ -49,6 +49,7 @@ async def test_each_change_and_disclosure_is_one_line_without_keys(
             await admin.list_states()  # no keys asked: no line
             keyed = await admin.get_state("eth0", handle=handle, include_keys=True)
             assert keyed.sa.aead.alg_key == KEY  # disclosed to the caller, not to the log
+            await admin.get_state("eth0", id=sa.id, include_keys=True)  # by SA id
             await admin.list_states(include_keys=True)
             with pytest.raises(XfrmOffloadError):
                 await viewer.get_state("eth0", handle=handle, include_keys=True)
@@ -70,6 +71,8 @@ async def test_each_change_and_disclosure_is_one_line_without_keys(
         {"who": "cert:admin.test", "rpc": "StateAdd", "dev": "eth0", "handle": h, "result": "OK"},
         {"who": "cert:admin.test", "rpc": "GetState", "dev": "eth0", "handle": h,
          "keys": "disclosed", "states": 1, "result": "OK"},
+        {"who": "cert:admin.test", "rpc": "GetState", "dev": "eth0", "handle": h,
+         "keys": "disclosed", "states": 1, "result": "OK"},
         {"who": "cert:admin.test", "rpc": "ListStates", "keys": "disclosed", "states": 1,
          "result": "OK"},
         {"who": "cert:viewer.test", "rpc": "GetState", "dev": "eth0",
@@ -83,7 +86,7 @@ async def test_each_change_and_disclosure_is_one_line_without_keys(
         {"who": "cert:admin.test", "rpc": "StateFree", "dev": "eth0", "handle": h,
          "result": "OK"},
         {"who": "cert:admin.test", "rpc": "StateFree", "dev": "eth0", "handle": h,
-         "detail": lines[7].get("detail"), "result": "NOT_FOUND"},
+         "detail": lines[8].get("detail"), "result": "NOT_FOUND"},
         {"who": "cert:admin.test", "rpc": "PolicyAdd", "dev": "eth0", "handle": p,
          "result": "OK"},
         {"who": "cert:admin.test", "rpc": "SetLinkState", "dev": "eth0", "result": "OK"},
@@ -91,7 +94,7 @@ async def test_each_change_and_disclosure_is_one_line_without_keys(
         {"who": "cert:admin.test", "rpc": "StateAddBulk", "sas": 1, "added": 1, "failed": 0,
          "result": "OK"},
     ]  # fmt: skip
-    assert lines[7]["detail"]  # the server's own words for the refusal
+    assert lines[8]["detail"]  # the server's own words for the refusal
     text = log.read_bytes()
     for form in (KEY, KEY.hex().encode(), KEY.hex().upper().encode(), base64.b64encode(KEY),
                  KEY[:16].hex().encode(), base64.b64encode(KEY[:16])):  # fmt: skip

@@ -210,10 +210,10 @@ def _handle(request: Any, response: Any) -> int | None:
     for message in (response, request):
         if message is None:
             continue
-        for name in ("offload_handle", "ref"):
+        for name in ("offload_handle", "ref", "state"):  # state: GetState by SA id
             if name in message.DESCRIPTOR.fields_by_name:
                 value = getattr(message, name)
-                value = value.offload_handle if name == "ref" else value
+                value = value if name == "offload_handle" else value.offload_handle
                 if value:
                     return int(value)
     return None
