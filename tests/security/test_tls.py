@@ -16,6 +16,7 @@ import pytest
 from grpc import aio
 
 from xfrm_offload.client import Client, TlsOptions
+from xfrm_offload.server.config import parse_args
 from xfrm_offload.v1 import offload_pb2 as pb
 from xfrm_offload.v1 import offload_pb2_grpc as rpc
 
@@ -192,14 +193,29 @@ async def test_plaintext_on_loopback_says_so_at_start() -> None:
         (["--socket-mode", "0999"], "expected an octal mode"),
     ],
 )
-def test_unsafe_or_broken_settings_refuse_to_start(args: list[str], message: str) -> None:
-    proc = subprocess.run([*SERVER, *args], capture_output=True, text=True, timeout=30)
+def test_unsafe_or_broken_settings_refuse_to_start(
+    args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        parse_args(args)
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert "usage: xfrm-offloadd" in err
+
+
+def test_the_process_refuses_plaintext_on_every_address() -> None:
+    proc = subprocess.run(
+        [*SERVER, "--listen", "0.0.0.0:0", "--plaintext"], capture_output=True, text=True,
+        timeout=30,
+    )  # fmt: skip
     assert proc.returncode == 2
-    assert message in proc.stderr
-    assert "usage: xfrm-offloadd" in proc.stderr
+    assert "argument --listen 0.0.0.0:0: plaintext TCP only on a loopback address" in proc.stderr
 
 
-def test_tls_files_that_are_not_pem_refuse_to_start(pki: Pki, tmp_path: Path) -> None:
+def test_tls_files_that_are_not_pem_refuse_to_start(
+    pki: Pki, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     (tmp_path / "empty").write_text("")
     for args, message in [
         (["--tls-cert", str(tmp_path / "empty"), "--tls-key", str(pki.server.key)],
@@ -209,8 +225,7 @@ def test_tls_files_that_are_not_pem_refuse_to_start(pki: Pki, tmp_path: Path) ->
         (["--tls-cert", str(pki.server.cert), "--tls-key", str(pki.server.key), "--plaintext"],
          "--plaintext: not with --tls-cert"),
     ]:  # fmt: skip
-        proc = subprocess.run(
-            [*SERVER, "--listen", "127.0.0.1:0", *args], capture_output=True, text=True, timeout=30
-        )
-        assert proc.returncode == 2, proc.stderr
-        assert message in proc.stderr
+        with pytest.raises(SystemExit) as exited:
+            parse_args(["--listen", "127.0.0.1:0", *args])
+        assert exited.value.code == 2
+        assert message in capsys.readouterr().err
