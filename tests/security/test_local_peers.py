@@ -157,3 +157,24 @@ def _sa():  # type: ignore[no-untyped-def]
     from ..server.sa_builders import gcm_sa
 
     return gcm_sa("eth0", spi=1234)
+
+
+async def test_the_relay_forgets_closed_connections_and_survives_garbage() -> None:
+    async with unix_server() as server:
+        gate = server.security.gates[0]
+        path = server.addresses[0].removeprefix("unix:")
+        for _ in range(10):
+            async with Client(server.addresses[0]) as nic:
+                await nic.list_devices()
+            reader, writer = await asyncio.open_unix_connection(path)
+            writer.write(b"GET / HTTP/1.1\r\n\r\n" + bytes(range(256)))  # not HTTP/2
+            await writer.drain()
+            assert await asyncio.wait_for(reader.read(), 10) is not None  # gRPC hangs up
+            writer.close()
+        for _ in range(200):  # bounded: the relays end as their peers go
+            if not gate._peers:
+                break
+            await asyncio.sleep(0.01)
+        assert gate._peers == {}
+        async with Client(server.addresses[0]) as nic:  # still serving
+            assert [d.name for d in await nic.list_devices()] == ["eth0"]
