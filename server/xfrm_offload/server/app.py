@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
-import os
 import socket
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from .clock import SystemClock, VirtualClock
 from .config import ServerConfig
 from .datapath import DatapathServicer
 from .nic import Nic
+from .security import Security
 from .servicers import DeviceServicer, DiagServicer, XfrmDevServicer
 
 log = logging.getLogger("xfrm_offload.server")
@@ -56,11 +56,13 @@ class OffloadServer:
         self.clock = VirtualClock() if config.virtual_clock else SystemClock()
         self.nic = Nic(config, self.clock)
         self.health = health_aio.HealthServicer()
+        self.security = Security(config.security, self.nic, config.log_format)
         self.server = aio.server(
+            interceptors=self.security.interceptors(),
             options=[
                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-            ]
+            ],
         )
         offload_pb2_grpc.add_XfrmDevServiceServicer_to_server(
             XfrmDevServicer(self.nic), self.server
@@ -79,28 +81,18 @@ class OffloadServer:
         self._sockets: list[Path] = []
 
     async def start(self) -> None:
-        """Bind every listener (Unix sockets mode 0600) and start serving."""
+        """Bind every listener (Unix sockets mode 0600 unless configured) and start serving."""
         for endpoint in self.config.listen:
             if endpoint.unix_path is not None:
                 path = endpoint.unix_path
                 path.parent.mkdir(parents=True, exist_ok=True)
                 if path.is_socket():
                     _remove_stale_socket(path)
-                old_umask = os.umask(0o177)  # the socket is born 0600, no window
-                try:
-                    self.server.add_insecure_port(endpoint.grpc_target)
-                finally:
-                    os.umask(old_umask)
                 self._sockets.append(path)
-                self.addresses.append(endpoint.grpc_target)
-            else:
-                port = self.server.add_insecure_port(endpoint.grpc_target)
-                host = f"[{endpoint.host}]" if ":" in endpoint.host else endpoint.host
-                self.addresses.append(f"{host}:{port}")
+            self.addresses.append(self.security.bind(self.server, endpoint))
         await self.nic.start()  # workers first: no RPC may reach a device before it exists
         await self.server.start()
-        for path in self._sockets:
-            os.chmod(path, 0o600)
+        await self.security.start()  # the Unix sockets: SO_PEERCRED in front of gRPC
         for name in ("", *SERVICE_NAMES):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         log.info(
@@ -123,7 +115,9 @@ class OffloadServer:
             # is open) answers the end with a frame of its own; were the connection
             # closed by then, it would report UNAVAILABLE instead of the OK it was sent.
             await asyncio.sleep(STREAM_LINGER_SECONDS)
+        await self.security.close()
         await self.server.stop(self.config.grace if grace is None else grace)
+        await self.security.wait_closed()
         await self.nic.stop_workers()
         for path in self._sockets:
             path.unlink(missing_ok=True)

@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from xfrm_offload.engine.bond import BondMode
 from xfrm_offload.engine.profiles import PROFILES
 from xfrm_offload.v1.endpoint import Endpoint, default_socket_path, parse_endpoint
 
-from . import logs
+from . import logs, security
 
 DEFAULT_DEVICE = "eth0"
 DEFAULT_PROFILE = "full"
@@ -50,6 +50,7 @@ class ServerConfig:
     uvloop: bool = False
     workers: int = 0
     bonds: tuple[BondSpec, ...] = ()
+    security: security.SecurityConfig = field(default_factory=security.SecurityConfig)
 
 
 def _endpoint(text: str) -> Endpoint:
@@ -167,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the devices in N worker processes, sharded round-robin "
         "(default 0: in the server's own process)",
     )
+    security.add_arguments(parser)
     return parser
 
 
@@ -212,4 +214,5 @@ def parse_args(argv: Sequence[str] | None = None) -> ServerConfig:
         uvloop=args.uvloop,
         workers=args.workers,
         bonds=tuple(args.bond),
+        security=security.from_args(parser, args, listen),
     )
