@@ -373,7 +373,7 @@ BAD_KEY_LINE = (
         (
             "link set eth4 sideways",
             "xfrmctl link set eth4 sideways\n                      ^~~~~~~~\n"
-            "error: expected up|down\n",
+            "error: expected up|down|impair\n",
         ),
         (
             "stats eth4 eth5",

@@ -286,6 +286,19 @@ class Client:
             )
         )
 
+    async def set_impairment(self, dev: str, impairment: pb.Impairment | None = None) -> None:
+        """Impair what ``dev`` puts on its wire (None or all zero: no impairment)."""
+        request = pb.SetImpairmentRequest(dev=dev)
+        if impairment is not None:
+            request.impairment.CopyFrom(impairment)
+        await _call(self.datapath.SetImpairment(request, timeout=self.timeout))
+
+    async def get_impairment(self, dev: str) -> pb.GetImpairmentResponse:
+        """``dev``'s wire impairment and its counters."""
+        return await _call(
+            self.datapath.GetImpairment(pb.GetImpairmentRequest(dev=dev), timeout=self.timeout)
+        )
+
     # -- diagnostics ---------------------------------------------------------------
 
     async def advance_clock(self, seconds: float) -> float:

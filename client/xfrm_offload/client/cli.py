@@ -3,7 +3,8 @@
     xfrmctl [OPTIONS] [xfrm] state|policy COMMAND ...     as ip xfrm state|policy
     xfrmctl [OPTIONS] [xfrm] monitor [--count N] [all | GROUP...] [DEV...]
     xfrmctl [OPTIONS] stats [DEV]
-    xfrmctl [OPTIONS] link set [dev] DEV up|down
+    xfrmctl [OPTIONS] link set [dev] DEV up|down | impair ...   (impair.py)
+    xfrmctl [OPTIONS] link show [dev] DEV
     xfrmctl [OPTIONS] device list | device show DEV
     xfrmctl [OPTIONS] packet tx|rx --dev DEV --in IN.pcap --out OUT.pcap   (packets.py)
 
@@ -34,6 +35,7 @@ from . import grammar
 from .api import Client
 from .errors import XfrmOffloadError
 from .grammar import Command, PolicyFilter, StateFilter, XfrmSyntaxError
+from .impair import format_impairment, parse_impairment
 from .render import format_event, format_policy, format_state, format_xfrm_stat
 from .tls import TlsError, add_tls_arguments, tls_of
 
@@ -76,6 +78,13 @@ def format_device(device: pb.Device, *, details: bool) -> str:
         f"    features: {' '.join(device.features) or '-'}",
         f"    states {device.state_count} policies {device.policy_count}",
     ]
+    if device.HasField("bond"):  # a bond has no capabilities of its own: its members do
+        bond = device.bond
+        lines.append(
+            f"    bond mode {bond.mode} members {','.join(bond.members)}"
+            f" active {bond.active or '(none)'}"
+        )
+        return "\n".join(lines)
     if details:
         caps = device.capabilities
         types = ",".join(
@@ -127,11 +136,16 @@ Usage: xfrmctl [ OPTIONS ] [ xfrm ] XFRM-OBJECT { COMMAND | help }
        xfrmctl [ OPTIONS ] [ xfrm ] monitor [ --count N ] [ all | LISTofXFRM-GROUPS ] [ DEV... ]
        xfrmctl [ OPTIONS ] stats [ DEV ]
        xfrmctl [ OPTIONS ] link set [ dev ] DEV { up | down }
+       xfrmctl [ OPTIONS ] link set [ dev ] DEV impair { none | IMPAIRMENT... }
+       xfrmctl [ OPTIONS ] link show [ dev ] DEV
        xfrmctl [ OPTIONS ] device { list | show DEV }
        xfrmctl [ OPTIONS ] packet { tx | rx } --dev DEV --in IN.pcap --out OUT.pcap [ --batch N ]
 where  XFRM-OBJECT := state | policy
        LISTofXFRM-GROUPS := [ LISTofXFRM-GROUPS ] { acquire | expire | SA | aevent | policy }
        OPTIONS := { --server ADDR | --json | -s | --keys | --dev DEV | --timeout SECONDS }
+       IMPAIRMENT := tc-netem's: loss [ random ] PCT | loss gemodel P [ R [ 1-H [ 1-K ] ] ]
+                     | duplicate PCT | corrupt PCT | reorder PCT [ gap N ] | delay TIME [ JITTER ]
+                     | rate RATE | limit PACKETS | seed N
 A state or policy must name its device: offload [ crypto | packet ] dev DEV dir DIR for
 states, offload packet dev DEV for policies (this NIC holds offloaded objects only).
 Keys are shown only with --keys; --dev limits state, policy and stats to one device.
@@ -511,7 +525,7 @@ async def _policy(session: _Session, command: Command, tokens: Sequence[str]) ->
 #: ip xfrm monitor's object groups, as the server's event kinds.
 MONITOR_KINDS: dict[str, tuple[pb.EventKind, ...]] = {
     "acquire": (pb.EVENT_KIND_ACQUIRE,),
-    "expire": (pb.EVENT_KIND_EXPIRE,),
+    "expire": (pb.EVENT_KIND_EXPIRE, pb.EVENT_KIND_POLICY_EXPIRE),
     "SA": (pb.EVENT_KIND_STATE_ADDED, pb.EVENT_KIND_STATE_DELETED),
     "aevent": (pb.EVENT_KIND_ESN_ADVANCED, pb.EVENT_KIND_SEQ_OVERFLOW),
     "policy": (pb.EVENT_KIND_POLICY_ADDED, pb.EVENT_KIND_POLICY_DELETED),
@@ -636,10 +650,19 @@ async def _stats(session: _Session, tokens: Sequence[str]) -> int:
     return ExitStatus.OK
 
 
-def parse_link(tokens: Sequence[str]) -> tuple[str, bool]:
-    """``link set [dev] DEV up|down`` (iproute2's matches() for set, as ip link)."""
+def parse_link(tokens: Sequence[str]) -> tuple[str, bool | pb.Impairment | None]:
+    """``link set [dev] DEV up|down`` (iproute2's matches() for set, as ip link), or
+    ``link set [dev] DEV impair ...`` (the impairment), or ``link show [dev] DEV`` (None)."""
+    # "set" before "show", so "s" is set, as in ip link
+    if len(tokens) >= 2 and not _matches(tokens[1], "set") and _matches(tokens[1], "show"):
+        index = 3 if len(tokens) > 2 and tokens[2] == "dev" else 2
+        if index >= len(tokens):
+            raise _syntax(tokens, index, "expected a device name")
+        if index + 1 < len(tokens):
+            raise _syntax(tokens, index + 1, "expected nothing more")
+        return tokens[index], None
     if len(tokens) < 2 or not _matches(tokens[1], "set"):
-        raise _syntax(tokens, 1, "expected set")
+        raise _syntax(tokens, 1, "expected set or show")
     index = 2
     if index < len(tokens) and tokens[index] == "dev":
         index += 1
@@ -647,8 +670,10 @@ def parse_link(tokens: Sequence[str]) -> tuple[str, bool]:
         raise _syntax(tokens, index, "expected a device name")
     dev = tokens[index]
     index += 1
+    if index < len(tokens) and tokens[index] == "impair":
+        return dev, parse_impairment(tokens, index + 1)
     if index >= len(tokens) or tokens[index] not in ("up", "down"):
-        raise _syntax(tokens, index, "expected up|down")
+        raise _syntax(tokens, index, "expected up|down|impair")
     if index + 1 < len(tokens):
         raise _syntax(tokens, index + 1, "expected nothing more")
     return dev, tokens[index] == "up"
@@ -656,6 +681,15 @@ def parse_link(tokens: Sequence[str]) -> tuple[str, bool]:
 
 async def _link(session: _Session, tokens: Sequence[str]) -> int:
     dev, up = parse_link(tokens)
+    if not isinstance(up, bool):
+        if up is not None:
+            await session.client.set_impairment(dev, up)
+        impairment = await session.client.get_impairment(dev)
+        if session.args.json:
+            session.emit_json(to_json(impairment))
+        else:
+            session.out.write(format_impairment(dev, impairment))
+        return ExitStatus.OK
     reply = await session.client.set_link(dev, up)
     if session.args.json:
         session.emit_json(to_json(reply))

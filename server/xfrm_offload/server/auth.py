@@ -146,6 +146,8 @@ RPC_RULES: dict[str, RpcRule] = {
     _P + "PacketStream": RpcRule(TRAFFIC, _packet_stream),
     _P + "WatchPackets": RpcRule(TRAFFIC, _dev),
     _P + "SetCable": RpcRule(ADMIN, _cable, audited=True),
+    _P + "SetImpairment": RpcRule(ADMIN, _dev, audited=True),
+    _P + "GetImpairment": RpcRule(VIEWER, _dev),
     _G + "AdvanceClock": RpcRule(ADMIN, _none, audited=True),
     _G + "Echo": RpcRule(ADMIN, _none),
     _G + "EchoStream": RpcRule(ADMIN, _none),

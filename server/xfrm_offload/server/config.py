@@ -7,6 +7,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from xfrm_offload.engine.bond import BondMode
 from xfrm_offload.engine.profiles import PROFILES
 from xfrm_offload.v1.endpoint import Endpoint, default_socket_path, parse_endpoint
 
@@ -27,6 +28,15 @@ class DeviceSpec:
 
 
 @dataclass(frozen=True)
+class BondSpec:
+    """One --bond: a name, its members in enslave order, a bonding mode."""
+
+    name: str
+    members: tuple[str, ...]
+    mode: str = "active-backup"
+
+
+@dataclass(frozen=True)
 class ServerConfig:
     """Everything xfrm-offloadd was asked to do."""
 
@@ -39,6 +49,7 @@ class ServerConfig:
     log_format: str = "text"
     uvloop: bool = False
     workers: int = 0
+    bonds: tuple[BondSpec, ...] = ()
     security: security.SecurityConfig = field(default_factory=security.SecurityConfig)
 
 
@@ -68,6 +79,25 @@ def _cable(text: str) -> tuple[str, str]:
     if not sep or not a or not b or a == b:
         raise argparse.ArgumentTypeError(f"{text!r}: expected DEV_A:DEV_B, two different devices")
     return a, b
+
+
+def _bond(text: str) -> BondSpec:
+    name, _, rest = text.partition(":")
+    members, _, mode = rest.partition(":")
+    if not _IFNAME.match(name):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: bond name must be 1-15 characters of letters, digits, '_', '.', '-'"
+        )
+    names = tuple(m for m in members.split(",") if m)
+    if not names:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected NAME:MEMBER[,MEMBER...][:MODE]")
+    modes = [m.value for m in BondMode]
+    mode = mode or BondMode.ACTIVE_BACKUP.value
+    if mode not in modes:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: unknown bonding mode {mode!r} (choose from {', '.join(modes)})"
+        )
+    return BondSpec(name, names, mode)
 
 
 def _workers(text: str) -> int:
@@ -103,6 +133,15 @@ def build_parser() -> argparse.ArgumentParser:
         type=_cable,
         default=[],
         help="connect two devices' wires inside the server, repeatable",
+    )
+    parser.add_argument(
+        "--bond",
+        metavar="NAME:MEMBER[,MEMBER...][:MODE]",
+        action="append",
+        type=_bond,
+        default=[],
+        help="a bond over --device members (mode active-backup by default), repeatable; "
+        "states and policies added on it live on its active member",
     )
     parser.add_argument(
         "--virtual-clock",
@@ -149,6 +188,20 @@ def parse_args(argv: Sequence[str] | None = None) -> ServerConfig:
             if end in cabled:
                 parser.error(f"argument --cable: {end} is in two cables (a wire has two ends)")
             cabled.add(end)
+    bonded: set[str] = set()
+    for bond in args.bond:
+        if bond.name in names or bond.name in {b.name for b in args.bond if b is not bond}:
+            parser.error(f"argument --bond: {bond.name} is already a device name")
+        for member in bond.members:
+            if member not in names:
+                parser.error(f"argument --bond: no device {member!r} (have: {', '.join(names)})")
+            if member in bonded:
+                parser.error(f"argument --bond: {member} is in two bonds")
+            bonded.add(member)
+    if args.bond and args.workers:
+        parser.error(
+            "argument --bond: a bond needs its members in the server process (no --workers)"
+        )
     listen = args.listen or [Endpoint(unix_path=default_socket_path())]
     return ServerConfig(
         listen=tuple(listen),
@@ -160,5 +213,6 @@ def parse_args(argv: Sequence[str] | None = None) -> ServerConfig:
         log_format=args.log_format,
         uvloop=args.uvloop,
         workers=args.workers,
+        bonds=tuple(args.bond),
         security=security.from_args(parser, args, listen),
     )

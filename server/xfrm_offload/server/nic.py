@@ -23,7 +23,7 @@ from . import ops
 from .clock import Clock
 from .config import ServerConfig
 from .events import EventHub
-from .workers import DeviceSpec, LocalDevices, WorkerPool
+from .workers import BondHostSpec, DeviceSpec, LocalDevices, WorkerPool
 
 log = logging.getLogger("xfrm_offload.server")
 
@@ -42,15 +42,22 @@ class Nic:
         self.specs: list[DeviceSpec] = [
             (spec.name, FIRST_IFINDEX + i, spec.profile) for i, spec in enumerate(config.devices)
         ]
-        #: Device names in --device order.
-        self.names = [name for name, _, _ in self.specs]
+        first_bond = FIRST_IFINDEX + len(self.specs)
+        self.bonds: list[BondHostSpec] = [
+            (b.name, first_bond + i, b.members, b.mode) for i, b in enumerate(config.bonds)
+        ]
+        #: Device names in --device order, then the bonds in --bond order.
+        self.names = [name for name, _, _ in self.specs] + [b[0] for b in self.bonds]
         self._known = frozenset(self.names)
-        self._by_ifindex = {ifindex: name for name, ifindex, _ in self.specs}
-        self._ifindex = {name: ifindex for name, ifindex, _ in self.specs}
+        ifindexes = [(n, i) for n, i, _ in self.specs] + [(b[0], b[1]) for b in self.bonds]
+        self._by_ifindex = {ifindex: name for name, ifindex in ifindexes}
+        self._ifindex = dict(ifindexes)
         self.workers = config.workers
+        if self.workers and self.bonds:
+            raise ValueError("a bond needs its members in the server process (no workers)")
         # With workers the devices are built in the worker processes, by start().
         self.host: LocalDevices | WorkerPool = LocalDevices(
-            [] if self.workers else self.specs, self._publish, self._watched
+            [] if self.workers else self.specs, self._publish, self._watched, self.bonds
         )
         #: Device name -> the device its wire is cabled to (both ends listed).
         self.cables: dict[str, str] = {}
@@ -71,6 +78,15 @@ class Nic:
         if name not in self._known:
             raise NotFound(f"no device {name!r} (have: {', '.join(self.names)})", field=field)
         return name
+
+    def wire_of(self, dev: str) -> str:
+        """The device whose wire carries what ``dev`` transmits: a bond's active member
+        (the bond itself while it has none), any other device's own."""
+        if self.bonds and isinstance(self.host, LocalDevices):
+            active = self.host.bond_active(dev)
+            if active:
+                return active
+        return dev
 
     def offload_device(self, offload: xpb.XfrmUserOffload, field: str) -> str:
         """The device an XfrmUserOffload names, by name or by ifindex."""

@@ -176,7 +176,9 @@ class XfrmDevServicer(offload_pb2_grpc.XfrmDevServiceServicer):
                 field="offload",
             )
         dev = self.nic.offload_device(info.offload, "offload")
-        reply: pb.PolicyAddResponse = await self.nic.call(dev, ops.policy_add, info)
+        reply: pb.PolicyAddResponse = await self.nic.call(
+            dev, ops.policy_add, info, self.nic.clock.now()
+        )
         return reply
 
     @refusals()

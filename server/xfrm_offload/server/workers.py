@@ -30,12 +30,14 @@ from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
 from typing import Any
 
+from xfrm_offload.engine.bond import Bond, BondMode
 from xfrm_offload.engine.datapath import DevicePath
 from xfrm_offload.engine.device import Device
 from xfrm_offload.engine.errors import LocalError
 from xfrm_offload.engine.profiles import PROFILES
 from xfrm_offload.v1 import offload_pb2 as pb
 
+from . import ops
 from .ops import drain_events
 
 log = logging.getLogger("xfrm_offload.server")
@@ -47,6 +49,8 @@ Publish = Callable[[list[pb.WatchEventsResponse]], None]
 Watched = Callable[[], bool]
 #: One device to host: (name, ifindex, profile name).
 DeviceSpec = tuple[str, int, str]
+#: One bond to host: (name, ifindex, member names, bonding mode).
+BondHostSpec = tuple[str, int, tuple[str, ...], str]
 
 
 class WorkerDied(RuntimeError):
@@ -112,7 +116,7 @@ class HeapKeeper:
 
 
 def run_call(
-    hosted: dict[str, tuple[Device, DevicePath]],
+    hosted: dict[str, tuple[Any, Any]],
     heap: HeapKeeper,
     dev: str,
     fn: Callable[..., Any],
@@ -129,21 +133,58 @@ def run_call(
     return True, result, drain_events(device, watched)
 
 
-class LocalDevices:
-    """Every device in the server's own process."""
+#: Calls on a bond member that its bond answers instead.
+_THROUGH_BOND: dict[Callable[..., Any], Callable[..., Any]] = {
+    ops.set_link: ops.set_member_link,
+    ops.list_states: ops.list_member_states,
+    ops.list_policies: ops.list_member_policies,
+}
 
-    def __init__(self, specs: Sequence[DeviceSpec], publish: Publish, watched: Watched) -> None:
-        self.hosted = build_devices(specs)
+
+class LocalDevices:
+    """Every device in the server's own process, and the bonds over them.
+
+    A bond is hosted as its own device and path (``engine.bond.Bond``); SetLinkState on
+    one of its members goes through the bond, which fails over when it must.
+    """
+
+    def __init__(
+        self,
+        specs: Sequence[DeviceSpec],
+        publish: Publish,
+        watched: Watched,
+        bonds: Sequence[BondHostSpec] = (),
+    ) -> None:
+        self.hosted: dict[str, tuple[Any, Any]] = dict(build_devices(specs))
+        #: Member name -> its bond's name.
+        self.bond_of: dict[str, str] = {}
+        for name, ifindex, members, mode in bonds:
+            bond = Bond(name, ifindex, [self.hosted[m][1] for m in members], BondMode(mode))
+            self.hosted[name] = (bond, bond)
+            self.bond_of.update(dict.fromkeys(members, name))
         self.heap = HeapKeeper()
         self.publish = publish
         self.watched = watched
 
     @property
     def devices(self) -> dict[str, Device]:
-        """The Device objects (only this in-process host has them)."""
-        return {name: device for name, (device, _) in self.hosted.items()}
+        """The Device objects (only this in-process host has them); bonds are not."""
+        return {n: d for n, (d, _) in self.hosted.items() if isinstance(d, Device)}
+
+    def bond_active(self, dev: str) -> str:
+        """The active member of the bond ``dev``; empty if ``dev`` is no bond or has none."""
+        hosted = self.hosted.get(dev)
+        if hosted is None or not isinstance(hosted[0], Bond) or hosted[0].active is None:
+            return ""
+        return hosted[0].active.name
 
     async def call(self, dev: str, fn: Callable[..., Any], *args: Any) -> Call:
+        if dev in self.bond_of:
+            # A member's link goes through its bond (failover); its listings leave out
+            # the bond's objects (listed once, on the bond).
+            through = _THROUGH_BOND.get(fn)
+            if through is not None:
+                dev, fn, args = self.bond_of[dev], through, (dev, *args)
         ok, result, events = run_call(self.hosted, self.heap, dev, fn, args, self.watched())
         self.publish(events)
         return ok, result
