@@ -23,7 +23,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import os
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
@@ -129,6 +131,13 @@ class PacketCounts:
     drops: collections.Counter[str] = field(default_factory=collections.Counter)
     crypto: collections.Counter[str] = field(default_factory=collections.Counter)
     skip_reasons: collections.Counter[str] = field(default_factory=collections.Counter)
+    #: Every packet of the capture was read, sent and answered (False: the server ended
+    #: the stream early, e.g. when it was stopped).
+    complete: bool = False
+
+    @property
+    def answered(self) -> int:
+        return self.out + self.dropped + self.consumed
 
     def summary(self) -> str:
         line = f"sent {self.sent}, out {self.out}, dropped {self.dropped}"
@@ -247,7 +256,9 @@ async def push_capture(
             await room.acquire()
             in_flight.append(meta)
             yield packets
+        read_all.set()
 
+    read_all = asyncio.Event()
     async for reply in client.packet_stream(dev, direction, batches()):
         meta = in_flight.popleft()
         room.release()
@@ -266,7 +277,41 @@ async def push_capture(
             progress.update(counts)
     if failure:
         raise failure[0]
+    counts.complete = read_all.is_set() and not in_flight
     return counts
+
+
+class _IncompleteRun(Exception):
+    """The server ended the stream before every packet was answered."""
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.samefile(b)
+    except OSError:  # b does not exist yet
+        return a.resolve() == b.resolve()
+
+
+class _Output:
+    """--out, written to a temporary file beside it and renamed into place only on success,
+    so a refused, failed or interrupted run leaves whatever was there before untouched."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+        self.temp = Path(name)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)  # what open(path, "wb") would have made
+        self.file = os.fdopen(fd, "wb")
+
+    def commit(self) -> None:
+        self.file.close()
+        os.replace(self.temp, self.path)
+
+    def discard(self) -> None:
+        self.file.close()
+        self.temp.unlink(missing_ok=True)
 
 
 async def packet_main(
@@ -304,24 +349,46 @@ async def packet_main(
         return ExitStatus.USAGE
     direction = pb.PACKET_DIRECTION_TX if args.direction == "tx" else pb.PACKET_DIRECTION_RX
     progress = _Progress(err)
-    try:
-        infile = Path(args.infile).open("rb")  # noqa: SIM115 (closed below)
-    except OSError as exc:
-        err.write(f"xfrmctl: --in {args.infile}: {exc.strerror}\n")
+    inpath, outpath = Path(args.infile), Path(args.outfile)
+    if _same_file(inpath, outpath):  # before anything is opened: the capture stays whole
+        err.write(
+            f"{USAGE}xfrmctl packet: error: --out {args.outfile} is the --in file;"
+            " name another output file\n"
+        )
+        await client.close()
         return ExitStatus.USAGE
     try:
-        with infile, Path(args.outfile).open("wb") as outfile:
+        infile = inpath.open("rb")  # closed by the with below
+    except OSError as exc:
+        await client.close()
+        err.write(f"xfrmctl: --in {args.infile}: {exc.strerror}\n")
+        return ExitStatus.USAGE
+    output: _Output | None = None
+    try:
+        with infile:
+            output = _Output(outpath)
             counts = await push_capture(
                 client,
                 dev,
                 direction,
                 infile,
-                outfile,
+                output.file,
                 batch=args.batch,
                 handle=args.handle,
                 seq_start=1 if args.seq_start is None else args.seq_start,
                 progress=progress,
             )
+            if not counts.complete:
+                raise _IncompleteRun
+            output.commit()
+            output = None
+    except _IncompleteRun:
+        progress.done()
+        err.write(
+            f"xfrmctl: the server ended the stream after answering {counts.answered} of the"
+            f" packets sent ({counts.summary().splitlines()[0]}); {args.outfile} not written\n"
+        )
+        return ExitStatus.SERVER_ERROR
     except PcapError as exc:
         progress.done()
         err.write(f"xfrmctl: {exc}\n")
@@ -338,6 +405,8 @@ async def packet_main(
         err.write(f"xfrmctl: {exc}\n")
         return ExitStatus.SERVER_ERROR
     finally:
+        if output is not None:  # failed, refused or interrupted (CancelledError): no output
+            output.discard()
         await client.close()
     progress.done()
     out.write(counts.summary())

@@ -15,6 +15,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from xfrm_offload.v1 import offload_pb2, offload_pb2_grpc
+from xfrm_offload.v1.endpoint import default_socket_path
 
 from . import logs
 from .clock import SystemClock, VirtualClock
@@ -83,7 +84,8 @@ class OffloadServer:
         for endpoint in self.config.listen:
             if endpoint.unix_path is not None:
                 path = endpoint.unix_path
-                path.parent.mkdir(parents=True, exist_ok=True)
+                if path == default_socket_path():  # its runtime directory, private
+                    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
                 if path.is_socket():
                     _remove_stale_socket(path)
                 old_umask = os.umask(0o177)  # the socket is born 0600, no window

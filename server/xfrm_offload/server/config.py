@@ -148,6 +148,12 @@ def parse_args(argv: Sequence[str] | None = None) -> ServerConfig:
                 parser.error(f"argument --cable: {end} is in two cables (a wire has two ends)")
             cabled.add(end)
     listen = args.listen or [Endpoint(unix_path=default_socket_path())]
+    for endpoint in args.listen or ():
+        # Only the default socket's runtime directory is made (app.py); a directory named on
+        # the command line must exist: a typo must not leave a directory tree behind.
+        path = endpoint.unix_path
+        if path is not None and path != default_socket_path() and not path.parent.exists():
+            parser.error(f"argument --listen: {endpoint}: no directory {path.parent}")
     return ServerConfig(
         listen=tuple(listen),
         devices=tuple(devices),
