@@ -26,7 +26,6 @@ import collections
 import os
 import sys
 import tempfile
-import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,7 +42,7 @@ from .pcap import PcapError, PcapReader, PcapWriter, join_link, split_link
 #: Batches sent and not yet answered, at most: what bounds the memory a run pins.
 MAX_IN_FLIGHT = 4
 DEFAULT_BATCH = 64
-#: Seconds between two progress line updates.
+#: Seconds between two progress bar updates at most.
 PROGRESS_INTERVAL = 0.2
 
 USAGE = """\
@@ -155,30 +154,53 @@ class PacketCounts:
 
 
 class _Progress:
-    """A counter line on a terminal, rewritten in place at most every PROGRESS_INTERVAL."""
+    """tqdm's bar on a terminal: bytes of the capture read out of its size, percentage,
+    rate and time left, with the packet counts after it; nothing when err is no terminal.
+
+    Bytes, not packets: the packet count of a capture is unknown until it is read through,
+    and its size is not.
+    """
 
     def __init__(self, err: TextIO) -> None:
         isatty = getattr(err, "isatty", None)
         self.err = err
         self.on = bool(isatty and isatty())
-        self._last = 0.0
-        self._shown = False
+        self._bar: Any = None
+        self._infile: BinaryIO | None = None
 
-    def update(self, counts: PacketCounts, *, force: bool = False) -> None:
+    def watch(self, infile: BinaryIO, label: str) -> None:
+        """Start the bar for this capture (call once the file is open)."""
         if not self.on:
             return
-        now = time.monotonic()
-        if not force and now - self._last < PROGRESS_INTERVAL:
+        from tqdm import tqdm  # only on a terminal: no import cost for scripts
+
+        self._infile = infile
+        self._bar = tqdm(
+            total=os.fstat(infile.fileno()).st_size,
+            desc=label,
+            unit="B",
+            unit_scale=True,
+            unit_divisor=1024,
+            file=self.err,
+            leave=False,
+            mininterval=PROGRESS_INTERVAL,
+            dynamic_ncols=True,
+        )
+
+    def update(self, counts: PacketCounts, *, force: bool = False) -> None:
+        if self._bar is None or self._infile is None:
             return
-        self._last = now
-        self.err.write(f"\r\x1b[Ksent {counts.sent}, out {counts.out}, dropped {counts.dropped}")
-        self.err.flush()
-        self._shown = True
+        self._bar.set_postfix_str(
+            f"sent {counts.sent}, out {counts.out}, dropped {counts.dropped}", refresh=False
+        )
+        self._bar.update(self._infile.tell() - self._bar.n)
+        if force:
+            self._bar.refresh()
 
     def done(self) -> None:
-        if self._shown:
-            self.err.write("\r\x1b[K")
-            self.err.flush()
+        if self._bar is not None:
+            self._bar.close()  # leave=False: the line is erased, the summary follows
+            self._bar = None
 
 
 @dataclass
@@ -359,6 +381,7 @@ async def packet_main(
         return ExitStatus.USAGE
     try:
         infile = inpath.open("rb")  # closed by the with below
+        progress.watch(infile, f"{args.direction} {dev}")
     except OSError as exc:
         await client.close()
         err.write(f"xfrmctl: --in {args.infile}: {exc.strerror}\n")
@@ -378,6 +401,7 @@ async def packet_main(
                 seq_start=1 if args.seq_start is None else args.seq_start,
                 progress=progress,
             )
+            progress.update(counts, force=True)  # the bar's last state: 100%
             if not counts.complete:
                 raise _IncompleteRun
             output.commit()
