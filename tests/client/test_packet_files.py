@@ -18,6 +18,7 @@ from xfrm_offload.client.pcap import LINKTYPE_RAW
 from xfrm_offload.server.app import OffloadServer
 from xfrm_offload.server.config import parse_args
 
+from ..conftest import running_server
 from ..datapath.builders import Tunnel, install, packets, udp4
 from .test_packet_cli import read_pcap, write_pcap
 
@@ -195,3 +196,22 @@ async def test_a_server_stopped_mid_run_is_a_failure(sock_dir: Path, tmp_path: P
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+async def test_rx_after_tx_on_a_cabled_pair_drops_every_packet_as_a_replay(
+    sock_dir: Path, tmp_path: Path
+) -> None:
+    """The README's explanation of the tx-then-rx example on scripts/demo's server: the
+    cable already delivered what eth0 sent, so eth1 sees the capture as replays."""
+    cabled = ("--device", "eth0", "--device", "eth1", "--cable", "eth0:eth1")
+    async with running_server(sock_dir, *cabled) as (_, client):
+        await install(client, Tunnel(), "eth0", "eth1")
+        plain, esp, back = capture(tmp_path, 100), tmp_path / "esp.pcap", tmp_path / "back.pcap"
+        tx = ["packet", "tx", "--dev", "eth0", "--in", str(plain), "--out", str(esp)]
+        assert await xfrmctl(client, *tx) == (0, "sent 100, out 100, dropped 0\n", "")
+        rx = ["packet", "rx", "--dev", "eth1", "--in", str(esp), "--out", str(back)]
+        assert await xfrmctl(client, *rx) == (
+            0,
+            "sent 100, out 0, dropped 100\n  XfrmInStateSeqError 100\n",
+            "",
+        )
