@@ -21,6 +21,7 @@ from . import logs
 from .clock import SystemClock, VirtualClock
 from .config import ServerConfig
 from .datapath import DatapathServicer
+from .metrics import Metrics
 from .nic import Nic
 from .servicers import DeviceServicer, DiagServicer, XfrmDevServicer
 
@@ -57,11 +58,14 @@ class OffloadServer:
         self.clock = VirtualClock() if config.virtual_clock else SystemClock()
         self.nic = Nic(config, self.clock)
         self.health = health_aio.HealthServicer()
+        # --metrics: its interceptor counts every RPC, so it exists before the server.
+        self.metrics = Metrics(self.nic) if config.metrics is not None else None
         self.server = aio.server(
+            interceptors=[self.metrics.interceptor] if self.metrics is not None else None,
             options=[
                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-            ]
+            ],
         )
         offload_pb2_grpc.add_XfrmDevServiceServicer_to_server(
             XfrmDevServicer(self.nic), self.server
@@ -100,6 +104,8 @@ class OffloadServer:
                 host = f"[{endpoint.host}]" if ":" in endpoint.host else endpoint.host
                 self.addresses.append(f"{host}:{port}")
         await self.nic.start()  # workers first: no RPC may reach a device before it exists
+        if self.metrics is not None and self.config.metrics is not None:
+            self.metrics.start(self.config.metrics, asyncio.get_running_loop())
         await self.server.start()
         for path in self._sockets:
             os.chmod(path, 0o600)
@@ -111,6 +117,7 @@ class OffloadServer:
                 listen=",".join(self.addresses),
                 devices=",".join(f"{d.name}:{d.profile}" for d in self.config.devices),
                 clock="virtual" if self.config.virtual_clock else "system",
+                **({"metrics": self.metrics.address} if self.metrics is not None else {}),
             ),
         )
 
@@ -127,6 +134,8 @@ class OffloadServer:
             await asyncio.sleep(STREAM_LINGER_SECONDS)
         await self.server.stop(self.config.grace if grace is None else grace)
         await self.nic.stop_workers()
+        if self.metrics is not None:
+            self.metrics.stop()
         for path in self._sockets:
             path.unlink(missing_ok=True)
         log.info("stopped")

@@ -39,6 +39,7 @@ class ServerConfig:
     log_format: str = "text"
     uvloop: bool = False
     workers: int = 0
+    metrics: Endpoint | None = None
 
 
 def _endpoint(text: str) -> Endpoint:
@@ -46,6 +47,13 @@ def _endpoint(text: str) -> Endpoint:
         return parse_endpoint(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _metrics(text: str) -> Endpoint:
+    endpoint = _endpoint(text)
+    if endpoint.unix_path is not None:
+        raise argparse.ArgumentTypeError(f"{text!r}: Prometheus scrapes HOST:PORT, not unix:")
+    return endpoint
 
 
 def _device(text: str) -> DeviceSpec:
@@ -128,6 +136,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the devices in N worker processes, sharded round-robin "
         "(default 0: in the server's own process)",
     )
+    parser.add_argument(
+        "--metrics",
+        metavar="HOST:PORT",
+        type=_metrics,
+        default=None,
+        help="serve Prometheus metrics on http://HOST:PORT/metrics (port 0: any free port)",
+    )
     return parser
 
 
@@ -164,4 +179,5 @@ def parse_args(argv: Sequence[str] | None = None) -> ServerConfig:
         log_format=args.log_format,
         uvloop=args.uvloop,
         workers=args.workers,
+        metrics=args.metrics,
     )
