@@ -128,11 +128,21 @@ def test_every_offered_keyword_is_in_the_grammar(obj: str) -> None:
 
 
 @pytest.mark.skipif(shutil.which("zsh") is None, reason="zsh is not installed here")
-def test_zsh_script_loads() -> None:
-    script = "autoload -Uz compinit && compinit -u && source <(xfrmctl completion zsh)"
+def test_zsh_offers_the_same_words() -> None:
+    """The zsh script's function with words/CURRENT set as zsh sets them; compadd exists only
+    inside a completion widget, so a stand-in prints what it was handed."""
+    script = (
+        "autoload -Uz compinit && compinit -u && source <(xfrmctl completion zsh) || exit 9\n"
+        'compadd() { [[ $1 == -Q && $2 == -S && $4 == -a ]] && print -l -- "${(@P)5}" }\n'
+        "words=(xfrmctl x state de); CURRENT=4; _xfrmctl; print -- --\n"
+        "words=(xfrmctl policy add dir ''); CURRENT=5; _xfrmctl\n"
+    )
     env = {**os.environ, "PATH": f"{BIN}:{os.environ.get('PATH', '')}"}
-    proc = subprocess.run(["zsh", "-fc", script], capture_output=True, text=True, env=env)
+    proc = subprocess.run(
+        ["zsh", "-fc", script], capture_output=True, text=True, env=env, timeout=60
+    )
     assert (proc.returncode, proc.stderr) == (0, "")
+    assert proc.stdout == "delete\ndeleteall\n--\nin\nout\nfwd\n"
 
 
 def test_completion_usage_errors() -> None:
