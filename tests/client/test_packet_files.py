@@ -215,3 +215,25 @@ async def test_rx_after_tx_on_a_cabled_pair_drops_every_packet_as_a_replay(
             "sent 100, out 0, dropped 100\n  XfrmInStateSeqError 100\n",
             "",
         )
+
+
+async def test_out_through_a_symlink_and_to_a_device(
+    nic: tuple[OffloadServer, Client], tmp_path: Path
+) -> None:
+    """A link to a file: the file is replaced, the link stays. /dev/null (no regular file):
+    written in place, never renamed over."""
+    _, client = nic
+    plain = capture(tmp_path, 10)
+    (tmp_path / "real.pcap").write_bytes(OLD)
+    (tmp_path / "link.pcap").symlink_to(tmp_path / "real.pcap")
+    tx = ["packet", "tx", "--dev", "eth0", "--in", str(plain), "--out"]
+    assert await xfrmctl(client, *tx, str(tmp_path / "link.pcap")) == (
+        0,
+        "sent 10, out 10, dropped 0\n",
+        "",
+    )
+    assert (tmp_path / "link.pcap").is_symlink()
+    assert len(read_pcap(tmp_path / "real.pcap")[1]) == 10
+    assert await xfrmctl(client, *tx, os.devnull) == (0, "sent 10, out 10, dropped 0\n", "")
+    assert Path(os.devnull).is_char_device()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.pcap", "plain.pcap", "real.pcap"]

@@ -316,11 +316,23 @@ def _same_file(a: Path, b: Path) -> bool:
 
 class _Output:
     """--out, written to a temporary file beside it and renamed into place only on success,
-    so a refused, failed or interrupted run leaves whatever was there before untouched."""
+    so a refused, failed or interrupted run leaves whatever was there before untouched.
+
+    A symbolic link is followed (its target is replaced, the link stays). What is not a
+    regular file (a pipe, /dev/stdout, /dev/null) cannot be renamed over: it is written in
+    place, as it would be by any tool.
+    """
 
     def __init__(self, path: Path) -> None:
-        self.path = path
-        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+        self.temp: Path | None = None
+        if path.exists() and not path.is_file():
+            self.path = path
+            self.file: BinaryIO = path.open("wb")
+            return
+        self.path = path.resolve() if path.is_symlink() else path
+        fd, name = tempfile.mkstemp(
+            dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".part"
+        )
         self.temp = Path(name)
         umask = os.umask(0)
         os.umask(umask)
@@ -329,11 +341,13 @@ class _Output:
 
     def commit(self) -> None:
         self.file.close()
-        os.replace(self.temp, self.path)
+        if self.temp is not None:
+            os.replace(self.temp, self.path)
 
     def discard(self) -> None:
         self.file.close()
-        self.temp.unlink(missing_ok=True)
+        if self.temp is not None:
+            self.temp.unlink(missing_ok=True)
 
 
 async def packet_main(
