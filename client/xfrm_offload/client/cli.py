@@ -131,11 +131,11 @@ Usage: xfrmctl [ OPTIONS ] [ xfrm ] XFRM-OBJECT { COMMAND | help }
        xfrmctl [ OPTIONS ] link set [ dev ] DEV { up | down }
        xfrmctl [ OPTIONS ] device { list | show DEV }
        xfrmctl [ OPTIONS ] packet { tx | rx } --dev DEV --in IN.pcap --out OUT.pcap [ --batch N ]
-where  XFRM-OBJECT := state | policy
-       LISTofXFRM-GROUPS := [ LISTofXFRM-GROUPS ] { acquire | expire | SA | aevent | policy }
        xfrmctl completion { bash | zsh }
        xfrmctl { --version | -V }
-where  OPTIONS := { --server ADDR | -j[son] | -p[retty] | -s[tats] | --keys | --dev DEV |
+where  XFRM-OBJECT := state | policy
+       LISTofXFRM-GROUPS := [ LISTofXFRM-GROUPS ] { acquire | expire | SA | aevent | policy }
+       OPTIONS := { --server ADDR | -j[son] | -p[retty] | -s[tats] | --keys | --dev DEV |
                     --timeout SECONDS }
 A state or policy must name its device: offload [ crypto | packet ] dev DEV dir DIR for
 states, offload packet dev DEV for policies (this NIC holds offloaded objects only).
