@@ -14,11 +14,13 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from xfrm_offload.v1 import offload_pb2, offload_pb2_grpc
+from xfrm_offload.v1.endpoint import default_socket_path
 
 from . import logs
 from .clock import SystemClock, VirtualClock
 from .config import ServerConfig
 from .datapath import DatapathServicer
+from .metrics import Metrics
 from .nic import Nic
 from .security import Security
 from .servicers import DeviceServicer, DiagServicer, XfrmDevServicer
@@ -57,8 +59,13 @@ class OffloadServer:
         self.nic = Nic(config, self.clock)
         self.health = health_aio.HealthServicer()
         self.security = Security(config.security, self.nic, config.log_format)
+        # --metrics: its interceptor counts every RPC, so it exists before the server.
+        self.metrics = Metrics(self.nic) if config.metrics is not None else None
+        interceptors = list(self.security.interceptors())
+        if self.metrics is not None:
+            interceptors.insert(0, self.metrics.interceptor)
         self.server = aio.server(
-            interceptors=self.security.interceptors(),
+            interceptors=interceptors,
             options=[
                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
@@ -85,12 +92,15 @@ class OffloadServer:
         for endpoint in self.config.listen:
             if endpoint.unix_path is not None:
                 path = endpoint.unix_path
-                path.parent.mkdir(parents=True, exist_ok=True)
+                if path == default_socket_path():  # its runtime directory, private
+                    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
                 if path.is_socket():
                     _remove_stale_socket(path)
                 self._sockets.append(path)
             self.addresses.append(self.security.bind(self.server, endpoint))
         await self.nic.start()  # workers first: no RPC may reach a device before it exists
+        if self.metrics is not None and self.config.metrics is not None:
+            self.metrics.start(self.config.metrics, asyncio.get_running_loop())
         await self.server.start()
         await self.security.start()  # the Unix sockets: SO_PEERCRED in front of gRPC
         for name in ("", *SERVICE_NAMES):
@@ -101,6 +111,7 @@ class OffloadServer:
                 listen=",".join(self.addresses),
                 devices=",".join(f"{d.name}:{d.profile}" for d in self.config.devices),
                 clock="virtual" if self.config.virtual_clock else "system",
+                **({"metrics": self.metrics.address} if self.metrics is not None else {}),
             ),
         )
 
@@ -119,6 +130,8 @@ class OffloadServer:
         await self.server.stop(self.config.grace if grace is None else grace)
         await self.security.wait_closed()
         await self.nic.stop_workers()
+        if self.metrics is not None:
+            self.metrics.stop()
         for path in self._sockets:
             path.unlink(missing_ok=True)
         log.info("stopped")

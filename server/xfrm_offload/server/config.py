@@ -51,6 +51,7 @@ class ServerConfig:
     workers: int = 0
     bonds: tuple[BondSpec, ...] = ()
     security: security.SecurityConfig = field(default_factory=security.SecurityConfig)
+    metrics: Endpoint | None = None
 
 
 def _endpoint(text: str) -> Endpoint:
@@ -58,6 +59,13 @@ def _endpoint(text: str) -> Endpoint:
         return parse_endpoint(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _metrics(text: str) -> Endpoint:
+    endpoint = _endpoint(text)
+    if endpoint.unix_path is not None:
+        raise argparse.ArgumentTypeError(f"{text!r}: Prometheus scrapes HOST:PORT, not unix:")
+    return endpoint
 
 
 def _device(text: str) -> DeviceSpec:
@@ -169,6 +177,13 @@ def build_parser() -> argparse.ArgumentParser:
         "(default 0: in the server's own process)",
     )
     security.add_arguments(parser)
+    parser.add_argument(
+        "--metrics",
+        metavar="HOST:PORT",
+        type=_metrics,
+        default=None,
+        help="serve Prometheus metrics on http://HOST:PORT/metrics (port 0: any free port)",
+    )
     return parser
 
 
@@ -203,6 +218,12 @@ def parse_args(argv: Sequence[str] | None = None) -> ServerConfig:
             "argument --bond: a bond needs its members in the server process (no --workers)"
         )
     listen = args.listen or [Endpoint(unix_path=default_socket_path())]
+    for endpoint in args.listen or ():
+        # Only the default socket's runtime directory is made (app.py); a directory named on
+        # the command line must exist: a typo must not leave a directory tree behind.
+        path = endpoint.unix_path
+        if path is not None and path != default_socket_path() and not path.parent.exists():
+            parser.error(f"argument --listen: {endpoint}: no directory {path.parent}")
     return ServerConfig(
         listen=tuple(listen),
         devices=tuple(devices),
@@ -215,4 +236,5 @@ def parse_args(argv: Sequence[str] | None = None) -> ServerConfig:
         workers=args.workers,
         bonds=tuple(args.bond),
         security=security.from_args(parser, args, listen),
+        metrics=args.metrics,
     )
