@@ -52,7 +52,6 @@ from .types import Family, Mode, SAConfig, SAExtraFlag, SAFlag
 M32 = 0xFFFFFFFF
 _PAD = bytes(range(1, 256))
 
-_HDR_IN = PacketDrop(XfrmStat.IN_HDR_ERROR)
 # ver/ihl, total length, protocol, SPI, sequence number, IV of ESP in an option-less IPv4.
 _V4_ESP_HEAD = struct.Struct("!BxH5xB10x4sI8s")
 _TRAILER = struct.Struct("!BB")
@@ -202,7 +201,7 @@ class EspCrypto:
 
             def open_(buf: bytes, start: int, end: int, seq_hi: int) -> bytes:
                 if end - start < min_len:
-                    raise _HDR_IN
+                    raise PacketDrop(XfrmStat.IN_HDR_ERROR)
                 hdr = buf[start : start + 8]
                 aad = hdr[:4] + seq_hi.to_bytes(4, "big") + hdr[4:] if esn else hdr
                 iv = buf[start + 8 : start + 16]
@@ -222,7 +221,7 @@ class EspCrypto:
 
             def open_(buf: bytes, start: int, end: int, seq_hi: int) -> bytes:
                 if end - start < min_len:
-                    raise _HDR_IN
+                    raise PacketDrop(XfrmStat.IN_HDR_ERROR)
                 aad = (
                     buf[start : start + 4] + seq_hi.to_bytes(4, "big") + buf[start + 4 : start + 8]
                 )
@@ -240,7 +239,7 @@ class EspCrypto:
 
             def open_(buf: bytes, start: int, end: int, seq_hi: int) -> bytes:
                 if end - start < min_len:
-                    raise _HDR_IN
+                    raise PacketDrop(XfrmStat.IN_HDR_ERROR)
                 try:
                     return dec(
                         nsalt + buf[start + 8 : start + 16],
@@ -286,7 +285,7 @@ class EspCrypto:
 
         def open_(buf: bytes, start: int, end: int, seq_hi: int) -> bytes:
             if end - start < min_len or (end - start - 8 - iv_len - icv_len) % block:
-                raise _HDR_IN
+                raise PacketDrop(XfrmStat.IN_HDR_ERROR)
             body = buf[start : end - icv_len]
             if icv_len and not hmac.compare_digest(
                 mac(body, seq_hi.to_bytes(4, "big")), buf[end - icv_len : end]
@@ -705,7 +704,7 @@ class EspTransform:
                     # One unpack for what the loop needs of the outer IPv4 + ESP header.
                     _, end, _, spi, seq_lo, iv = head(q)
                     if end > len(q) or end < min_total:
-                        raise _HDR_IN
+                        raise PacketDrop(XfrmStat.IN_HDR_ERROR)
                     if spi != spi_b:
                         raise PacketDrop(no_states)
                     seq_hi = check(seq_lo)
@@ -849,31 +848,31 @@ class EspTransform:
         if self.outer_v6:
             p6 = ip.parse_ipv6(packet)
             if p6 is None:
-                raise _HDR_IN
+                raise PacketDrop(XfrmStat.IN_HDR_ERROR)
             end = p6[0]
             found = ip.ipv6_find_header(packet, end, self.outer_proto)
             if found is None:
                 other = ip.IPPROTO_ESP if self.natt else ip.IPPROTO_UDP
                 if ip.ipv6_find_header(packet, end, other) is not None:
                     raise PacketDrop(XfrmStat.IN_STATE_MISMATCH)
-                raise _HDR_IN
+                raise PacketDrop(XfrmStat.IN_HDR_ERROR)
             start, field = found
         else:
             p4 = ip.parse_ipv4(packet)
             if p4 is None:
-                raise _HDR_IN
+                raise PacketDrop(XfrmStat.IN_HDR_ERROR)
             start, end, proto = p4
             if proto != self.outer_proto:
                 if proto in (ip.IPPROTO_ESP, ip.IPPROTO_UDP):
                     raise PacketDrop(XfrmStat.IN_STATE_MISMATCH)
-                raise _HDR_IN
+                raise PacketDrop(XfrmStat.IN_HDR_ERROR)
             field = 9
         if self.natt:
             if end - start < 8:
-                raise _HDR_IN
+                raise PacketDrop(XfrmStat.IN_HDR_ERROR)
             ulen = (packet[start + 4] << 8) | packet[start + 5]
             if ulen < 8 or start + ulen > end:
-                raise _HDR_IN
+                raise PacketDrop(XfrmStat.IN_HDR_ERROR)
             end = start + ulen
             start += 8
             if end - start == 1 and packet[start] == 0xFF:
@@ -881,7 +880,8 @@ class EspTransform:
             if end - start >= 4 and packet[start : start + 4] == b"\x00\x00\x00\x00":
                 raise NotEsp(NonEsp.IKE)
         if end - start < 8:
-            raise _HDR_IN  # cannot even read SPI and sequence number (xfrm_parse_spi)
+            # cannot even read SPI and sequence number (xfrm_parse_spi)
+            raise PacketDrop(XfrmStat.IN_HDR_ERROR)
         return start, end, field
 
     def decap(
@@ -909,10 +909,11 @@ class EspTransform:
         plen = n - 2 - padlen
         if nh == ip.IPPROTO_NONE:
             if plen < 0:
-                raise _HDR_IN
+                raise PacketDrop(XfrmStat.IN_HDR_ERROR)
             return None  # dummy packet (RFC 4303 §2.6): dropped silently
         if plen <= 0:
-            raise _HDR_IN  # kernel: padlen + 2 + ICV >= payload is -EINVAL
+            # kernel: padlen + 2 + ICV >= payload is -EINVAL
+            raise PacketDrop(XfrmStat.IN_HDR_ERROR)
         if self.tunnel:
             if nh == ip.IPPROTO_IPIP:
                 if plen < 20 or plain[0] >> 4 != 4:
