@@ -75,6 +75,8 @@ def format_device(device: pb.Device, *, details: bool) -> str:
         f"    states {device.state_count} policies {device.policy_count}",
     ]
     if details:
+        if device.engine:
+            lines.append(f"    engine {device.engine}")
         caps = device.capabilities
         types = ",".join(
             _enum_name(xpb.OffloadType, t, "OFFLOAD_TYPE_") for t in caps.offload_types

@@ -338,6 +338,18 @@ class OutboundSequence:
         """The 64-bit sequence number used last (0 before the first packet)."""
         return self._oseq
 
+    def batch_state(self) -> tuple[int, int, int, bool]:
+        """``(last, wraps so far, limit, may wrap)``: what a native batch loop runs
+        ``next()`` on (the same rules); it hands the result back with ``set_batch_state``."""
+        return self._oseq, self._epoch, self._limit, self._wraps
+
+    def set_batch_state(self, last: int, epoch: int, overflowed: bool) -> None:
+        """Store what a batch loop computed from ``batch_state``."""
+        self._oseq = last
+        self._epoch = epoch
+        if overflowed:
+            self.overflowed = True
+
     def take(self, n: int) -> int | None:
         """Reserve ``n`` consecutive numbers at once: the first of them, or None.
 

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
+
+from xfrm_offload.engine import native
+from xfrm_offload.engine.errors import InvalidArgument
 
 from . import logs
 from .app import OffloadServer
@@ -30,6 +34,14 @@ async def serve(config: ServerConfig) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     config = parse_args(sys.argv[1:] if argv is None else argv)
     logs.setup(config.log_level, config.log_format)
+    if config.engine is not None:
+        try:
+            native.set_engine(config.engine)
+        except InvalidArgument as exc:
+            log.error("cannot start", extra=logs.fields(error=str(exc)))
+            return 1
+        os.environ[native.ENV] = config.engine  # worker processes choose the same
+    log.info("engine", extra=logs.fields(engine=native.describe()))
     try:
         if config.uvloop:
             import uvloop  # optional extra "fast"

@@ -39,6 +39,8 @@ class ServerConfig:
     log_format: str = "text"
     uvloop: bool = False
     workers: int = 0
+    #: --engine: auto/native/python; None keeps XFRM_OFFLOAD_ENGINE's choice (default auto).
+    engine: str | None = None
 
 
 def _endpoint(text: str) -> Endpoint:
@@ -128,6 +130,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the devices in N worker processes, sharded round-robin "
         "(default 0: in the server's own process)",
     )
+    parser.add_argument(
+        "--engine",
+        choices=("auto", "native", "python"),
+        default=None,
+        help="ESP engine: native (C on OpenSSL), python (the reference), auto (native "
+        "when built; default, or $XFRM_OFFLOAD_ENGINE)",
+    )
     return parser
 
 
@@ -158,4 +167,5 @@ def parse_args(argv: Sequence[str] | None = None) -> ServerConfig:
         log_format=args.log_format,
         uvloop=args.uvloop,
         workers=args.workers,
+        engine=args.engine,
     )
