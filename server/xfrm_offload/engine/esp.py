@@ -755,6 +755,9 @@ class EspTransform:
         n = len(esp)
         if self.natt:
             n += 8
+            # the limits before the UDP header: its length field is 16 bits too
+            if n > (0xFFFF if self.outer_v6 else 0xFFFF - 20):
+                raise PacketDrop(XfrmStat.OUT_ERROR)
             if self.outer_v6:
                 udp = ip.udp_header(self.sport, self.dport, n)
                 csum = ip.udp6_checksum(self.saddr, self.daddr, udp + esp)
@@ -811,11 +814,11 @@ class EspTransform:
         ihl, total, proto = parsed
         payload = packet[ihl:total]
         esp = self.crypto.seal(payload + self._trailer(len(payload), proto), next_seq())
-        if self.natt:
-            esp = ip.udp_header(self.sport, self.dport, 8 + len(esp)) + esp
-        new_total = ihl + len(esp)
+        new_total = ihl + (8 if self.natt else 0) + len(esp)
         if new_total > 0xFFFF:
             raise PacketDrop(XfrmStat.OUT_ERROR)
+        if self.natt:
+            esp = ip.udp_header(self.sport, self.dport, 8 + len(esp)) + esp
         return ip.rewrite_ipv4_header(packet[:ihl], self.outer_proto, new_total) + esp
 
     def _encap_transport6(self, packet: bytes, next_seq: Callable[[], int]) -> bytes:
@@ -829,6 +832,8 @@ class EspTransform:
         off, field = point
         payload = packet[off:total]
         esp = self.crypto.seal(payload + self._trailer(len(payload), packet[field]), next_seq())
+        if off - 40 + (8 if self.natt else 0) + len(esp) > 0xFFFF:
+            raise PacketDrop(XfrmStat.OUT_ERROR)
         if self.natt:
             n = 8 + len(esp)
             udp = ip.udp_header(self.sport, self.dport, n)

@@ -214,6 +214,10 @@ def decapsulate_tos(outer_tos: int, inner: bytes, *, ecn: bool, copy_dscp: bool)
         return inner
     if v4:
         ihl = (inner[0] & 0x0F) * 4
+        if not 20 <= ihl <= len(inner):
+            # Not a header we can rewrite (and checksum): left as it came; the host
+            # stack drops it as a bad IPv4 header.
+            return inner
         head = bytearray(inner[:ihl])
         head[1] = new
         head[10:12] = ipv4_checksum(head).to_bytes(2, "big")
