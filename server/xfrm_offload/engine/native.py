@@ -15,7 +15,10 @@ native when the extension imports) at import, ``set_engine`` afterwards (the ser
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import os
+import sys
 from collections.abc import Callable
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -29,11 +32,28 @@ if TYPE_CHECKING:
     from .algorithms import ResolvedTransforms
     from .replay import OutboundSequence, ReplayWindow
 
-_esp: ModuleType | None
-try:
-    from . import _esp  # type: ignore[attr-defined, no-redef, unused-ignore]
-except ImportError:  # not built (no compiler / headers at install time)
-    _esp = None
+#: A build of the extension to load instead of the installed one (scripts/sanitize
+#: points it at a sanitizer build).
+LIB_ENV = "XFRM_OFFLOAD_NATIVE_LIB"
+
+
+def _load_native() -> ModuleType | None:
+    path = os.environ.get(LIB_ENV)
+    if path:
+        spec = importlib.util.spec_from_file_location(f"{__package__}._esp", path)
+        if spec is None or spec.loader is None:
+            raise ImportError(f"{LIB_ENV}={path}: not an extension module")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        sys.modules[spec.name] = module
+        return module
+    try:
+        return importlib.import_module("._esp", __package__)
+    except ImportError:  # not built (no compiler / headers at install time)
+        return None
+
+
+_esp = _load_native()
 
 ENGINES = ("auto", "native", "python")
 ENV = "XFRM_OFFLOAD_ENGINE"
