@@ -17,7 +17,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from xfrm_offload.engine.ipheader import ipv4_checksum
+from xfrm_offload.engine.ipheader import ipv4_checksum, udp6_checksum, udp_header
 from xfrm_offload.engine.sa import SecurityAssociation
 from xfrm_offload.engine.types import (
     Algorithm,
@@ -131,7 +131,9 @@ def _v4(rng: random.Random, payload: bytes) -> bytes:
     ihl = 20 + len(opts)
     total = ihl + len(payload)
     hdr = bytes([0x40 | ihl // 4, rng.randrange(256)]) + total.to_bytes(2, "big")
-    hdr += rng.randbytes(2) + bytes([rng.choice([0, 0x40, 0x20]), 0, rng.randrange(1, 256)])
+    # DF or not; now and then a fragment (MF), which a receiver must refuse
+    frag = rng.choice([0, 0x40, 0x40, 0, 0, 0, 0, 0, 0x20])
+    hdr += rng.randbytes(2) + bytes([frag, 0, rng.randrange(1, 256)])
     hdr += bytes([rng.choice([6, 17, 1, 50]), 0, 0]) + bytes([10, 0, 0, 1, 10, 0, 0, 2]) + opts
     hdr = hdr[:10] + ipv4_checksum(hdr).to_bytes(2, "big") + hdr[12:]
     return hdr + payload
@@ -175,6 +177,25 @@ def inner_packets(rng: random.Random, n: int) -> list[bytes]:
     return out
 
 
+def _fix_v4(b: bytearray) -> None:
+    """A header edit a peer would make: the IPv4 header checksum follows it."""
+    ihl = (b[0] & 0x0F) * 4
+    if len(b) >= 20 and b[0] >> 4 == 4 and 20 <= ihl <= len(b):
+        b[10:12] = bytes(2)
+        b[10:12] = ipv4_checksum(b[:ihl]).to_bytes(2, "big")
+
+
+def _udp(sa: SecurityAssociation, body: bytes) -> bytes:
+    """A UDP header for ``body`` between the SA's ports: checksum 0 over IPv4, computed
+    over IPv6 (where 0 is refused)."""
+    esp = sa.esp
+    n = 8 + len(body)
+    csum = 0
+    if esp.outer_v6:
+        csum = udp6_checksum(esp.saddr, esp.daddr, udp_header(esp.sport, esp.dport, n) + body)
+    return udp_header(esp.sport, esp.dport, n, csum)
+
+
 def mutate(rng: random.Random, p: bytes) -> bytes:
     b = bytearray(p)
     how = rng.randrange(8)
@@ -187,13 +208,16 @@ def mutate(rng: random.Random, p: bytes) -> bytes:
         b[rng.randrange(min(len(b), 60))] = rng.randrange(256)
     elif how == 3 and len(b) > 2:
         b[1] |= 3  # outer ECN CE (IPv4 TOS; the IPv6 traffic class's upper bits)
+        _fix_v4(b)
     elif how == 4 and len(b) > 20:
         b[1] = rng.randrange(256)  # DSCP + ECN
+        _fix_v4(b)
     elif how == 5:
         b += rng.randbytes(rng.randrange(1, 20))  # link padding
     elif how == 6 and len(b) > 40:
         # the outer protocol / next header: ESP, UDP or anything
         b[9 if b[0] >> 4 == 4 else 6] = rng.choice([50, 17, 6, 0, 60, 43, 44])
+        _fix_v4(b)
     else:
         b = bytearray(rng.randbytes(rng.randrange(0, 80)))
     return bytes(b)
@@ -231,13 +255,7 @@ def forged(rng: random.Random, forger: SecurityAssociation, seq: int) -> bytes:
     # transport: an outer header of the SA's family around it
     n = len(sealed) + (8 if esp.natt else 0)
     if esp.natt:
-        sealed = (
-            esp.sport.to_bytes(2, "big")
-            + esp.dport.to_bytes(2, "big")
-            + n.to_bytes(2, "big")
-            + bytes(2)
-            + sealed
-        )
+        sealed = _udp(forger, sealed) + sealed
     if esp.outer_v6:
         return esp.tmpl6.build(n) + sealed
     return esp.tmpl4.build(20 + n) + sealed
@@ -246,8 +264,7 @@ def forged(rng: random.Random, forger: SecurityAssociation, seq: int) -> bytes:
 def natt_control(forger: SecurityAssociation, rng: random.Random) -> bytes:
     esp = forger.esp
     body = b"\xff" if rng.random() < 0.5 else bytes(4) + rng.randbytes(rng.randrange(0, 40))
-    udp = esp.sport.to_bytes(2, "big") + esp.dport.to_bytes(2, "big")
-    udp += (8 + len(body)).to_bytes(2, "big") + bytes(2)
+    udp = _udp(forger, body)
     if esp.outer_v6:
         return esp.tmpl6.build(8 + len(body)) + udp + body
     return esp.tmpl4.build(28 + len(body)) + udp + body

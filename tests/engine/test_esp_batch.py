@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from xfrm_offload.engine.ipheader import ipv4_checksum
 from xfrm_offload.engine.sa import SecurityAssociation
 from xfrm_offload.engine.stats import XfrmStat
 from xfrm_offload.engine.types import (
@@ -231,3 +232,23 @@ def test_decap_batch_counts_drops_once() -> None:
     assert fast.integrity_failed == 1
     assert fast.replay_drops == 1
     assert fast.curlft.packets == 2
+
+
+@pytest.mark.parametrize("window", [0, 32])
+def test_outer_ce_reaches_the_inner_packet_in_every_loop(window: int) -> None:
+    """RFC 6040 decap: an outer CE mark turns an ECT inner packet CE, in the batch loops
+    for a window of 0 (no replay protection) as for any other window."""
+    sender = SecurityAssociation(BASE, 0.0, iv_salt=SALT)
+    inner = v4(100, tos=0xB9)  # DSCP 46, ECT(1)
+    (sealed,) = sender.encap_batch([inner], 1.0)
+    assert isinstance(sealed, bytes)
+    marked = bytearray(sealed)
+    marked[1] |= 3  # CE on the way
+    marked[10:12] = bytes(2)
+    marked[10:12] = ipv4_checksum(marked[:20]).to_bytes(2, "big")
+    fast, ref = pair(replay_window=window)
+    expected = bytearray(inner)
+    expected[1] = 0xBB
+    expected[10:12] = ipv4_checksum(expected[:20]).to_bytes(2, "big")
+    assert fast.decap_batch([bytes(marked)], 1.0) == [bytes(expected)]
+    assert ref.decap_batch([bytes(marked)], 1.0) == [bytes(expected)]

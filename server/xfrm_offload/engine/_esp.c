@@ -467,6 +467,29 @@ static int v6_find(const uint8_t *p, size_t total, int wanted, size_t *off_out,
     return 0;
 }
 
+/* The UDP checksum of p[start:start+len]: 0 passes over IPv4 (none), fails over IPv6. */
+static int udp_checksum_ok(const uint8_t *p, size_t start, size_t len, int v6)
+{
+    uint8_t pseudo[40];
+    size_t plen;
+    if (be16(p + start + 6) == 0)
+        return !v6;
+    if (v6) {
+        memcpy(pseudo, p + 8, 32);
+        put32(pseudo + 32, (uint32_t)len);
+        pseudo[36] = pseudo[37] = pseudo[38] = 0;
+        pseudo[39] = IPPROTO_UDP_;
+        plen = 40;
+    } else {
+        memcpy(pseudo, p + 12, 8);
+        pseudo[8] = 0;
+        pseudo[9] = IPPROTO_UDP_;
+        put16(pseudo + 10, (uint32_t)len);
+        plen = 12;
+    }
+    return csum_add(csum_add(0, pseudo, plen), p + start, len) == 0xFFFF;
+}
+
 static void fill_trailer(SAObject *self, uint8_t *t, size_t padlen, int nh)
 {
     size_t k;
@@ -799,6 +822,11 @@ static PyObject *decap_one(SAObject *self, const uint8_t *p, size_t n, Replay *r
             *code = R_IN_HDR;
             return NULL;
         }
+        /* a fragment (reassembled before xfrm in the kernel) or a bad header checksum */
+        if ((p[6] & 0x3F) || p[7] || csum_add(0, p, start) != 0xFFFF) {
+            *code = R_IN_HDR;
+            return NULL;
+        }
         if (p[9] != self->outer_proto) {
             *code = (p[9] == IPPROTO_ESP_ || p[9] == IPPROTO_UDP_) ? R_IN_MISMATCH : R_IN_HDR;
             return NULL;
@@ -813,6 +841,10 @@ static PyObject *decap_one(SAObject *self, const uint8_t *p, size_t n, Replay *r
         size_t ulen = be16(p + start + 4);
         if (ulen < 8 || start + ulen > end) {
             *code = R_IN_HDR;
+            return NULL;
+        }
+        if (!udp_checksum_ok(p, start, ulen, self->outer_v6)) {
+            *code = R_IN_HDR; /* udp_rcv drops it before the encap socket sees it */
             return NULL;
         }
         end = start + ulen;

@@ -579,6 +579,7 @@ class EspTransform:
         # Only the exceptions are counted in the loop; the totals follow from them.
         not_passed = not_packets = nbytes = 0
         head = _V4_ESP_HEAD.unpack_from
+        v4_ok = ip.ipv4_header_ok
         inner_of = _V4_VER_LEN.unpack_from
         # The replay window on local copies while packets arrive in order (see
         # ReplayWindow.run_state): top = hi:lo, and the ``run`` numbers ending at lo,
@@ -599,6 +600,7 @@ class EspTransform:
                     and end == n
                     and vl == 0x45
                     and proto == 50
+                    and v4_ok(q, 20)  # not a fragment, header checksum good
                     and q[1] & 3 != 3  # outer CE: the generic finish marks the inner
                     and spi == spi_b
                     # ESN: a window straddling a wrap reads high numbers as the old
@@ -696,11 +698,12 @@ class EspTransform:
         # Only the exceptions are counted in the loop; the totals follow from them.
         not_passed = not_packets = 0
         head = _V4_ESP_HEAD.unpack_from
+        v4_ok = ip.ipv4_header_ok
         trailer_of = _TRAILER.unpack_from
         inner_of = _V4_VER_LEN.unpack_from
         for q in packets:
             try:
-                if len(q) >= min_total and q[0] == 0x45 and q[9] == 50:
+                if len(q) >= min_total and q[0] == 0x45 and q[9] == 50 and v4_ok(q, 20):
                     # One unpack for what the loop needs of the outer IPv4 + ESP header.
                     _, end, _, spi, seq_lo, iv = head(q)
                     if end > len(q) or end < min_total:
@@ -715,7 +718,8 @@ class EspTransform:
                         raise PacketDrop(proto_error) from None
                     n = len(pt)
                     padlen, nh = trailer_of(pt, n - 2)
-                    if nh == 4 and n >= 22:
+                    # (an outer CE mark must reach the inner packet: the generic finish)
+                    if nh == 4 and n >= 22 and q[1] & 3 != 3:
                         version, inner = inner_of(pt)
                         if version >> 4 == 4 and 20 <= inner <= n - 2 - padlen:
                             if advance(seq_lo, seq_hi):
@@ -867,6 +871,9 @@ class EspTransform:
             if p4 is None:
                 raise PacketDrop(XfrmStat.IN_HDR_ERROR)
             start, end, proto = p4
+            if not ip.ipv4_header_ok(packet, start):
+                # a fragment (the kernel reassembles before xfrm) or a bad checksum
+                raise PacketDrop(XfrmStat.IN_HDR_ERROR)
             if proto != self.outer_proto:
                 if proto in (ip.IPPROTO_ESP, ip.IPPROTO_UDP):
                     raise PacketDrop(XfrmStat.IN_STATE_MISMATCH)
@@ -878,6 +885,8 @@ class EspTransform:
             ulen = (packet[start + 4] << 8) | packet[start + 5]
             if ulen < 8 or start + ulen > end:
                 raise PacketDrop(XfrmStat.IN_HDR_ERROR)
+            if not ip.udp_checksum_ok(packet, start, ulen, self.outer_v6):
+                raise PacketDrop(XfrmStat.IN_HDR_ERROR)  # udp_rcv drops it first
             end = start + ulen
             start += 8
             if end - start == 1 and packet[start] == 0xFF:
