@@ -34,8 +34,6 @@ from __future__ import annotations
 import enum
 import functools
 import hmac
-import itertools
-import struct
 from collections.abc import Callable
 
 from cryptography.exceptions import InvalidTag
@@ -51,20 +49,6 @@ from .types import Family, Mode, SAConfig, SAExtraFlag, SAFlag
 
 M32 = 0xFFFFFFFF
 _PAD = bytes(range(1, 256))
-
-# ver/ihl, total length, protocol, SPI, sequence number, IV of ESP in an option-less IPv4.
-_V4_ESP_HEAD = struct.Struct("!BxH5xB10x4sI8s")
-_TRAILER = struct.Struct("!BB")
-_V4_VER_LEN = struct.Struct("!BxH")
-# Outbound: outer IPv4 header with the SPI after it, sequence number (low 32 bits), IV.
-_V4_ESP_OUT = struct.Struct("!24sIQ")
-# AEAD nonce: 4-byte salt, 8-byte IV. ESN AAD: SPI, 64-bit sequence number.
-_NONCE = struct.Struct("!IQ")
-_ESN_AAD = struct.Struct("!IQ")
-#: Fast encap entries (see EspTransform._fast_entry).
-FastEntry = tuple[int, int, int, bytes, bytes, int]
-#: An empty outer header and no ident/total: not for the fast loop.
-_SLOW: FastEntry = (-1, -1, -1, b"", b"", 0)
 
 
 class NonEsp(enum.Enum):
@@ -100,9 +84,6 @@ class CryptoStatus(enum.IntEnum):
 
 
 Seal = Callable[[bytes, int], bytes]
-FastAead = tuple[
-    Callable[[bytes, bytes, bytes], bytes], Callable[[bytes, bytes, bytes], bytes], bytes, int
-]
 #: What the batch loops give back: results, and how many packets passed / bytes they had.
 EncapMany = tuple[list["bytes | XfrmStat"], int, int]
 #: decap_many: results, packets that passed the ICV, their cleartext bytes, how many
@@ -122,7 +103,6 @@ class EspCrypto:
 
     __slots__ = (
         "align",
-        "fast_aead",
         "icv_len",
         "iv_len",
         "min_len",
@@ -142,9 +122,6 @@ class EspCrypto:
         self.min_len = 8 + self.iv_len + self.icv_len + max(2, t.cipher.block_size)
         self.seal: Seal
         self.open: Open
-        #: (encrypt, decrypt, nonce salt, IV salt) of a plain 16-byte-ICV AEAD, for the
-        #: batch fast path; None for every other transform.
-        self.fast_aead: FastAead | None = None
         if t.auth is None:
             self._build_aead(t, esn, iv_salt)
         else:
@@ -187,9 +164,6 @@ class EspCrypto:
 
             enc = enc_trunc
             dec = dec_trunc
-
-        if icv_len == 16 and not gmac:
-            self.fast_aead = (aead.encrypt, aead.decrypt, nsalt, ivs)
 
         if gmac:
             # RFC 4543: nothing is encrypted; AAD = SPI, seq (ESN: hi, lo), IV, payload.
@@ -365,9 +339,6 @@ class EspTransform:
         self.trailers6 = _trailers(align, ip.IPPROTO_IPV6)
         self.ident = 0
         self.esn = config.esn
-        self._outer_cache: dict[int, FastEntry] = {}
-        self._by_len: dict[int, FastEntry] = {}
-        self.df_mask = 0 if self.nopmtudisc else 0x40
         self.encap: Callable[[bytes, Callable[[], int]], bytes]
         if self.tunnel:
             self.encap = self._encap_tunnel
@@ -375,34 +346,10 @@ class EspTransform:
             self.encap = self._encap_transport6
         else:
             self.encap = self._encap_transport4
-        self.encap_many: Callable[
-            [list[bytes], Callable[[], int], OutboundSequence | None], EncapMany
-        ]
-        self.decap_many: Callable[
-            [
-                list[bytes],
-                Callable[[int], int],
-                Callable[[int, int], bool],
-                ReplayWindow | None,
-            ],
-            DecapMany,
-        ]
-        fast = (
-            self.crypto.fast_aead is not None
-            and self.tunnel
-            and not self.natt
-            and not self.outer_v6
-            and not self.tfcpad
-            and not self.decap_dscp
-        )
-        # The fast loops are the same protocol, inlined for the common configuration
-        # (AEAD with a 16-byte ICV, tunnel mode, ESP directly in IPv4); every packet
-        # they do not expect takes the generic per-packet functions.
-        self.encap_many = self._encap_many_fast if fast else self._encap_many
-        self.decap_many = self._decap_many_fast if fast else self._decap_many
 
     # -- batches ----------------------------------------------------------------------
-    def _encap_many(
+    # One readable loop per direction; the native engine (native.py) has the same calls.
+    def encap_many(
         self,
         packets: list[bytes],
         next_seq: Callable[[], int],
@@ -422,106 +369,7 @@ class EspTransform:
             nbytes += len(q)
         return out, nok, nbytes
 
-    def _encap_many_fast(
-        self,
-        packets: list[bytes],
-        next_seq: Callable[[], int],
-        oseq: OutboundSequence | None = None,
-    ) -> EncapMany:
-        first = oseq.take(len(packets)) if oseq is not None else None
-        if first is None:
-            # The block could reach the end of the sequence space (or no counter was
-            # given): one number at a time through the generic path, which handles it.
-            return self._encap_many(packets, next_seq)
-        assert oseq is not None and self.crypto.fast_aead is not None
-        enc, _, nsalt, ivs = self.crypto.fast_aead
-        nonce_of = _NONCE.pack
-        salt = int.from_bytes(nsalt, "big")
-        head_of = _V4_ESP_OUT.pack
-        spi = self.crypto.spi  # ESN AAD
-        spi_b = self.crypto.spi_bytes
-        esn_aad = _ESN_AAD.pack if self.esn else None
-        by_len = self._by_len.get
-        entry_of = self._fast_entry
-        build = self.tmpl4.build
-        slow = self._encap_tunnel
-        df_mask = self.df_mask
-        out: list[bytes | XfrmStat] = []
-        append = out.append
-        # Only drops are counted in the loop; the totals follow from them.
-        nbytes = dropped = dropped_bytes = 0
-        seq = first - 1
-        for q in packets:
-            # Outer header and trailer depend only on the inner packet's length, first
-            # byte (version), TOS and DF: one entry per length, for the last header
-            # bytes seen at that length (see _fast_entry).
-            n = len(q)
-            nbytes += n
-            entry = by_len(n)
-            if entry is None or not (
-                q[0] == entry[0] and q[1] == entry[1] and q[6] & df_mask == entry[2]
-            ):
-                entry = entry_of(q)
-            _, _, _, outer, trailer, ident_total = entry
-            if ident_total:
-                # DF clear: a fresh IP ID, so a fresh header (and checksum).
-                ident = self.ident = (self.ident + 1) & 0xFFFF
-                outer = build(ident_total >> 8, ident_total & 0xFF, False, ident) + spi_b
-            elif not outer:
-                # Not a plain IPv4 packet that fits: the generic function, drawing
-                # from the reserved block (a packet it rejects uses no number).
-                draw = itertools.count(seq + 1).__next__
-                try:
-                    append(slow(q, draw))
-                except PacketDrop as drop:
-                    append(drop.reason)
-                    dropped += 1
-                    dropped_bytes += n
-                seq = draw() - 1
-                continue
-            seq += 1
-            x = seq ^ ivs
-            head = head_of(outer, seq & M32, x)  # the wire carries the low half only
-            aad = head[20:28] if esn_aad is None else esn_aad(spi, seq)
-            append(head + enc(nonce_of(salt, x), q + trailer, aad))
-        oseq.give_back(seq)
-        return out, len(out) - dropped, nbytes - dropped_bytes
-
-    def _fast_entry(self, q: bytes) -> FastEntry:
-        """The fast encap loop's entry for inner packet ``q``, remembered for its length.
-
-        ``(q[0], q[1], q[6] & df_mask, outer IPv4 header + SPI, ESP trailer, 0)`` when DF is
-        set; with DF clear the outer header needs a fresh ID per packet, so it is
-        ``b""`` and the last field is ``total << 8 | outer TOS`` to build it from.
-        ``_SLOW`` for packets the generic function must handle.
-        """
-        n = len(q)
-        padlen = -(n + 2) & self.pad_mask
-        total = n + padlen + 20 + 8 + 8 + 2 + 16
-        if n < 20 or q[0] >> 4 != 4 or total > 0xFFFF:
-            return _SLOW
-        df = q[6] & self.df_mask
-        key = n << 24 | q[0] << 16 | q[1] << 8 | df
-        cache = self._outer_cache
-        entry = cache.get(key)
-        if entry is None:
-            tos = self.tos_map[q[1]]
-            trailer = self.trailers4[padlen]
-            if df:
-                outer = self.tmpl4.build(total, tos, True, 0) + self.crypto.spi_bytes
-                entry = (q[0], q[1], df, outer, trailer, 0)
-            else:
-                entry = (q[0], q[1], df, b"", trailer, total << 8 | tos)
-            if len(cache) >= 4096:
-                cache.clear()
-            cache[key] = entry
-        by_len = self._by_len
-        if len(by_len) >= 4096:
-            by_len.clear()
-        by_len[n] = entry
-        return entry
-
-    def _decap_many(
+    def decap_many(
         self,
         packets: list[bytes],
         check: Callable[[int], int],
@@ -550,204 +398,6 @@ class EspTransform:
                 nbytes += len(result)
             append(result)
         return out, passed, nbytes, ngood, advanced
-
-    def _decap_many_fast(
-        self,
-        packets: list[bytes],
-        check: Callable[[int], int],
-        advance: Callable[[int, int], bool],
-        replay: ReplayWindow | None = None,
-    ) -> DecapMany:
-        if replay is None or not replay.size:
-            return self._decap_many_calls(packets, check, advance)
-        assert self.crypto.fast_aead is not None
-        _, dec, nsalt, _ = self.crypto.fast_aead
-        spi_b = self.crypto.spi_bytes
-        esn = self.esn
-        finish = self.finish
-        slow = self.decap
-        min_total = 20 + self.crypto.min_len
-        proto_error = XfrmStat.IN_STATE_PROTO_ERROR
-        size = replay.size
-        size_1 = size - 1
-        wmask = (1 << size) - 1
-        set_state = replay.set_run_state
-        get_state = replay.run_state
-        out: list[bytes | XfrmStat | NonEsp | None] = []
-        append = out.append
-        advanced: list[int] = []
-        # Only the exceptions are counted in the loop; the totals follow from them.
-        not_passed = not_packets = nbytes = 0
-        head = _V4_ESP_HEAD.unpack_from
-        v4_ok = ip.ipv4_header_ok
-        inner_of = _V4_VER_LEN.unpack_from
-        # The replay window on local copies while packets arrive in order (see
-        # ReplayWindow.run_state): top = hi:lo, and the ``run`` numbers ending at lo,
-        # all received, are not yet shifted into ``bitmap``. A packet above lo in hi's
-        # subspace passes the check untouched and its advance is a counter; anything
-        # else hands the window back and takes the per-packet check/advance calls.
-        top, bitmap = get_state()
-        hi32 = top >> 32 << 32
-        lo = top & M32
-        run = 0
-        esn_prefix = spi_b + (top >> 32).to_bytes(4, "big")
-        for q in packets:
-            n = len(q)
-            if n >= min_total:
-                vl, end, proto, spi, seq_lo, iv = head(q)
-                if (
-                    seq_lo > lo
-                    and end == n
-                    and vl == 0x45
-                    and proto == 50
-                    and v4_ok(q, 20)  # not a fragment, header checksum good
-                    and q[1] & 3 != 3  # outer CE: the generic finish marks the inner
-                    and spi == spi_b
-                    # ESN: a window straddling a wrap reads high numbers as the old
-                    # subspace (RFC 4303 A2): those take the calls.
-                    and (lo >= size_1 or not esn or seq_lo < (lo - size_1) & M32)
-                ):
-                    try:
-                        pt = dec(nsalt + iv, q[36:], esn_prefix + q[24:28] if esn else q[20:28])
-                    except InvalidTag:
-                        append(proto_error)
-                        not_passed += 1
-                        continue
-                    n = len(pt)
-                    if pt[-1] == 4 and n >= 22:
-                        vi, inner = inner_of(pt)
-                        if vi >> 4 == 4 and 20 <= inner <= n - 2 - pt[-2]:
-                            if seq_lo == lo + 1:
-                                run += 1
-                            else:
-                                bitmap = (bitmap << run | (1 << run) - 1) & wmask
-                                diff = seq_lo - lo
-                                bitmap = (bitmap << diff | 1) & wmask if diff < size else 1
-                                run = 0
-                            lo = seq_lo
-                            nbytes += inner
-                            append(pt[:inner])
-                            continue
-                    # Verified, but not the common inner IPv4: the generic finish.
-                    try:
-                        result: bytes | XfrmStat | None = finish(q, 20, 9, pt)
-                    except PacketDrop as drop:
-                        append(drop.reason)
-                        not_passed += 1
-                        continue
-                    bitmap = (bitmap << run | (1 << run) - 1) & wmask
-                    diff = seq_lo - lo
-                    bitmap = (bitmap << diff | 1) & wmask if diff < size else 1
-                    run = 0
-                    lo = seq_lo
-                    if result.__class__ is bytes:
-                        nbytes += len(result)
-                    else:
-                        not_packets += 1
-                    append(result)
-                    continue
-            # Anything else: the window goes back to the object for the calls.
-            set_state(hi32 | lo, (bitmap << run | (1 << run) - 1) & wmask)
-            try:
-                result, seq_lo, seq_hi = slow(q, check)
-                if advance(seq_lo, seq_hi):
-                    advanced.append(seq_hi)
-            except PacketDrop as drop:
-                append(drop.reason)
-                not_passed += 1
-                continue
-            except NotEsp as not_esp:
-                append(not_esp.kind)
-                not_passed += 1
-                continue
-            finally:
-                top, bitmap = get_state()
-                run = 0
-                lo = top & M32
-                if top >> 32 << 32 != hi32:
-                    hi32 = top >> 32 << 32
-                    esn_prefix = spi_b + (top >> 32).to_bytes(4, "big")
-            if result.__class__ is bytes:
-                nbytes += len(result)
-            else:
-                not_packets += 1
-            append(result)
-        set_state(hi32 | lo, (bitmap << run | (1 << run) - 1) & wmask)
-        return out, len(out) - not_passed, nbytes, len(out) - not_passed - not_packets, advanced
-
-    def _decap_many_calls(
-        self,
-        packets: list[bytes],
-        check: Callable[[int], int],
-        advance: Callable[[int, int], bool],
-    ) -> DecapMany:
-        """The fast decap loop with the replay check/advance as calls: for a window of
-        0 (no replay protection) or when no window object is given."""
-        assert self.crypto.fast_aead is not None
-        _, dec, nsalt, _ = self.crypto.fast_aead
-        spi_b = self.crypto.spi_bytes
-        esn = self.esn
-        finish = self.finish
-        slow = self.decap
-        min_total = 20 + self.crypto.min_len
-        proto_error = XfrmStat.IN_STATE_PROTO_ERROR
-        no_states = XfrmStat.IN_NO_STATES
-        out: list[bytes | XfrmStat | NonEsp | None] = []
-        append = out.append
-        advanced: list[int] = []
-        # Only the exceptions are counted in the loop; the totals follow from them.
-        not_passed = not_packets = 0
-        head = _V4_ESP_HEAD.unpack_from
-        v4_ok = ip.ipv4_header_ok
-        trailer_of = _TRAILER.unpack_from
-        inner_of = _V4_VER_LEN.unpack_from
-        for q in packets:
-            try:
-                if len(q) >= min_total and q[0] == 0x45 and q[9] == 50 and v4_ok(q, 20):
-                    # One unpack for what the loop needs of the outer IPv4 + ESP header.
-                    _, end, _, spi, seq_lo, iv = head(q)
-                    if end > len(q) or end < min_total:
-                        raise PacketDrop(XfrmStat.IN_HDR_ERROR)
-                    if spi != spi_b:
-                        raise PacketDrop(no_states)
-                    seq_hi = check(seq_lo)
-                    aad = spi + seq_hi.to_bytes(4, "big") + q[24:28] if esn else q[20:28]
-                    try:
-                        pt = dec(nsalt + iv, q[36:end], aad)
-                    except InvalidTag:
-                        raise PacketDrop(proto_error) from None
-                    n = len(pt)
-                    padlen, nh = trailer_of(pt, n - 2)
-                    # (an outer CE mark must reach the inner packet: the generic finish)
-                    if nh == 4 and n >= 22 and q[1] & 3 != 3:
-                        version, inner = inner_of(pt)
-                        if version >> 4 == 4 and 20 <= inner <= n - 2 - padlen:
-                            if advance(seq_lo, seq_hi):
-                                advanced.append(seq_hi)
-                            append(pt[:inner])
-                            continue
-                    result: bytes | XfrmStat | None = finish(q, 20, 9, pt)
-                else:
-                    result, seq_lo, seq_hi = slow(q, check)
-                if advance(seq_lo, seq_hi):
-                    advanced.append(seq_hi)
-            except PacketDrop as drop:
-                append(drop.reason)
-                not_passed += 1
-                continue
-            except NotEsp as not_esp:
-                append(not_esp.kind)
-                not_passed += 1
-                continue
-            if result.__class__ is not bytes:
-                not_packets += 1
-            append(result)
-        ngood = len(out) - not_passed - not_packets
-        if ngood == len(out):
-            nbytes = sum(map(len, out))  # type: ignore[arg-type]
-        else:
-            nbytes = sum(len(r) for r in out if isinstance(r, bytes))
-        return out, len(out) - not_passed, nbytes, ngood, advanced
 
     # -- outbound ---------------------------------------------------------------------
     def _trailer(self, length: int, next_header: int) -> bytes:

@@ -350,29 +350,6 @@ class OutboundSequence:
         if overflowed:
             self.overflowed = True
 
-    def take(self, n: int) -> int | None:
-        """Reserve ``n`` consecutive numbers at once: the first of them, or None.
-
-        None when the block could reach the end of the space (overflow, or the wrap
-        ``oseq-may-wrap`` allows): the caller then takes them one by one with ``next()``,
-        which handles those edges. The counter moves past the whole block at once, so
-        a caller that stops early never reuses a number (an IV); it gives the unused
-        tail back with ``give_back``.
-        """
-        last = self._oseq + n
-        if last > self._limit:
-            return None
-        first = self._oseq + 1
-        self._oseq = last
-        return (self._epoch << 32) | first
-
-    def give_back(self, last_used: int) -> None:
-        """After ``take``: numbers after ``last_used`` were not sent; the next packet gets
-        ``last_used + 1``. Never moves the counter forward."""
-        low = last_used & self._limit  # without the wrap count next() may add
-        if low < self._oseq:
-            self._oseq = low
-
     def __repr__(self) -> str:
         return (
             f"OutboundSequence(esn={self.esn}, may_wrap={self.may_wrap}, "
