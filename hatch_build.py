@@ -58,6 +58,7 @@ class NativeBuildHook(BuildHookInterface):  # type: ignore[type-arg]
         suffix = sysconfig.get_config_var("EXT_SUFFIX") or ".so"
         if version == "editable":
             out = root / "server" / (TARGET + suffix)
+            out.unlink(missing_ok=True)  # a failed build must not leave a stale one behind
             why = compile_native(root, out)
         else:
             self._tmp = tempfile.mkdtemp(prefix="xfrm-native-")

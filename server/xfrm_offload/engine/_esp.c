@@ -8,8 +8,8 @@
  * (contexts kept per SA, the key set once), checks and moves the sequence counter
  * and the replay window it is handed, and reports per packet a compact verdict.
  *
- * Rules of the file: no buffer the caller owns is ever written (decryption goes to
- * a scratch buffer, output to fresh bytes objects); no error message carries key
+ * Rules of the file: no buffer the caller owns is ever written (decryption and output
+ * go to fresh bytes objects, decrypted where the result will be); no error message carries key
  * material; every length is checked before it is read.
  */
 #define PY_SSIZE_T_CLEAN
@@ -97,8 +97,6 @@ typedef struct {
     uint64_t *win; /* bit k: top - k received (after the run is flushed) */
     uint64_t run;  /* top-run+1 .. top all received, not yet shifted into win */
     PyObject *results; /* tuple of R_COUNT objects */
-    unsigned char *scratch;
-    size_t scratch_len;
 } SAObject;
 
 /* -- small helpers ------------------------------------------------------------------ */
@@ -143,20 +141,6 @@ static inline uint16_t csum_fold(uint32_t sum)
     while (sum >> 16)
         sum = (sum & 0xFFFF) + (sum >> 16);
     return (uint16_t)(~sum & 0xFFFF);
-}
-
-static int grow_scratch(SAObject *self, size_t n)
-{
-    if (n <= self->scratch_len)
-        return 0;
-    unsigned char *p = PyMem_Realloc(self->scratch, n);
-    if (p == NULL) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    self->scratch = p;
-    self->scratch_len = n;
-    return 0;
 }
 
 static int fail_openssl(void)
@@ -257,16 +241,20 @@ static int seal(SAObject *self, uint8_t *esp, size_t plen, uint64_t seq)
 }
 
 /*
- * Open the ESP part buf[0:n]: the plaintext (with trailer) goes to the scratch buffer.
- * Returns its length, or -R_IN_HDR / -R_IN_PROTO for a drop, or -1000 on an error set.
+ * Open the ESP part buf[0:n]. The plaintext (with trailer) goes into a new bytes object
+ * (*resp) after ``head`` bytes left for the caller: decrypted where the result will be,
+ * never in the caller's buffer. Returns the plaintext length, or -R_IN_HDR / -R_IN_PROTO
+ * for a drop (*resp NULL), or OPEN_ERROR with an exception set.
  */
 #define OPEN_ERROR (-1000)
-static Py_ssize_t open_esp(SAObject *self, const uint8_t *buf, size_t n, uint32_t seq_hi)
+static Py_ssize_t open_esp(SAObject *self, const uint8_t *buf, size_t n, uint32_t seq_hi,
+                           size_t head, PyObject **resp)
 {
     int outl = 0, fin = 0;
     uint8_t spare[32]; /* what Final may write: nothing with these ciphers */
     size_t icv = (size_t)self->icv_len;
     size_t ivl = (size_t)self->iv_len;
+    *resp = NULL;
     if (n < (size_t)self->min_len)
         return -R_IN_HDR;
     size_t plen = n - 8 - ivl - icv;
@@ -274,45 +262,8 @@ static Py_ssize_t open_esp(SAObject *self, const uint8_t *buf, size_t n, uint32_
         if (plen % (size_t)self->block)
             return -R_IN_HDR;
     }
-    if (grow_scratch(self, plen + 16) < 0)
-        return OPEN_ERROR;
-    uint8_t *out = self->scratch;
-    if (self->kind == K_AEAD || self->kind == K_GMAC) {
-        uint8_t nonce[12];
-        uint8_t a12[12];
-        memcpy(nonce, self->nsalt, 4);
-        memcpy(nonce + 4, buf + 8, 8);
-        if (!EVP_DecryptInit_ex(self->dec, NULL, NULL, NULL, nonce))
-            return fail_openssl(), OPEN_ERROR;
-        if (!EVP_CIPHER_CTX_ctrl(self->dec, EVP_CTRL_AEAD_SET_TAG, (int)icv,
-                                 (void *)(buf + n - icv)))
-            return fail_openssl(), OPEN_ERROR;
-        if (self->esn) {
-            memcpy(a12, buf, 4);
-            put32(a12 + 4, seq_hi);
-            memcpy(a12 + 8, buf + 4, 4);
-            if (!EVP_DecryptUpdate(self->dec, NULL, &outl, a12, 12))
-                return fail_openssl(), OPEN_ERROR;
-        } else if (!EVP_DecryptUpdate(self->dec, NULL, &outl, buf, 8)) {
-            return fail_openssl(), OPEN_ERROR;
-        }
-        outl = 0;
-        if (self->kind == K_GMAC) {
-            if (!EVP_DecryptUpdate(self->dec, NULL, &outl, buf + 8, (int)(8 + plen)))
-                return fail_openssl(), OPEN_ERROR;
-            memcpy(out, buf + 16, plen);
-            outl = 0;
-        } else if (plen > 0 &&
-                   !EVP_DecryptUpdate(self->dec, out, &outl, buf + 16, (int)plen)) {
-            return fail_openssl(), OPEN_ERROR;
-        }
-        if (EVP_DecryptFinal_ex(self->dec, spare, &fin) <= 0) {
-            ERR_clear_error();
-            return -R_IN_PROTO;
-        }
-        return (Py_ssize_t)plen;
-    }
-    if (icv) {
+    if ((self->kind == K_CBC || self->kind == K_NULL) && icv) {
+        /* CBC / NULL + HMAC: verify before anything is allocated or decrypted */
         uint8_t mine[MAX_ICV];
         uint8_t hi4[4];
         put32(hi4, seq_hi);
@@ -321,18 +272,59 @@ static Py_ssize_t open_esp(SAObject *self, const uint8_t *buf, size_t n, uint32_
         if (CRYPTO_memcmp(mine, buf + n - icv, icv) != 0)
             return -R_IN_PROTO;
     }
+    PyObject *res = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(head + plen));
+    if (res == NULL)
+        return OPEN_ERROR;
+    *resp = res;
+    uint8_t *out = (uint8_t *)PyBytes_AS_STRING(res) + head;
+    if (self->kind == K_AEAD || self->kind == K_GMAC) {
+        uint8_t nonce[12];
+        uint8_t a12[12];
+        memcpy(nonce, self->nsalt, 4);
+        memcpy(nonce + 4, buf + 8, 8);
+        if (!EVP_DecryptInit_ex(self->dec, NULL, NULL, NULL, nonce) ||
+            !EVP_CIPHER_CTX_ctrl(self->dec, EVP_CTRL_AEAD_SET_TAG, (int)icv,
+                                 (void *)(buf + n - icv)))
+            goto openssl_error;
+        if (self->esn) {
+            memcpy(a12, buf, 4);
+            put32(a12 + 4, seq_hi);
+            memcpy(a12 + 8, buf + 4, 4);
+            if (!EVP_DecryptUpdate(self->dec, NULL, &outl, a12, 12))
+                goto openssl_error;
+        } else if (!EVP_DecryptUpdate(self->dec, NULL, &outl, buf, 8)) {
+            goto openssl_error;
+        }
+        if (self->kind == K_GMAC) {
+            if (!EVP_DecryptUpdate(self->dec, NULL, &outl, buf + 8, (int)(8 + plen)))
+                goto openssl_error;
+            memcpy(out, buf + 16, plen);
+        } else if (plen > 0 &&
+                   !EVP_DecryptUpdate(self->dec, out, &outl, buf + 16, (int)plen)) {
+            goto openssl_error;
+        }
+        if (EVP_DecryptFinal_ex(self->dec, spare, &fin) <= 0) {
+            ERR_clear_error();
+            Py_CLEAR(*resp);
+            return -R_IN_PROTO;
+        }
+        return (Py_ssize_t)plen;
+    }
     if (self->kind == K_NULL) {
         memcpy(out, buf + 8, plen);
         return (Py_ssize_t)plen;
     }
     if (!EVP_DecryptInit_ex(self->dec, NULL, NULL, NULL, buf + 8))
-        return fail_openssl(), OPEN_ERROR;
+        goto openssl_error;
     EVP_CIPHER_CTX_set_padding(self->dec, 0);
-    if (!EVP_DecryptUpdate(self->dec, out, &outl, buf + 8 + ivl, (int)plen))
-        return fail_openssl(), OPEN_ERROR;
-    if (!EVP_DecryptFinal_ex(self->dec, spare, &fin) || fin != 0)
-        return fail_openssl(), OPEN_ERROR;
+    if (!EVP_DecryptUpdate(self->dec, out, &outl, buf + 8 + ivl, (int)plen) ||
+        !EVP_DecryptFinal_ex(self->dec, spare, &fin) || fin != 0)
+        goto openssl_error;
     return (Py_ssize_t)plen;
+openssl_error:
+    Py_CLEAR(*resp);
+    fail_openssl();
+    return OPEN_ERROR;
 }
 
 /* -- outbound ---------------------------------------------------------------------- */
@@ -780,8 +772,7 @@ static int replay_advance(SAObject *self, Replay *rp, uint32_t seq_lo, uint32_t 
 
 /* -- inbound ----------------------------------------------------------------------- */
 
-static PyObject *decap_tos(const uint8_t *in, size_t inner, int outer_tos, int ecn, int dscp,
-                           int *changed);
+static void apply_tos(uint8_t *o, size_t inner, int outer_tos, int ecn, int dscp);
 
 /*
  * Decapsulate one packet. *code: R_BYTES (returned object), a result code; *passed set
@@ -871,28 +862,28 @@ static PyObject *decap_one(SAObject *self, const uint8_t *p, size_t n, Replay *r
         *code = R_IN_SEQ;
         return NULL;
     }
-    Py_ssize_t got = open_esp(self, p + start, end - start, seq_hi);
+    /* transport: the original header (and the NAT-T UDP header's place) go before it */
+    size_t head = self->tunnel ? 0 : (self->natt ? start - 8 : start);
+    PyObject *res = NULL;
+    Py_ssize_t got = open_esp(self, p + start, end - start, seq_hi, head, &res);
     if (got == OPEN_ERROR)
         return NULL;
     if (got < 0) {
         *code = (int)-got;
         return NULL;
     }
-    const uint8_t *plain = self->scratch;
+    uint8_t *o = (uint8_t *)PyBytes_AS_STRING(res);
+    /* scripts/sanitize plants its out-of-bounds canary after this line */
+    const uint8_t *plain = o + head;
     size_t pn = (size_t)got;
     int padlen = plain[pn - 2], nh = plain[pn - 1];
     Py_ssize_t plen = (Py_ssize_t)pn - 2 - padlen;
-    PyObject *res = NULL;
     int rc = R_BYTES;
+    size_t keep = 0; /* the result's length */
     if (nh == IPPROTO_NONE_) {
-        if (plen < 0) {
-            *code = R_IN_HDR;
-            return NULL;
-        }
-        rc = R_DUMMY;
+        rc = plen < 0 ? -R_IN_HDR : R_DUMMY;
     } else if (plen <= 0) {
-        *code = R_IN_HDR;
-        return NULL;
+        rc = -R_IN_HDR;
     } else if (self->tunnel) {
         size_t inner = 0;
         if (nh == IPPROTO_IPIP_) {
@@ -912,25 +903,12 @@ static PyObject *decap_one(SAObject *self, const uint8_t *p, size_t n, Replay *r
             rc = R_IN_HDR;
         if (rc == R_BYTES) {
             int otos = self->outer_v6 ? ((p[0] & 0x0F) << 4) | (p[1] >> 4) : p[1];
-            if (self->decap_dscp || (self->decap_ecn && (otos & 3) == 3)) {
-                int changed;
-                res = decap_tos(plain, inner, otos, self->decap_ecn, self->decap_dscp,
-                                &changed);
-            } else {
-                res = PyBytes_FromStringAndSize((const char *)plain, (Py_ssize_t)inner);
-            }
-            if (res == NULL)
-                return NULL;
+            if (self->decap_dscp || (self->decap_ecn && (otos & 3) == 3))
+                apply_tos(o, inner, otos, self->decap_ecn, self->decap_dscp);
+            keep = inner;
         }
     } else {
-        /* transport: the original header (and the NAT-T UDP header's place) */
-        size_t head = self->natt ? start - 8 : start;
-        res = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)head + plen);
-        if (res == NULL)
-            return NULL;
-        uint8_t *o = (uint8_t *)PyBytes_AS_STRING(res);
         memcpy(o, p, head);
-        memcpy(o + head, plain, (size_t)plen);
         if (self->outer_v6) {
             o[field] = (uint8_t)nh;
             put16(o + 4, (uint32_t)(head - 40 + (size_t)plen));
@@ -940,6 +918,18 @@ static PyObject *decap_one(SAObject *self, const uint8_t *p, size_t n, Replay *r
             o[10] = o[11] = 0;
             put16(o + 10, csum_fold(csum_add(0, o, head)));
         }
+        keep = head + (size_t)plen;
+    }
+    if (rc != R_BYTES) {
+        Py_DECREF(res);
+        res = NULL;
+        if (rc < 0) { /* refused before the window: not passed */
+            *code = -rc;
+            return NULL;
+        }
+    } else if (keep != (size_t)PyBytes_GET_SIZE(res) &&
+               _PyBytes_Resize(&res, (Py_ssize_t)keep) < 0) {
+        return NULL; /* res is NULL, MemoryError set */
     }
     /* verified and not refused before the window: advance it */
     *passed = 1;
@@ -951,34 +941,26 @@ static PyObject *decap_one(SAObject *self, const uint8_t *p, size_t n, Replay *r
     return res;
 }
 
-/* ipheader.decapsulate_tos: the inner packet with the outer ECN/DSCP applied. */
-static PyObject *decap_tos(const uint8_t *in, size_t inner, int outer_tos, int ecn, int dscp,
-                           int *changed)
+/* ipheader.decapsulate_tos, in place on our own result: the outer ECN/DSCP applied. */
+static void apply_tos(uint8_t *o, size_t inner, int outer_tos, int ecn, int dscp)
 {
-    int v4 = in[0] >> 4 == 4;
-    int tos = v4 ? in[1] : ((in[0] & 0x0F) << 4) | (in[1] >> 4);
+    int v4 = o[0] >> 4 == 4;
+    int tos = v4 ? o[1] : ((o[0] & 0x0F) << 4) | (o[1] >> 4);
     int nw = dscp ? (outer_tos & 0xFC) | (tos & 3) : tos;
-    size_t ihl = (size_t)(in[0] & 0x0F) * 4;
-    *changed = 0;
+    size_t ihl = (size_t)(o[0] & 0x0F) * 4;
     if (ecn && (outer_tos & 3) == 3 && (nw & 3))
         nw |= 3;
     /* an IPv4 header length that does not fit: left as it is (the reference does too) */
     if (nw == tos || (v4 && (ihl < 20 || ihl > inner)))
-        return PyBytes_FromStringAndSize((const char *)in, (Py_ssize_t)inner);
-    PyObject *res = PyBytes_FromStringAndSize((const char *)in, (Py_ssize_t)inner);
-    if (res == NULL)
-        return NULL;
-    uint8_t *o = (uint8_t *)PyBytes_AS_STRING(res);
-    *changed = 1;
+        return;
     if (v4) {
         o[1] = (uint8_t)nw;
         o[10] = o[11] = 0;
         put16(o + 10, csum_fold(csum_add(0, o, ihl)));
     } else {
-        o[0] = (uint8_t)((in[0] & 0xF0) | (nw >> 4));
-        o[1] = (uint8_t)(((nw & 0x0F) << 4) | (in[1] & 0x0F));
+        o[0] = (uint8_t)((o[0] & 0xF0) | (nw >> 4));
+        o[1] = (uint8_t)(((nw & 0x0F) << 4) | (o[1] & 0x0F));
     }
-    return res;
 }
 
 /* -- the SA object ------------------------------------------------------------------- */
@@ -990,7 +972,6 @@ static void SA_dealloc(SAObject *self)
     EVP_CIPHER_CTX_free(self->ivgen);
     EVP_MAC_CTX_free(self->mac);
     PyMem_Free(self->win);
-    PyMem_Free(self->scratch);
     Py_XDECREF(self->results);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
