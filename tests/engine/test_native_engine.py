@@ -4,6 +4,7 @@ bad parameters refused, the engine choice."""
 from __future__ import annotations
 
 import ipaddress
+from typing import Any
 
 import pytest
 
@@ -71,3 +72,25 @@ def test_packets_that_are_not_buffers_are_refused_without_losing_state() -> None
     out = s.encap_batch([INNER], 1.0)[0]
     assert isinstance(out, bytes)
     assert int.from_bytes(out[24:28], "big") == s.oseq.last == 2
+
+
+def test_sa_object_refuses_a_second_init_and_bad_parameters() -> None:
+    s = SecurityAssociation(CFG, 0.0, engine="native")
+    batch = s.batch
+    assert isinstance(batch, native.NativeEsp)
+    with pytest.raises(TypeError, match="initialised once"):
+        batch._sa.__init__()
+    sa_type: Any = type(batch._sa)
+    with pytest.raises(ValueError) as info:  # a tos map of the wrong size
+        sa_type(
+            kind=0, chacha=False, key=KEY[:16], salt=KEY[16:], digest="", auth_key=b"",
+            icv_len=16, iv_salt=bytes(16), spi=1, esn=False, tunnel=True, outer_v6=False,
+            natt=False, sport=0, dport=0, tfcpad=0, saddr=bytes(4), daddr=bytes(4),
+            nopmtudisc=False, decap_ecn=True, decap_dscp=False, tos_map=bytes(255),
+            window=32, results=native._RESULTS,
+        )  # fmt: skip
+    assert KEY[:16].hex() not in str(info.value)
+    # and an uninitialised object refuses to work instead of crashing
+    empty = sa_type.__new__(sa_type)
+    with pytest.raises(TypeError, match="not initialised"):
+        empty.encap([INNER], 0, 0, 2**32 - 1, False, 0)

@@ -1023,7 +1023,9 @@ static int SA_init(SAObject *self, PyObject *args, PyObject *kwargs)
     const char *digest;
     PyObject *results;
     int rc = -1;
-    if (self->results != NULL) {
+    if (self->results != NULL || self->enc != NULL || self->dec != NULL || self->mac != NULL ||
+        self->ivgen != NULL || self->win != NULL) {
+        /* also after a failed first init: its contexts stay theirs until dealloc */
         PyErr_SetString(PyExc_TypeError, "SA is initialised once");
         return -1;
     }
