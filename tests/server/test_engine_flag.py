@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -62,6 +63,18 @@ async def test_engine_choice_reaches_log_and_devices(
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+def test_bad_engine_variable_stops_the_server_with_a_clear_message(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [*SERVER, "--listen", f"unix:{tmp_path}/x.sock"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={**os.environ, native.ENV: "turbo"},
+    )
+    assert proc.returncode == 1
+    assert "cannot start" in proc.stderr and "unknown engine 'turbo'" in proc.stderr
 
 
 def test_native_refused_when_not_built(monkeypatch: pytest.MonkeyPatch) -> None:

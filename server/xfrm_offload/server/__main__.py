@@ -34,13 +34,13 @@ async def serve(config: ServerConfig) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     config = parse_args(sys.argv[1:] if argv is None else argv)
     logs.setup(config.log_level, config.log_format)
-    if config.engine is not None:
-        try:
-            native.set_engine(config.engine)
-        except InvalidArgument as exc:
-            log.error("cannot start", extra=logs.fields(error=str(exc)))
-            return 1
-        os.environ[native.ENV] = config.engine  # worker processes choose the same
+    choice = config.engine or os.environ.get(native.ENV) or "auto"  # the flag wins
+    try:
+        native.set_engine(choice)
+    except InvalidArgument as exc:
+        log.error("cannot start", extra=logs.fields(error=str(exc)))
+        return 1
+    os.environ[native.ENV] = choice  # worker processes choose the same
     log.info("engine", extra=logs.fields(engine=native.describe()))
     try:
         if config.uvloop:
