@@ -1,17 +1,12 @@
 """ESP (RFC 4303) for one SA: outbound and inbound, transport and tunnel, IPv4 and IPv6.
 
-Two layers:
-
-- ``EspCrypto`` seals/opens the ESP part (SPI .. ICV) given the 64-bit sequence number:
-  this is all a crypto-offload NIC does. AEAD IVs follow the kernel's ``seqiv``: the
-  8-byte explicit IV is BE64(seq) XOR a per-SA random salt, so it never repeats under
-  one key. CBC IVs are AES-ECB(iv_key, BE128(seq)) with a per-SA random iv_key: unique
-  per packet and unpredictable without the key (the role the kernel's ``echainiv`` plays,
-  not its exact construction). ESN: AEAD AAD is SPI||seq_hi||seq_lo; for CBC+HMAC seq_hi is
-  appended to the ICV input (RFC 4303 §2.2.1); it never goes on the wire.
-- ``EspTransform`` frames whole IP packets around it: transport (ESP after the IPv4
-  header / the IPv6 hop-by-hop, routing and fragment headers) or tunnel (new outer header,
-  any inner/outer family), NAT-T UDP encapsulation (RFC 3948), TFC padding.
+Split along its seams: ``espcrypto.EspCrypto`` seals/opens the ESP part (SPI .. ICV)
+given the 64-bit sequence number; this module's ``EspTransform`` frames whole IP packets
+around it and runs the batch loops; ``crypto_offload`` holds the host's and the NIC's
+halves of crypto offload; ``nonesp`` the NAT-T control kinds. The names stay importable
+from here. ``EspTransform`` frames transport mode (ESP after the IPv4 header / the IPv6
+hop-by-hop, routing and fragment headers) and tunnel mode (new outer header, any
+inner/outer family), NAT-T UDP encapsulation (RFC 3948), TFC padding.
 
 Drops are raised as ``PacketDrop(XfrmStat)``; the SA's packet loops catch and count them.
 Inbound counters, chosen to give each a single meaning (see the report for the kernel
@@ -31,247 +26,32 @@ Dummy packets (next header 59) are dropped silently: ``decap`` returns ``None``.
 
 from __future__ import annotations
 
-import enum
 import functools
-import hmac
 from collections.abc import Callable
-
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 
 from . import ipheader as ip
 from .algorithms import ResolvedTransforms
-from .errors import EngineError, PacketDrop
+from .crypto_offload import CryptoStatus as CryptoStatus
+from .crypto_offload import host_rx_finish as host_rx_finish
+from .crypto_offload import host_tx_frame as host_tx_frame
+from .crypto_offload import nic_rx_crypto as nic_rx_crypto
+from .crypto_offload import nic_tx_crypto as nic_tx_crypto
+from .errors import PacketDrop
+from .espcrypto import EspCrypto as EspCrypto
+from .nonesp import NonEsp as NonEsp
+from .nonesp import NotEsp as NotEsp
 from .replay import OutboundSequence, ReplayWindow
 from .stats import XfrmStat
 from .types import Family, Mode, SAConfig, SAExtraFlag, SAFlag
 
-M32 = 0xFFFFFFFF
 _PAD = bytes(range(1, 256))
 
 
-class NonEsp(enum.Enum):
-    """What a NAT-T UDP datagram was, when it was not ESP."""
-
-    #: RFC 3948 §2.3 NAT-keepalive: a single 0xFF byte; eaten.
-    KEEPALIVE = "nat-keepalive"
-    #: RFC 3948 §2.2 non-ESP marker (4 zero bytes): IKE, for the host's IKE daemon.
-    IKE = "non-esp-marker"
-
-
-class NotEsp(EngineError):
-    """Internal: a NAT-T datagram that is not ESP (not a drop, not counted)."""
-
-    __slots__ = ("kind",)
-
-    def __init__(self, kind: NonEsp) -> None:
-        super().__init__(kind.value)
-        self.kind = kind
-
-
-class CryptoStatus(enum.IntEnum):
-    """The kernel's per-packet crypto offload RX status (enum in include/net/xfrm.h)."""
-
-    CRYPTO_SUCCESS = 1
-    CRYPTO_GENERIC_ERROR = 2
-    CRYPTO_TRANSPORT_AH_AUTH_FAILED = 4
-    CRYPTO_TRANSPORT_ESP_AUTH_FAILED = 8
-    CRYPTO_TUNNEL_AH_AUTH_FAILED = 16
-    CRYPTO_TUNNEL_ESP_AUTH_FAILED = 32
-    CRYPTO_INVALID_PACKET_SYNTAX = 64
-    CRYPTO_INVALID_PROTOCOL = 128
-
-
-Seal = Callable[[bytes, int], bytes]
 #: What the batch loops give back: results, and how many packets passed / bytes they had.
 EncapMany = tuple[list["bytes | XfrmStat"], int, int]
 #: decap_many: results, packets that passed the ICV, their cleartext bytes, how many
 #: results are packets (bytes), and the new seq_hi values the replay window moved to.
 DecapMany = tuple[list["bytes | XfrmStat | NonEsp | None"], int, int, int, list[int]]
-Open = Callable[[bytes, int, int, int], bytes]
-
-
-class EspCrypto:
-    """The cryptographic core of one SA: ``seal`` and ``open`` the ESP part.
-
-    ``seal(plaintext_with_trailer, seq64) -> SPI||seq_lo||IV||ciphertext||ICV``.
-    ``open(buf, start, end, seq_hi) -> plaintext_with_trailer`` for the ESP part found
-    in ``buf[start:end]``; raises PacketDrop(IN_HDR_ERROR) if too short or misaligned,
-    PacketDrop(IN_STATE_PROTO_ERROR) if the ICV does not verify.
-    """
-
-    __slots__ = (
-        "align",
-        "icv_len",
-        "iv_len",
-        "min_len",
-        "open",
-        "seal",
-        "spi",
-        "spi_bytes",
-    )
-
-    def __init__(self, t: ResolvedTransforms, spi: int, *, esn: bool, iv_salt: bytes) -> None:
-        self.spi = spi
-        self.spi_bytes = spi.to_bytes(4, "big")
-        self.iv_len = t.cipher.iv_size
-        self.icv_len = t.icv_len
-        # Kernel: align = ALIGN(cipher block size, 4).
-        self.align = max(4, t.cipher.block_size)
-        self.min_len = 8 + self.iv_len + self.icv_len + max(2, t.cipher.block_size)
-        self.seal: Seal
-        self.open: Open
-        if t.auth is None:
-            self._build_aead(t, esn, iv_salt)
-        else:
-            self._build_cbc_hmac(t, esn, iv_salt)
-
-    # -- AEAD: rfc4106 / rfc4543 / rfc7539esp ------------------------------------------
-    def _build_aead(self, t: ResolvedTransforms, esn: bool, iv_salt: bytes) -> None:
-        spi_b = self.spi_bytes
-        nsalt = t.salt
-        ivs = int.from_bytes(iv_salt[:8], "big")
-        icv_len = self.icv_len
-        min_len = self.min_len
-        gmac = t.cipher.auth_only
-        aead: AESGCM | ChaCha20Poly1305
-        if t.cipher.name.startswith("rfc7539esp"):
-            aead = ChaCha20Poly1305(t.cipher_key)
-        else:
-            aead = AESGCM(t.cipher_key)
-        enc: Callable[[bytes, bytes, bytes], bytes] = aead.encrypt
-        dec: Callable[[bytes, bytes, bytes], bytes] = aead.decrypt
-        proto_error = XfrmStat.IN_STATE_PROTO_ERROR
-        key = t.cipher_key
-
-        if icv_len != 16:
-            # AESGCM's one-shot API has a fixed 16-byte tag: truncated ICVs take the
-            # streaming API (slower, but these are rare configurations).
-            def enc_trunc(nonce: bytes, data: bytes, aad: bytes) -> bytes:
-                e = Cipher(algorithms.AES(key), modes.GCM(nonce)).encryptor()
-                e.authenticate_additional_data(aad)
-                ct = e.update(data) + e.finalize()
-                return ct + e.tag[:icv_len]
-
-            def dec_trunc(nonce: bytes, data: bytes, aad: bytes) -> bytes:
-                tag = data[-icv_len:]
-                d = Cipher(
-                    algorithms.AES(key), modes.GCM(nonce, tag, min_tag_length=icv_len)
-                ).decryptor()
-                d.authenticate_additional_data(aad)
-                return d.update(data[:-icv_len]) + d.finalize()
-
-            enc = enc_trunc
-            dec = dec_trunc
-
-        if gmac:
-            # RFC 4543: nothing is encrypted; AAD = SPI, seq (ESN: hi, lo), IV, payload.
-            def seal(plain: bytes, seq: int) -> bytes:
-                iv = (seq ^ ivs).to_bytes(8, "big")
-                hdr = spi_b + (seq & M32).to_bytes(4, "big")
-                aad = spi_b + seq.to_bytes(8, "big") if esn else hdr
-                return hdr + iv + plain + enc(nsalt + iv, b"", aad + iv + plain)
-
-            def open_(buf: bytes, start: int, end: int, seq_hi: int) -> bytes:
-                if end - start < min_len:
-                    raise PacketDrop(XfrmStat.IN_HDR_ERROR)
-                hdr = buf[start : start + 8]
-                aad = hdr[:4] + seq_hi.to_bytes(4, "big") + hdr[4:] if esn else hdr
-                iv = buf[start + 8 : start + 16]
-                plain = buf[start + 16 : end - icv_len]
-                try:
-                    dec(nsalt + iv, buf[end - icv_len : end], aad + iv + plain)
-                except InvalidTag:
-                    raise PacketDrop(proto_error) from None
-                return plain
-
-        elif esn:
-
-            def seal(plain: bytes, seq: int) -> bytes:
-                iv = (seq ^ ivs).to_bytes(8, "big")
-                s8 = seq.to_bytes(8, "big")
-                return spi_b + s8[4:] + iv + enc(nsalt + iv, plain, spi_b + s8)
-
-            def open_(buf: bytes, start: int, end: int, seq_hi: int) -> bytes:
-                if end - start < min_len:
-                    raise PacketDrop(XfrmStat.IN_HDR_ERROR)
-                aad = (
-                    buf[start : start + 4] + seq_hi.to_bytes(4, "big") + buf[start + 4 : start + 8]
-                )
-                try:
-                    return dec(nsalt + buf[start + 8 : start + 16], buf[start + 16 : end], aad)
-                except InvalidTag:
-                    raise PacketDrop(proto_error) from None
-
-        else:
-
-            def seal(plain: bytes, seq: int) -> bytes:
-                iv = (seq ^ ivs).to_bytes(8, "big")
-                hdr = spi_b + (seq & M32).to_bytes(4, "big")
-                return hdr + iv + enc(nsalt + iv, plain, hdr)
-
-            def open_(buf: bytes, start: int, end: int, seq_hi: int) -> bytes:
-                if end - start < min_len:
-                    raise PacketDrop(XfrmStat.IN_HDR_ERROR)
-                try:
-                    return dec(
-                        nsalt + buf[start + 8 : start + 16],
-                        buf[start + 16 : end],
-                        buf[start : start + 8],
-                    )
-                except InvalidTag:
-                    raise PacketDrop(proto_error) from None
-
-        self.seal = seal
-        self.open = open_
-
-    # -- cipher + HMAC: cbc(aes) / ecb(cipher_null) with hmac(...) / digest_null ----------
-    def _build_cbc_hmac(self, t: ResolvedTransforms, esn: bool, iv_salt: bytes) -> None:
-        assert t.auth is not None
-        spi_b = self.spi_bytes
-        iv_len = self.iv_len
-        icv_len = self.icv_len
-        min_len = self.min_len
-        block = t.cipher.block_size
-        akey = t.auth_key
-        digest = t.auth.digest
-        key = t.cipher_key
-        cbc = not t.cipher.auth_only
-        if cbc:
-            # iv_salt is 16+ random bytes: the IV key (see the module docstring).
-            ivgen = Cipher(algorithms.AES(iv_salt[:16]), modes.ECB()).encryptor().update
-
-        def mac(body: bytes, seq_hi: bytes) -> bytes:
-            if not icv_len:
-                return b""
-            return hmac.digest(akey, body + seq_hi if esn else body, digest)[:icv_len]
-
-        def seal(plain: bytes, seq: int) -> bytes:
-            hdr = spi_b + (seq & M32).to_bytes(4, "big")
-            if cbc:
-                iv = ivgen(seq.to_bytes(16, "big"))
-                e = Cipher(algorithms.AES(key), modes.CBC(iv)).encryptor()
-                body = hdr + iv + e.update(plain) + e.finalize()
-            else:
-                body = hdr + plain
-            return body + mac(body, (seq >> 32).to_bytes(4, "big"))
-
-        def open_(buf: bytes, start: int, end: int, seq_hi: int) -> bytes:
-            if end - start < min_len or (end - start - 8 - iv_len - icv_len) % block:
-                raise PacketDrop(XfrmStat.IN_HDR_ERROR)
-            body = buf[start : end - icv_len]
-            if icv_len and not hmac.compare_digest(
-                mac(body, seq_hi.to_bytes(4, "big")), buf[end - icv_len : end]
-            ):
-                raise PacketDrop(XfrmStat.IN_STATE_PROTO_ERROR)
-            if not cbc:
-                return body[8:]
-            d = Cipher(algorithms.AES(key), modes.CBC(body[8 : 8 + iv_len])).decryptor()
-            return d.update(body[8 + iv_len :]) + d.finalize()
-
-        self.seal = seal
-        self.open = open_
 
 
 @functools.cache
@@ -607,84 +387,3 @@ class EspTransform:
                 ip.rewrite_ipv6_header(packet[:start], field, nh, start - 40 + plen) + plain[:plen]
             )
         return ip.rewrite_ipv4_header(packet[:start], nh, start + plen) + plain[:plen]
-
-
-# -- crypto offload framing: the host's half and the NIC's half ----------------------------
-
-
-def host_tx_frame(transform: EspTransform, packet: bytes, seq: int) -> bytes:
-    """What the host stack hands a crypto-offload NIC: the packet fully framed for ESP.
-
-    Outer headers, ESP header with the sequence number, a zeroed IV slot, the cleartext
-    payload with its trailer, and zeroed room for the ICV. The NIC is then told ``seq``
-    (the 64-bit number, for the IV and ESN AAD) and only encrypts/authenticates in place.
-    Raises PacketDrop(OUT_STATE_MODE_ERROR) for a packet that does not fit the mode.
-    """
-    c = transform.crypto
-    saved = c.seal
-
-    def frame_only(plain: bytes, seq64: int) -> bytes:
-        hdr = c.spi_bytes + (seq64 & M32).to_bytes(4, "big")
-        return hdr + bytes(c.iv_len) + plain + bytes(c.icv_len)
-
-    c.seal = frame_only
-    try:
-        return transform.encap(packet, lambda: seq)
-    finally:
-        c.seal = saved
-
-
-def nic_tx_crypto(transform: EspTransform, frame: bytes, esp_offset: int, seq: int) -> bytes:
-    """The NIC's TX work on a host frame: fill the IV, encrypt, write the ICV.
-
-    ``esp_offset`` is where the ESP header starts in ``frame`` (after any NAT-T UDP
-    header). Returns the frame with the ESP part sealed. For IPv6 NAT-T the host must
-    redo the UDP checksum (NETIF_F_HW_ESP_TX_CSUM is not emulated here).
-    """
-    c = transform.crypto
-    plain = frame[esp_offset + 8 + c.iv_len : len(frame) - c.icv_len]
-    return frame[:esp_offset] + c.seal(plain, seq)
-
-
-def nic_rx_crypto(
-    transform: EspTransform, packet: bytes, seq_hi: int
-) -> tuple[CryptoStatus, bytes]:
-    """The NIC's RX work: verify and decrypt in place, report a kernel crypto status.
-
-    On CRYPTO_SUCCESS the returned frame has the ESP part's ciphertext replaced by the
-    plaintext (ESP header, IV, trailer and ICV bytes stay where they were) so the host
-    can run ``host_rx_finish``. On failure the packet comes back unchanged.
-    """
-    auth_failed = (
-        CryptoStatus.CRYPTO_TUNNEL_ESP_AUTH_FAILED
-        if transform.tunnel
-        else CryptoStatus.CRYPTO_TRANSPORT_ESP_AUTH_FAILED
-    )
-    try:
-        start, end, _ = transform.locate(packet)
-        c = transform.crypto
-        plain = c.open(packet, start, end, seq_hi)
-    except NotEsp:
-        return CryptoStatus.CRYPTO_INVALID_PROTOCOL, packet
-    except PacketDrop as drop:
-        if drop.reason is XfrmStat.IN_STATE_PROTO_ERROR:
-            return auth_failed, packet
-        return CryptoStatus.CRYPTO_INVALID_PACKET_SYNTAX, packet
-    body = start + 8 + c.iv_len
-    return CryptoStatus.CRYPTO_SUCCESS, packet[:body] + plain + packet[body + len(plain) :]
-
-
-def host_rx_finish(transform: EspTransform, frame: bytes) -> bytes | XfrmStat | None:
-    """The host's RX work after CRYPTO_SUCCESS: strip ESP framing (esp_input_done2).
-
-    Returns the cleartext packet, None for a dummy, or the drop's XfrmStat.
-    """
-    try:
-        start, end, field = transform.locate(frame)
-        c = transform.crypto
-        plain = frame[start + 8 + c.iv_len : end - c.icv_len]
-        return transform.finish(frame, start, field, plain)
-    except PacketDrop as drop:
-        return drop.reason
-    except NotEsp:
-        return XfrmStat.IN_HDR_ERROR
