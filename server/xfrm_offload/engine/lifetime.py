@@ -106,6 +106,21 @@ class Lifetime:
 
     # -- housekeeping --------------------------------------------------------------
 
+    @property
+    def next_deadline(self) -> float | None:
+        """When a time limit fires next, or None (none left, or only a use-time limit
+        whose clock has not started: the first packet starts it, and moves this)."""
+        deadline = min(self._hard_deadline, self._soft_deadline)
+        return None if deadline == _NEVER_TIME else deadline
+
+    @property
+    def waits_for_use(self) -> bool:
+        """Has a use-time limit whose clock the first packet has yet to start?"""
+        cfg = self.cfg
+        return self.use_time is None and bool(
+            cfg.soft_use_expires_seconds or cfg.hard_use_expires_seconds
+        )
+
     def poll(self, now: float) -> list[tuple[bool, LimitKind]]:
         """Limits fired since the last poll, as (hard, kind); also checks time limits at ``now``."""
         self._check_time(now)

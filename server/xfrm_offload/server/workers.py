@@ -9,7 +9,10 @@ consistent with the packet path: a state deleted by a call sent before a batch i
 not used by that batch, and a batch sent before a delete is processed in full.
 
 A call returns ``(ok, result)``: whether the device accepted it, and its result or its
-refusal (a LocalError). The events a call raised on the device, already converted to
+refusal (a LocalError). After every call the device's next time-limit deadline
+(``Device.get_timer``) goes to the ``schedule`` callback, with workers in the call's
+reply: the server's one timer (timers.py) is armed from it without asking the workers.
+The events a call raised on the device, already converted to
 WatchEvents messages, go to the ``publish`` callback the moment the device answers,
 in the order of the calls, whether or not the caller is still waiting for the answer
 (a client that gives up must not make other clients miss events). A call made while
@@ -41,8 +44,12 @@ from .ops import drain_events
 log = logging.getLogger("xfrm_offload.server")
 
 Call = tuple[bool, Any]
-Reply = tuple[bool, Any, list[pb.WatchEventsResponse]]
+#: A device and its next deadline after a call (None: no time limit pending).
+Timer = tuple[str, float | None]
+Reply = tuple[bool, Any, list[pb.WatchEventsResponse], Timer | None]
 Publish = Callable[[list[pb.WatchEventsResponse]], None]
+#: Takes a device's next deadline.
+Schedule = Callable[[str, float | None], None]
 #: Whether anyone watches events now (a call made when not drops its events).
 Watched = Callable[[], bool]
 #: One device to host: (name, ifindex, profile name).
@@ -119,24 +126,27 @@ def run_call(
     args: tuple[Any, ...],
     watched: bool,
 ) -> Reply:
-    """Run one call on a hosted device: (ok, result or LocalError, events)."""
+    """Run one call on a hosted device: (ok, result or LocalError, events, next deadline)."""
     device, path = hosted[dev]
     try:
         result = fn(device, path, *args)
     except LocalError as exc:
-        return False, exc, drain_events(device, watched)
+        return False, exc, drain_events(device, watched), (dev, device.get_timer())
     heap.after(fn, result)
-    return True, result, drain_events(device, watched)
+    return True, result, drain_events(device, watched), (dev, device.get_timer())
 
 
 class LocalDevices:
     """Every device in the server's own process."""
 
-    def __init__(self, specs: Sequence[DeviceSpec], publish: Publish, watched: Watched) -> None:
+    def __init__(
+        self, specs: Sequence[DeviceSpec], publish: Publish, watched: Watched, schedule: Schedule
+    ) -> None:
         self.hosted = build_devices(specs)
         self.heap = HeapKeeper()
         self.publish = publish
         self.watched = watched
+        self.schedule = schedule
 
     @property
     def devices(self) -> dict[str, Device]:
@@ -144,8 +154,10 @@ class LocalDevices:
         return {name: device for name, (device, _) in self.hosted.items()}
 
     async def call(self, dev: str, fn: Callable[..., Any], *args: Any) -> Call:
-        ok, result, events = run_call(self.hosted, self.heap, dev, fn, args, self.watched())
+        ok, result, events, timer = run_call(self.hosted, self.heap, dev, fn, args, self.watched())
         self.publish(events)
+        if timer is not None:
+            self.schedule(*timer)
         return ok, result
 
     async def close(self) -> None:
@@ -171,7 +183,7 @@ def _worker_main(conn: Connection, specs: Sequence[DeviceSpec]) -> None:
         try:
             conn.send(run_call(hosted, heap, dev, fn, args, watched))
         except Exception as exc:  # a bug, not a refusal: report it, keep serving
-            conn.send((False, RuntimeError(f"{type(exc).__name__}: {exc}"), []))
+            conn.send((False, RuntimeError(f"{type(exc).__name__}: {exc}"), [], None))
 
 
 class _Worker:
@@ -183,6 +195,7 @@ class _Worker:
         specs: Sequence[DeviceSpec],
         loop: asyncio.AbstractEventLoop,
         publish: Publish,
+        schedule: Schedule,
     ):
         ctx = multiprocessing.get_context("spawn")  # no fork of a process with gRPC threads
         self.conn, child = ctx.Pipe()
@@ -193,6 +206,7 @@ class _Worker:
         child.close()
         self.loop = loop
         self.publish = publish
+        self.schedule = schedule
         #: The devices this worker hosts, for messages.
         self.devices = ", ".join(name for name, _, _ in specs)
         self.pending: collections.deque[asyncio.Future[Any]] = collections.deque()
@@ -246,7 +260,7 @@ class _Worker:
             if reply is None:
                 break
             future = self.pending.popleft()
-            self.loop.call_soon_threadsafe(_resolve, future, reply, self.publish)
+            self.loop.call_soon_threadsafe(_resolve, future, reply, self.publish, self.schedule)
         with self.wakeup:
             self.closed = True
         while self.pending:
@@ -259,9 +273,13 @@ class _Worker:
             self.wakeup.notify()
 
 
-def _resolve(future: asyncio.Future[Any], reply: Reply, publish: Publish) -> None:
-    ok, result, events = reply
+def _resolve(
+    future: asyncio.Future[Any], reply: Reply, publish: Publish, schedule: Schedule
+) -> None:
+    ok, result, events, timer = reply
     publish(events)  # even when the caller gave up waiting
+    if timer is not None:
+        schedule(*timer)
     if not future.done():
         future.set_result((ok, result))
 
@@ -275,14 +293,21 @@ class WorkerPool:
     """Devices sharded over ``count`` worker processes, round-robin in --device order."""
 
     def __init__(
-        self, specs: Sequence[DeviceSpec], count: int, publish: Publish, watched: Watched
+        self,
+        specs: Sequence[DeviceSpec],
+        count: int,
+        publish: Publish,
+        watched: Watched,
+        schedule: Schedule,
     ) -> None:
         loop = asyncio.get_running_loop()
         self.watched = watched
         shards: list[list[DeviceSpec]] = [[] for _ in range(count)]
         for i, spec in enumerate(specs):
             shards[i % count].append(spec)
-        self.workers = [_Worker(i, shard, loop, publish) for i, shard in enumerate(shards) if shard]
+        self.workers = [
+            _Worker(i, shard, loop, publish, schedule) for i, shard in enumerate(shards) if shard
+        ]
         self.of_device = {spec[0]: self.workers[i % count] for i, spec in enumerate(specs)}
         log.info("workers started", extra={"fields": {"workers": len(self.workers)}})
 
