@@ -81,6 +81,8 @@ class OffloadServer:
         )
         self.addresses: list[str] = []
         self._sockets: list[Path] = []
+        self.nic.on_outage = self._worker_outage
+        self._health_update: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Bind every listener (Unix sockets mode 0600) and start serving."""
@@ -115,6 +117,24 @@ class OffloadServer:
                 clock="virtual" if self.config.virtual_clock else "system",
             ),
         )
+
+    def _worker_outage(self, down: bool) -> None:
+        """A worker died (its devices are out until it is restarted) or all are back:
+        health says NOT_SERVING for the server and its services meanwhile."""
+        status = (
+            health_pb2.HealthCheckResponse.NOT_SERVING
+            if down
+            else health_pb2.HealthCheckResponse.SERVING
+        )
+        previous = self._health_update
+
+        async def update() -> None:
+            if previous is not None:
+                await previous  # in the order the outages began and ended
+            for name in ("", *SERVICE_NAMES):
+                await self.health.set(name, status)
+
+        self._health_update = asyncio.get_running_loop().create_task(update())
 
     async def stop(self, grace: float | None = None) -> None:
         """Graceful stop: NOT_SERVING, end event streams, let in-flight RPCs finish, clean up."""

@@ -41,6 +41,8 @@ class Nic:
         #: Device names in --device order.
         self.names = [name for name, _, _ in self.specs]
         self._known = frozenset(self.names)
+        #: Told True when a worker died and its devices are out, False when all are back.
+        self.on_outage: Callable[[bool], None] = lambda _down: None
         self._by_ifindex = {ifindex: name for name, ifindex, _ in self.specs}
         self._ifindex = {name: ifindex for name, ifindex, _ in self.specs}
         self.workers = config.workers
@@ -118,7 +120,12 @@ class Nic:
         """Start the worker processes (if any) and the time-limit timer."""
         if self.workers:
             self.host = WorkerPool(
-                self.specs, self.workers, self._publish, self._watched, self.timer.update
+                self.specs,
+                self.workers,
+                self._publish,
+                self._watched,
+                self.timer.update,
+                lambda down: self.on_outage(down),
             )
         self.timer.start()
 
