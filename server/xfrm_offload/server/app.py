@@ -10,7 +10,6 @@ import socket
 from pathlib import Path
 
 from grpc import aio
-from grpc_health.v1 import _async as health_aio  # what grpc_health.v1.health.aio names
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
@@ -20,6 +19,7 @@ from . import logs
 from .clock import SystemClock, VirtualClock
 from .config import ServerConfig
 from .datapath import DatapathServicer
+from .health import HealthServicer
 from .malformed import MalformedRequests
 from .nic import Nic
 from .servicers import DeviceServicer, DiagServicer, XfrmDevServicer
@@ -56,7 +56,7 @@ class OffloadServer:
         self.config = config
         self.clock = VirtualClock() if config.virtual_clock else SystemClock()
         self.nic = Nic(config, self.clock)
-        self.health = health_aio.HealthServicer()
+        self.health = HealthServicer()
         #: Undecodable request bytes get INVALID_ARGUMENT, not UNKNOWN and a traceback.
         self.malformed = MalformedRequests()
         self.server = aio.server(
