@@ -23,6 +23,8 @@ precomputed threshold and allocates nothing in the common case.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from .errors import InvalidArgument
 from .events import LimitKind
 from .types import NO_LIMITS, XFRM_INF, LifetimeConfig
@@ -57,6 +59,7 @@ class Lifetime:
         "bytes",
         "cfg",
         "hard_expired",
+        "on_first_use",
         "packets",
         "soft_expired",
         "use_time",
@@ -76,6 +79,9 @@ class Lifetime:
         self.packets = 0
         self.add_time = now
         self.use_time: float | None = None
+        #: Called when the first packet starts the use-time clock (a timer queue that
+        #: must move this lifetime's deadline forward; see timers.py).
+        self.on_first_use: Callable[[], None] | None = None
         self.hard_expired = False
         self.soft_expired = False
         self._fired: list[tuple[bool, LimitKind]] = []
@@ -99,6 +105,8 @@ class Lifetime:
         if self.use_time is None:
             self.use_time = now
             self._update_deadlines()
+            if self.on_first_use is not None:
+                self.on_first_use()
         self.bytes += nbytes
         self.packets += 1
         if self.bytes >= self._byte_mark or self.packets >= self._packet_mark:

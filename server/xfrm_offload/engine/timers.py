@@ -2,15 +2,17 @@
 
 A lazy heap of (deadline, handle). A lifetime's deadline only moves later (a soft limit
 fired, the SA was deleted) except in one case: the first packet starts a use-time clock,
-which can bring the deadline forward. Lifetimes still waiting for that packet are kept
-aside and looked at on every query; every other entry is checked against its lifetime
-only when it reaches the top, so a query costs O(log n) however many SAs have limits.
+which can bring the deadline forward; such a lifetime tells the queue so (its
+``on_first_use``), and is rescheduled at the next query. Every entry is checked against
+its lifetime only when it reaches the top, so a query costs O(log n) however many SAs
+have limits.
 Entries of SAs that are gone are dropped when they surface, and the heap is rebuilt
 when they outnumber the scheduled ones (add/delete churn with long lifetimes must not grow it).
 """
 
 from __future__ import annotations
 
+import functools
 import heapq
 from collections.abc import Callable
 
@@ -27,13 +29,13 @@ class TimerQueue:
         self._heap: list[tuple[float, int]] = []
         #: handle -> the deadline it has in the heap (other heap entries for it are stale).
         self._at: dict[int, float] = {}
-        #: Lifetimes whose use-time clock the first packet has yet to start.
-        self._waiting: dict[int, Lifetime] = {}
+        #: Handles whose use-time clock started since the last query.
+        self._started_now: list[int] = []
 
     def add(self, handle: int, lifetime: Lifetime) -> None:
         """(Re)schedule ``handle`` at its lifetime's next deadline."""
-        if lifetime.waits_for_use:
-            self._waiting[handle] = lifetime
+        if lifetime.waits_for_use and lifetime.on_first_use is None:
+            lifetime.on_first_use = functools.partial(self._started_now.append, handle)
         deadline = lifetime.next_deadline
         if deadline is None or self._at.get(handle) == deadline:
             return
@@ -46,14 +48,13 @@ class TimerQueue:
     def discard(self, handle: int) -> None:
         """Forget ``handle`` (its SA is freed); its heap entry goes stale."""
         self._at.pop(handle, None)
-        self._waiting.pop(handle, None)
 
     def _started(self, live: Live) -> None:
-        for handle, lifetime in list(self._waiting.items()):
-            if live(handle) is None:
-                del self._waiting[handle]
-            elif not lifetime.waits_for_use:
-                del self._waiting[handle]
+        started = list(self._started_now)
+        self._started_now.clear()  # the same list: the lifetimes hold its append
+        for handle in started:
+            lifetime = live(handle)
+            if lifetime is not None:
                 self.add(handle, lifetime)
 
     def next(self, live: Live) -> float | None:
