@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -68,9 +69,16 @@ class LogRecords(logging.Handler):
 class ServerThread:
     """An OffloadServer (four profiles, virtual clock) on its own loop in a thread."""
 
-    def __init__(self, sock: Path) -> None:
+    def __init__(self, sock: Path, *extra: str) -> None:
         self.address = f"unix:{sock}"
-        self.args = ["--listen", self.address, *DEVICE_ARGS, *PACKET_DEVICES, "--virtual-clock"]
+        self.args = [
+            "--listen",
+            self.address,
+            *DEVICE_ARGS,
+            *PACKET_DEVICES,
+            "--virtual-clock",
+            *extra,
+        ]
         self.started = threading.Event()
         self.server: OffloadServer | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -101,15 +109,16 @@ class ServerThread:
         return self.server.nic.hub.subscriber_count
 
 
-@pytest.fixture(scope="module")
-def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerThread, LogRecords]]:
-    import tempfile
-
+@pytest.fixture(scope="module", params=[[], ["--workers", "2"]], ids=["in-process", "workers"])
+def fuzzed(request: pytest.FixtureRequest) -> Iterator[tuple[ServerThread, LogRecords]]:
     records = LogRecords()
     for name in ("xfrm_offload", "grpc", "asyncio"):
         logging.getLogger(name).addHandler(records)
     try:
-        with tempfile.TemporaryDirectory(prefix="xo-") as d, ServerThread(Path(d) / "f.sock") as s:
+        with (
+            tempfile.TemporaryDirectory(prefix="xo-") as d,
+            ServerThread(Path(d) / "f.sock", *request.param) as s,
+        ):
             yield s, records
     finally:
         for name in ("xfrm_offload", "grpc", "asyncio"):
