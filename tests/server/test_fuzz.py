@@ -1,5 +1,5 @@
-"""Bounded fuzzing, run with the suite (a few seconds): every RPC with generated messages
-and with random bytes, and the packet paths with mutated packets.
+"""Bounded fuzzing, run with the suite (seconds; in-process and with workers): every RPC
+with generated messages and with random bytes, and the packet paths with mutated packets.
 
 The server runs in a thread with its own event loop (Hypothesis drives plain functions);
 requests go over a real Unix socket through generic calls. Asserted for every call: the
