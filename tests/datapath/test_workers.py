@@ -137,23 +137,31 @@ async def test_a_dead_worker_is_a_nic_reset_and_comes_back_empty(
     assert "never retrieved" not in text and "BrokenPipe" not in text
 
 
-async def test_a_worker_that_cannot_start_is_retried_with_backoff(sock_dir: Path) -> None:
+async def test_a_worker_that_cannot_start_is_retried_with_backoff(
+    sock_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     async with running_server(sock_dir, "--workers", "1", "--device", "eth0") as (server, client):
         pool = server.nic.host
         assert isinstance(pool, WorkerPool)
+        ready = pool._ready
+        held: list[Any] = []
+        monkeypatch.setattr(pool, "_ready", held.append)  # no replacement gets ready
         for deaths in range(1, 4):
             worker = pool.starting.get(0) or pool.workers[0]
             os.kill(worker.process.pid, signal.SIGKILL)  # type: ignore[arg-type]
             async with asyncio.timeout(10):
                 while pool.failures.get(0, 0) < deaths:
                     await asyncio.sleep(0.01)
-            async with asyncio.timeout(10):  # the next one starts, after its backoff
-                while 0 not in pool.starting:
+                while 0 not in pool.starting:  # the next one starts, after its backoff
                     await asyncio.sleep(0.01)
+        assert pool.restarts == 0
+        last = pool.starting[0]
         async with asyncio.timeout(30):
-            while pool.restarts == 0:
+            while last not in held:
                 await asyncio.sleep(0.01)
-        assert pool.failures == {}
+        monkeypatch.undo()
+        ready(last)
+        assert (pool.restarts, pool.failures, pool.workers[0]) == (1, {}, last)
         assert (await client.get_device("eth0")).state_count == 0
 
 
