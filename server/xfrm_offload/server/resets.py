@@ -13,7 +13,9 @@ whether or not anyone watches), and ``Ledger`` keeps the live objects from them.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable
+from typing import Any
 
 from xfrm_offload.engine.device import (
     DeleteReason,
@@ -23,39 +25,62 @@ from xfrm_offload.engine.device import (
     StateAdded,
     StateDeleted,
 )
-from xfrm_offload.engine.events import Event
+from xfrm_offload.engine.events import Event, SAId
+from xfrm_offload.engine.types import Direction
 
-#: The events that change what a device holds (what a worker's reply carries).
-TABLE_EVENTS = (StateAdded, StateDeleted, PolicyAdded, PolicyDeleted, LinkChanged)
+#: A table change as a worker's reply carries it: a plain tuple, (kind, dev, ...). The
+#: engine's event dataclasses (addresses, enums) cost about 15 times as much to pickle.
+Change = tuple[Any, ...]
+STATE_ADDED, STATE_GONE, POLICY_ADDED, POLICY_GONE, LINK = range(5)
 
 
-def table_changes(events: Iterable[Event]) -> list[Event]:
-    return [event for event in events if isinstance(event, TABLE_EVENTS)]
+def table_changes(events: Iterable[Event]) -> list[Change]:
+    """The changes to what a device holds among its events."""
+    changes: list[Change] = []
+    for e in events:
+        if isinstance(e, StateAdded):
+            sa = e.sa
+            changes.append(
+                (STATE_ADDED, e.dev, e.handle, sa.daddr.packed, sa.spi, sa.proto, sa.saddr.packed)
+            )
+        elif isinstance(e, StateDeleted):
+            changes.append((STATE_GONE, e.dev, e.handle))
+        elif isinstance(e, PolicyAdded):
+            changes.append((POLICY_ADDED, e.dev, e.handle, e.index, e.dir.value))
+        elif isinstance(e, PolicyDeleted):
+            changes.append((POLICY_GONE, e.dev, e.handle))
+        elif isinstance(e, LinkChanged):
+            changes.append((LINK, e.dev, e.up))
+    return changes
 
 
 class Ledger:
     """The active states and policies, and the link, of devices whose tables live elsewhere."""
 
     def __init__(self) -> None:
-        self.states: dict[str, dict[int, StateAdded]] = {}
-        self.policies: dict[str, dict[int, PolicyAdded]] = {}
+        #: dev -> handle -> (daddr, spi, proto, saddr), addresses packed.
+        self.states: dict[str, dict[int, tuple[bytes, int, int, bytes]]] = {}
+        #: dev -> handle -> (index, direction value).
+        self.policies: dict[str, dict[int, tuple[int, Any]]] = {}
         self.down: set[str] = set()
 
-    def apply(self, changes: Iterable[Event]) -> None:
-        for event in changes:
-            if isinstance(event, StateAdded):
-                self.states.setdefault(event.dev, {})[event.handle] = event
-            elif isinstance(event, StateDeleted):
-                self.states.get(event.dev, {}).pop(event.handle, None)
-            elif isinstance(event, PolicyAdded):
-                self.policies.setdefault(event.dev, {})[event.handle] = event
-            elif isinstance(event, PolicyDeleted):
-                self.policies.get(event.dev, {}).pop(event.handle, None)
-            elif isinstance(event, LinkChanged):
-                if event.up:
-                    self.down.discard(event.dev)
-                else:
-                    self.down.add(event.dev)
+    def apply(self, changes: Iterable[Change]) -> None:
+        for change in changes:
+            kind, dev, *rest = change
+            if kind == STATE_ADDED:
+                handle, daddr, spi, proto, saddr = rest
+                self.states.setdefault(dev, {})[handle] = (daddr, spi, proto, saddr)
+            elif kind == STATE_GONE:
+                self.states.get(dev, {}).pop(rest[0], None)
+            elif kind == POLICY_ADDED:
+                handle, index, direction = rest
+                self.policies.setdefault(dev, {})[handle] = (index, direction)
+            elif kind == POLICY_GONE:
+                self.policies.get(dev, {}).pop(rest[0], None)
+            elif rest[0]:  # LINK up
+                self.down.discard(dev)
+            else:
+                self.down.add(dev)
 
     def reset(self, dev: str) -> list[Event]:
         """``dev`` lost its tables: the events of its link going down (and forget them)."""
@@ -63,10 +88,12 @@ class Ledger:
         if dev not in self.down:
             events.append(LinkChanged(dev, False))
         reason = DeleteReason.LINK_DOWN
-        for s in self.states.pop(dev, {}).values():
-            events.append(StateDeleted(dev, s.handle, s.sa, reason))
-        for p in self.policies.pop(dev, {}).values():
-            events.append(PolicyDeleted(dev, p.handle, p.index, p.dir, reason))
+        address = ipaddress.ip_address
+        for handle, (daddr, spi, proto, saddr) in self.states.pop(dev, {}).items():
+            sa = SAId(address(daddr), spi, proto, address(saddr))
+            events.append(StateDeleted(dev, handle, sa, reason))
+        for handle, (index, direction) in self.policies.pop(dev, {}).items():
+            events.append(PolicyDeleted(dev, handle, index, Direction(direction), reason))
         self.down.add(dev)
         return events
 

@@ -37,12 +37,11 @@ from typing import Any, NamedTuple
 from xfrm_offload.engine.datapath import DevicePath
 from xfrm_offload.engine.device import Device
 from xfrm_offload.engine.errors import LocalError
-from xfrm_offload.engine.events import Event
 from xfrm_offload.engine.profiles import PROFILES
 from xfrm_offload.v1 import offload_pb2 as pb
 
 from . import convert
-from .resets import Ledger, table_changes
+from .resets import Change, Ledger, table_changes
 
 log = logging.getLogger("xfrm_offload.server")
 
@@ -56,7 +55,7 @@ class Report(NamedTuple):
     #: The device's next time-limit deadline after the call (None: none pending).
     deadline: float | None
     #: The call's changes to the device's tables (from workers only, see resets.py).
-    changes: list[Event]
+    changes: list[Change]
 
 
 Reply = tuple[bool, Any, list[pb.WatchEventsResponse], Report | None]
