@@ -25,6 +25,9 @@ from .clock import Clock
 
 log = logging.getLogger("xfrm_offload.server")
 
+#: Rounds of handle_timer one fire_due runs at most (a bound, should a device keep
+#: reporting a deadline that has passed).
+MAX_PASSES = 4
 #: Runs ``handle_timer`` at ``now`` on one device, where it lives.
 Fire = Callable[[str, float], Awaitable[None]]
 
@@ -93,25 +96,33 @@ class DeadlineTimer:
         task.add_done_callback(self._tasks.discard)
 
     async def fire_due(self) -> None:
-        """Run ``handle_timer`` at the clock's now on every device that is due."""
-        now = self.clock.now()
-        due = [dev for dev, at in self.deadlines.items() if at <= now and dev not in self.firing]
-        self.firing.update(due)
-        try:
-            results = await asyncio.gather(
-                *(self.fire(dev, now) for dev in due), return_exceptions=True
-            )
-        finally:
-            self.firing.difference_update(due)
-        for dev, result in zip(due, results, strict=True):
-            if isinstance(result, BaseException):
-                # Not retried at once (that would spin): the device's next reply
-                # reports its deadline again.
-                self.deadlines.pop(dev, None)
-                log.warning(
-                    "time limits not handled",
-                    extra={"fields": {"dev": dev, "error": f"{type(result).__name__}: {result}"}},
+        """Run ``handle_timer`` at the clock's now on every device that is due, again while
+        some are (the clock moved on meanwhile), then arm the timer for what is next."""
+        for _ in range(MAX_PASSES):
+            now = self.clock.now()
+            due = [
+                dev for dev, at in self.deadlines.items() if at <= now and dev not in self.firing
+            ]
+            if not due:
+                break
+            self.firing.update(due)
+            try:
+                results = await asyncio.gather(
+                    *(self.fire(dev, now) for dev in due), return_exceptions=True
                 )
+            finally:
+                self.firing.difference_update(due)
+            for dev, result in zip(due, results, strict=True):
+                if isinstance(result, BaseException):
+                    # Not retried at once (that would spin): the device's next reply
+                    # reports its deadline again.
+                    self.deadlines.pop(dev, None)
+                    log.warning(
+                        "time limits not handled",
+                        extra={
+                            "fields": {"dev": dev, "error": f"{type(result).__name__}: {result}"}
+                        },
+                    )
         # Woken a little early (the loop's clock is not the wall clock): still due, so
         # armed again; otherwise at the following deadline.
         self._rearm()
