@@ -7,7 +7,8 @@
     xfrmctl [OPTIONS] device list | device show DEV
     xfrmctl [OPTIONS] packet tx|rx --dev DEV --in IN.pcap --out OUT.pcap   (packets.py)
 
-OPTIONS: --server ADDR, --json, -s/--stats, --keys, --dev DEV, --timeout S.
+OPTIONS: --server ADDR, --json, -s/--stats, --keys, --dev DEV, --timeout S,
+--tls-ca FILE, --tls-cert FILE, --tls-key FILE, --tls-server-name NAME (tls.py).
 Exit status: 0 ok, 1 the server refused, 2 usage error, 3 server unreachable.
 """
 
@@ -34,6 +35,7 @@ from .api import Client
 from .errors import XfrmOffloadError
 from .grammar import Command, PolicyFilter, StateFilter, XfrmSyntaxError
 from .render import format_event, format_policy, format_state, format_xfrm_stat
+from .tls import TlsError, add_tls_arguments, tls_of
 
 
 class ExitStatus(enum.IntEnum):
@@ -174,6 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--dev", metavar="DEV", default="", help="only this device's states and policies"
     )
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds per call (default 30)")
+    add_tls_arguments(parser)
     parser.add_argument("command", nargs=argparse.REMAINDER, help="what to do (see below)")
     return parser
 
@@ -777,16 +780,21 @@ async def run(argv: Sequence[str], out: TextIO = sys.stdout, err: TextIO = sys.s
     if tokens[0] == "packet":  # pcap files through the datapath: its own options (packets.py)
         from .packets import packet_main
 
-        return await packet_main(tokens, server=args.server, default_dev=args.dev, out=out, err=err)
+        return await packet_main(
+            tokens, server=args.server, default_dev=args.dev, out=out, err=err, tls=tls_of(args)
+        )
     text = _help_only(tokens)
     if text is not None:
         out.write(text)
         return ExitStatus.OK
     try:
         _check_syntax(tokens)
-        client = Client(args.server, timeout=args.timeout)
+        client = Client(args.server, timeout=args.timeout, tls=tls_of(args))
     except XfrmSyntaxError as exc:
         err.write(exc.render() + "\n")
+        return ExitStatus.USAGE
+    except TlsError as exc:
+        err.write(f"xfrmctl: {exc}\n")
         return ExitStatus.USAGE
     except ValueError as exc:
         err.write(f"xfrmctl: --server: {exc}\n")

@@ -37,6 +37,7 @@ from xfrm_offload.v1 import offload_pb2 as pb
 from .api import Client
 from .errors import XfrmOffloadError
 from .pcap import PcapError, PcapReader, PcapWriter, join_link, split_link
+from .tls import TlsError, TlsOptions
 
 #: Batches sent and not yet answered, at most: what bounds the memory a run pins.
 MAX_IN_FLIGHT = 4
@@ -276,6 +277,7 @@ async def packet_main(
     default_dev: str,
     out: TextIO = sys.stdout,
     err: TextIO = sys.stderr,
+    tls: TlsOptions | None = None,
 ) -> int:
     """``xfrmctl packet ...`` (tokens start with "packet"); returns xfrmctl's exit status."""
     from .cli import ExitStatus  # cli imports this module lazily: no import cycle
@@ -293,8 +295,8 @@ async def packet_main(
             raise _UsageError(
                 f"{USAGE}xfrmctl packet: error: --handle is for crypto offload TX only"
             )
-        client = Client(server, timeout=None)
-    except _UsageError as exc:
+        client = Client(server, timeout=None, tls=tls)
+    except (_UsageError, TlsError) as exc:
         err.write(f"{exc}\n")
         return ExitStatus.USAGE
     except SystemExit as exc:  # --help

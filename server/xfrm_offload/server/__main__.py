@@ -17,11 +17,13 @@ log = logging.getLogger("xfrm_offload.server")
 
 async def serve(config: ServerConfig) -> None:
     server = OffloadServer(config)
-    await server.start()
-    stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    # Handlers before start: a signal right after "serving" is logged never kills us.
+    stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, server.security.reload)  # TLS files, policy
+    await server.start()
     await stop.wait()
     log.info("shutting down", extra=logs.fields(grace=config.grace))
     await server.stop()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
-import os
 import socket
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from .datapath import DatapathServicer
 from .health import HealthServicer
 from .malformed import MalformedRequests
 from .nic import Nic
+from .security import Security
 from .servicers import DeviceServicer, DiagServicer, XfrmDevServicer
 
 log = logging.getLogger("xfrm_offload.server")
@@ -59,8 +59,11 @@ class OffloadServer:
         self.health = HealthServicer()
         #: Undecodable request bytes get INVALID_ARGUMENT, not UNKNOWN and a traceback.
         self.malformed = MalformedRequests()
+        self.security = Security(config.security, self.nic, config.log_format)
         self.server = aio.server(
-            interceptors=[self.malformed],
+            # Outermost first: a request that does not decode is refused before the
+            # authorizer (which reads the request's fields) sees it.
+            interceptors=[self.malformed, *self.security.interceptors()],
             options=[
                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
@@ -85,28 +88,18 @@ class OffloadServer:
         self._health_update: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        """Bind every listener (Unix sockets mode 0600) and start serving."""
+        """Bind every listener (Unix sockets mode 0600 unless configured) and start serving."""
         for endpoint in self.config.listen:
             if endpoint.unix_path is not None:
                 path = endpoint.unix_path
                 path.parent.mkdir(parents=True, exist_ok=True)
                 if path.is_socket():
                     _remove_stale_socket(path)
-                old_umask = os.umask(0o177)  # the socket is born 0600, no window
-                try:
-                    self.server.add_insecure_port(endpoint.grpc_target)
-                finally:
-                    os.umask(old_umask)
                 self._sockets.append(path)
-                self.addresses.append(endpoint.grpc_target)
-            else:
-                port = self.server.add_insecure_port(endpoint.grpc_target)
-                host = f"[{endpoint.host}]" if ":" in endpoint.host else endpoint.host
-                self.addresses.append(f"{host}:{port}")
+            self.addresses.append(self.security.bind(self.server, endpoint))
         await self.nic.start()  # workers first: no RPC may reach a device before it exists
         await self.server.start()
-        for path in self._sockets:
-            os.chmod(path, 0o600)
+        await self.security.start()  # the Unix sockets: SO_PEERCRED in front of gRPC
         for name in ("", *SERVICE_NAMES):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         log.info(
@@ -147,7 +140,9 @@ class OffloadServer:
             # is open) answers the end with a frame of its own; were the connection
             # closed by then, it would report UNAVAILABLE instead of the OK it was sent.
             await asyncio.sleep(STREAM_LINGER_SECONDS)
+        await self.security.close()
         await self.server.stop(self.config.grace if grace is None else grace)
+        await self.security.wait_closed()
         await self.nic.stop_workers()
         for path in self._sockets:
             path.unlink(missing_ok=True)

@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from xfrm_offload.engine.profiles import PROFILES
 from xfrm_offload.v1.endpoint import Endpoint, default_socket_path, parse_endpoint
 
-from . import logs
+from . import logs, security
 
 DEFAULT_DEVICE = "eth0"
 DEFAULT_PROFILE = "full"
@@ -39,6 +39,7 @@ class ServerConfig:
     log_format: str = "text"
     uvloop: bool = False
     workers: int = 0
+    security: security.SecurityConfig = field(default_factory=security.SecurityConfig)
 
 
 def _endpoint(text: str) -> Endpoint:
@@ -128,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the devices in N worker processes, sharded round-robin "
         "(default 0: in the server's own process)",
     )
+    security.add_arguments(parser)
     return parser
 
 
@@ -158,4 +160,5 @@ def parse_args(argv: Sequence[str] | None = None) -> ServerConfig:
         log_format=args.log_format,
         uvloop=args.uvloop,
         workers=args.workers,
+        security=security.from_args(parser, args, listen),
     )
