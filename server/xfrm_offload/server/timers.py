@@ -71,10 +71,6 @@ class DeadlineTimer:
             self.deadlines[dev] = deadline
         self._rearm()
 
-    def forget(self, dev: str) -> None:
-        """``dev`` lost its state (its worker restarted): nothing of it is pending."""
-        self.update(dev, None)
-
     def _rearm(self) -> None:
         pending = [at for dev, at in self.deadlines.items() if dev not in self.firing]
         earliest = min(pending) if pending and self._running and not self.clock.virtual else None
