@@ -38,7 +38,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def _seed_line(config: pytest.Config) -> str:
-    seed = config.getoption("hypothesis_seed")
+    seed = config.getoption("hypothesis_seed", None)
     return f"hypothesis seed: {seed} (rerun with --hypothesis-seed={seed})"
 
 
