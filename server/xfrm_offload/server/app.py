@@ -20,6 +20,7 @@ from . import logs
 from .clock import SystemClock, VirtualClock
 from .config import ServerConfig
 from .datapath import DatapathServicer
+from .limits import CallLimit, grpc_options
 from .nic import Nic
 from .servicers import DeviceServicer, DiagServicer, XfrmDevServicer
 
@@ -56,11 +57,14 @@ class OffloadServer:
         self.clock = VirtualClock() if config.virtual_clock else SystemClock()
         self.nic = Nic(config, self.clock)
         self.health = health_aio.HealthServicer()
+        self.calls = CallLimit(config.max_calls)
         self.server = aio.server(
+            interceptors=[self.calls],
             options=[
                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-            ]
+                *grpc_options(config.max_calls),
+            ],
         )
         offload_pb2_grpc.add_XfrmDevServiceServicer_to_server(
             XfrmDevServicer(self.nic), self.server
