@@ -1,0 +1,148 @@
+"""PacketStream's wire formats <-> the engine's batches: the one place packets are decoded.
+
+A request carries its packets in one of two forms, and its response answers in the same:
+
+- ``packets``: one ``Packet`` message per packet (id, data, offload_handle, seq), answered
+  by one ``PacketResult`` per packet (the original form);
+- ``batch``: a ``PacketBatch`` of parallel arrays (the packets as ``repeated bytes``, the
+  crypto-offload handles and sequence numbers as packed integers, empty when unused),
+  answered by a ``PacketBatchResult`` (packed verdicts and handles, the outputs, one
+  drop reason per DROP). No message per packet: it costs a third as much per packet to
+  build, parse and answer at 1400 B (bench/packet_shape.py).
+
+``decode`` turns a request into a ``Batch`` of engine values (bytes and ints); the
+device host and the workers see nothing else. ``encode`` turns the engine's
+``Results`` (one per chunk of the batch) into the response's bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from google.protobuf.message import DecodeError
+
+from xfrm_offload.engine.datapath import DROP, PASS, Results
+from xfrm_offload.engine.errors import InvalidArgument
+from xfrm_offload.v1 import offload_pb2 as pb
+
+#: Packets handed to the device in one call: between two calls, other work (control
+#: calls, other streams) gets its turn, however large the batch.
+CHUNK_PACKETS = 256
+
+
+@dataclass(slots=True)
+class Batch:
+    """One request's packets as engine values, and how to answer it."""
+
+    dev: str
+    direction: int
+    data: list[bytes]
+    #: Crypto offload TX: per-packet state handles and sequence numbers (else empty).
+    handles: list[int] = field(default_factory=list)
+    seqs: list[int] = field(default_factory=list)
+    #: The ``packets`` form: the caller's ids, echoed in its results. None: ``batch`` form.
+    ids: list[int] | None = None
+
+    def chunks(self) -> list[tuple[list[bytes], list[int], list[int]]]:
+        """(data, handles, seqs) of each run of at most CHUNK_PACKETS packets."""
+        n = len(self.data)
+        if n <= CHUNK_PACKETS:
+            return [(self.data, self.handles, self.seqs)]
+        return [
+            (
+                self.data[i : i + CHUNK_PACKETS],
+                self.handles[i : i + CHUNK_PACKETS],
+                self.seqs[i : i + CHUNK_PACKETS],
+            )
+            for i in range(0, n, CHUNK_PACKETS)
+        ]
+
+
+def decode(raw: bytes) -> Batch:
+    """A serialized PacketStreamRequest as a Batch (InvalidArgument if it is not one)."""
+    try:
+        request = pb.PacketStreamRequest.FromString(raw)
+    except DecodeError:
+        raise InvalidArgument("not a PacketStreamRequest", field="packets") from None
+    if request.HasField("batch"):
+        if request.packets:
+            raise InvalidArgument("a request carries packets or batch, not both", field="batch")
+        packed = request.batch
+        data = list(packed.data)
+        handles = list(packed.offload_handle)
+        seqs = list(packed.seq)
+        for name, values in (("offload_handle", handles), ("seq", seqs)):
+            if values and len(values) != len(data):
+                raise InvalidArgument(
+                    f"batch.{name} has {len(values)} entries for {len(data)} packets "
+                    "(give none or one per packet)",
+                    field=f"batch.{name}",
+                )
+        if seqs and not handles:
+            handles = [0] * len(data)
+        return Batch(request.dev, request.direction, data, handles, seqs)
+    packets = request.packets
+    handles = [p.offload_handle for p in packets]
+    crypto = any(handles)
+    return Batch(
+        request.dev,
+        request.direction,
+        [p.data for p in packets],
+        handles if crypto else [],
+        [p.seq for p in packets] if crypto else [],
+        [p.id for p in packets],
+    )
+
+
+def encode(batch: Batch, results: Sequence[Results]) -> bytes:
+    """The serialized PacketStreamResponse answering ``batch`` with its chunks' results."""
+    response = pb.PacketStreamResponse()
+    if batch.ids is None:
+        packed = response.batch
+        packed.SetInParent()  # an empty batch is answered in the batch form too
+        any_crypto = any(r.crypto is not None for r in results)
+        for r in results:
+            packed.verdict.extend(r.verdict)  # type: ignore[arg-type]  # Verdict values
+            packed.data.extend(r.data)
+            packed.offload_handle.extend(r.handle)
+            if r.drops:
+                packed.drop_reason.extend(r.drops[i] for i in sorted(r.drops))
+            if any_crypto:
+                packed.crypto_status.extend(r.crypto or [0] * len(r))  # type: ignore[arg-type]
+        return response.SerializeToString()
+    add = response.results.add
+    ids = iter(batch.ids)
+    for r in results:
+        crypto = r.crypto
+        drops = r.drops
+        data = r.data
+        handles = r.handle
+        # Built in place, field by field: constructing each PacketResult with keywords
+        # and copying it into the response cost about three times as much per packet.
+        for i, verdict in enumerate(r.verdict):
+            result = add()
+            result.id = next(ids)
+            result.offload_handle = handles[i]
+            result.verdict = verdict  # type: ignore[assignment]  # Verdict values
+            if verdict == DROP:
+                result.drop_reason = drops[i]
+            elif verdict == PASS:
+                result.data = data[i]
+            if crypto is not None and crypto[i]:
+                result.crypto_status = crypto[i]  # type: ignore[assignment]
+    return response.SerializeToString()
+
+
+def delivered(batch: Batch, results: Sequence[Results]) -> list[tuple[int, bytes]]:
+    """(id, output) of every packet that came out, for taps and cables (a ``batch``-form
+    packet's id is its index in the batch)."""
+    items: list[tuple[int, bytes]] = []
+    base = 0
+    ids = batch.ids
+    for r in results:
+        data = r.data
+        for i in r.passed():
+            items.append((ids[base + i] if ids is not None else base + i, data[i]))
+        base += len(r)
+    return items
