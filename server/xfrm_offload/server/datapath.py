@@ -31,8 +31,10 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import grpc
 
@@ -86,11 +88,12 @@ class PacketBudget:
         try:
             await waiter
         except asyncio.CancelledError:
-            if waiter.done() and not waiter.cancelled():
-                self.release(amount)  # granted as we were cancelled: give it back
-            else:
-                self._waiters.remove((amount, waiter))
+            if waiter.cancelled():  # still queued (_wake skips it) or never granted
+                with contextlib.suppress(ValueError):
+                    self._waiters.remove((amount, waiter))
                 self._wake()
+            else:
+                self.release(amount)  # granted as we were cancelled: give it back
             raise
 
     def release(self, amount: int) -> None:
@@ -102,8 +105,14 @@ class PacketBudget:
         self.peak = max(self.peak, self.held)
 
     def _wake(self) -> None:
-        while self._waiters and self.held + self._waiters[0][0] <= self.limit:
-            amount, waiter = self._waiters.popleft()
+        while self._waiters:
+            amount, waiter = self._waiters[0]
+            if waiter.cancelled():  # its task was cancelled and has not run yet
+                self._waiters.popleft()
+                continue
+            if self.held + amount > self.limit:
+                return
+            self._waiters.popleft()
             self._take(amount)
             waiter.set_result(None)
 
@@ -197,6 +206,22 @@ async def _in_turn(
     return await call()
 
 
+def _drop(future: asyncio.Future[Any]) -> None:
+    """Cancel a future nobody will await; if it already failed, its error is taken here
+    (a stream that ended has no use for it, and asyncio would log it as never retrieved)."""
+    if future.done():
+        if not future.cancelled():
+            future.exception()
+    else:
+        future.cancel()
+        future.add_done_callback(_quiet)
+
+
+def _quiet(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
 async def _write(context: Context, response: bytes) -> bool:
     """Send one response; False if the client is gone (it cancelled, or its connection
     ended): the stream then ends without a word, as the client no longer listens."""
@@ -218,8 +243,9 @@ class DatapathServicer(offload_pb2_grpc.DatapathServiceServicer):
         self.budget = PacketBudget(packet_budget)
         #: Set at shutdown: streams stop reading, answer what they have, and end OK.
         self.stopping = asyncio.Event()
-        #: PacketStreams open now.
+        #: PacketStreams open now, and how many of them wait for an answer to be taken.
         self.open_streams = 0
+        self.writing = 0
 
     def shutdown(self) -> None:
         """End every packet stream and tap cleanly (graceful server stop)."""
@@ -243,8 +269,8 @@ class DatapathServicer(offload_pb2_grpc.DatapathServiceServicer):
                 yield raw
         finally:
             stop.cancel()
-            if following is not None and not following.done():
-                following.cancel()
+            if following is not None:
+                _drop(following)
 
     def register(self, server: grpc.aio.Server) -> None:
         """Add the service with PacketStream working on serialized messages (see module doc)."""
@@ -330,7 +356,12 @@ class DatapathServicer(offload_pb2_grpc.DatapathServiceServicer):
                         await self.wires.transmitted(batch_dev, delivered)
                 response = packetwire.encode(batch, results)
                 del results
-                if not await _write(context, response):
+                self.writing += 1
+                try:
+                    written = await _write(context, response)
+                finally:
+                    self.writing -= 1
+                if not written:
                     return  # the client is gone
                 held.discard(job)
                 budget.release(job.charge)
@@ -341,10 +372,10 @@ class DatapathServicer(offload_pb2_grpc.DatapathServiceServicer):
             await abort(context, build_status(grpc.StatusCode.UNAVAILABLE, str(exc)))
         finally:
             self.open_streams -= 1
-            feeder.cancel()
+            _drop(feeder)
             for job in held:
                 for call in job.calls:
-                    call.cancel()
+                    _drop(call)
                 budget.release(job.charge)
             held.clear()
 
