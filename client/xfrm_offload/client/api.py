@@ -20,12 +20,12 @@ from xfrm_offload.v1 import offload_pb2 as pb
 from xfrm_offload.v1 import offload_pb2_grpc
 from xfrm_offload.v1 import xfrm_pb2 as xpb
 from xfrm_offload.v1.endpoint import default_address, parse_endpoint
+from xfrm_offload.v1.transport import CHANNEL_OPTIONS
 
 from .errors import XfrmOffloadError
 
 T = TypeVar("T")
 U = TypeVar("U")
-MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
 
 async def _mapped(items: AsyncIterable[T] | Iterable[T], fn: Callable[[T], U]) -> AsyncIterator[U]:
@@ -58,10 +58,7 @@ class Client:
         self.timeout = timeout
         self.channel = aio.insecure_channel(
             target,
-            options=[
-                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-            ],
+            options=CHANNEL_OPTIONS,
         )
         self.xfrmdev = offload_pb2_grpc.XfrmDevServiceStub(self.channel)
         self.device = offload_pb2_grpc.DeviceServiceStub(self.channel)

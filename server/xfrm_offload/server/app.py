@@ -15,6 +15,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from xfrm_offload.v1 import offload_pb2, offload_pb2_grpc
+from xfrm_offload.v1.transport import CHANNEL_OPTIONS
 
 from . import logs
 from .clock import SystemClock, VirtualClock
@@ -30,8 +31,6 @@ SERVICE_NAMES = tuple(
     offload_pb2.DESCRIPTOR.services_by_name[name].full_name
     for name in ("XfrmDevService", "DeviceService", "DatapathService", "DiagService")
 )
-#: Large packet batches must fit in one message.
-MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 #: At a graceful stop with packet streams open: time for their clients to take the end.
 STREAM_LINGER_SECONDS = 0.2
 
@@ -61,8 +60,7 @@ class OffloadServer:
         self.server = aio.server(
             interceptors=[self.calls],
             options=[
-                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                *CHANNEL_OPTIONS,
                 *grpc_options(config.max_calls),
             ],
         )
