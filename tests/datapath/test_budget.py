@@ -66,7 +66,7 @@ async def test_streams_that_do_not_read_wait_inside_the_budget_and_control_calls
         calls = [client.datapath.PacketStream(flood(k)) for k in range(STREAMS)]  # never read
         # Every stream is held: the budget is taken and charges are waiting for it.
         await until(lambda: budget.waits >= STREAMS, "streams waiting on the budget")
-        assert budget.held + 2 * size > budget.limit  # no room for one more batch
+        assert budget.held + budget.charge(size) > budget.limit  # no room for one more batch
         assert max(seen) <= budget.limit and budget.peak <= budget.limit
         held = budget.held
         # Control calls are answered while the streams are stalled, with and without workers.
@@ -91,10 +91,11 @@ async def test_budget_serves_waiters_in_order_and_a_batch_larger_than_it_runs_al
     order: list[str] = []
 
     async def take(name: str, amount: int) -> None:
-        await budget.acquire(budget.charge(amount))
+        await budget.acquire(amount)
         order.append(name)
 
-    big = asyncio.create_task(take("big", 500))  # charged 100: the whole budget
+    assert budget.charge(10) == 40 and budget.charge(500) == 100  # 4x, at most the budget
+    big = asyncio.create_task(take("big", budget.charge(500)))  # the whole budget
     small = asyncio.create_task(take("small", 10))  # would fit now, but waits its turn
     await asyncio.sleep(0)
     assert order == [] and budget.waits == 2
@@ -124,3 +125,15 @@ async def test_the_budget_flag_is_checked() -> None:
     for bad in ("0", "-1", "x"):
         with pytest.raises(SystemExit):
             parse_args(["--packet-budget", bad])
+
+
+async def test_room_waits_while_the_budget_is_full_or_others_wait() -> None:
+    budget = PacketBudget(10)
+    await budget.room()  # empty: room at once
+    await budget.acquire(10)
+    gate = asyncio.create_task(budget.room())
+    await asyncio.sleep(0)
+    assert not gate.done()
+    budget.release(10)
+    await gate
+    assert budget.held == 0 and budget.waits == 1

@@ -193,7 +193,7 @@ async def test_a_reader_that_does_not_read_stalls_the_sender_and_nothing_is_lost
             for i, p in enumerate(packets(udp4, "198.51.100.10", "203.0.113.20", 256, 1400))
         ]
         request = pb.PacketStreamRequest(dev="eth0", direction=TX, packets=batch)
-        budget = server.datapath.budget  # 1 MiB: one batch (charged 2 x 360 kB) at a time
+        budget = server.datapath.budget  # 1 MiB: one batch (charged 1 MiB) at a time
         sent = 0
         limit = 5000  # ~1.8 GB if nothing held it back: the bound of the loop
 

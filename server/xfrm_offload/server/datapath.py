@@ -57,6 +57,9 @@ TAP_QUEUE_LIMIT = 1024
 PIPELINE_DEPTH = 4
 #: Packet bytes in flight across all streams, by default (--packet-budget).
 DEFAULT_PACKET_BUDGET = 256 << 20
+#: A batch in the server's hands holds about this many times its request's size: the
+#: request, its decoded packets, their outputs and the serialized answer.
+CHARGE_FACTOR = 4
 
 
 class PacketBudget:
@@ -64,7 +67,9 @@ class PacketBudget:
 
     ``acquire`` waits, first come first served, until the bytes fit (a batch larger than
     the whole budget waits for all of it: it runs alone). ``held`` never exceeds
-    ``limit``; ``peak`` is the most it ever was, ``waits`` how often a charge had to wait.
+    ``limit``; ``peak`` is the most it ever was, ``waits`` how often a stream had to wait.
+    ``room`` waits until there is room at all: a stream waits there before it reads its
+    next request, so a full budget leaves requests in gRPC's flow control, not in memory.
     """
 
     def __init__(self, limit: int) -> None:
@@ -73,10 +78,20 @@ class PacketBudget:
         self.peak = 0
         self.waits = 0
         self._waiters: collections.deque[tuple[int, asyncio.Future[None]]] = collections.deque()
+        self._room: list[asyncio.Future[None]] = []
 
     def charge(self, size: int) -> int:
-        """What a batch of ``size`` bytes is charged (never more than the whole budget)."""
-        return min(size, self.limit)
+        """What a request of ``size`` bytes is charged: CHARGE_FACTOR times its size (never
+        more than the whole budget)."""
+        return min(CHARGE_FACTOR * size, self.limit)
+
+    async def room(self) -> None:
+        """Return when the budget has room and nobody waits for it."""
+        while self.held >= self.limit or self._waiters:
+            self.waits += 1
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._room.append(waiter)
+            await waiter
 
     async def acquire(self, amount: int) -> None:
         if not self._waiters and self.held + amount <= self.limit:
@@ -115,6 +130,11 @@ class PacketBudget:
             self._waiters.popleft()
             self._take(amount)
             waiter.set_result(None)
+        if self.held < self.limit and self._room:
+            for waiter in self._room:
+                if not waiter.done():
+                    waiter.set_result(None)
+            self._room.clear()
 
 
 def _lost_packets(count: int) -> pb.WatchPacketsResponse:
@@ -252,14 +272,22 @@ class DatapathServicer(offload_pb2_grpc.DatapathServiceServicer):
         self.stopping.set()
         self.wires.close()
 
-    async def _until_shutdown(self, requests: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-        """The stream's requests, until it ends or the server starts shutting down."""
+    async def _until_shutdown(
+        self, requests: AsyncIterator[bytes], before_each: Callable[[], Awaitable[None]]
+    ) -> AsyncIterator[bytes]:
+        """The stream's requests, until it ends or the server starts shutting down; each is
+        read only once ``before_each()`` returns."""
         iterator = aiter(requests)
         stop = asyncio.ensure_future(self.stopping.wait())
         following: asyncio.Future[bytes | None] | None = None
+
+        async def next_request() -> bytes | None:
+            await before_each()
+            return await anext(iterator, None)
+
         try:
             while True:
-                following = asyncio.ensure_future(anext(iterator, None))
+                following = asyncio.ensure_future(next_request())
                 await asyncio.wait((following, stop), return_when=asyncio.FIRST_COMPLETED)
                 if not following.done():
                     return
@@ -325,8 +353,8 @@ class DatapathServicer(offload_pb2_grpc.DatapathServiceServicer):
             after a refusal."""
             last: asyncio.Future[Results] | None = None
             try:
-                async for raw in self._until_shutdown(request_iterator):
-                    charge = budget.charge(2 * len(raw))
+                async for raw in self._until_shutdown(request_iterator, budget.room):
+                    charge = budget.charge(len(raw))
                     await budget.acquire(charge)
                     job = _Job(Batch("", 0, []), charge)
                     held.add(job)
