@@ -63,6 +63,14 @@ async def test_batch_form_answers_exactly_as_the_packet_form(sock_dir: Path) -> 
         # ESP numbered in packet order across the 256-packet chunks of the batch.
         seqs = [int.from_bytes(new.data[i][24:28], "big") for i in esp_at]
         assert seqs == list(range(1, 301))
+        # A batch over 1 MiB is read and answered a part at a time: the same result.
+        large = packets(udp4, "198.51.100.10", "203.0.113.20", 900, 1400)
+        (big,) = [r async for r in client.packet_batches("eth1", TX, [pb.PacketBatch(data=large)])]
+        assert list(big.verdict) == [pb.VERDICT_PASS] * 900
+        assert [int.from_bytes(w[24:28], "big") for w in big.data] == list(range(301, 1201))
+        receiver = peer_sa(OUT)
+        receiver.decap_batch([new.data[i] for i in esp_at], 1.0)  # its window past 300
+        assert receiver.decap_batch(list(big.data), 1.0) == large
         # An empty batch is answered in the same form.
         (empty,) = [r async for r in client.packet_batches("eth1", TX, [pb.PacketBatch()])]
         assert list(empty.verdict) == []

@@ -79,3 +79,38 @@ def test_requests_decode_to_engine_values_in_either_form() -> None:
     with pytest.raises(InvalidArgument) as bad:
         packetwire.decode(b"\xff\xff")
     assert bad.value.field == "packets"
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_scanner_reads_what_decode_reads_or_hands_it_over(seed: int) -> None:
+    """Random requests, some with handles (not the scanner's shape), some truncated: the
+    scanner gives the same Batch as decode, or the same refusal."""
+    rng = random.Random(seed)
+    for _ in range(20):
+        sizes = [0, 1, 127, 128, 1400, 16383, 16384, 20000]
+        data = [rng.randbytes(rng.choice(sizes)) for _ in range(rng.randrange(0, 40))]
+        crypto = rng.random() < 0.2
+        packed = pb.PacketBatch(
+            data=data,
+            offload_handle=[1] * len(data) if crypto else [],
+            seq=range(len(data)) if crypto else [],
+        )
+        request = pb.PacketStreamRequest(
+            dev=rng.choice(["", "eth0", "é"]),
+            direction=rng.choice([0, 1, 2, 300]),  # type: ignore[arg-type]
+            batch=packed,
+        )
+        raw = request.SerializeToString()
+        if rng.random() < 0.3:
+            raw = raw[: rng.randrange(len(raw) + 1)]
+        scanner = packetwire.Scanner(raw)
+        while not scanner.step(rng.randrange(1, 9)):
+            pass
+        try:
+            expected = packetwire.decode(raw)
+        except InvalidArgument as exc:
+            with pytest.raises(InvalidArgument) as refused:
+                scanner.batch()
+            assert refused.value.field == exc.field
+            continue
+        assert scanner.batch() == expected

@@ -226,6 +226,16 @@ async def _in_turn(
     return await call()
 
 
+async def _decode(raw: bytes) -> Batch:
+    """``packetwire.decode``; a large request is read a chunk per turn of the loop."""
+    if len(raw) < packetwire.LARGE_REQUEST:
+        return packetwire.decode(raw)
+    scanner = packetwire.Scanner(raw)
+    while not scanner.step(packetwire.CHUNK_PACKETS):
+        await asyncio.sleep(0)
+    return scanner.batch()
+
+
 async def _encode(batch: Batch, results: list[Results]) -> bytes:
     """``packetwire.encode``; a packed answer of many chunks is built a chunk per turn of
     the event loop and joined in a thread (bytes.join lets go of the GIL), so a 64 MiB
@@ -372,7 +382,7 @@ class DatapathServicer(offload_pb2_grpc.DatapathServiceServicer):
                     await budget.acquire(charge)
                     job = _Job(Batch("", 0, []), charge)
                     held.add(job)
-                    job.batch = batch = packetwire.decode(raw)
+                    job.batch = batch = await _decode(raw)
                     del raw
                     self._check_head(first, batch)
                     await in_flight.put(job)

@@ -95,6 +95,100 @@ def decode(raw: bytes) -> Batch:
     )
 
 
+#: Requests at least this large are read a part at a time (``Scanner``).
+LARGE_REQUEST = 1 << 20
+
+
+class Scanner:
+    """Reads a large ``batch``-form request's packets a part at a time, so that decoding a
+    64 MiB request does not hold the event loop for the 100 ms the protobuf runtime
+    takes. It reads the wire format for the common shape only (dev, direction, and a
+    PacketBatch of data entries); anything else (handles, seqs, the packets form,
+    unknown or repeated fields, bad bytes) sets ``plain``: then ``decode`` reads it."""
+
+    def __init__(self, raw: bytes) -> None:
+        self.raw = raw
+        self.plain = False
+        self.dev = ""
+        self.direction = 0
+        self.data: list[bytes] = []
+        self.pos = self.end = 0
+        try:
+            self._head()
+        except (IndexError, UnicodeDecodeError, ValueError):
+            self.plain = True
+
+    def _varint(self, pos: int) -> tuple[int, int]:
+        raw = self.raw
+        value = shift = 0
+        while True:
+            b = raw[pos]
+            pos += 1
+            value |= (b & 0x7F) << shift
+            if b < 0x80:
+                return value, pos
+            shift += 7
+            if shift > 63:
+                raise ValueError("varint too long")
+
+    def _head(self) -> None:
+        raw, pos, seen = self.raw, 0, set()
+        while pos < len(raw):
+            tag = raw[pos]
+            if tag in seen or tag not in (0x0A, 0x10, 0x22):
+                self.plain = True
+                return
+            seen.add(tag)
+            if tag == 0x10:
+                self.direction, pos = self._varint(pos + 1)
+                continue
+            size, pos = self._varint(pos + 1)
+            if pos + size > len(raw):
+                raise ValueError("truncated")
+            if tag == 0x0A:
+                self.dev = raw[pos : pos + size].decode()
+            else:
+                self.pos, self.end = pos, pos + size
+            pos += size
+        if 0x22 not in seen:
+            self.plain = True
+
+    def step(self, count: int) -> bool:
+        """Read up to ``count`` more packets; True when the request is read (or ``plain``)."""
+        if self.plain:
+            return True
+        raw, pos, end, data = self.raw, self.pos, self.end, self.data
+        try:
+            for _ in range(count):
+                if pos >= end:
+                    break
+                if raw[pos] != 0x0A:  # handles, seqs or unknown: the runtime reads it
+                    self.plain = True
+                    return True
+                b = raw[pos + 1]
+                if b < 0x80:
+                    size, pos = b, pos + 2
+                elif raw[pos + 2] < 0x80:
+                    size, pos = (b & 0x7F) | raw[pos + 2] << 7, pos + 3
+                else:
+                    size, pos = self._varint(pos + 1)
+                if pos + size > end:
+                    raise ValueError("truncated")
+                data.append(raw[pos : pos + size])
+                pos += size
+        except (IndexError, ValueError):
+            self.plain = True
+            return True
+        self.pos = pos
+        return pos >= end
+
+    def batch(self) -> Batch:
+        """The request read (``decode`` when it was not the common shape)."""
+        if self.plain:
+            return decode(self.raw)
+        return Batch(self.dev, self.direction, self.data)
+
+
 def encode(batch: Batch, results: Sequence[Results]) -> bytes:
     """The serialized PacketStreamResponse answering ``batch`` with its chunks' results."""
     if batch.ids is None:
