@@ -259,20 +259,22 @@ async def push_capture(
                 grpc.StatusCode.INTERNAL,
                 f"the server answered {len(verdicts)} results for {len(meta.headers)} packets",
             )
-        reasons = iter(reply.drop_reason)
         outputs = reply.data
-        for i, verdict in enumerate(verdicts):
-            if verdict == pb.VERDICT_PASS:
-                writer.write(
-                    join_link(linktype, meta.headers[i], outputs[i]),
-                    timestamp_ns=meta.timestamps[i],
-                )
-                counts.out += 1
-            elif verdict == pb.VERDICT_DROP:
-                counts.dropped += 1
-                counts.drops[next(reasons, "") or "unknown"] += 1
-            else:
-                counts.consumed += 1
+        passed = [i for i, verdict in enumerate(verdicts) if verdict == pb.VERDICT_PASS]
+        headers, stamps = meta.headers, meta.timestamps
+        writer.write_many(
+            [join_link(linktype, headers[i], outputs[i]) for i in passed],
+            [stamps[i] for i in passed],
+        )
+        counts.out += len(passed)
+        if len(passed) < len(verdicts):
+            dropped = sum(1 for verdict in verdicts if verdict == pb.VERDICT_DROP)
+            counts.dropped += dropped
+            counts.consumed += len(verdicts) - len(passed) - dropped
+            for reason in reply.drop_reason:
+                counts.drops[reason or "unknown"] += 1
+            if dropped > len(reply.drop_reason):  # a server that named fewer than it dropped
+                counts.drops["unknown"] += dropped - len(reply.drop_reason)
         for status in reply.crypto_status:
             if status:
                 counts.crypto[crypto_names.get(status, "unknown")] += 1
