@@ -6,14 +6,16 @@ device (in this process, or its worker) gets them in chunks of at most
 ``packetwire.CHUNK_PACKETS`` packets and answers with the engine's ``Results``, which
 ``packetwire.encode`` turns into the response. One response per request, in order.
 
-Up to ``PIPELINE_DEPTH`` batches of a stream are in the server's hands at once, so the
-gRPC work on one batch overlaps with the device's work on the next. Every batch is also
-charged to one server-wide ``PacketBudget`` (``--packet-budget``): twice its request's
-size (the request and its answer) from the moment it is read until its answer has been
-written. A stream that cannot be charged stops reading, and gRPC's flow control (HTTP/2
-windows) holds its client back; so does a client that does not read its results (its
-answers are not written). So the packet bytes all streams together can pin are bounded
-by the budget, plus, per stream, the one request it read and waits to charge.
+Up to ``PIPELINE_DEPTH`` batches of a stream wait for their answers to be written (one
+more may be on its way to the device), so the gRPC work on one batch overlaps with the
+device's work on the next. Every batch is also charged to one server-wide
+``PacketBudget`` (``--packet-budget``): ``CHARGE_FACTOR`` times its request's size (the
+request, its packets, their outputs and the answer) from the moment it is read until its
+answer has been written. A stream waits for room in the budget before it reads, and
+for its charge after: meanwhile gRPC's flow control (HTTP/2 windows) holds its client
+back; so does a client that does not read its results (its answers are not written).
+So the packet bytes all streams together can pin are bounded by the budget, plus, per
+stream, its HTTP/2 window and the one request it read when there was room.
 
 Between two chunks other work gets its turn (control calls, other streams): in this
 process the loop runs other tasks between chunks; with --workers control calls take
@@ -385,10 +387,12 @@ class DatapathServicer(offload_pb2_grpc.DatapathServiceServicer):
                     job.batch = batch = await _decode(raw)
                     del raw
                     self._check_head(first, batch)
-                    await in_flight.put(job)
+                    # Submitted before it joins the pipeline: the writer never sees a job
+                    # whose calls are not all made.
                     self._submit(first[0].dev, job, last)
                     if job.calls:
                         last = job.calls[-1]
+                    await in_flight.put(job)
             except asyncio.CancelledError:
                 raise  # the stream is gone: nobody will read an end marker
             except BaseException:
