@@ -20,8 +20,9 @@ AES-128-GCM (rfc4106), packet offload, tunnel mode, IPv4 outer, inner IPv4/UDP p
   before timing) and sent by this one client process, which shares the machine's cores
   with the server's processes.
 - ``layout``: the same 1 vs 2 workers WITHOUT gRPC or a client: the server's device host
-  (``Nic``) built in this process and handed pre-serialized batches, with the CPU this
-  process (the pipes to the workers) and the workers spend per packet.
+  (``Nic``) built in this process and handed pre-decoded batches (engine values, as
+  PacketStream hands them over), with the CPU this process (the pipes to the workers)
+  and the workers spend per packet.
 
 The client (this process) builds every request message before a round is timed; a
 round is one stream carrying its packets, pipelined (requests written while responses
@@ -581,7 +582,7 @@ def print_report(r: Result) -> None:
     if r.layout is not None:
         w = r.layout
         print(
-            f"worker layout without gRPC (TX 1400 B, batches of 64, 2 devices, pre-serialized "
+            f"worker layout without gRPC (TX 1400 B, batches of 64, 2 devices, pre-decoded "
             f"batches from this process): 1: {w['1'] / 1e3:.0f} kpps, 2: {w['2'] / 1e3:.0f} kpps, "
             f"x{w['2'] / w['1']:.2f}"
         )
