@@ -1,12 +1,14 @@
-"""A packet flood that never reads its results, and the control plane beside it.
+"""Packet floods, and the control plane beside them.
 
 Run: ``PYTHONPATH=proto:server:client python bench/flood.py`` (``--quick`` for a short
 run, ``--json`` for machine-readable output).
 
 The server runs as a separate process on a Unix socket, once in its own process and once
-with ``--workers 1``. CLIENTS streams, each from its own process, push PacketStream batches
-of about 64 MiB (1400 B packets, TX through an AES-GCM tunnel SA) as fast as the server
-takes them, and never read an answer. Meanwhile a control client calls ListDevices and
+with ``--workers 1``, under each of two floods of CLIENTS streams, each from its own
+process: batches of about 64 MiB (1400 B packets, TX through an AES-GCM tunnel SA) pushed
+as fast as the server takes them and never an answer read; and batches of 64 short ESP
+packets for an SA that does not exist (every one dropped) pushed and answered as fast as
+the server goes. Meanwhile a control client calls ListDevices and
 GetStats in turn, one call every CONTROL_GAP seconds, and the server's VmRSS (its workers
 included) is sampled every RSS_GAP seconds. Reported: RSS before, peak and at the end,
 how many batches the server took in (what the flood clients got to send), and the control
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import signal
 import statistics
@@ -43,7 +46,11 @@ RSS_GAP = 0.25
 METHOD = "/xfrm_offload.v1.DatapathService/PacketStream"
 
 
-async def flood_part(seconds: float, workers: int) -> dict[str, Any]:
+#: The two floods: (name, packets per batch, whether the flood clients read the answers).
+FLOODS = (("64 MiB, unread", BATCH_PACKETS, False), ("64 x 120 B ESP, no SA, RX, read", 64, True))
+
+
+async def flood_part(seconds: float, workers: int, flood: str) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="xo-flood-") as d:
         sock = Path(d) / "s.sock"
         args = ["--workers", str(workers)] if workers else []
@@ -52,7 +59,7 @@ async def flood_part(seconds: float, workers: int) -> dict[str, Any]:
             await install(control, "eth0")
             flooders = [
                 subprocess.Popen(
-                    [sys.executable, __file__, "--flood-client", str(sock)],
+                    [sys.executable, __file__, "--flood-client", str(sock), flood],
                     stdout=subprocess.PIPE,
                     text=True,
                 )
@@ -103,6 +110,7 @@ async def flood_part(seconds: float, workers: int) -> dict[str, Any]:
         return latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1e3
 
     return {
+        "flood": flood,
         "workers": workers,
         "seconds": seconds,
         "batches_sent": sum(sent),
@@ -119,12 +127,19 @@ async def flood_part(seconds: float, workers: int) -> dict[str, Any]:
     }
 
 
-async def flood_client(sock: str) -> None:
-    """One flood client (its own process): send batches, never read, until SIGTERM; then
-    print how many it sent."""
-    data = [inner_packet(1400)] * BATCH_PACKETS
+async def flood_client(sock: str, flood: str) -> None:
+    """One flood client (its own process): send batches until SIGTERM, reading the answers
+    or not as the flood says; then print how many it sent."""
+    _, count, read = next(f for f in FLOODS if f[0] == flood)
+    if read:  # short ESP for an SA nobody has: every packet dropped (XfrmInNoStates)
+        packet = inner_packet(1400)
+        data = [packet[:9] + b"\x32" + packet[10:120]] * count
+        direction = pb.PACKET_DIRECTION_RX
+    else:
+        data = [inner_packet(1400)] * count
+        direction = pb.PACKET_DIRECTION_TX
     raw = pb.PacketStreamRequest(
-        dev="eth0", direction=pb.PACKET_DIRECTION_TX, batch=pb.PacketBatch(data=data)
+        dev="eth0", direction=direction, batch=pb.PacketBatch(data=data)
     ).SerializeToString()
     del data
     sent = 0
@@ -137,40 +152,50 @@ async def flood_client(sock: str) -> None:
             yield raw
             sent += 1
 
+    async def drain(call: Any) -> None:
+        async for _ in call:
+            pass
+
     async with aio.insecure_channel(f"unix:{sock}", options=CHANNEL_OPTIONS) as ch:
         call = ch.stream_stream(METHOD, None, None)(batches())
+        reader = asyncio.ensure_future(drain(call)) if read else None
         await done.wait()
         call.cancel()
+        if reader is not None:
+            with contextlib.suppress(BaseException):
+                await reader
     print(sent, flush=True)
 
 
 def report(runs: list[dict[str, Any]]) -> None:
-    print(f"{CLIENTS} clients pushing ~64 MiB batches without reading; control calls beside")
-    head = f"{'server':<12}{'batches':>8}{'RSS before':>11}{'peak':>7}{'after':>7}"
+    print(f"{CLIENTS} flood clients; control calls beside")
+    head = f"{'flood':<32}{'server':<12}{'batches':>8}{'RSS before':>11}{'peak':>7}{'after':>7}"
     head += f"{'ctl calls':>10}{'p50 ms':>8}{'p99 ms':>8}{'max ms':>8}  failures"
     print(head)
     for r in runs:
         name = f"--workers {r['workers']}" if r["workers"] else "in-process"
         print(
-            f"{name:<12}{r['batches_sent']:>8}{r['rss_before_mib']:>11.0f}"
+            f"{r['flood']:<32}{name:<12}{r['batches_sent']:>8}{r['rss_before_mib']:>11.0f}"
             f"{r['rss_peak_mib']:>7.0f}{r['rss_after_mib']:>7.0f}{r['control_calls']:>10}"
             f"{r['control_p50_ms']:>8.1f}{r['control_p99_ms']:>8.1f}{r['control_max_ms']:>8.1f}"
             f"  {r['control_failures'] or 0}"
         )
-        print(f"{'':<12}RSS over time (MiB): {r['rss_samples_mib']}")
+        print(f"{'':<44}RSS over time (MiB): {r['rss_samples_mib']}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--json", action="store_true")
-    parser.add_argument("--flood-client", metavar="SOCK", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--flood-client", nargs=2, metavar=("SOCK", "FLOOD"), help=argparse.SUPPRESS
+    )
     args = parser.parse_args(argv)
     if args.flood_client:
-        asyncio.run(flood_client(args.flood_client))
+        asyncio.run(flood_client(*args.flood_client))
         return 0
     seconds = 4.0 if args.quick else 10.0
-    runs = [asyncio.run(flood_part(seconds, w)) for w in (0, 1)]
+    runs = [asyncio.run(flood_part(seconds, w, f[0])) for f in FLOODS for w in (0, 1)]
     if args.json:
         print(json.dumps(runs, indent=2))
     else:
