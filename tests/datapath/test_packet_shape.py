@@ -76,6 +76,21 @@ async def test_batch_form_answers_exactly_as_the_packet_form(sock_dir: Path) -> 
         assert list(empty.verdict) == []
 
 
+async def test_later_requests_may_leave_out_dev_and_direction(sock_dir: Path) -> None:
+    async with running_server(sock_dir) as (_, client):
+        assert (await client.state_add(sa(OUT, "eth0", False))).offloaded
+        await client.policy_add(policy(OUT, "eth0", False))
+        data = packets(udp4, "198.51.100.10", "203.0.113.20", 4, 100)
+
+        async def requests() -> AsyncIterator[pb.PacketStreamRequest]:
+            yield pb.PacketStreamRequest(dev="eth0", direction=TX, batch=pb.PacketBatch(data=data))
+            yield pb.PacketStreamRequest(batch=pb.PacketBatch(data=data))  # same stream: TX
+
+        replies = [r async for r in client.datapath.PacketStream(requests())]
+        seqs = [int.from_bytes(d[24:28], "big") for r in replies for d in r.batch.data]
+        assert seqs == list(range(1, 9))  # both batches encapsulated, in order
+
+
 @pytest.mark.parametrize(
     ("batch", "field"),
     [

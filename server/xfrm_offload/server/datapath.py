@@ -348,20 +348,23 @@ class DatapathServicer(offload_pb2_grpc.DatapathServiceServicer):
         name = pb.DESCRIPTOR.services_by_name["DatapathService"].full_name
         server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(name, handlers),))
 
-    def _submit(self, dev: str, job: _Job, after: asyncio.Future[Results] | None) -> None:
-        """Hand a batch's chunks to the device, in order, after the stream's previous ones.
+    def _submit(
+        self, head: tuple[str, int], job: _Job, after: asyncio.Future[Results] | None
+    ) -> None:
+        """Hand a batch's chunks to the device, in order, after the stream's previous ones
+        (``head``: the stream's device and direction; later requests may leave them out).
 
         With workers every chunk is sent at once (the worker's pipe keeps the order and
         lets control calls pass). In this process each chunk waits for the one before
         it and for one turn of the event loop, so a large batch does not hold the loop.
         """
         nic = self.nic
-        batch = job.batch
+        dev, direction = head
         now = nic.clock.now()
         inline = isinstance(nic.host, LocalDevices)
-        for data, handles, seqs in batch.chunks():
+        for data, handles, seqs in job.batch.chunks():
             call = functools.partial(
-                nic.call, dev, ops.packets, batch.direction, data, handles, seqs, now
+                nic.call, dev, ops.packets, direction, data, handles, seqs, now
             )
             after = asyncio.ensure_future(_in_turn(after, call) if inline else call())
             job.calls.append(after)
@@ -372,7 +375,8 @@ class DatapathServicer(offload_pb2_grpc.DatapathServiceServicer):
         in_flight: asyncio.Queue[_Job | None] = asyncio.Queue(PIPELINE_DEPTH)
         held: set[_Job] = set()  # charged to the budget and not yet released
         budget = self.budget
-        first: list[Batch] = []  # the first message fixes the stream's device and direction
+        #: (dev, direction) from the first message: they hold for the whole stream.
+        first: list[tuple[str, int]] = []
 
         async def feed() -> None:
             """Read, charge, decode and submit requests; end the pipeline with None, also
@@ -389,7 +393,7 @@ class DatapathServicer(offload_pb2_grpc.DatapathServiceServicer):
                     self._check_head(first, batch)
                     # Submitted before it joins the pipeline: the writer never sees a job
                     # whose calls are not all made.
-                    self._submit(first[0].dev, job, last)
+                    self._submit(first[0], job, last)
                     if job.calls:
                         last = job.calls[-1]
                     await in_flight.put(job)
@@ -406,10 +410,11 @@ class DatapathServicer(offload_pb2_grpc.DatapathServiceServicer):
             while (job := await in_flight.get()) is not None:
                 results = [await call for call in job.calls]
                 batch = job.batch
-                if self.wires.wanted(batch_dev := first[0].dev, first[0].direction):
+                dev, direction = first[0]
+                if self.wires.wanted(dev, direction):
                     delivered = packetwire.delivered(batch, results)
                     if delivered:
-                        await self.wires.transmitted(batch_dev, delivered)
+                        await self.wires.transmitted(dev, delivered)
                 response = await _encode(batch, results)
                 del results
                 self.writing += 1
@@ -435,15 +440,16 @@ class DatapathServicer(offload_pb2_grpc.DatapathServiceServicer):
                 budget.release(job.charge)
             held.clear()
 
-    def _check_head(self, first: list[Batch], batch: Batch) -> None:
-        """The first batch names a device and a direction; later ones keep them."""
+    def _check_head(self, first: list[tuple[str, int]], batch: Batch) -> None:
+        """The first batch names a device and a direction (kept in ``first``, not the
+        batch: its packets must not live as long as the stream); later ones keep them."""
         if not first:
             self.nic.device(batch.dev, "dev")
             if batch.direction not in (pb.PACKET_DIRECTION_TX, pb.PACKET_DIRECTION_RX):
                 raise InvalidArgument("direction must be TX or RX", field="direction")
-            first.append(batch)
-        elif (batch.dev and batch.dev != first[0].dev) or (
-            batch.direction and batch.direction != first[0].direction
+            first.append((batch.dev, batch.direction))
+        elif (batch.dev and batch.dev != first[0][0]) or (
+            batch.direction and batch.direction != first[0][1]
         ):
             raise InvalidArgument("a stream carries one device and one direction", field="dev")
 
