@@ -24,7 +24,7 @@ async def test_a_control_call_passes_packet_chunks_waiting_for_the_pipe() -> Non
         now = nic.clock.now()
         t = Tunnel()
         await nic.call("eth0", ops.state_add, sa(t, "eth0", False), now)
-        await nic.call("eth0", ops.policy_add, policy(t, "eth0", False))
+        await nic.call("eth0", ops.policy_add, policy(t, "eth0", False), now)
         data = packets(udp4, "198.51.100.10", "203.0.113.20", 256, 1400)
         done: list[str] = []
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from xfrm_offload.engine.bond import BondMode
 from xfrm_offload.engine.profiles import PROFILES
 from xfrm_offload.v1.endpoint import Endpoint, default_socket_path, parse_endpoint
 
-from . import logs
+from . import logs, security
 
 DEFAULT_DEVICE = "eth0"
 DEFAULT_PROFILE = "full"
@@ -24,6 +25,15 @@ class DeviceSpec:
 
     name: str
     profile: str = DEFAULT_PROFILE
+
+
+@dataclass(frozen=True)
+class BondSpec:
+    """One --bond: a name, its members in enslave order, a bonding mode."""
+
+    name: str
+    members: tuple[str, ...]
+    mode: str = "active-backup"
 
 
 @dataclass(frozen=True)
@@ -43,6 +53,11 @@ class ServerConfig:
     max_calls: int = 10_000
     #: Packet bytes in flight across every PacketStream (datapath.py's PacketBudget).
     packet_budget: int = 256 << 20
+    bonds: tuple[BondSpec, ...] = ()
+    security: security.SecurityConfig = field(default_factory=security.SecurityConfig)
+    metrics: Endpoint | None = None
+    #: --engine: auto/native/python; None keeps XFRM_OFFLOAD_ENGINE's choice (default auto).
+    engine: str | None = None
 
 
 def _endpoint(text: str) -> Endpoint:
@@ -50,6 +65,13 @@ def _endpoint(text: str) -> Endpoint:
         return parse_endpoint(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _metrics(text: str) -> Endpoint:
+    endpoint = _endpoint(text)
+    if endpoint.unix_path is not None:
+        raise argparse.ArgumentTypeError(f"{text!r}: Prometheus scrapes HOST:PORT, not unix:")
+    return endpoint
 
 
 def _device(text: str) -> DeviceSpec:
@@ -71,6 +93,25 @@ def _cable(text: str) -> tuple[str, str]:
     if not sep or not a or not b or a == b:
         raise argparse.ArgumentTypeError(f"{text!r}: expected DEV_A:DEV_B, two different devices")
     return a, b
+
+
+def _bond(text: str) -> BondSpec:
+    name, _, rest = text.partition(":")
+    members, _, mode = rest.partition(":")
+    if not _IFNAME.match(name):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: bond name must be 1-15 characters of letters, digits, '_', '.', '-'"
+        )
+    names = tuple(m for m in members.split(",") if m)
+    if not names:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected NAME:MEMBER[,MEMBER...][:MODE]")
+    modes = [m.value for m in BondMode]
+    mode = mode or BondMode.ACTIVE_BACKUP.value
+    if mode not in modes:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: unknown bonding mode {mode!r} (choose from {', '.join(modes)})"
+        )
+    return BondSpec(name, names, mode)
 
 
 def _workers(text: str) -> int:
@@ -118,6 +159,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="connect two devices' wires inside the server, repeatable",
     )
     parser.add_argument(
+        "--bond",
+        metavar="NAME:MEMBER[,MEMBER...][:MODE]",
+        action="append",
+        type=_bond,
+        default=[],
+        help="a bond over --device members (mode active-backup by default), repeatable; "
+        "states and policies added on it live on its active member",
+    )
+    parser.add_argument(
         "--virtual-clock",
         action="store_true",
         help="time moves only through the AdvanceClock RPC (for tests of time limits)",
@@ -158,6 +208,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="packet bytes in flight across all packet streams, MiB; streams past it "
         "wait on flow control (default: 256)",
     )
+    security.add_arguments(parser)
+    parser.add_argument(
+        "--metrics",
+        metavar="HOST:PORT",
+        type=_metrics,
+        default=None,
+        help="serve Prometheus metrics on http://HOST:PORT/metrics (port 0: any free port)",
+    )
+    parser.add_argument(
+        "--engine",
+        choices=("auto", "native", "python"),
+        default=None,
+        help="ESP engine: native (C on OpenSSL), python (the reference), auto (native "
+        "when built; default, or $XFRM_OFFLOAD_ENGINE)",
+    )
     return parser
 
 
@@ -177,7 +242,27 @@ def parse_args(argv: Sequence[str] | None = None) -> ServerConfig:
             if end in cabled:
                 parser.error(f"argument --cable: {end} is in two cables (a wire has two ends)")
             cabled.add(end)
+    bonded: set[str] = set()
+    for bond in args.bond:
+        if bond.name in names or bond.name in {b.name for b in args.bond if b is not bond}:
+            parser.error(f"argument --bond: {bond.name} is already a device name")
+        for member in bond.members:
+            if member not in names:
+                parser.error(f"argument --bond: no device {member!r} (have: {', '.join(names)})")
+            if member in bonded:
+                parser.error(f"argument --bond: {member} is in two bonds")
+            bonded.add(member)
+    if args.bond and args.workers:
+        parser.error(
+            "argument --bond: a bond needs its members in the server process (no --workers)"
+        )
     listen = args.listen or [Endpoint(unix_path=default_socket_path())]
+    for endpoint in args.listen or ():
+        # Only the default socket's runtime directory is made (app.py); a directory named on
+        # the command line must exist: a typo must not leave a directory tree behind.
+        path = endpoint.unix_path
+        if path is not None and path != default_socket_path() and not path.parent.exists():
+            parser.error(f"argument --listen: {endpoint}: no directory {path.parent}")
     return ServerConfig(
         listen=tuple(listen),
         devices=tuple(devices),
@@ -190,4 +275,8 @@ def parse_args(argv: Sequence[str] | None = None) -> ServerConfig:
         workers=args.workers,
         max_calls=args.max_calls,
         packet_budget=args.packet_budget,
+        bonds=tuple(args.bond),
+        security=security.from_args(parser, args, listen),
+        metrics=args.metrics,
+        engine=args.engine,
     )
