@@ -8,6 +8,7 @@ import collections
 from pathlib import Path
 
 import grpc
+import pytest
 from google.rpc import error_details_pb2
 from grpc import aio
 from grpc_status import rpc_status
@@ -17,6 +18,8 @@ from xfrm_offload.v1 import offload_pb2_grpc
 from xfrm_offload.v1.endpoint import parse_endpoint
 
 from ..conftest import running_server
+from .raw_calls import all_methods, call_raw
+from .test_metrics import samples, scrape, value
 
 
 async def _outcome(call: aio.UnaryUnaryCall[pb.ListDevicesRequest, pb.ListDevicesResponse]) -> str:
@@ -90,3 +93,37 @@ async def test_past_max_calls_the_answer_is_resource_exhausted_with_retry_info(
         for watch in watches[1:]:
             assert not watch.done()
             watch.cancel()
+
+
+async def test_a_call_past_max_calls_is_refused_before_decoding_and_metrics_count_it(
+    sock_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The interceptors' order: metrics outermost, then the call limit, then the malformed
+    request check and the authorizer; a refused call is neither decoded nor authorized."""
+    args = ("--max-calls", "1", "--metrics", "127.0.0.1:0")
+    async with running_server(sock_dir, *args) as (server, client):
+        assert server.metrics is not None
+        watch = client.datapath.WatchPackets(pb.WatchPacketsRequest(dev="eth0", port=pb.PORT_WIRE))
+        assert await watch.read() == pb.WatchPacketsResponse()
+        methods = {str(m): m for m in all_methods()}
+        state_add = methods["/xfrm_offload.v1.XfrmDevService/StateAdd"]
+        packet_stream = methods["/xfrm_offload.v1.DatapathService/PacketStream"]
+        # Garbage that would be INVALID_ARGUMENT (MALFORMED_REQUEST) with room to spare.
+        code, _ = await call_raw(client.channel, state_add, [b"\xff\xff\xff"])
+        assert code == grpc.StatusCode.RESOURCE_EXHAUSTED
+        code, _ = await call_raw(client.channel, packet_stream, [b"\xff\xff\xff"])
+        assert code == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert server.calls.refused == 2
+        assert not [r for r in caplog.records if r.getMessage() == "malformed request"]
+        found = samples((await scrape(server.metrics.address))[1])
+        rpc = "xfrm_offload_rpc_total"
+        assert value(found, rpc, method="StateAdd", code="RESOURCE_EXHAUSTED") == 1
+        assert value(found, rpc, method="PacketStream", code="RESOURCE_EXHAUSTED") == 1
+        watch.cancel()
+        for _ in range(100):
+            if server.calls.in_flight == 0:
+                break
+            await asyncio.sleep(0.01)
+        # With room again the same garbage reaches the malformed request check.
+        code, _ = await call_raw(client.channel, state_add, [b"\xff\xff\xff"])
+        assert code == grpc.StatusCode.INVALID_ARGUMENT
