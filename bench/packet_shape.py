@@ -14,7 +14,8 @@ rounds interleaved (median of ROUNDS):
   64-packet PacketStream requests: the transport's ceiling (under this tree's HTTP/2
   settings, xfrm_offload/v1/transport.py).
 - ``today``: PacketStream of the ``--baseline`` ref's server (a ``git archive`` of it in
-  a temporary directory), ``repeated Packet`` form.
+  a temporary directory, given this tree's compiled ESP extension when its ``_esp.c`` is
+  the same), ``repeated Packet`` form. The report names each server's ESP engine.
 - ``packets``: this tree's server, ``repeated Packet`` form.
 - ``batch``: this tree's server, the packed ``PacketBatch`` form.
 - ``xfrmctl``: ``xfrmctl packet tx`` of a capture of XFRMCTL_PACKETS x 1400 B, start-up
@@ -30,6 +31,7 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -133,7 +135,9 @@ def tree_env(root: Path) -> dict[str, str]:
 
 
 def archive(ref: str, into: Path) -> Path:
-    """The source tree of git ``ref`` under ``into``."""
+    """The source tree of git ``ref`` under ``into``, with this tree's built ESP extension
+    when ``ref`` has the same C source (a git archive has no compiled module, and a
+    baseline on the Python engine would not be today's path)."""
     blob = subprocess.run(
         ["git", "-C", str(ROOT), "archive", ref], check=True, capture_output=True
     ).stdout
@@ -141,7 +145,13 @@ def archive(ref: str, into: Path) -> Path:
     tar.write_bytes(blob)
     with tarfile.open(tar) as t:
         t.extractall(into / "tree", filter="data")
-    return into / "tree"
+    tree = into / "tree"
+    engine = Path("server/xfrm_offload/engine")
+    source = tree / engine / "_esp.c"
+    if source.exists() and source.read_bytes() == (ROOT / engine / "_esp.c").read_bytes():
+        for built in (ROOT / engine).glob("_esp*.so"):
+            shutil.copy2(built, tree / engine / built.name)
+    return tree
 
 
 async def wait_socket(sock: Path) -> None:
@@ -204,10 +214,12 @@ def requests(form: str, count: int) -> list[bytes]:
     return [one.SerializeToString() for _ in range(count // BATCH)]
 
 
-async def install_on(sock: Path) -> None:
+async def install_on(sock: Path) -> str:
+    """Install the SAs and policies on eth0; the ESP engine the server runs."""
     async with Client(f"unix:{sock}", timeout=30) as client:
         await client.wait_ready()
         await install(client, "eth0")
+        return (await client.get_device("eth0")).engine or "python"
 
 
 def write_capture(path: Path, count: int) -> None:
@@ -249,8 +261,10 @@ async def run(
         ):
             for sock in socks.values():
                 await wait_socket(sock)
-            await install_on(socks["today"])
-            await install_on(socks["now"])
+            result["engine"] = {
+                "today": await install_on(socks["today"]),
+                "now": await install_on(socks["now"]),
+            }
             packets_form = requests("packets", stream_packets)
             batch_form = requests("batch", stream_packets)
             runs = {
@@ -320,6 +334,8 @@ def row(label: str, rate: float, today: float, echo: float) -> None:
 def report(r: dict[str, Any]) -> None:
     s = r["stream"]
     print(f"PacketStream, TX, AES-128-GCM tunnel, {BATCH} x {SIZE} B (baseline: {r['baseline']})")
+    engine = r["engine"]
+    print(f"ESP engine: today's server {engine['today']}, this server {engine['now']}")
     print(f"{'path':<34}{'pkt/s':>10}{'ns/pkt':>9}{'x today':>9}{'/ echo':>8}")
     names = {
         "echo": "bare gRPC echo (bytes untouched)",
