@@ -8,6 +8,8 @@ import signal
 import sys
 from collections.abc import Sequence
 
+from xfrm_offload.engine.errors import LocalError
+
 from . import logs
 from .app import OffloadServer
 from .config import ServerConfig, parse_args
@@ -37,7 +39,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             uvloop.run(serve(config))
         else:
             asyncio.run(serve(config))
-    except (OSError, RuntimeError) as exc:  # grpc raises RuntimeError when it cannot bind
+    except (OSError, RuntimeError, LocalError) as exc:  # RuntimeError: grpc cannot bind;
+        # LocalError: an interface of --host-tun / --wire-if cannot be attached
         log.error("cannot start", extra=logs.fields(error=str(exc)))
         return 1
     return 0

@@ -21,13 +21,20 @@ from .clock import SystemClock, VirtualClock
 from .config import ServerConfig
 from .datapath import DatapathServicer
 from .nic import Nic
+from .realif import InterfaceServicer, RealInterfaces
 from .servicers import DeviceServicer, DiagServicer, XfrmDevServicer
 
 log = logging.getLogger("xfrm_offload.server")
 
 SERVICE_NAMES = tuple(
     offload_pb2.DESCRIPTOR.services_by_name[name].full_name
-    for name in ("XfrmDevService", "DeviceService", "DatapathService", "DiagService")
+    for name in (
+        "XfrmDevService",
+        "DeviceService",
+        "DatapathService",
+        "DiagService",
+        "InterfaceService",
+    )
 )
 #: Large packet batches must fit in one message.
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
@@ -71,6 +78,10 @@ class OffloadServer:
         offload_pb2_grpc.add_DiagServiceServicer_to_server(
             DiagServicer(self.nic, self.clock), self.server
         )
+        self.interfaces = RealInterfaces(self.nic)
+        offload_pb2_grpc.add_InterfaceServiceServicer_to_server(
+            InterfaceServicer(self.interfaces), self.server
+        )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(
             (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server
@@ -98,6 +109,8 @@ class OffloadServer:
                 host = f"[{endpoint.host}]" if ":" in endpoint.host else endpoint.host
                 self.addresses.append(f"{host}:{port}")
         await self.nic.start()  # workers first: no RPC may reach a device before it exists
+        for spec in self.config.interfaces:
+            await self.interfaces.attach(spec.dev, str(spec.host_tun), str(spec.wire_if))
         await self.server.start()
         for path in self._sockets:
             os.chmod(path, 0o600)
@@ -124,6 +137,7 @@ class OffloadServer:
             # closed by then, it would report UNAVAILABLE instead of the OK it was sent.
             await asyncio.sleep(STREAM_LINGER_SECONDS)
         await self.server.stop(self.config.grace if grace is None else grace)
+        await self.interfaces.close()
         await self.nic.stop_workers()
         for path in self._sockets:
             path.unlink(missing_ok=True)

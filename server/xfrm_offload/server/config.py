@@ -11,6 +11,7 @@ from xfrm_offload.engine.profiles import PROFILES
 from xfrm_offload.v1.endpoint import Endpoint, default_socket_path, parse_endpoint
 
 from . import logs
+from .ifaces import IfRef, parse_ifref
 
 DEFAULT_DEVICE = "eth0"
 DEFAULT_PROFILE = "full"
@@ -27,6 +28,15 @@ class DeviceSpec:
 
 
 @dataclass(frozen=True)
+class InterfaceSpec:
+    """--host-tun and --wire-if of one device: a TUN as its host, a link as its wire."""
+
+    dev: str
+    host_tun: IfRef
+    wire_if: IfRef
+
+
+@dataclass(frozen=True)
 class ServerConfig:
     """Everything xfrm-offloadd was asked to do."""
 
@@ -39,6 +49,7 @@ class ServerConfig:
     log_format: str = "text"
     uvloop: bool = False
     workers: int = 0
+    interfaces: tuple[InterfaceSpec, ...] = ()
 
 
 def _endpoint(text: str) -> Endpoint:
@@ -67,6 +78,40 @@ def _cable(text: str) -> tuple[str, str]:
     if not sep or not a or not b or a == b:
         raise argparse.ArgumentTypeError(f"{text!r}: expected DEV_A:DEV_B, two different devices")
     return a, b
+
+
+def _dev_ifref(text: str) -> tuple[str, IfRef]:
+    """``[DEV=]IFNAME[@NETNS]`` (DEV empty: the first --device)."""
+    dev, _, rest = text.rpartition("=")
+    try:
+        return dev, parse_ifref(rest)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _interfaces(
+    parser: argparse.ArgumentParser,
+    names: list[str],
+    tuns: list[tuple[str, IfRef]],
+    wires: list[tuple[str, IfRef]],
+) -> tuple[InterfaceSpec, ...]:
+    """Pair each device's --host-tun with its --wire-if."""
+    sides: dict[str, dict[str, IfRef]] = {}
+    for option, given in (("--host-tun", tuns), ("--wire-if", wires)):
+        for dev, ref in given:
+            dev = dev or names[0]
+            if dev not in names:
+                parser.error(f"argument {option}: no device {dev!r} (have: {', '.join(names)})")
+            if option in sides.setdefault(dev, {}):
+                parser.error(f"argument {option}: {dev} given more than once")
+            sides[dev][option] = ref
+    specs = []
+    for dev, pair in sides.items():
+        if len(pair) != 2:
+            missing = "--wire-if" if "--host-tun" in pair else "--host-tun"
+            parser.error(f"argument {missing}: {dev} needs both --host-tun and --wire-if")
+        specs.append(InterfaceSpec(dev, pair["--host-tun"], pair["--wire-if"]))
+    return tuple(specs)
 
 
 def _workers(text: str) -> int:
@@ -128,6 +173,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the devices in N worker processes, sharded round-robin "
         "(default 0: in the server's own process)",
     )
+    parser.add_argument(
+        "--host-tun",
+        metavar="[DEV=]IFNAME[@NETNS]",
+        action="append",
+        type=_dev_ifref,
+        default=[],
+        help="a TUN as DEV's host side (default DEV: the first --device), in network "
+        "namespace NETNS if given; created if missing",
+    )
+    parser.add_argument(
+        "--wire-if",
+        metavar="[DEV=]IFNAME[@NETNS]",
+        action="append",
+        type=_dev_ifref,
+        default=[],
+        help="a link (veth, ...) as DEV's wire side, through an AF_PACKET socket",
+    )
     return parser
 
 
@@ -147,6 +209,7 @@ def parse_args(argv: Sequence[str] | None = None) -> ServerConfig:
             if end in cabled:
                 parser.error(f"argument --cable: {end} is in two cables (a wire has two ends)")
             cabled.add(end)
+    interfaces = _interfaces(parser, names, args.host_tun, args.wire_if)
     listen = args.listen or [Endpoint(unix_path=default_socket_path())]
     return ServerConfig(
         listen=tuple(listen),
@@ -158,4 +221,5 @@ def parse_args(argv: Sequence[str] | None = None) -> ServerConfig:
         log_format=args.log_format,
         uvloop=args.uvloop,
         workers=args.workers,
+        interfaces=interfaces,
     )

@@ -58,6 +58,8 @@ class Nic:
             self.cables[a] = b
             self.cables[b] = a
         self._timer: asyncio.Task[None] | None = None
+        #: The real interfaces attached to a device, for its description (realif.py).
+        self.describe_interfaces: Callable[[str], pb.Interfaces | None] = lambda _dev: None
 
     @property
     def devices(self) -> dict[str, Device]:

@@ -1,0 +1,495 @@
+"""A device between two real network stacks: a TUN as its host, a Linux link as its wire.
+
+What the host routes into the TUN is the device's TX (packet offload: policy lookup,
+ESP); what leaves TX goes out on the wire through an AF_PACKET socket, so tcpdump
+and tshark see the ESP frames on the link. Frames arriving on the wire are the
+device's RX; what RX delivers is written back into the TUN.
+
+I/O keeps up without a busy loop: each fd has an asyncio reader (``add_reader`` on
+nonblocking fds); a reader drains everything that is ready into a bounded queue, and
+one pump per direction hands the queue to the device in batches of up to ``BATCH``.
+When a queue is full its reader pauses, so the kernel's own bounded queues (the
+TUN's txqueuelen, the packet socket's receive buffer) hold the rest and count what
+does not fit; the socket's count is read back into ``wire_rx_dropped``.
+
+Every packet reaches the device through ``exchange``: the one place that knows how a
+batch of raw packets is handed to a device and its outcomes come back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import errno
+import logging
+import os
+import socket
+import struct
+from collections.abc import Callable, Sequence
+
+from xfrm_offload.engine.datapath import DevicePath, Outcome, Verdict
+from xfrm_offload.engine.device import Device
+from xfrm_offload.engine.errors import AlreadyExists, InvalidArgument, LocalError, NotFound
+from xfrm_offload.engine.ipheader import ipv4_checksum
+from xfrm_offload.v1 import offload_pb2 as pb
+from xfrm_offload.v1 import offload_pb2_grpc
+
+from . import ifaces, logs, ops, toobig
+from .events import Subscription
+from .ifaces import IfRef
+from .nic import Nic
+from .servicers import refusals
+from .status import Context
+
+log = logging.getLogger("xfrm_offload.server")
+
+TX = pb.PACKET_DIRECTION_TX
+RX = pb.PACKET_DIRECTION_RX
+#: Packets handed to the device in one call.
+BATCH = 256
+#: Packets read but not yet handed to the device, per direction; then reading pauses.
+QUEUE_LIMIT = 2048
+#: Bytes of ESP the TUN's default MTU leaves room for: an IPv6 outer header (40), ESP
+#: header and IV (16), trailer with up to 3 bytes of padding (5) and a 16-byte ICV (16)
+#: make 77, or 73 for ESP-in-UDP over IPv4; rounded up. Larger transforms (CBC-HMAC)
+#: are caught per packet: "too big" answers carry the exact usable MTU.
+ESP_OVERHEAD = 80
+#: The wire socket's receive buffer (the kernel's bounded queue in front of RX).
+WIRE_RCVBUF = 4 * 1024 * 1024
+_READ_SIZE = 65536
+_BROADCAST = b"\xff" * 6
+_IP_PROTOS = (ifaces.ETH_P_IP, ifaces.ETH_P_IPV6)
+
+
+def device_batch(
+    device: Device, path: DevicePath, direction: int, packets: list[bytes], now: float
+) -> list[Outcome]:
+    """One batch of raw IP packets through a device's packet-offload path (runs where the
+    device lives: this process or its worker)."""
+    if direction == TX:
+        return path.tx([(p, 0, 0) for p in packets], now)
+    return path.rx(packets, now)
+
+
+async def exchange(nic: Nic, dev: str, direction: int, packets: list[bytes]) -> list[Outcome]:
+    """Hand ``packets`` to device ``dev`` (TX: from its host, RX: from its wire); one
+    outcome per packet, in order."""
+    outcomes: list[Outcome] = await nic.call(dev, device_batch, direction, packets, nic.clock.now())
+    return outcomes
+
+
+def fragment_ipv4(packet: bytes, mtu: int) -> list[bytes]:
+    """An IPv4 packet without DF split into fragments of at most ``mtu`` bytes (RFC 791)."""
+    ihl = (packet[0] & 0x0F) * 4
+    header, payload = bytearray(packet[:ihl]), packet[ihl:]
+    step = max(8, (mtu - ihl) // 8 * 8)
+    offset_field = struct.unpack_from("!H", packet, 6)[0]
+    more_before = offset_field & 0x2000
+    base = offset_field & 0x1FFF
+    pieces = []
+    for start in range(0, len(payload), step):
+        piece = payload[start : start + step]
+        last = start + step >= len(payload)
+        struct.pack_into("!H", header, 2, ihl + len(piece))
+        flags = 0 if last and not more_before else 0x2000
+        struct.pack_into("!H", header, 6, flags | (base + start // 8))
+        struct.pack_into("!H", header, 10, 0)
+        struct.pack_into("!H", header, 10, ipv4_checksum(header))
+        pieces.append(bytes(header) + piece)
+    return pieces
+
+
+def usable_mtu(inner: int, outer: int, wire_mtu: int) -> int:
+    """The largest inner packet whose encapsulation fits ``wire_mtu``, given that
+    ``inner`` bytes became ``outer`` (ESP pads to 4 bytes counting its 2-byte trailer)."""
+    fits = inner - (outer - wire_mtu)
+    return ((fits + 2) & ~3) - 2
+
+
+class _Queue:
+    """Packets read from one fd, waiting for the device; its reader pauses when full."""
+
+    def __init__(self, resume: Callable[[], None]) -> None:
+        self.packets: collections.deque[bytes] = collections.deque()
+        self.ready = asyncio.Event()
+        self.paused = False
+        self._resume = resume
+
+    def take(self) -> list[bytes]:
+        packets = self.packets
+        batch = [packets.popleft() for _ in range(min(BATCH, len(packets)))]
+        if self.paused and len(packets) < QUEUE_LIMIT // 2:
+            self.paused = False
+            self._resume()
+        return batch
+
+
+class Attachment:
+    """One device's TUN and wire, their readers, pumps and link watch."""
+
+    def __init__(self, nic: Nic, dev: str, tun: IfRef, wire: IfRef, host_mtu: int = 0) -> None:
+        self.nic = nic
+        self.dev = dev
+        self.tun_ref = tun
+        self.wire_ref = wire
+        self.requested_mtu = host_mtu
+        self.counters = pb.Interfaces(host_tun=str(tun), wire_if=str(wire))
+        self.tun_fd = -1
+        self.wire: socket.socket | None = None
+        self.watch: socket.socket | None = None
+        self.wire_control: ifaces.Control | None = None
+        self.wire_index = 0
+        self.wire_mtu = 0
+        self.peer_mac = _BROADCAST
+        self._loop = asyncio.get_running_loop()
+        self._tx = _Queue(self._resume_tun)
+        self._rx = _Queue(self._resume_wire)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._link_sub: Subscription | None = None
+
+    # -- setup and teardown ---------------------------------------------------------------
+
+    def open(self) -> None:
+        """Open both sides; LocalError naming the side (everything closed again) if not."""
+        try:
+            self._open_wire()
+        except OSError as exc:
+            self._close_fds()
+            raise _refusal(exc, self.wire_ref, "wire_if") from None
+        try:
+            self._open_tun()
+        except OSError as exc:
+            self._close_fds()
+            raise _refusal(exc, self.tun_ref, "host_tun") from None
+
+    def _open_wire(self) -> None:
+        ref = self.wire_ref
+        self.wire_control = ifaces.Control(ref.netns)
+        self.wire_index = ifaces.ifindex(ref.netns, ref.name)
+        self.wire_mtu = self.counters.wire_mtu = self.wire_control.mtu(ref.name)
+        self.wire = ifaces.open_packet_socket(ref, WIRE_RCVBUF)
+        self.watch = ifaces.open_link_watch(ref.netns)
+
+    def _open_tun(self) -> None:
+        ref = self.tun_ref
+        host_mtu = self.requested_mtu or max(toobig.V4_MIN_MTU, self.wire_mtu - ESP_OVERHEAD)
+        self.tun_fd = ifaces.open_tun(ref)
+        control = ifaces.Control(ref.netns)
+        try:
+            control.set_mtu(ref.name, host_mtu)
+            control.set_up(ref.name)
+        finally:
+            control.close()
+        self.counters.host_mtu = host_mtu
+
+    async def start(self) -> None:
+        """Start reading, pumping and following the link."""
+        assert self.wire is not None and self.watch is not None
+        loop = self._loop
+        loop.add_reader(self.tun_fd, self._read_tun)
+        loop.add_reader(self.wire.fileno(), self._read_wire)
+        loop.add_reader(self.watch.fileno(), self._read_link_changes)
+        dev = self.dev
+        self._link_sub = self.nic.hub.subscribe(
+            lambda e: e.kind == pb.EVENT_KIND_LINK and e.dev == dev
+        )
+        self._tasks = [
+            loop.create_task(self._pump(self._tx, TX, self._transmitted)),
+            loop.create_task(self._pump(self._rx, RX, self._received)),
+            loop.create_task(self._follow_device_link(self._link_sub)),
+        ]
+        flags = ifaces.link_flags(self.wire_ref.netns, self.wire_index)
+        await self._apply_wire_state(flags is not None and ifaces.running(flags))
+
+    async def close(self) -> None:
+        loop = self._loop
+        if self.tun_fd >= 0:
+            loop.remove_reader(self.tun_fd)
+        for sock in (self.wire, self.watch):
+            if sock is not None:
+                loop.remove_reader(sock.fileno())
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._link_sub is not None:
+            self.nic.hub.unsubscribe(self._link_sub)
+        self._close_fds()
+
+    def _close_fds(self) -> None:
+        if self.tun_fd >= 0:
+            os.close(self.tun_fd)
+            self.tun_fd = -1
+        for sock in (self.wire, self.watch):
+            if sock is not None:
+                sock.close()
+        self.wire = self.watch = None
+        if self.wire_control is not None:
+            self.wire_control.close()
+            self.wire_control = None
+
+    def describe(self) -> pb.Interfaces:
+        if self.wire is not None:
+            self.counters.wire_rx_dropped += ifaces.packet_drops(self.wire)
+        self.counters.wire_mtu = self.wire_mtu
+        described = pb.Interfaces()
+        described.CopyFrom(self.counters)
+        return described
+
+    # -- readers: drain what is ready into the queues --------------------------------------
+
+    def _read_tun(self) -> None:
+        packets = self._tx.packets
+        fd = self.tun_fd
+        room = QUEUE_LIMIT - len(packets)
+        got = 0
+        try:
+            while got < room:
+                packets.append(os.read(fd, _READ_SIZE))
+                got += 1
+        except BlockingIOError:
+            pass
+        except OSError as exc:  # the TUN going away: the link watch or detach handles it
+            log.debug("tun read failed", extra=logs.fields(dev=self.dev, error=str(exc)))
+        self.counters.host_rx_packets += got
+        self._after_read(self._tx, got == room, fd)
+
+    def _read_wire(self) -> None:
+        packets = self._rx.packets
+        assert self.wire is not None
+        recv = self.wire.recvfrom
+        room = QUEUE_LIMIT - len(packets)
+        got = 0
+        try:
+            while got < room:
+                data, address = recv(_READ_SIZE)
+                if address[2] == ifaces.PACKET_OUTGOING or address[1] not in _IP_PROTOS:
+                    continue  # our own transmissions, ARP and the like
+                packets.append(data)
+                self.peer_mac = address[4] or _BROADCAST
+                got += 1
+        except BlockingIOError:
+            pass
+        except OSError as exc:
+            log.debug("wire read failed", extra=logs.fields(dev=self.dev, error=str(exc)))
+        self.counters.wire_rx_packets += got
+        self._after_read(self._rx, got == room, self.wire.fileno())
+
+    def _after_read(self, queue: _Queue, full: bool, fd: int) -> None:
+        if full and not queue.paused:
+            queue.paused = True
+            self._loop.remove_reader(fd)
+        if queue.packets:
+            queue.ready.set()
+
+    def _resume_tun(self) -> None:
+        if self.tun_fd >= 0:
+            self._loop.add_reader(self.tun_fd, self._read_tun)
+
+    def _resume_wire(self) -> None:
+        if self.wire is not None:
+            self._loop.add_reader(self.wire.fileno(), self._read_wire)
+
+    # -- pumps: queue -> device -> the other side --------------------------------------------
+
+    async def _pump(
+        self,
+        queue: _Queue,
+        direction: int,
+        deliver: Callable[[Sequence[bytes], list[Outcome]], None],
+    ) -> None:
+        while True:
+            await queue.ready.wait()
+            queue.ready.clear()
+            while queue.packets:
+                batch = queue.take()
+                try:
+                    outcomes = await exchange(self.nic, self.dev, direction, batch)
+                except LocalError as exc:  # e.g. the device's worker died
+                    log.warning("batch refused", extra=logs.fields(dev=self.dev, error=str(exc)))
+                    continue
+                deliver(batch, outcomes)
+
+    def _transmitted(self, packets: Sequence[bytes], outcomes: list[Outcome]) -> None:
+        oversize: list[bytes] = []
+        for packet, (verdict, data, _handle, _crypto) in zip(packets, outcomes, strict=True):
+            if verdict is not Verdict.PASS:
+                continue
+            assert isinstance(data, bytes)
+            if len(data) <= self.wire_mtu:
+                self._send_wire(data)
+                continue
+            usable = usable_mtu(len(packet), len(data), self.wire_mtu)
+            if toobig.may_fragment(packet) and usable >= toobig.V4_MIN_MTU:
+                pieces = fragment_ipv4(packet, usable)
+                self.counters.fragmented += 1
+                oversize.extend(pieces)
+                continue
+            reply = toobig.too_big(packet, usable)
+            if reply is not None:
+                self.counters.too_big += 1
+                self._write_tun(reply)
+        if oversize:
+            self._tx.packets.extendleft(reversed(oversize))
+            self._tx.ready.set()
+
+    def _received(self, packets: Sequence[bytes], outcomes: list[Outcome]) -> None:
+        for verdict, data, _handle, _crypto in outcomes:
+            if verdict is Verdict.PASS:
+                assert isinstance(data, bytes)
+                self._write_tun(data)
+
+    def _send_wire(self, frame: bytes) -> None:
+        assert self.wire is not None
+        proto = ifaces.ETH_P_IPV6 if frame[0] >> 4 == 6 else ifaces.ETH_P_IP
+        try:
+            self.wire.sendto(frame, (self.wire_ref.name, proto, 0, 0, self.peer_mac))
+        except OSError:  # queue full (ENOBUFS / EAGAIN), link down (ENETDOWN), too big
+            self.counters.wire_tx_dropped += 1
+            return
+        self.counters.wire_tx_packets += 1
+
+    def _write_tun(self, packet: bytes) -> None:
+        try:
+            os.write(self.tun_fd, packet)
+        except OSError:  # the TUN is down or its queue full
+            self.counters.host_tx_dropped += 1
+            return
+        self.counters.host_tx_packets += 1
+
+    # -- link state, both ways -------------------------------------------------------------
+
+    def _read_link_changes(self) -> None:
+        assert self.watch is not None
+        flags: int | None = -1  # -1: nothing about the wire in these messages
+        try:
+            while True:
+                for kind, index, got in ifaces.link_messages(self.watch.recv(65536)):
+                    if index == self.wire_index:
+                        flags = got if kind == ifaces.RTM_NEWLINK else None
+        except BlockingIOError:
+            pass
+        except OSError as exc:  # ENOBUFS: messages were lost; ask afresh
+            if exc.errno == errno.ENOBUFS:
+                flags = ifaces.link_flags(self.wire_ref.netns, self.wire_index)
+        if flags != -1:
+            running = flags is not None and ifaces.running(flags)
+            self._tasks.append(self._loop.create_task(self._apply_wire_state(running)))
+
+    async def _apply_wire_state(self, running: bool) -> None:
+        """The device's link follows the wire's (down flushes, with events)."""
+        assert self.wire_control is not None
+        with contextlib.suppress(OSError):  # gone: keep the last MTU known
+            self.wire_mtu = self.wire_control.mtu(self.wire_ref.name)
+        self.counters.wire_running = running
+        reply = await self.nic.call(self.dev, ops.set_link, running, self.nic.clock.now())
+        if reply.flushed_states or reply.flushed_policies or not running:
+            log.info(
+                "wire link changed",
+                extra=logs.fields(
+                    dev=self.dev,
+                    wire=str(self.wire_ref),
+                    up=running,
+                    flushed_states=reply.flushed_states,
+                    flushed_policies=reply.flushed_policies,
+                ),
+            )
+
+    async def _follow_device_link(self, events: Subscription) -> None:
+        """The TUN's carrier follows the device's link (SetLinkState or the wire)."""
+        async for event in events:
+            if event.kind == pb.EVENT_KIND_LINK and self.tun_fd >= 0:
+                with contextlib.suppress(OSError):
+                    ifaces.set_carrier(self.tun_fd, event.link.link == pb.LINK_STATE_UP)
+
+
+class RealInterfaces:
+    """The attachments of one server's devices."""
+
+    def __init__(self, nic: Nic) -> None:
+        self.nic = nic
+        self.attached: dict[str, Attachment] = {}
+        nic.describe_interfaces = self.describe
+
+    def describe(self, dev: str) -> pb.Interfaces | None:
+        attachment = self.attached.get(dev)
+        return None if attachment is None else attachment.describe()
+
+    async def attach(self, dev: str, tun: str, wire: str, host_mtu: int = 0) -> pb.Interfaces:
+        """Attach; LocalError naming the request field at fault."""
+        self.nic.device(dev, "dev")
+        tun_ref = _ifref(tun, "host_tun")
+        wire_ref = _ifref(wire, "wire_if")
+        if dev in self.attached:
+            raise AlreadyExists(f"{dev} already has interfaces attached", field="dev")
+        if host_mtu and not toobig.V4_MIN_MTU <= host_mtu <= 65535:
+            raise InvalidArgument("host_mtu must be from 68 to 65535, or 0", field="host_mtu")
+        for other in self.attached.values():
+            if tun_ref in (other.tun_ref, other.wire_ref) or wire_ref in (
+                other.tun_ref,
+                other.wire_ref,
+            ):
+                raise AlreadyExists(f"{other.dev} already uses that interface", field="wire_if")
+        attachment = Attachment(self.nic, dev, tun_ref, wire_ref, host_mtu)
+        attachment.open()
+        await attachment.start()
+        self.attached[dev] = attachment
+        log.info(
+            "interfaces attached",
+            extra=logs.fields(dev=dev, host_tun=str(tun_ref), wire_if=str(wire_ref)),
+        )
+        return attachment.describe()
+
+    async def detach(self, dev: str) -> pb.Interfaces:
+        self.nic.device(dev, "dev")
+        attachment = self.attached.pop(dev, None)
+        if attachment is None:
+            raise NotFound(f"{dev} has no interfaces attached", field="dev")
+        described = attachment.describe()
+        await attachment.close()
+        log.info("interfaces detached", extra=logs.fields(dev=dev))
+        return described
+
+    async def close(self) -> None:
+        for dev in list(self.attached):
+            await self.attached.pop(dev).close()
+
+
+def _ifref(text: str, field: str) -> IfRef:
+    try:
+        return ifaces.parse_ifref(text)
+    except ValueError as exc:
+        raise InvalidArgument(f"{field}: {exc}", field=field) from None
+
+
+def _refusal(exc: OSError, ref: IfRef, field: str) -> LocalError:
+    """An OSError of opening one side as the request's answer, naming its field."""
+    reason = exc.strerror or str(exc)
+    if exc.errno in (errno.ENOENT, errno.ENODEV, errno.ENXIO):
+        where = f"no network namespace {ref.netns!r}" if "namespace" in str(exc) else reason
+        return NotFound(f"{field} {ref}: {where}", field=field)
+    return InvalidArgument(f"{field} {ref}: {reason}", field=field, errno=exc.errno)
+
+
+class InterfaceServicer(offload_pb2_grpc.InterfaceServiceServicer):
+    """AttachInterfaces / DetachInterfaces."""
+
+    def __init__(self, interfaces: RealInterfaces) -> None:
+        self.interfaces = interfaces
+
+    @refusals()
+    async def AttachInterfaces(
+        self, request: pb.AttachInterfacesRequest, context: Context
+    ) -> pb.AttachInterfacesResponse:
+        attached = await self.interfaces.attach(
+            request.dev, request.host_tun, request.wire_if, request.host_mtu
+        )
+        return pb.AttachInterfacesResponse(interfaces=attached)
+
+    @refusals()
+    async def DetachInterfaces(
+        self, request: pb.DetachInterfacesRequest, context: Context
+    ) -> pb.DetachInterfacesResponse:
+        return pb.DetachInterfacesResponse(interfaces=await self.interfaces.detach(request.dev))
