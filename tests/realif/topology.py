@@ -17,7 +17,7 @@ import ipaddress
 import os
 import secrets
 import subprocess
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -270,3 +270,44 @@ async def run(*args: str, timeout: float = 60) -> tuple[int, str]:
 
 async def in_ns(ns: str, *args: str, timeout: float = 60) -> tuple[int, str]:
     return await run("ip", "netns", "exec", ns, *args, timeout=timeout)
+
+
+async def stat(host: Host, name: str) -> int:
+    """One xfrm_stat counter of the host's device."""
+    reply = await host.client.get_stats(DEV)
+    return {c.name: c.value for c in reply.total}[name]
+
+
+async def wait_for(predicate: Callable[[], Awaitable[bool]], what: str) -> None:
+    """Until ``predicate`` holds (checked every 10 ms, at most 500 times)."""
+    for _ in range(500):
+        if await predicate():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@asynccontextmanager
+async def capture(ns: str, iface: str, pcap: Path, count: int) -> AsyncIterator[None]:
+    """dumpcap on ``iface`` in ``ns`` into ``pcap`` (at most ``count`` frames, 30 s),
+    started before the block runs; waits for it to stop after the block."""
+    proc = await asyncio.create_subprocess_exec(
+        "ip", "netns", "exec", ns, "dumpcap", "-i", iface, "-c", str(count),
+        "-a", "duration:30", "-P", "-w", str(pcap),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert proc.stderr is not None
+    try:
+        started = await asyncio.wait_for(proc.stderr.readline(), 20)
+        assert b"Capturing on" in started, started
+
+        async def header_written() -> bool:  # the capture is active once the file has one
+            return pcap.exists() and pcap.stat().st_size >= 24
+
+        await wait_for(header_written, "dumpcap to start")
+        yield
+        await asyncio.wait_for(proc.wait(), 40)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()

@@ -215,7 +215,10 @@ def link_flags(netns_name: str, index: int) -> int | None:
 
 def ifindex(netns_name: str, name: str) -> int:
     with netns(netns_name):
-        return socket.if_nametoindex(name)
+        try:
+            return socket.if_nametoindex(name)
+        except OSError:  # raised without an errno
+            raise OSError(errno.ENODEV, "no such interface") from None
 
 
 def link_messages(data: bytes) -> Iterator[tuple[int, int, int]]:
