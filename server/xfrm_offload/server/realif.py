@@ -102,9 +102,12 @@ def fragment_ipv4(packet: bytes, mtu: int) -> list[bytes]:
 
 def usable_mtu(inner: int, outer: int, wire_mtu: int) -> int:
     """The largest inner packet whose encapsulation fits ``wire_mtu``, given that
-    ``inner`` bytes became ``outer`` (ESP pads to 4 bytes counting its 2-byte trailer)."""
-    fits = inner - (outer - wire_mtu)
-    return ((fits + 2) & ~3) - 2
+    ``inner`` bytes became ``outer``: the fixed part (headers, IV, ICV) is what is left
+    after the ESP payload (inner + 2 trailer bytes, padded to 4 for AEADs). A CBC
+    transform pads to 16, so the answer may be up to 12 high: the next packet of that
+    size gets its own answer, lower by the difference."""
+    fixed = outer - ((inner + 2 + 3) & ~3)
+    return ((wire_mtu - fixed) & ~3) - 2
 
 
 class _Queue:
