@@ -64,12 +64,16 @@ class Host:
 
 @dataclass
 class SaKeys:
-    """One direction's SA: what tshark needs to decrypt it."""
+    """One direction's SA: what tshark needs to decrypt it, and where it is installed."""
 
     src: str
     dst: str
     spi: int
     key: bytes
+    sender: Host
+    out_handle: int
+    receiver: Host
+    in_handle: int
 
 
 @dataclass
@@ -229,10 +233,25 @@ async def install_states(
     legs = ((pair.a, pair.b, src, dst, net), (pair.b, pair.a, dst, src, (net[1], net[0])))
     for (sender, receiver, s, d, sel), spi in zip(legs, spis, strict=True):
         key = os.urandom(20)
-        await sender.client.state_add(tunnel_sa(s, d, sel, spi, key, inbound=False))
-        await receiver.client.state_add(tunnel_sa(s, d, sel, spi, key, inbound=True))
-        pair.sas.append(SaKeys(s, d, spi, key))
+        # the receiver first, so that nothing sent on a new SA meets a NIC without it
+        added_in = await receiver.client.state_add(tunnel_sa(s, d, sel, spi, key, inbound=True))
+        added_out = await sender.client.state_add(tunnel_sa(s, d, sel, spi, key, inbound=False))
+        pair.sas.append(
+            SaKeys(
+                s, d, spi, key, sender, added_out.offload_handle, receiver, added_in.offload_handle
+            )
+        )
     return spis
+
+
+async def remove_states(sas: Sequence[SaKeys]) -> None:
+    """Delete and free SAs: the senders' first, then the receivers' (nothing in flight)."""
+    for sa in sas:
+        await sa.sender.client.state_delete(DEV, sa.out_handle)
+        await sa.sender.client.state_free(DEV, sa.out_handle)
+    for sa in sas:
+        await sa.receiver.client.state_delete(DEV, sa.in_handle)
+        await sa.receiver.client.state_free(DEV, sa.in_handle)
 
 
 async def install_policies(pair: Pair, *, inner6: bool = False, outer6: bool = False) -> None:
