@@ -9,8 +9,10 @@ import grpc
 import pytest
 
 from xfrm_offload.client import XfrmOffloadError
+from xfrm_offload.client.cli import ExitStatus
 from xfrm_offload.v1 import offload_pb2 as pb
 
+from ..client.test_cli_device import xfrmctl
 from .topology import DEV, TUN, WIRE, Host, in_ns, install_tunnel, sh, two_hosts, wait_for
 
 
@@ -135,3 +137,27 @@ async def test_attach_refusals_name_the_field(
             with pytest.raises(XfrmOffloadError) as again:
                 await a.client.detach_interfaces(DEV)
             assert again.value.code == grpc.StatusCode.NOT_FOUND
+
+
+async def test_xfrmctl_device_detach_attach_and_show(sock_dir: Path) -> None:
+    async with two_hosts(sock_dir) as pair:
+        a = pair.a
+        server = ("--server", a.client.address)
+        code, out, err = await xfrmctl(*server, "device", "detach", DEV)
+        assert (code, err) == (ExitStatus.OK, "")
+        assert out.startswith(f"{DEV}: detached\n    host tun {TUN}@{a.ns} mtu 1420 wire ")
+        code, out, err = await xfrmctl(
+            *server, "device", "attach", DEV, "--tun", f"{TUN}@{a.ns}", "--wire",
+            f"{WIRE}@{a.ns}", "--mtu", "1400",
+        )  # fmt: skip
+        assert (code, err) == (ExitStatus.OK, "")
+        code, out, _ = await xfrmctl(*server, "device", "show", DEV)
+        assert code == ExitStatus.OK
+        assert (
+            f"    host tun {TUN}@{a.ns} mtu 1400 wire {WIRE}@{a.ns} mtu 1500 running\n"
+            "    host rx 0 tx 0 tx-dropped 0  wire rx 0 tx 0 rx-dropped 0 tx-dropped 0"
+            "  too-big 0 fragmented 0\n"
+        ) in out
+        assert "mtu 1400" in sh("ip", "-n", a.ns, "link", "show", TUN).stdout
+        code, _, err = await xfrmctl(*server, "device", "attach", DEV, "--tun", "x", "--wire", "y")
+        assert code == ExitStatus.SERVER_ERROR and "already has interfaces" in err, err
