@@ -16,6 +16,7 @@ import asyncio
 import ipaddress
 import os
 import secrets
+import socket
 import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -95,7 +96,7 @@ def _namespaces(suffix: str) -> tuple[str, str]:
     return f"xo-t-{suffix}-a", f"xo-t-{suffix}-b"
 
 
-def _make_links(ns_a: str, ns_b: str, ipv6: bool) -> None:
+def _make_links(ns_a: str, ns_b: str, ipv6: bool, veth: bool = True) -> None:
     for ns in (ns_a, ns_b):
         sh("ip", "netns", "add", ns)
         # No IPv6 chatter (router solicitations, MLD) on links that carry only ESP; with
@@ -103,6 +104,8 @@ def _make_links(ns_a: str, ns_b: str, ipv6: bool) -> None:
         ns_sh(ns, "sysctl", "-qw", f"net.ipv6.conf.default.disable_ipv6={0 if ipv6 else 1}")
         ns_sh(ns, "sysctl", "-qw", "net.ipv6.conf.default.addr_gen_mode=1")
         sh("ip", "-n", ns, "link", "set", "lo", "up")
+    if not veth:
+        return
     sh("ip", "-n", ns_a, "link", "add", WIRE, "type", "veth", "peer", "name", WIRE, "netns", ns_b)
     for ns in (ns_a, ns_b):
         ns_sh(ns, "sysctl", "-qw", f"net.ipv6.conf.{WIRE}.disable_ipv6=1")
@@ -126,19 +129,43 @@ def _net(addr: str, plen: int) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
     return ipaddress.ip_network(f"{addr}/{plen}", strict=False)
 
 
+def free_udp_ports() -> tuple[int, int]:
+    """Two UDP ports free on 127.0.0.1 now."""
+    socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(2)]
+    try:
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return socks[0].getsockname()[1], socks[1].getsockname()[1]
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+def _wire_args(ns: str, index: int, udp_ports: tuple[int, int] | None) -> list[str]:
+    if udp_ports is None:
+        return ["--wire-if", f"{WIRE}@{ns}"]
+    local, peer = udp_ports[index], udp_ports[1 - index]
+    return ["--wire-udp", f"127.0.0.1:{local},127.0.0.1:{peer}"]
+
+
 @asynccontextmanager
 async def two_hosts(
-    sock_dir: Path, *, ipv6: bool = False, extra_args: Sequence[str] = ()
+    sock_dir: Path,
+    *,
+    ipv6: bool = False,
+    extra_args: Sequence[str] = (),
+    udp_ports: tuple[int, int] | None = None,
 ) -> AsyncIterator[Pair]:
-    """Two namespaces, a veth between their wires, a server each with its TUN attached."""
+    """Two namespaces, a server each with its TUN attached; their wires a veth between
+    the namespaces or, with ``udp_ports``, a UDP cable over the test's own loopback."""
     suffix = secrets.token_hex(3)
     ns_a, ns_b = _namespaces(suffix)
     try:
-        _make_links(ns_a, ns_b, ipv6)
+        _make_links(ns_a, ns_b, ipv6, veth=udp_ports is None)
         async with AsyncExitStack() as stack:
             hosts = []
-            for ns, inner4, inner6, outer4, outer6 in zip(
-                (ns_a, ns_b), INNER4, INNER6, OUTER4, OUTER6, strict=True
+            for index, (ns, inner4, inner6, outer4, outer6) in enumerate(
+                zip((ns_a, ns_b), INNER4, INNER6, OUTER4, OUTER6, strict=True)
             ):
                 server, client = await stack.enter_async_context(
                     running_server(
@@ -147,8 +174,7 @@ async def two_hosts(
                         DEV,
                         "--host-tun",
                         f"{TUN}@{ns}",
-                        "--wire-if",
-                        f"{WIRE}@{ns}",
+                        *_wire_args(ns, index, udp_ports),
                         *extra_args,
                     )
                 )

@@ -181,11 +181,12 @@ class Client:
         return reply.device
 
     async def attach_interfaces(
-        self, dev: str, host_tun: str, wire_if: str, host_mtu: int = 0
+        self, dev: str, host_tun: str, wire_if: str = "", host_mtu: int = 0, wire_udp: str = ""
     ) -> pb.Interfaces:
-        """Put ``dev`` between a TUN and a link, each ``IFNAME[@NETNS]``."""
+        """Put ``dev`` between a TUN and a link, each ``IFNAME[@NETNS]``, or a UDP cable
+        (``wire_udp``: ``LOCAL:PORT,PEER:PORT[@NETNS]``) instead of the link."""
         request = pb.AttachInterfacesRequest(
-            dev=dev, host_tun=host_tun, wire_if=wire_if, host_mtu=host_mtu
+            dev=dev, host_tun=host_tun, wire_if=wire_if, host_mtu=host_mtu, wire_udp=wire_udp
         )
         reply = await _call(self.interfaces.AttachInterfaces(request, timeout=self.timeout))
         return reply.interfaces

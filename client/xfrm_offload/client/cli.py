@@ -124,9 +124,9 @@ def format_device(device: pb.Device, *, details: bool) -> str:
 def format_interfaces(ifs: pb.Interfaces) -> list[str]:
     """The real interfaces on a device's two sides and their counters."""
     running = "running" if ifs.wire_running else "down"
+    wire = ifs.wire_if or f"udp {ifs.wire_udp}"
     return [
-        f"    host tun {ifs.host_tun} mtu {ifs.host_mtu}"
-        f" wire {ifs.wire_if} mtu {ifs.wire_mtu} {running}",
+        f"    host tun {ifs.host_tun} mtu {ifs.host_mtu} wire {wire} mtu {ifs.wire_mtu} {running}",
         f"    host rx {ifs.host_rx_packets} tx {ifs.host_tx_packets}"
         f" tx-dropped {ifs.host_tx_dropped}"
         f"  wire rx {ifs.wire_rx_packets} tx {ifs.wire_tx_packets}"
@@ -204,7 +204,11 @@ def _device_parser() -> _Parser:
     attach = sub.add_parser("attach", help="put DEV between a TUN (host) and a link (wire)")
     attach.add_argument("dev", metavar="DEV")
     attach.add_argument("--tun", required=True, metavar="IFNAME[@NETNS]", help="host side")
-    attach.add_argument("--wire", required=True, metavar="IFNAME[@NETNS]", help="wire side")
+    wire = attach.add_mutually_exclusive_group(required=True)
+    wire.add_argument("--wire", default="", metavar="IFNAME[@NETNS]", help="wire side: a link")
+    wire.add_argument(
+        "--udp", default="", metavar="LOCAL:PORT,PEER:PORT[@NETNS]", help="or a UDP cable"
+    )
     attach.add_argument("--mtu", type=int, default=0, help="the TUN's MTU (default: auto)")
     detach = sub.add_parser("detach", help="take DEV's interfaces off")
     detach.add_argument("dev", metavar="DEV")
@@ -706,7 +710,9 @@ async def _device(session: _Session, tokens: Sequence[str]) -> int:
             for device in devices:
                 session.out.write(format_device(device, details=False) + "\n")
     elif args.action == "attach":
-        attached = await client.attach_interfaces(args.dev, args.tun, args.wire, args.mtu)
+        attached = await client.attach_interfaces(
+            args.dev, args.tun, args.wire, args.mtu, wire_udp=args.udp
+        )
         session.out.write("\n".join([f"{args.dev}:", *format_interfaces(attached)]) + "\n")
     elif args.action == "detach":
         detached = await client.detach_interfaces(args.dev)

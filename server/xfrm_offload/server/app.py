@@ -110,7 +110,12 @@ class OffloadServer:
                 self.addresses.append(f"{host}:{port}")
         await self.nic.start()  # workers first: no RPC may reach a device before it exists
         for spec in self.config.interfaces:
-            await self.interfaces.attach(spec.dev, str(spec.host_tun), str(spec.wire_if))
+            await self.interfaces.attach(
+                spec.dev,
+                str(spec.host_tun),
+                str(spec.wire_if or ""),
+                wire_udp=str(spec.wire_udp or ""),
+            )
         await self.server.start()
         for path in self._sockets:
             os.chmod(path, 0o600)

@@ -11,7 +11,7 @@ from xfrm_offload.engine.profiles import PROFILES
 from xfrm_offload.v1.endpoint import Endpoint, default_socket_path, parse_endpoint
 
 from . import logs
-from .ifaces import IfRef, parse_ifref
+from .ifaces import IfRef, UdpRef, parse_ifref, parse_udpref
 
 DEFAULT_DEVICE = "eth0"
 DEFAULT_PROFILE = "full"
@@ -29,11 +29,13 @@ class DeviceSpec:
 
 @dataclass(frozen=True)
 class InterfaceSpec:
-    """--host-tun and --wire-if of one device: a TUN as its host, a link as its wire."""
+    """--host-tun with --wire-if or --wire-udp of one device: a TUN as its host, a link
+    or a UDP cable as its wire."""
 
     dev: str
     host_tun: IfRef
-    wire_if: IfRef
+    wire_if: IfRef | None = None
+    wire_udp: UdpRef | None = None
 
 
 @dataclass(frozen=True)
@@ -89,15 +91,30 @@ def _dev_ifref(text: str) -> tuple[str, IfRef]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _dev_udpref(text: str) -> tuple[str, UdpRef]:
+    """``[DEV=]LOCAL:PORT,PEER:PORT[@NETNS]``."""
+    dev, _, rest = text.rpartition("=")
+    try:
+        return dev, parse_udpref(rest)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _interfaces(
     parser: argparse.ArgumentParser,
     names: list[str],
     tuns: list[tuple[str, IfRef]],
     wires: list[tuple[str, IfRef]],
+    cables: list[tuple[str, UdpRef]],
 ) -> tuple[InterfaceSpec, ...]:
-    """Pair each device's --host-tun with its --wire-if."""
-    sides: dict[str, dict[str, IfRef]] = {}
-    for option, given in (("--host-tun", tuns), ("--wire-if", wires)):
+    """Pair each device's --host-tun with its --wire-if or --wire-udp."""
+    sides: dict[str, dict[str, IfRef | UdpRef]] = {}
+    given_sides: tuple[tuple[str, list[tuple[str, IfRef]] | list[tuple[str, UdpRef]]], ...] = (
+        ("--host-tun", tuns),
+        ("--wire-if", wires),
+        ("--wire-udp", cables),
+    )
+    for option, given in given_sides:
         for dev, ref in given:
             dev = dev or names[0]
             if dev not in names:
@@ -107,10 +124,21 @@ def _interfaces(
             sides[dev][option] = ref
     specs = []
     for dev, pair in sides.items():
-        if len(pair) != 2:
-            missing = "--wire-if" if "--host-tun" in pair else "--host-tun"
-            parser.error(f"argument {missing}: {dev} needs both --host-tun and --wire-if")
-        specs.append(InterfaceSpec(dev, pair["--host-tun"], pair["--wire-if"]))
+        tun = pair.get("--host-tun")
+        link, cable = pair.get("--wire-if"), pair.get("--wire-udp")
+        if not isinstance(tun, IfRef) or (link is None) == (cable is None):
+            missing = "--wire-if" if tun is not None else "--host-tun"
+            parser.error(
+                f"argument {missing}: {dev} needs --host-tun and one of --wire-if, --wire-udp"
+            )
+        specs.append(
+            InterfaceSpec(
+                dev,
+                tun,
+                link if isinstance(link, IfRef) else None,
+                cable if isinstance(cable, UdpRef) else None,
+            )
+        )
     return tuple(specs)
 
 
@@ -190,6 +218,15 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         help="a link (veth, ...) as DEV's wire side, through an AF_PACKET socket",
     )
+    parser.add_argument(
+        "--wire-udp",
+        metavar="[DEV=]LOCAL:PORT,PEER:PORT[@NETNS]",
+        action="append",
+        type=_dev_udpref,
+        default=[],
+        help="instead of --wire-if: a UDP cable to another server's DEV (one datagram per "
+        "ESP frame)",
+    )
     return parser
 
 
@@ -209,7 +246,7 @@ def parse_args(argv: Sequence[str] | None = None) -> ServerConfig:
             if end in cabled:
                 parser.error(f"argument --cable: {end} is in two cables (a wire has two ends)")
             cabled.add(end)
-    interfaces = _interfaces(parser, names, args.host_tun, args.wire_if)
+    interfaces = _interfaces(parser, names, args.host_tun, args.wire_if, args.wire_udp)
     listen = args.listen or [Endpoint(unix_path=default_socket_path())]
     return ServerConfig(
         listen=tuple(listen),

@@ -14,6 +14,7 @@ import contextlib
 import ctypes
 import errno
 import fcntl
+import ipaddress
 import os
 import re
 import socket
@@ -71,6 +72,68 @@ def parse_ifref(text: str) -> IfRef:
     if sep and not _NETNS.match(netns):
         raise ValueError(f"{text!r}: network namespace name after '@' is empty or malformed")
     return IfRef(name, netns)
+
+
+@dataclass(frozen=True)
+class UdpRef:
+    """A UDP cable's end: this server's address and port, the peer's, and the namespace
+    its socket lives in ("" = the server's own)."""
+
+    local: tuple[str, int]
+    peer: tuple[str, int]
+    netns: str = ""
+
+    def __str__(self) -> str:
+        text = f"{_hostport(self.local)},{_hostport(self.peer)}"
+        return f"{text}@{self.netns}" if self.netns else text
+
+
+def _hostport(address: tuple[str, int]) -> str:
+    host, port = address
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _parse_hostport(text: str, what: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    try:
+        ipaddress.ip_address(host)
+        number = int(port)
+    except ValueError:
+        number = -1
+    if not sep or not 1 <= number <= 65535:
+        raise ValueError(f"{what} {text!r}: expected ADDRESS:PORT ([IPv6]:PORT), port 1-65535")
+    return host, number
+
+
+def parse_udpref(text: str) -> UdpRef:
+    """``LOCAL:PORT,PEER:PORT[@NETNS]``; ValueError naming what is wrong."""
+    body, sep, netns = text.partition("@")
+    if sep and not _NETNS.match(netns):
+        raise ValueError(f"{text!r}: network namespace name after '@' is empty or malformed")
+    local, comma, peer = body.partition(",")
+    if not comma:
+        raise ValueError(f"{text!r}: expected LOCAL:PORT,PEER:PORT")
+    ends = _parse_hostport(local, "local"), _parse_hostport(peer, "peer")
+    if (":" in ends[0][0]) != (":" in ends[1][0]):
+        raise ValueError(f"{text!r}: both ends must be IPv4 or both IPv6")
+    return UdpRef(ends[0], ends[1], netns)
+
+
+def open_udp_socket(ref: UdpRef, rcvbuf: int) -> socket.socket:
+    """A nonblocking UDP socket bound to ``ref.local``, connected to ``ref.peer``."""
+    family = socket.AF_INET6 if ":" in ref.local[0] else socket.AF_INET
+    with netns(ref.netns):
+        sock = socket.socket(family, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            sock.bind(ref.local)
+            sock.connect(ref.peer)
+        except OSError:
+            sock.close()
+            raise
+    sock.setblocking(False)
+    return sock
 
 
 _libc = ctypes.CDLL(None, use_errno=True)

@@ -37,7 +37,7 @@ from xfrm_offload.v1 import offload_pb2_grpc
 
 from . import ifaces, logs, ops, toobig
 from .events import Subscription
-from .ifaces import IfRef
+from .ifaces import IfRef, UdpRef
 from .nic import Nic
 from .servicers import refusals
 from .status import Context
@@ -55,6 +55,9 @@ QUEUE_LIMIT = 2048
 #: make 77, or 73 for ESP-in-UDP over IPv4; rounded up. Larger transforms (CBC-HMAC)
 #: are caught per packet: "too big" answers carry the exact usable MTU.
 ESP_OVERHEAD = 80
+#: The MTU a UDP cable stands for (an Ethernet link's): ESP frames up to this size, each
+#: one datagram.
+UDP_WIRE_MTU = 1500
 #: The wire socket's receive buffer (the kernel's bounded queue in front of RX).
 WIRE_RCVBUF = 4 * 1024 * 1024
 _READ_SIZE = 65536
@@ -131,13 +134,19 @@ class _Queue:
 class Attachment:
     """One device's TUN and wire, their readers, pumps and link watch."""
 
-    def __init__(self, nic: Nic, dev: str, tun: IfRef, wire: IfRef, host_mtu: int = 0) -> None:
+    def __init__(
+        self, nic: Nic, dev: str, tun: IfRef, wire: IfRef | UdpRef, host_mtu: int = 0
+    ) -> None:
         self.nic = nic
         self.dev = dev
         self.tun_ref = tun
         self.wire_ref = wire
         self.requested_mtu = host_mtu
-        self.counters = pb.Interfaces(host_tun=str(tun), wire_if=str(wire))
+        self.counters = pb.Interfaces(host_tun=str(tun))
+        if isinstance(wire, UdpRef):
+            self.counters.wire_udp = str(wire)
+        else:
+            self.counters.wire_if = str(wire)
         self.tun_fd = -1
         self.wire: socket.socket | None = None
         self.watch: socket.socket | None = None
@@ -159,7 +168,8 @@ class Attachment:
             self._open_wire()
         except OSError as exc:
             self._close_fds()
-            raise _refusal(exc, self.wire_ref, "wire_if") from None
+            field = "wire_udp" if isinstance(self.wire_ref, UdpRef) else "wire_if"
+            raise _refusal(exc, self.wire_ref, field) from None
         try:
             self._open_tun()
         except OSError as exc:
@@ -168,6 +178,10 @@ class Attachment:
 
     def _open_wire(self) -> None:
         ref = self.wire_ref
+        if isinstance(ref, UdpRef):
+            self.wire = ifaces.open_udp_socket(ref, WIRE_RCVBUF)
+            self.wire_mtu = self.counters.wire_mtu = UDP_WIRE_MTU
+            return
         self.wire_control = ifaces.Control(ref.netns)
         self.wire_index = ifaces.ifindex(ref.netns, ref.name)
         self.wire_mtu = self.counters.wire_mtu = self.wire_control.mtu(ref.name)
@@ -188,11 +202,12 @@ class Attachment:
 
     async def start(self) -> None:
         """Start reading, pumping and following the link."""
-        assert self.wire is not None and self.watch is not None
+        assert self.wire is not None
         loop = self._loop
         loop.add_reader(self.tun_fd, self._read_tun)
-        loop.add_reader(self.wire.fileno(), self._read_wire)
-        loop.add_reader(self.watch.fileno(), self._read_link_changes)
+        self._resume_wire()
+        if self.watch is not None:
+            loop.add_reader(self.watch.fileno(), self._read_link_changes)
         dev = self.dev
         self._link_sub = self.nic.hub.subscribe(
             lambda e: e.kind == pb.EVENT_KIND_LINK and e.dev == dev
@@ -202,6 +217,9 @@ class Attachment:
             loop.create_task(self._pump(self._rx, RX, self._received)),
             loop.create_task(self._follow_device_link(self._link_sub)),
         ]
+        if isinstance(self.wire_ref, UdpRef):  # a cable has no carrier to follow
+            await self._apply_wire_state(True)
+            return
         flags = ifaces.link_flags(self.wire_ref.netns, self.wire_index)
         await self._apply_wire_state(flags is not None and ifaces.running(flags))
 
@@ -234,7 +252,7 @@ class Attachment:
             self.wire_control = None
 
     def describe(self) -> pb.Interfaces:
-        if self.wire is not None:
+        if self.wire is not None and self.wire.family == socket.AF_PACKET:
             self.counters.wire_rx_dropped += ifaces.packet_drops(self.wire)
         self.counters.wire_mtu = self.wire_mtu
         described = pb.Interfaces()
@@ -280,6 +298,23 @@ class Attachment:
         self.counters.wire_rx_packets += got
         self._after_read(self._rx, got == room, self.wire.fileno())
 
+    def _read_udp_wire(self) -> None:
+        packets = self._rx.packets
+        assert self.wire is not None
+        recv = self.wire.recv
+        room = QUEUE_LIMIT - len(packets)
+        got = 0
+        try:
+            while got < room:
+                packets.append(recv(_READ_SIZE))
+                got += 1
+        except BlockingIOError:
+            pass
+        except OSError as exc:  # ECONNREFUSED: the peer's port is closed for now
+            log.debug("udp wire read failed", extra=logs.fields(dev=self.dev, error=str(exc)))
+        self.counters.wire_rx_packets += got
+        self._after_read(self._rx, got == room, self.wire.fileno())
+
     def _after_read(self, queue: _Queue, full: bool, fd: int) -> None:
         if full and not queue.paused:
             queue.paused = True
@@ -293,7 +328,9 @@ class Attachment:
 
     def _resume_wire(self) -> None:
         if self.wire is not None:
-            self._loop.add_reader(self.wire.fileno(), self._read_wire)
+            udp = isinstance(self.wire_ref, UdpRef)
+            reader = self._read_udp_wire if udp else self._read_wire
+            self._loop.add_reader(self.wire.fileno(), reader)
 
     # -- pumps: queue -> device -> the other side --------------------------------------------
 
@@ -348,7 +385,10 @@ class Attachment:
         assert self.wire is not None
         proto = ifaces.ETH_P_IPV6 if frame[0] >> 4 == 6 else ifaces.ETH_P_IP
         try:
-            self.wire.sendto(frame, (self.wire_ref.name, proto, 0, 0, self.peer_mac))
+            if isinstance(self.wire_ref, UdpRef):
+                self.wire.send(frame)
+            else:
+                self.wire.sendto(frame, (self.wire_ref.name, proto, 0, 0, self.peer_mac))
         except OSError:  # queue full (ENOBUFS / EAGAIN), link down (ENETDOWN), too big
             self.counters.wire_tx_dropped += 1
             return
@@ -383,9 +423,9 @@ class Attachment:
 
     async def _apply_wire_state(self, running: bool) -> None:
         """The device's link follows the wire's (down flushes, with events)."""
-        assert self.wire_control is not None
-        with contextlib.suppress(OSError):  # gone: keep the last MTU known
-            self.wire_mtu = self.wire_control.mtu(self.wire_ref.name)
+        if self.wire_control is not None and isinstance(self.wire_ref, IfRef):
+            with contextlib.suppress(OSError):  # gone: keep the last MTU known
+                self.wire_mtu = self.wire_control.mtu(self.wire_ref.name)
         self.counters.wire_running = running
         reply = await self.nic.call(self.dev, ops.set_link, running, self.nic.clock.now())
         if reply.flushed_states or reply.flushed_policies or not running:
@@ -420,11 +460,23 @@ class RealInterfaces:
         attachment = self.attached.get(dev)
         return None if attachment is None else attachment.describe()
 
-    async def attach(self, dev: str, tun: str, wire: str, host_mtu: int = 0) -> pb.Interfaces:
-        """Attach; LocalError naming the request field at fault."""
+    async def attach(
+        self, dev: str, tun: str, wire: str, host_mtu: int = 0, wire_udp: str = ""
+    ) -> pb.Interfaces:
+        """Attach a TUN and a link (``wire``) or a UDP cable (``wire_udp``); LocalError
+        naming the request field at fault."""
         self.nic.device(dev, "dev")
         tun_ref = _ifref(tun, "host_tun")
-        wire_ref = _ifref(wire, "wire_if")
+        wire_ref: IfRef | UdpRef
+        if bool(wire) == bool(wire_udp):
+            raise InvalidArgument("give one of wire_if and wire_udp", field="wire_if")
+        if wire_udp:
+            try:
+                wire_ref = ifaces.parse_udpref(wire_udp)
+            except ValueError as exc:
+                raise InvalidArgument(f"wire_udp: {exc}", field="wire_udp") from None
+        else:
+            wire_ref = _ifref(wire, "wire_if")
         if dev in self.attached:
             raise AlreadyExists(f"{dev} already has interfaces attached", field="dev")
         if host_mtu and not toobig.V4_MIN_MTU <= host_mtu <= 65535:
@@ -441,7 +493,7 @@ class RealInterfaces:
         self.attached[dev] = attachment
         log.info(
             "interfaces attached",
-            extra=logs.fields(dev=dev, host_tun=str(tun_ref), wire_if=str(wire_ref)),
+            extra=logs.fields(dev=dev, host_tun=str(tun_ref), wire=str(wire_ref)),
         )
         return attachment.describe()
 
@@ -467,7 +519,7 @@ def _ifref(text: str, field: str) -> IfRef:
         raise InvalidArgument(f"{field}: {exc}", field=field) from None
 
 
-def _refusal(exc: OSError, ref: IfRef, field: str) -> LocalError:
+def _refusal(exc: OSError, ref: IfRef | UdpRef, field: str) -> LocalError:
     """An OSError of opening one side as the request's answer, naming its field."""
     reason = exc.strerror or str(exc)
     if exc.errno in (errno.ENOENT, errno.ENODEV, errno.ENXIO):
@@ -487,7 +539,7 @@ class InterfaceServicer(offload_pb2_grpc.InterfaceServiceServicer):
         self, request: pb.AttachInterfacesRequest, context: Context
     ) -> pb.AttachInterfacesResponse:
         attached = await self.interfaces.attach(
-            request.dev, request.host_tun, request.wire_if, request.host_mtu
+            request.dev, request.host_tun, request.wire_if, request.host_mtu, request.wire_udp
         )
         return pb.AttachInterfacesResponse(interfaces=attached)
 
