@@ -161,3 +161,26 @@ async def test_xfrmctl_device_detach_attach_and_show(sock_dir: Path) -> None:
         assert "mtu 1400" in sh("ip", "-n", a.ns, "link", "show", TUN).stdout
         code, _, err = await xfrmctl(*server, "device", "attach", DEV, "--tun", "x", "--wire", "y")
         assert code == ExitStatus.SERVER_ERROR and "already has interfaces" in err, err
+
+
+async def test_interfaces_deleted_under_the_server_stop_being_read(sock_dir: Path) -> None:
+    async with two_hosts(sock_dir) as pair:
+        a, b = pair.a, pair.b
+        await install_tunnel(pair)
+        attachment = a.server.interfaces.attached[DEV]
+        sh("ip", "-n", a.ns, "link", "del", TUN)  # a TUN fd then fails (and stays ready)
+        await wait_for(lambda: asyncio.sleep(0, "host_tun" in attachment.lost), "tun lost")
+        sh("ip", "-n", b.ns, "link", "del", WIRE)  # both ends of the veth go
+
+        async def both_down() -> bool:
+            return await _link(a) == pb.LINK_STATE_DOWN and await _link(b) == pb.LINK_STATE_DOWN
+
+        await wait_for(both_down, "both devices' links down")
+        detached = await a.client.detach_interfaces(DEV)
+        assert not detached.wire_running
+        # a new link and a new TUN: attached again, the device is up again
+        sh("ip", "-n", a.ns, "link", "add", WIRE, "type", "veth", "peer", "name", "w1")
+        sh("ip", "-n", a.ns, "link", "set", WIRE, "up")
+        sh("ip", "-n", a.ns, "link", "set", "w1", "up")
+        attached = await a.client.attach_interfaces(DEV, f"{TUN}@{a.ns}", f"{WIRE}@{a.ns}")
+        assert attached.wire_running and await _link(a) == pb.LINK_STATE_UP

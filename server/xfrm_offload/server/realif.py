@@ -159,6 +159,8 @@ class Attachment:
         self._rx = _Queue(self._resume_wire)
         self._tasks: list[asyncio.Task[None]] = []
         self._link_sub: Subscription | None = None
+        #: Sides whose fd failed for good ("host_tun", "wire_if"): no longer read.
+        self.lost: set[str] = set()
 
     # -- setup and teardown ---------------------------------------------------------------
 
@@ -272,8 +274,8 @@ class Attachment:
                 got += 1
         except BlockingIOError:
             pass
-        except OSError as exc:  # the TUN going away: the link watch or detach handles it
-            log.debug("tun read failed", extra=logs.fields(dev=self.dev, error=str(exc)))
+        except OSError as exc:  # the TUN was deleted: stop reading (it would stay ready)
+            self._side_lost(fd, "host_tun", exc)
         self.counters.host_rx_packets += got
         self._after_read(self._tx, got == room, fd)
 
@@ -294,7 +296,8 @@ class Attachment:
         except BlockingIOError:
             pass
         except OSError as exc:
-            log.debug("wire read failed", extra=logs.fields(dev=self.dev, error=str(exc)))
+            if exc.errno != errno.ENETDOWN:  # down is reported once; gone is for good
+                self._side_lost(self.wire.fileno(), "wire_if", exc)
         self.counters.wire_rx_packets += got
         self._after_read(self._rx, got == room, self.wire.fileno())
 
@@ -315,6 +318,16 @@ class Attachment:
         self.counters.wire_rx_packets += got
         self._after_read(self._rx, got == room, self.wire.fileno())
 
+    def _side_lost(self, fd: int, side: str, exc: OSError) -> None:
+        """An fd that fails for good: stop reading it, so its readiness does not spin the
+        loop; the device keeps its states (detach and attach again to recover)."""
+        self._loop.remove_reader(fd)
+        self.lost.add(side)
+        log.warning(
+            "interface gone, no longer read",
+            extra=logs.fields(dev=self.dev, side=side, error=str(exc)),
+        )
+
     def _after_read(self, queue: _Queue, full: bool, fd: int) -> None:
         if full and not queue.paused:
             queue.paused = True
@@ -323,11 +336,11 @@ class Attachment:
             queue.ready.set()
 
     def _resume_tun(self) -> None:
-        if self.tun_fd >= 0:
+        if self.tun_fd >= 0 and "host_tun" not in self.lost:
             self._loop.add_reader(self.tun_fd, self._read_tun)
 
     def _resume_wire(self) -> None:
-        if self.wire is not None:
+        if self.wire is not None and "wire_if" not in self.lost:
             udp = isinstance(self.wire_ref, UdpRef)
             reader = self._read_udp_wire if udp else self._read_wire
             self._loop.add_reader(self.wire.fileno(), reader)
