@@ -18,7 +18,7 @@ from .topology import DEV, TUN, WIRE, Host, in_ns, install_tunnel, sh, two_hosts
 
 async def _ping(src: Host, dst: Host, count: int = 3) -> int:
     status, _ = await in_ns(
-        src.ns, "ping", "-q", "-c", str(count), "-i", "0.01", "-W", "1", "-w", "3", dst.inner4
+        src.ns, "ping", "-q", "-c", str(count), "-i", "0.01", "-W", "1", dst.inner4
     )
     return status
 

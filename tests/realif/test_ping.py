@@ -21,8 +21,8 @@ async def test_ping_both_ways_no_loss(sock_dir: Path) -> None:
                 str(COUNT),
                 "-i",
                 "0.002",
-                "-w",
-                "30",
+                "-W",
+                "2",
                 dst.inner4,
                 timeout=40,
             )

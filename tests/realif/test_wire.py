@@ -33,7 +33,7 @@ async def test_tshark_sees_only_esp_and_decrypts_it(sock_dir: Path, tmp_path: Pa
         await install_tunnel(pair)
         async with capture(pair.b.ns, WIRE, pcap, 2 * PINGS):
             status, out = await in_ns(
-                pair.a.ns, "ping", "-q", "-c", str(PINGS), "-i", "0.01", "-w", "10", pair.b.inner4
+                pair.a.ns, "ping", "-q", "-c", str(PINGS), "-i", "0.01", "-W", "2", pair.b.inner4
             )
             assert status == 0, out
     result = subprocess.run(
@@ -45,15 +45,17 @@ async def test_tshark_sees_only_esp_and_decrypts_it(sock_dir: Path, tmp_path: Pa
     rows = [line.split("|") for line in result.stdout.splitlines()]
     assert len(rows) == 2 * PINGS, result.stdout
     spi_ab, spi_ba = (f"0x{sa.spi:08x}" for sa in pair.sas)
-    for i, (protocols, spi, src, dst, icmp_type, seq) in enumerate(rows):
+    seen: dict[str, list[str]] = {"8": [], "0": []}
+    for protocols, spi, src, dst, icmp_type, seq in rows:
         # every frame is ESP on the outside, and decrypted it is the ping inside
-        assert protocols == "eth:ethertype:ip:esp:ip:icmp:data", rows[i]
-        request = i % 2 == 0
+        assert protocols == "eth:ethertype:ip:esp:ip:icmp:data", rows
+        request = icmp_type == "8"
         assert spi == (spi_ab if request else spi_ba)
         assert src == ("192.0.2.1,198.51.100.1" if request else "192.0.2.2,203.0.113.1")
         assert dst == ("192.0.2.2,203.0.113.1" if request else "192.0.2.1,198.51.100.1")
-        assert icmp_type == ("8" if request else "0")
-        assert seq == str(i // 2 + 1)
+        seen[icmp_type].append(seq)
+    every = [str(n) for n in range(1, PINGS + 1)]
+    assert sorted(seen["8"], key=int) == every and sorted(seen["0"], key=int) == every
 
 
 def _sniff_esp(sock: socket.socket, count: int) -> list[bytes]:
@@ -77,7 +79,7 @@ async def test_tampered_and_replayed_frames_are_dropped_and_counted(sock_dir: Pa
         sniffer.setblocking(True)
         try:
             status, out = await in_ns(
-                a.ns, "ping", "-q", "-c", "2", "-i", "0.01", "-w", "10", b.inner4
+                a.ns, "ping", "-q", "-c", "2", "-i", "0.01", "-W", "2", b.inner4
             )
             assert status == 0, out
             first, second = _sniff_esp(sniffer, 2)
@@ -108,5 +110,5 @@ async def test_tampered_and_replayed_frames_are_dropped_and_counted(sock_dir: Pa
         await wait_for(counted, "one replay and one ICV failure counted")
         device = await b.client.get_device("eth0")
         assert device.interfaces.host_tx_packets == 2  # only the two real echo requests
-        status, out = await in_ns(a.ns, "ping", "-q", "-c", "2", "-i", "0.01", "-w", "10", b.inner4)
+        status, out = await in_ns(a.ns, "ping", "-q", "-c", "2", "-i", "0.01", "-W", "2", b.inner4)
         assert status == 0, out  # the SA still works
