@@ -42,5 +42,6 @@ async def test_reflection_lists_every_service(server: tuple[OffloadServer, Clien
         "xfrm_offload.v1.DatapathService",
         "xfrm_offload.v1.DeviceService",
         "xfrm_offload.v1.DiagService",
+        "xfrm_offload.v1.InterfaceService",
         "xfrm_offload.v1.XfrmDevService",
     ]
