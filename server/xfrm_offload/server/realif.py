@@ -154,6 +154,8 @@ class Attachment:
         self.wire_index = 0
         self.wire_mtu = 0
         self.peer_mac = _BROADCAST
+        #: sendto addresses for IPv4 and IPv6 frames on a link (None: a UDP cable).
+        self._link_addresses: tuple[tuple[str, int, int, int, bytes], ...] | None = None
         self._loop = asyncio.get_running_loop()
         self._tx = _Queue(self._resume_tun)
         self._rx = _Queue(self._resume_wire)
@@ -189,6 +191,7 @@ class Attachment:
         self.wire_mtu = self.counters.wire_mtu = self.wire_control.mtu(ref.name)
         self.wire = ifaces.open_packet_socket(ref, WIRE_RCVBUF)
         self.watch = ifaces.open_link_watch(ref.netns)
+        self._learn_peer(_BROADCAST)
 
     def _open_tun(self) -> None:
         ref = self.tun_ref
@@ -291,7 +294,8 @@ class Attachment:
                 if address[2] == ifaces.PACKET_OUTGOING or address[1] not in _IP_PROTOS:
                     continue  # our own transmissions, ARP and the like
                 packets.append(data)
-                self.peer_mac = address[4] or _BROADCAST
+                if address[4] != self.peer_mac:
+                    self._learn_peer(address[4])
                 got += 1
         except BlockingIOError:
             pass
@@ -367,14 +371,15 @@ class Attachment:
 
     def _transmitted(self, packets: Sequence[bytes], outcomes: list[Outcome]) -> None:
         oversize: list[bytes] = []
-        for packet, (verdict, data, _handle, _crypto) in zip(packets, outcomes, strict=True):
-            if verdict is not Verdict.PASS:
+        send, mtu, passed = self._send_wire, self.wire_mtu, Verdict.PASS
+        for packet, outcome in zip(packets, outcomes, strict=True):
+            if outcome[0] is not passed:
                 continue
-            assert isinstance(data, bytes)
-            if len(data) <= self.wire_mtu:
-                self._send_wire(data)
+            data: bytes = outcome[1]  # type: ignore[assignment]  # PASS carries the packet
+            if len(data) <= mtu:
+                send(data)
                 continue
-            usable = usable_mtu(len(packet), len(data), self.wire_mtu)
+            usable = usable_mtu(len(packet), len(data), mtu)
             if toobig.may_fragment(packet) and usable >= toobig.V4_MIN_MTU:
                 pieces = fragment_ipv4(packet, usable)
                 self.counters.fragmented += 1
@@ -383,37 +388,47 @@ class Attachment:
             reply = toobig.too_big(packet, usable)
             if reply is not None:
                 self.counters.too_big += 1
-                self._write_tun(reply)
+                self._write_tun([reply])
         if oversize:
             self._tx.packets.extendleft(reversed(oversize))
             self._tx.ready.set()
 
     def _received(self, packets: Sequence[bytes], outcomes: list[Outcome]) -> None:
-        for verdict, data, _handle, _crypto in outcomes:
-            if verdict is Verdict.PASS:
-                assert isinstance(data, bytes)
-                self._write_tun(data)
+        passed = Verdict.PASS
+        self._write_tun([o[1] for o in outcomes if o[0] is passed])  # type: ignore[misc]
 
     def _send_wire(self, frame: bytes) -> None:
         assert self.wire is not None
-        proto = ifaces.ETH_P_IPV6 if frame[0] >> 4 == 6 else ifaces.ETH_P_IP
         try:
-            if isinstance(self.wire_ref, UdpRef):
+            if self._link_addresses is None:  # a UDP cable
                 self.wire.send(frame)
             else:
-                self.wire.sendto(frame, (self.wire_ref.name, proto, 0, 0, self.peer_mac))
+                self.wire.sendto(frame, self._link_addresses[frame[0] >> 4 == 6])
         except OSError:  # queue full (ENOBUFS / EAGAIN), link down (ENETDOWN), too big
             self.counters.wire_tx_dropped += 1
             return
         self.counters.wire_tx_packets += 1
 
-    def _write_tun(self, packet: bytes) -> None:
-        try:
-            os.write(self.tun_fd, packet)
-        except OSError:  # the TUN is down or its queue full
-            self.counters.host_tx_dropped += 1
-            return
-        self.counters.host_tx_packets += 1
+    def _learn_peer(self, mac: bytes) -> None:
+        """Frames go to the link peer's MAC once it has sent one (broadcast before)."""
+        self.peer_mac = mac or _BROADCAST
+        if isinstance(self.wire_ref, IfRef):
+            name = self.wire_ref.name
+            self._link_addresses = (
+                (name, ifaces.ETH_P_IP, 0, 0, self.peer_mac),
+                (name, ifaces.ETH_P_IPV6, 0, 0, self.peer_mac),
+            )
+
+    def _write_tun(self, packets: list[bytes]) -> None:
+        write, fd, written = os.write, self.tun_fd, 0
+        for packet in packets:
+            try:
+                write(fd, packet)
+            except OSError:  # the TUN is down or its queue full
+                self.counters.host_tx_dropped += 1
+                continue
+            written += 1
+        self.counters.host_tx_packets += written
 
     # -- link state, both ways -------------------------------------------------------------
 
