@@ -109,13 +109,20 @@ class OffloadServer:
                 host = f"[{endpoint.host}]" if ":" in endpoint.host else endpoint.host
                 self.addresses.append(f"{host}:{port}")
         await self.nic.start()  # workers first: no RPC may reach a device before it exists
-        for spec in self.config.interfaces:
-            await self.interfaces.attach(
-                spec.dev,
-                str(spec.host_tun),
-                str(spec.wire_if or ""),
-                wire_udp=str(spec.wire_udp or ""),
-            )
+        try:
+            for spec in self.config.interfaces:
+                await self.interfaces.attach(
+                    spec.dev,
+                    str(spec.host_tun),
+                    str(spec.wire_if or ""),
+                    wire_udp=str(spec.wire_udp or ""),
+                )
+        except BaseException:  # not started: leave no interface or socket file behind
+            await self.interfaces.close()
+            await self.nic.stop_workers()
+            for path in self._sockets:
+                path.unlink(missing_ok=True)
+            raise
         await self.server.start()
         for path in self._sockets:
             os.chmod(path, 0o600)

@@ -41,6 +41,7 @@ from .ifaces import IfRef, UdpRef
 from .nic import Nic
 from .servicers import refusals
 from .status import Context
+from .workers import WorkerDied
 
 log = logging.getLogger("xfrm_offload.server")
 
@@ -160,6 +161,8 @@ class Attachment:
         self._tx = _Queue(self._resume_tun)
         self._rx = _Queue(self._resume_wire)
         self._tasks: list[asyncio.Task[None]] = []
+        #: Link changes being applied (each a task until the device has it).
+        self._changes: set[asyncio.Task[None]] = set()
         self._link_sub: Subscription | None = None
         #: Sides whose fd failed for good ("host_tun", "wire_if"): no longer read.
         self.lost: set[str] = set()
@@ -225,7 +228,10 @@ class Attachment:
         if isinstance(self.wire_ref, UdpRef):  # a cable has no carrier to follow
             await self._apply_wire_state(True)
             return
-        flags = ifaces.link_flags(self.wire_ref.netns, self.wire_index)
+        try:
+            flags = ifaces.link_flags(self.wire_ref.netns, self.wire_index)
+        except OSError:  # rtnetlink did not answer: down until it reports the link
+            flags = None
         await self._apply_wire_state(flags is not None and ifaces.running(flags))
 
     async def close(self) -> None:
@@ -235,9 +241,10 @@ class Attachment:
         for sock in (self.wire, self.watch):
             if sock is not None:
                 loop.remove_reader(sock.fileno())
-        for task in self._tasks:
+        tasks = [*self._tasks, *self._changes]
+        for task in tasks:
             task.cancel()
-        for task in self._tasks:
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         if self._link_sub is not None:
@@ -364,7 +371,7 @@ class Attachment:
                 batch = queue.take()
                 try:
                     outcomes = await exchange(self.nic, self.dev, direction, batch)
-                except LocalError as exc:  # e.g. the device's worker died
+                except (LocalError, WorkerDied) as exc:  # the packets are lost, not the pump
                     log.warning("batch refused", extra=logs.fields(dev=self.dev, error=str(exc)))
                     continue
                 deliver(batch, outcomes)
@@ -444,10 +451,13 @@ class Attachment:
             pass
         except OSError as exc:  # ENOBUFS: messages were lost; ask afresh
             if exc.errno == errno.ENOBUFS:
-                flags = ifaces.link_flags(self.wire_ref.netns, self.wire_index)
+                with contextlib.suppress(OSError):
+                    flags = ifaces.link_flags(self.wire_ref.netns, self.wire_index)
         if flags != -1:
             running = flags is not None and ifaces.running(flags)
-            self._tasks.append(self._loop.create_task(self._apply_wire_state(running)))
+            task = self._loop.create_task(self._apply_wire_state(running))
+            self._changes.add(task)
+            task.add_done_callback(self._changes.discard)
 
     async def _apply_wire_state(self, running: bool) -> None:
         """The device's link follows the wire's (down flushes, with events)."""
@@ -517,7 +527,11 @@ class RealInterfaces:
                 raise AlreadyExists(f"{other.dev} already uses that interface", field="wire_if")
         attachment = Attachment(self.nic, dev, tun_ref, wire_ref, host_mtu)
         attachment.open()
-        await attachment.start()
+        try:
+            await attachment.start()
+        except BaseException:
+            await attachment.close()
+            raise
         self.attached[dev] = attachment
         log.info(
             "interfaces attached",
