@@ -155,7 +155,7 @@ async def test_xfrmctl_device_detach_attach_and_show(sock_dir: Path) -> None:
         assert code == ExitStatus.OK
         assert (
             f"    host tun {TUN}@{a.ns} mtu 1400 wire {WIRE}@{a.ns} mtu 1500 running\n"
-            "    host rx 0 tx 0 tx-dropped 0  wire rx 0 tx 0 rx-dropped 0 tx-dropped 0"
+            "    host rx 0 tx 0 rx-dropped 0 tx-dropped 0  wire rx 0 tx 0 rx-dropped 0 tx-dropped 0"
             "  too-big 0 fragmented 0\n"
         ) in out
         assert "mtu 1400" in sh("ip", "-n", a.ns, "link", "show", TUN).stdout

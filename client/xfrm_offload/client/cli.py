@@ -128,7 +128,7 @@ def format_interfaces(ifs: pb.Interfaces) -> list[str]:
     return [
         f"    host tun {ifs.host_tun} mtu {ifs.host_mtu} wire {wire} mtu {ifs.wire_mtu} {running}",
         f"    host rx {ifs.host_rx_packets} tx {ifs.host_tx_packets}"
-        f" tx-dropped {ifs.host_tx_dropped}"
+        f" rx-dropped {ifs.host_rx_dropped} tx-dropped {ifs.host_tx_dropped}"
         f"  wire rx {ifs.wire_rx_packets} tx {ifs.wire_tx_packets}"
         f" rx-dropped {ifs.wire_rx_dropped} tx-dropped {ifs.wire_tx_dropped}"
         f"  too-big {ifs.too_big} fragmented {ifs.fragmented}",

@@ -45,6 +45,7 @@ RTMGRP_LINK = 1
 RTM_NEWLINK = 16
 RTM_DELLINK = 17
 RTM_GETLINK = 18
+IFLA_STATS64 = 23
 NETNS_DIR = "/run/netns"
 
 _IFNAME = re.compile(r"^[A-Za-z0-9_.\-]{1,15}$")
@@ -257,8 +258,16 @@ def running(flags: int) -> bool:
     return bool(flags & IFF_UP and flags & IFF_LOWER_UP)
 
 
-def link_flags(netns_name: str, index: int) -> int | None:
-    """The 32-bit interface flags of link ``index`` (RTM_GETLINK); None if it is gone."""
+@dataclass(frozen=True)
+class LinkInfo:
+    """What RTM_GETLINK says of a link: its flags and the packets it dropped sending."""
+
+    flags: int
+    tx_dropped: int
+
+
+def link_info(netns_name: str, index: int) -> LinkInfo | None:
+    """Flags and counters of link ``index`` (RTM_GETLINK); None if it is gone."""
     with netns(netns_name):
         sock = socket.socket(
             socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, socket.NETLINK_ROUTE
@@ -270,10 +279,29 @@ def link_flags(netns_name: str, index: int) -> int | None:
         request += struct.pack("BxHiII", socket.AF_UNSPEC, 0, index, 0, 0)
         sock.send(request)
         reply = sock.recv(65536)
-    for kind, got, flags in link_messages(reply):
-        if kind == RTM_NEWLINK and got == index:
-            return flags
-    return None
+    if len(reply) < 32:
+        return None
+    length, kind = struct.unpack_from("IH", reply)
+    got, flags = struct.unpack_from("iI", reply, 20)
+    if kind != RTM_NEWLINK or got != index:
+        return None
+    tx_dropped = 0
+    offset = 32
+    while offset + 4 <= min(length, len(reply)):
+        size, attr = struct.unpack_from("HH", reply, offset)
+        if size < 4:
+            break
+        if attr == IFLA_STATS64 and size >= 4 + 8 * 8:
+            # rtnl_link_stats64: rx/tx packets, rx/tx bytes, rx/tx errors, rx/tx dropped
+            (tx_dropped,) = struct.unpack_from("Q", reply, offset + 4 + 7 * 8)
+        offset += (size + 3) & ~3
+    return LinkInfo(flags, tx_dropped)
+
+
+def link_flags(netns_name: str, index: int) -> int | None:
+    """The 32-bit interface flags of link ``index``; None if it is gone."""
+    info = link_info(netns_name, index)
+    return None if info is None else info.flags
 
 
 def ifindex(netns_name: str, name: str) -> int:

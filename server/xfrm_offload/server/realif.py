@@ -153,6 +153,7 @@ class Attachment:
         self.watch: socket.socket | None = None
         self.wire_control: ifaces.Control | None = None
         self.wire_index = 0
+        self.tun_index = 0
         self.wire_mtu = 0
         self.peer_mac = _BROADCAST
         #: sendto addresses for IPv4 and IPv6 frames on a link (None: a UDP cable).
@@ -200,6 +201,7 @@ class Attachment:
         ref = self.tun_ref
         host_mtu = self.requested_mtu or max(toobig.V4_MIN_MTU, self.wire_mtu - ESP_OVERHEAD)
         self.tun_fd = ifaces.open_tun(ref)
+        self.tun_index = ifaces.ifindex(ref.netns, ref.name)
         control = ifaces.Control(ref.netns)
         try:
             control.set_mtu(ref.name, host_mtu)
@@ -267,6 +269,11 @@ class Attachment:
         if self.wire is not None and self.wire.family == socket.AF_PACKET:
             self.counters.wire_rx_dropped += ifaces.packet_drops(self.wire)
         self.counters.wire_mtu = self.wire_mtu
+        if self.tun_index and "host_tun" not in self.lost:
+            with contextlib.suppress(OSError):
+                info = ifaces.link_info(self.tun_ref.netns, self.tun_index)
+                if info is not None:  # what the TUN's queue dropped while reading paused
+                    self.counters.host_rx_dropped = info.tx_dropped
         described = pb.Interfaces()
         described.CopyFrom(self.counters)
         return described
