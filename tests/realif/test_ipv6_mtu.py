@@ -16,7 +16,7 @@ COUNT = 200
 async def _ping(src: Host, dst: str, *extra: str, count: int = COUNT) -> tuple[int, str]:
     """Exactly ``count`` pings, 2 ms apart, each answered within 2 s or lost."""
     return await in_ns(
-        src.ns, "ping", "-c", str(count), "-i", "0.002", "-W", "2", *extra, dst, timeout=30
+        src.ns, "ping", "-c", str(count), "-i", "0.002", "-W", "10", *extra, dst, timeout=30
     )
 
 

@@ -16,9 +16,10 @@ from ..client.test_cli_device import xfrmctl
 from .topology import DEV, TUN, WIRE, Host, in_ns, install_tunnel, sh, two_hosts, wait_for
 
 
-async def _ping(src: Host, dst: Host, count: int = 3) -> int:
+async def _ping(src: Host, dst: Host, count: int = 3, linger: int = 10) -> int:
+    """Exactly ``count`` pings; replies awaited up to ``linger`` s after the last."""
     status, _ = await in_ns(
-        src.ns, "ping", "-q", "-c", str(count), "-i", "0.01", "-W", "1", dst.inner4
+        src.ns, "ping", "-q", "-c", str(count), "-i", "0.01", "-W", str(linger), dst.inner4
     )
     return status
 
@@ -68,7 +69,7 @@ async def test_wire_down_flushes_with_events_and_stops_traffic(sock_dir: Path) -
             assert kinds.count(pb.EVENT_KIND_POLICY_DELETED) == 2
             # the host sees it: the TUN has lost its carrier
             await wait_for(lambda: asyncio.sleep(0, "NO-CARRIER" in _tun_flags(b)), "carrier")
-            assert await _ping(a, b, 2) != 0
+            assert await _ping(a, b, 2, linger=1) != 0
 
             sh("ip", "-n", b.ns, "link", "set", WIRE, "up")
 

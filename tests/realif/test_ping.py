@@ -22,7 +22,7 @@ async def test_ping_both_ways_no_loss(sock_dir: Path) -> None:
                 "-i",
                 "0.002",
                 "-W",
-                "2",
+                "10",
                 dst.inner4,
                 timeout=40,
             )

@@ -21,7 +21,7 @@ async def test_ping_and_tcp_through_a_udp_cable(sock_dir: Path) -> None:
         await install_tunnel(pair)
         for src, dst in ((pair.a, pair.b), (pair.b, pair.a)):
             status, out = await in_ns(
-                src.ns, "ping", "-q", "-c", str(COUNT), "-i", "0.002", "-W", "2", dst.inner4
+                src.ns, "ping", "-q", "-c", str(COUNT), "-i", "0.002", "-W", "10", dst.inner4
             )
             assert status == 0, out
             assert f"{COUNT} packets transmitted, {COUNT} received, 0% packet loss" in out

@@ -33,7 +33,7 @@ async def test_tshark_sees_only_esp_and_decrypts_it(sock_dir: Path, tmp_path: Pa
         await install_tunnel(pair)
         async with capture(pair.b.ns, WIRE, pcap, 2 * PINGS):
             status, out = await in_ns(
-                pair.a.ns, "ping", "-q", "-c", str(PINGS), "-i", "0.01", "-W", "2", pair.b.inner4
+                pair.a.ns, "ping", "-q", "-c", str(PINGS), "-i", "0.01", "-W", "10", pair.b.inner4
             )
             assert status == 0, out
     result = subprocess.run(
@@ -79,7 +79,7 @@ async def test_tampered_and_replayed_frames_are_dropped_and_counted(sock_dir: Pa
         sniffer.setblocking(True)
         try:
             status, out = await in_ns(
-                a.ns, "ping", "-q", "-c", "2", "-i", "0.01", "-W", "2", b.inner4
+                a.ns, "ping", "-q", "-c", "2", "-i", "0.01", "-W", "10", b.inner4
             )
             assert status == 0, out
             first, second = _sniff_esp(sniffer, 2)
@@ -110,5 +110,5 @@ async def test_tampered_and_replayed_frames_are_dropped_and_counted(sock_dir: Pa
         await wait_for(counted, "one replay and one ICV failure counted")
         device = await b.client.get_device("eth0")
         assert device.interfaces.host_tx_packets == 2  # only the two real echo requests
-        status, out = await in_ns(a.ns, "ping", "-q", "-c", "2", "-i", "0.01", "-W", "2", b.inner4)
+        status, out = await in_ns(a.ns, "ping", "-q", "-c", "2", "-i", "0.01", "-W", "10", b.inner4)
         assert status == 0, out  # the SA still works

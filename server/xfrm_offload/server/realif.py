@@ -62,7 +62,12 @@ UDP_WIRE_MTU = 1500
 #: The wire socket's receive buffer (the kernel's bounded queue in front of RX).
 WIRE_RCVBUF = 4 * 1024 * 1024
 _READ_SIZE = 65536
-_BROADCAST = b"\xff" * 6
+#: Where wire frames go: a locally administered unicast address that no interface has,
+#: so the host stacks at both ends of the link see them as another host's (packet type
+#: OTHERHOST) and drop them at once, leaving them to the NICs' packet sockets, which see
+#: every frame: as a host never handles the ESP its offload NIC terminates. (Sent to the
+#: peer interface's own address, every frame went up the peer stack's IPv4 input first.)
+WIRE_DESTINATION = bytes.fromhex("02584f000001")
 _IP_PROTOS = (ifaces.ETH_P_IP, ifaces.ETH_P_IPV6)
 
 
@@ -155,7 +160,6 @@ class Attachment:
         self.wire_index = 0
         self.tun_index = 0
         self.wire_mtu = 0
-        self.peer_mac = _BROADCAST
         #: sendto addresses for IPv4 and IPv6 frames on a link (None: a UDP cable).
         self._link_addresses: tuple[tuple[str, int, int, int, bytes], ...] | None = None
         self._loop = asyncio.get_running_loop()
@@ -195,7 +199,10 @@ class Attachment:
         self.wire_mtu = self.counters.wire_mtu = self.wire_control.mtu(ref.name)
         self.wire = ifaces.open_packet_socket(ref, WIRE_RCVBUF)
         self.watch = ifaces.open_link_watch(ref.netns)
-        self._learn_peer(_BROADCAST)
+        self._link_addresses = (
+            (ref.name, ifaces.ETH_P_IP, 0, 0, WIRE_DESTINATION),
+            (ref.name, ifaces.ETH_P_IPV6, 0, 0, WIRE_DESTINATION),
+        )
 
     def _open_tun(self) -> None:
         ref = self.tun_ref
@@ -308,8 +315,6 @@ class Attachment:
                 if address[2] == ifaces.PACKET_OUTGOING or address[1] not in _IP_PROTOS:
                     continue  # our own transmissions, ARP and the like
                 packets.append(data)
-                if address[4] != self.peer_mac:
-                    self._learn_peer(address[4])
                 got += 1
         except BlockingIOError:
             pass
@@ -422,16 +427,6 @@ class Attachment:
             self.counters.wire_tx_dropped += 1
             return
         self.counters.wire_tx_packets += 1
-
-    def _learn_peer(self, mac: bytes) -> None:
-        """Frames go to the link peer's MAC once it has sent one (broadcast before)."""
-        self.peer_mac = mac or _BROADCAST
-        if isinstance(self.wire_ref, IfRef):
-            name = self.wire_ref.name
-            self._link_addresses = (
-                (name, ifaces.ETH_P_IP, 0, 0, self.peer_mac),
-                (name, ifaces.ETH_P_IPV6, 0, 0, self.peer_mac),
-            )
 
     def _write_tun(self, packets: list[bytes]) -> None:
         write, fd, written = os.write, self.tun_fd, 0
