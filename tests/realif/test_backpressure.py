@@ -37,9 +37,9 @@ async def test_packets_beyond_the_tun_queue_are_counted_as_host_rx_dropped(
 
         async def all_read() -> bool:
             shown = (await a.client.get_device(DEV)).interfaces
-            return shown.host_rx_packets == queue
+            return shown.host_rx_packets == queue and shown.wire_tx_packets == queue
 
-        await wait_for(all_read, "the queued packets read")
+        await wait_for(all_read, "the queued packets read and sent")
         shown = (await a.client.get_device(DEV)).interfaces
         assert (shown.host_rx_packets, shown.host_rx_dropped) == (queue, SENT - queue)
         assert shown.wire_tx_packets == queue  # each one read went out as ESP

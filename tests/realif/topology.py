@@ -356,3 +356,19 @@ async def capture(ns: str, iface: str, pcap: Path, count: int) -> AsyncIterator[
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+async def counters_reach(host: Host, **expected: int) -> None:
+    """Until the device's interface counters hold ``expected`` (the sends and TUN writes
+    are counted by their writer threads just after the system call returns)."""
+    seen: dict[str, int] = {}
+
+    async def reached() -> bool:
+        shown = (await host.client.get_device(DEV)).interfaces
+        seen.update({name: getattr(shown, name) for name in expected})
+        return seen == expected
+
+    try:
+        await wait_for(reached, f"counters {expected}")
+    except AssertionError:
+        raise AssertionError(f"counters {seen}, expected {expected}") from None

@@ -27,6 +27,7 @@ import os
 import socket
 import struct
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 from xfrm_offload.engine.datapath import DevicePath, Outcome, Verdict
 from xfrm_offload.engine.device import Device
@@ -169,6 +170,8 @@ class Attachment:
         #: Link changes being applied (each a task until the device has it).
         self._changes: set[asyncio.Task[None]] = set()
         self._link_sub: Subscription | None = None
+        self._wire_writer = ThreadPoolExecutor(1, thread_name_prefix=f"xo-{dev}-wire")
+        self._tun_writer = ThreadPoolExecutor(1, thread_name_prefix=f"xo-{dev}-tun")
         #: Sides whose fd failed for good ("host_tun", "wire_if"): no longer read.
         self.lost: set[str] = set()
 
@@ -230,8 +233,12 @@ class Attachment:
             lambda e: e.kind == pb.EVENT_KIND_LINK and e.dev == dev
         )
         self._tasks = [
-            loop.create_task(self._pump(self._tx, TX, self._transmitted)),
-            loop.create_task(self._pump(self._rx, RX, self._received)),
+            loop.create_task(
+                self._pump(self._tx, TX, self._transmitted, self._send_wire, self._wire_writer)
+            ),
+            loop.create_task(
+                self._pump(self._rx, RX, self._received, self._write_tun, self._tun_writer)
+            ),
             loop.create_task(self._follow_device_link(self._link_sub)),
         ]
         if isinstance(self.wire_ref, UdpRef):  # a cable has no carrier to follow
@@ -256,6 +263,8 @@ class Attachment:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        for writer in (self._wire_writer, self._tun_writer):
+            writer.shutdown(wait=True)  # at most a batch each: then no write meets a closed fd
         if self._link_sub is not None:
             self.nic.hub.unsubscribe(self._link_sub)
         self._close_fds()
@@ -374,8 +383,15 @@ class Attachment:
         self,
         queue: _Queue,
         direction: int,
-        deliver: Callable[[Sequence[bytes], list[Outcome]], None],
+        select: Callable[[Sequence[bytes], list[Outcome]], list[bytes]],
+        write: Callable[[list[bytes]], None],
+        writer: ThreadPoolExecutor,
     ) -> None:
+        """Queue -> device -> ``select`` what goes out -> ``write`` it in ``writer``'s
+        thread, while the loop already hands the next batch to the device (one write in
+        flight per direction, in order)."""
+        loop = self._loop
+        writing: asyncio.Future[None] | None = None
         while True:
             await queue.ready.wait()
             queue.ready.clear()
@@ -386,17 +402,24 @@ class Attachment:
                 except (LocalError, WorkerDied) as exc:  # the packets are lost, not the pump
                     log.warning("batch refused", extra=logs.fields(dev=self.dev, error=str(exc)))
                     continue
-                deliver(batch, outcomes)
+                out = select(batch, outcomes)
+                if writing is not None:
+                    await writing
+                    writing = None
+                if out:
+                    writing = loop.run_in_executor(writer, write, out)
 
-    def _transmitted(self, packets: Sequence[bytes], outcomes: list[Outcome]) -> None:
+    def _transmitted(self, packets: Sequence[bytes], outcomes: list[Outcome]) -> list[bytes]:
+        """The frames to send for a TX batch; too big ones answered or split (loop thread)."""
+        frames: list[bytes] = []
         oversize: list[bytes] = []
-        send, mtu, passed = self._send_wire, self.wire_mtu, Verdict.PASS
+        mtu, passed = self.wire_mtu, Verdict.PASS
         for packet, outcome in zip(packets, outcomes, strict=True):
             if outcome[0] is not passed:
                 continue
             data: bytes = outcome[1]  # type: ignore[assignment]  # PASS carries the packet
             if len(data) <= mtu:
-                send(data)
+                frames.append(data)
                 continue
             usable = usable_mtu(len(packet), len(data), mtu)
             if toobig.may_fragment(packet) and usable >= toobig.V4_MIN_MTU:
@@ -407,37 +430,45 @@ class Attachment:
             reply = toobig.too_big(packet, usable)
             if reply is not None:
                 self.counters.too_big += 1
-                self._write_tun([reply])
+                self._tun_writer.submit(self._write_tun, [reply])
         if oversize:
             self._tx.packets.extendleft(reversed(oversize))
             self._tx.ready.set()
+        return frames
 
-    def _received(self, packets: Sequence[bytes], outcomes: list[Outcome]) -> None:
+    def _received(self, packets: Sequence[bytes], outcomes: list[Outcome]) -> list[bytes]:
+        """What an RX batch delivers to the host (loop thread)."""
         passed = Verdict.PASS
-        self._write_tun([o[1] for o in outcomes if o[0] is passed])  # type: ignore[misc]
+        return [o[1] for o in outcomes if o[0] is passed]  # type: ignore[misc]
 
-    def _send_wire(self, frame: bytes) -> None:
-        assert self.wire is not None
-        try:
-            if self._link_addresses is None:  # a UDP cable
-                self.wire.send(frame)
-            else:
-                self.wire.sendto(frame, self._link_addresses[frame[0] >> 4 == 6])
-        except OSError:  # queue full (ENOBUFS / EAGAIN), link down (ENETDOWN), too big
-            self.counters.wire_tx_dropped += 1
-            return
-        self.counters.wire_tx_packets += 1
+    # The writes run in a thread of their own per side: a TUN write runs the host's
+    # receive path (TCP and all) and a link send the peer's packet socket delivery,
+    # inside the system call, which releases the GIL: so that kernel work overlaps the
+    # loop's work on the next batch. Only these threads change the tx counters.
+
+    def _send_wire(self, frames: list[bytes]) -> None:
+        wire, addresses, counters = self.wire, self._link_addresses, self.counters
+        assert wire is not None
+        for frame in frames:
+            try:
+                if addresses is None:  # a UDP cable
+                    wire.send(frame)
+                else:
+                    wire.sendto(frame, addresses[frame[0] >> 4 == 6])
+            except OSError:  # queue full (ENOBUFS / EAGAIN), link down (ENETDOWN), too big
+                counters.wire_tx_dropped += 1
+                continue
+            counters.wire_tx_packets += 1
 
     def _write_tun(self, packets: list[bytes]) -> None:
-        write, fd, written = os.write, self.tun_fd, 0
+        write, fd, counters = os.write, self.tun_fd, self.counters
         for packet in packets:
             try:
                 write(fd, packet)
             except OSError:  # the TUN is down or its queue full
-                self.counters.host_tx_dropped += 1
+                counters.host_tx_dropped += 1
                 continue
-            written += 1
-        self.counters.host_tx_packets += written
+            counters.host_tx_packets += 1
 
     # -- link state, both ways -------------------------------------------------------------
 
