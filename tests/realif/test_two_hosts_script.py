@@ -35,8 +35,8 @@ async def test_pings_through_and_tears_down_when_interrupted() -> None:
         assert names is not None
         proc.send_signal(signal.SIGINT)
         rest = (await asyncio.wait_for(proc.stdout.read(), 30)).decode()
-        assert await asyncio.wait_for(proc.wait(), 30) == 130
-        assert "torn down" in rest
+        assert await asyncio.wait_for(proc.wait(), 30) == 130, output + rest
+        assert "torn down" in rest, output + rest
         listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
         assert names.group(1) not in listed and names.group(2) not in listed
     finally:
