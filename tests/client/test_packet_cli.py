@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import ipaddress
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -251,6 +252,18 @@ async def test_progress_only_on_a_terminal(
     argv = ["--server", client.address, "packet", "tx", "--dev", "eth0", "--in", str(plain)]
     out, err = io.StringIO(), Terminal()
     assert await cli.run([*argv, "--out", str(tmp_path / "o.pcap")], out, err) == 0
-    # the first batch shows the counter line, the end erases it; the summary goes to stdout
-    assert err.getvalue() == "\r\x1b[Ksent 10, out 10, dropped 0\r\x1b[K"
+    # tqdm's bar: the capture's size as total, percentage, rate, the counts; then erased.
+    # The summary goes to stdout.
+    size = plain.stat().st_size
+    assert size == 24 + 10 * (16 + 28 + 120) == 1664  # 1.62 KiB
+    lines = err.getvalue().split("\r")
+    assert lines[0] == "" and lines[-1] == ""
+    assert lines[1].startswith("tx eth0:   0%|          | 0.00/1.62k [00:00<?, ?B/s]")
+    last = [line for line in lines if "100%" in line]
+    assert len(last) == 1 and re.fullmatch(
+        r"tx eth0: 100%\|##########\| 1\.62k/1\.62k \[00:00<00:00, [\d.]+[kM]?B/s,"
+        r" sent 10, out 10, dropped 0\]",
+        last[0].rstrip(),
+    ), last
+    assert lines[-2].strip() == ""  # the bar's line erased at the end
     assert out.getvalue() == "sent 10, out 10, dropped 0\n"

@@ -2,5 +2,6 @@
 
 from .api import Client
 from .errors import FieldViolation, XfrmOffloadError
+from .tls import TlsOptions
 
-__all__ = ["Client", "FieldViolation", "XfrmOffloadError"]
+__all__ = ["Client", "FieldViolation", "TlsOptions", "XfrmOffloadError"]

@@ -22,6 +22,7 @@ from xfrm_offload.v1 import xfrm_pb2 as xpb
 from xfrm_offload.v1.endpoint import default_address, parse_endpoint
 
 from .errors import XfrmOffloadError
+from .tls import TlsOptions
 
 T = TypeVar("T")
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
@@ -39,19 +40,32 @@ class Client:
 
     ``address``: ``unix:PATH`` or ``HOST:PORT``; default ``$XFRM_OFFLOAD_SERVER``, else
     the server's default socket. ``timeout``: per unary call, seconds (None = no limit).
+    ``tls``: CA, client certificate and key for a TCP address (default: from
+    ``$XFRM_OFFLOAD_TLS_CA``, ``$XFRM_OFFLOAD_TLS_CERT``, ``$XFRM_OFFLOAD_TLS_KEY``; see
+    ``xfrm_offload.client.tls``); a Unix socket never uses TLS.
     """
 
-    def __init__(self, address: str | None = None, *, timeout: float | None = 30.0) -> None:
+    def __init__(
+        self,
+        address: str | None = None,
+        *,
+        timeout: float | None = 30.0,
+        tls: TlsOptions | None = None,
+    ) -> None:
         self.address = address or default_address()
-        target = parse_endpoint(self.address).grpc_target
+        endpoint = parse_endpoint(self.address)
         self.timeout = timeout
-        self.channel = aio.insecure_channel(
-            target,
-            options=[
-                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-            ],
-        )
+        options = [
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+        ]
+        tls = tls or TlsOptions.resolve()
+        if tls is not None and endpoint.unix_path is None:
+            self.channel = aio.secure_channel(
+                endpoint.grpc_target, tls.credentials(), options=options + tls.channel_options()
+            )
+        else:
+            self.channel = aio.insecure_channel(endpoint.grpc_target, options=options)
         self.xfrmdev = offload_pb2_grpc.XfrmDevServiceStub(self.channel)
         self.device = offload_pb2_grpc.DeviceServiceStub(self.channel)
         self.datapath = offload_pb2_grpc.DatapathServiceStub(self.channel)
@@ -288,6 +302,19 @@ class Client:
             self.datapath.SetCable(
                 pb.SetCableRequest(dev_a=dev_a, dev_b=dev_b), timeout=self.timeout
             )
+        )
+
+    async def set_impairment(self, dev: str, impairment: pb.Impairment | None = None) -> None:
+        """Impair what ``dev`` puts on its wire (None or all zero: no impairment)."""
+        request = pb.SetImpairmentRequest(dev=dev)
+        if impairment is not None:
+            request.impairment.CopyFrom(impairment)
+        await _call(self.datapath.SetImpairment(request, timeout=self.timeout))
+
+    async def get_impairment(self, dev: str) -> pb.GetImpairmentResponse:
+        """``dev``'s wire impairment and its counters."""
+        return await _call(
+            self.datapath.GetImpairment(pb.GetImpairmentRequest(dev=dev), timeout=self.timeout)
         )
 
     # -- diagnostics ---------------------------------------------------------------

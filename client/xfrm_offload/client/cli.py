@@ -3,13 +3,17 @@
     xfrmctl [OPTIONS] [xfrm] state|policy COMMAND ...     as ip xfrm state|policy
     xfrmctl [OPTIONS] [xfrm] monitor [--count N] [all | GROUP...] [DEV...]
     xfrmctl [OPTIONS] stats [DEV]
-    xfrmctl [OPTIONS] link set [dev] DEV up|down
+    xfrmctl [OPTIONS] link set [dev] DEV up|down | impair ...   (impair.py)
+    xfrmctl [OPTIONS] link show [dev] DEV
     xfrmctl [OPTIONS] device list | device show DEV
     xfrmctl [OPTIONS] device attach DEV --tun IFNAME[@NETNS] --wire IFNAME[@NETNS] | detach DEV
     xfrmctl [OPTIONS] packet tx|rx --dev DEV --in IN.pcap --out OUT.pcap   (packets.py)
 
-OPTIONS: --server ADDR, --json, -s/--stats, --keys, --dev DEV, --timeout S.
-Exit status: 0 ok, 1 the server refused, 2 usage error, 3 server unreachable.
+OPTIONS: --server ADDR, -j/--json, -p/--pretty, -s/--stats, --keys, --dev DEV, --timeout S,
+--tls-ca FILE, --tls-cert FILE, --tls-key FILE, --tls-server-name NAME (tls.py), --version;
+as with ip, they may also follow the command (``state list --json``).
+Exit status: 0 ok, 1 the server refused, 2 usage error, 3 server unreachable; a reader that
+closes the pipe early ends xfrmctl by SIGPIPE, as it ends cat or ip.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ import argparse
 import asyncio
 import enum
 import json
+import os
+import signal
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NoReturn, TextIO
@@ -34,7 +40,9 @@ from . import grammar
 from .api import Client
 from .errors import XfrmOffloadError
 from .grammar import Command, PolicyFilter, StateFilter, XfrmSyntaxError
+from .impair import format_impairment, parse_impairment
 from .render import format_event, format_policy, format_state, format_xfrm_stat
+from .tls import TlsError, add_tls_arguments, tls_of
 
 
 class ExitStatus(enum.IntEnum):
@@ -77,7 +85,16 @@ def format_device(device: pb.Device, *, details: bool) -> str:
     ]
     if device.HasField("interfaces"):
         lines += format_interfaces(device.interfaces)
+    if device.HasField("bond"):  # a bond has no capabilities of its own: its members do
+        bond = device.bond
+        lines.append(
+            f"    bond mode {bond.mode} members {','.join(bond.members)}"
+            f" active {bond.active or '(none)'}"
+        )
+        return "\n".join(lines)
     if details:
+        if device.engine:
+            lines.append(f"    engine {device.engine}")
         caps = device.capabilities
         types = ",".join(
             _enum_name(xpb.OffloadType, t, "OFFLOAD_TYPE_") for t in caps.offload_types
@@ -142,11 +159,20 @@ Usage: xfrmctl [ OPTIONS ] [ xfrm ] XFRM-OBJECT { COMMAND | help }
        xfrmctl [ OPTIONS ] [ xfrm ] monitor [ --count N ] [ all | LISTofXFRM-GROUPS ] [ DEV... ]
        xfrmctl [ OPTIONS ] stats [ DEV ]
        xfrmctl [ OPTIONS ] link set [ dev ] DEV { up | down }
+       xfrmctl [ OPTIONS ] link set [ dev ] DEV impair { none | IMPAIRMENT... }
+       xfrmctl [ OPTIONS ] link show [ dev ] DEV
        xfrmctl [ OPTIONS ] device { list | show DEV }
        xfrmctl [ OPTIONS ] packet { tx | rx } --dev DEV --in IN.pcap --out OUT.pcap [ --batch N ]
+       xfrmctl completion { bash | zsh }
+       xfrmctl { --version | -V }
 where  XFRM-OBJECT := state | policy
        LISTofXFRM-GROUPS := [ LISTofXFRM-GROUPS ] { acquire | expire | SA | aevent | policy }
-       OPTIONS := { --server ADDR | --json | -s | --keys | --dev DEV | --timeout SECONDS }
+       OPTIONS := { --server ADDR | -j[son] | -p[retty] | -s[tats] | --keys | --dev DEV |
+                    --timeout SECONDS | --tls-ca FILE | --tls-cert FILE | --tls-key FILE |
+                    --tls-server-name NAME }
+       IMPAIRMENT := tc-netem's: loss [ random ] PCT | loss gemodel P [ R [ 1-H [ 1-K ] ] ]
+                     | duplicate PCT | corrupt PCT | reorder PCT [ gap N ] | delay TIME [ JITTER ]
+                     | rate RATE | limit PACKETS | seed N
 A state or policy must name its device: offload [ crypto | packet ] dev DEV dir DIR for
 states, offload packet dev DEV for policies (this NIC holds offloaded objects only).
 Keys are shown only with --keys; --dev limits state, policy and stats to one device.
@@ -178,9 +204,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--server", metavar="ADDR", help=f"unix:PATH or HOST:PORT ({default_address()})"
     )
-    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument(
+        "-j", "-json", "--json", dest="json", action="store_true", help="machine-readable output"
+    )
+    parser.add_argument(
+        "-p", "-pretty", "--pretty", dest="pretty", action="store_true", help="indented JSON"
+    )
     parser.add_argument(
         "-s",
+        "-stats",
         "--stats",
         action="count",
         default=0,
@@ -190,9 +222,81 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--dev", metavar="DEV", default="", help="only this device's states and policies"
     )
-    parser.add_argument("--timeout", type=float, default=30.0, help="seconds per call (default 30)")
+    parser.add_argument(
+        "--timeout", type=_seconds, default=30.0, help="seconds per call (default 30)"
+    )
+    parser.add_argument(
+        "-V", "-Version", "--version", action="version", version=f"xfrmctl {_version()}"
+    )
+    add_tls_arguments(parser)
     parser.add_argument("command", nargs=argparse.REMAINDER, help="what to do (see below)")
     return parser
+
+
+def _seconds(text: str) -> float:
+    """A --timeout: a positive, finite number of seconds (0 would fail every call at once)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds: {text!r}")
+    return value
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"utility, xfrm-offload-{version('xfrm-offload')}"
+    except PackageNotFoundError:  # a source tree without an install
+        return "utility, xfrm-offload (not installed)"
+
+
+#: Global options that may also follow the command, as iproute2 takes ``-s`` anywhere before
+#: the object; the value says whether the option takes an argument.
+_GLOBAL_OPTIONS: dict[str, bool] = {
+    "-j": False,
+    "-json": False,
+    "--json": False,
+    "-p": False,
+    "-pretty": False,
+    "--pretty": False,
+    "-s": False,
+    "-stats": False,
+    "--stats": False,
+    "--keys": False,
+    "--dev": True,
+    "--server": True,
+    "--tls-ca": True,
+    "--tls-cert": True,
+    "--tls-key": True,
+    "--tls-server-name": True,
+    "--timeout": True,
+}
+
+
+def hoist_options(tokens: Sequence[str]) -> tuple[list[str], list[str]]:
+    """(global options, the command's own words) of a command line's tail.
+
+    Nothing in the ip xfrm grammar starts with "-", so a global option among the command's
+    words cannot be mistaken for one of them (``packet`` and ``monitor --count`` keep theirs).
+    """
+    options: list[str] = []
+    words: list[str] = []
+    i = 0
+    while i < len(tokens):
+        token = tokens[i]
+        name = token.split("=", 1)[0]
+        if name in _GLOBAL_OPTIONS:
+            options.append(token)
+            if _GLOBAL_OPTIONS[name] and "=" not in token and i + 1 < len(tokens):
+                options.append(tokens[i + 1])
+                i += 1
+        else:
+            words.append(token)
+        i += 1
+    return options, words
 
 
 def _device_parser() -> _Parser:
@@ -263,7 +367,8 @@ class _Session:
         return lambda ifindex: names.get(ifindex, f"if{ifindex}")
 
     def emit_json(self, data: object) -> None:
-        json.dump(data, self.out, indent=2)
+        """One JSON document: on one line as ip -j prints it, indented with -p."""
+        json.dump(data, self.out, indent=2 if self.args.pretty else None)
         self.out.write("\n")
 
 
@@ -299,10 +404,13 @@ async def _matching_states(
 async def _states_by_id(
     session: _Session, filt: StateFilter, *, include_keys: bool = False
 ) -> list[pb.State]:
-    """get/delete: the state with this (daddr, spi, proto) on each device that has one."""
-    if filt.daddr is None or filt.spi is None:
-        return await _matching_states(session, filt, include_keys=include_keys)
-    ident = xpb.XfrmId(daddr=filt.daddr, spi=filt.spi, proto=filt.proto or 50)
+    """get/delete: the state with this (daddr, spi, proto) on each device that has one.
+
+    The grammar refuses get/delete without the whole ID, so this names one SA (per device).
+    Nothing found is ESRCH, which ip xfrm reports as "RTNETLINK answers: No such process".
+    """
+    assert filt.daddr is not None and filt.proto is not None
+    ident = xpb.XfrmId(daddr=filt.daddr, spi=filt.spi or 0, proto=filt.proto)
     found: list[pb.State] = []
     for dev in await session.device_names():
         try:
@@ -319,7 +427,7 @@ async def _states_by_id(
             grpc.StatusCode.NOT_FOUND,
             f"no state with dst {filt.daddr}"
             f" proto {_PROTO_NAMES.get(ident.proto, str(ident.proto))}"
-            f" spi {ident.spi:#010x} {where}",
+            f" spi {ident.spi:#010x} {where} (ip xfrm: RTNETLINK answers: No such process)",
             reason="ESRCH",
         )
     return found
@@ -485,7 +593,11 @@ async def _policy(session: _Session, command: Command, tokens: Sequence[str]) ->
     if action in ("get", "delete"):
         policies = await _matching_policies(session, filt, exact=True)
         if not policies:
-            raise XfrmOffloadError(grpc.StatusCode.NOT_FOUND, "no such policy", reason="ENOENT")
+            raise XfrmOffloadError(
+                grpc.StatusCode.NOT_FOUND,
+                "no such policy (ip xfrm: RTNETLINK answers: No such file or directory)",
+                reason="ENOENT",
+            )
         if action == "get":
             await _print_policies(session, policies)
         else:
@@ -536,7 +648,7 @@ async def _policy(session: _Session, command: Command, tokens: Sequence[str]) ->
 #: ip xfrm monitor's object groups, as the server's event kinds.
 MONITOR_KINDS: dict[str, tuple[pb.EventKind, ...]] = {
     "acquire": (pb.EVENT_KIND_ACQUIRE,),
-    "expire": (pb.EVENT_KIND_EXPIRE,),
+    "expire": (pb.EVENT_KIND_EXPIRE, pb.EVENT_KIND_POLICY_EXPIRE),
     "SA": (pb.EVENT_KIND_STATE_ADDED, pb.EVENT_KIND_STATE_DELETED),
     "aevent": (pb.EVENT_KIND_ESN_ADVANCED, pb.EVENT_KIND_SEQ_OVERFLOW),
     "policy": (pb.EVENT_KIND_POLICY_ADDED, pb.EVENT_KIND_POLICY_DELETED),
@@ -661,10 +773,19 @@ async def _stats(session: _Session, tokens: Sequence[str]) -> int:
     return ExitStatus.OK
 
 
-def parse_link(tokens: Sequence[str]) -> tuple[str, bool]:
-    """``link set [dev] DEV up|down`` (iproute2's matches() for set, as ip link)."""
+def parse_link(tokens: Sequence[str]) -> tuple[str, bool | pb.Impairment | None]:
+    """``link set [dev] DEV up|down`` (iproute2's matches() for set, as ip link), or
+    ``link set [dev] DEV impair ...`` (the impairment), or ``link show [dev] DEV`` (None)."""
+    # "set" before "show", so "s" is set, as in ip link
+    if len(tokens) >= 2 and not _matches(tokens[1], "set") and _matches(tokens[1], "show"):
+        index = 3 if len(tokens) > 2 and tokens[2] == "dev" else 2
+        if index >= len(tokens):
+            raise _syntax(tokens, index, "expected a device name")
+        if index + 1 < len(tokens):
+            raise _syntax(tokens, index + 1, "expected nothing more")
+        return tokens[index], None
     if len(tokens) < 2 or not _matches(tokens[1], "set"):
-        raise _syntax(tokens, 1, "expected set")
+        raise _syntax(tokens, 1, "expected set or show")
     index = 2
     if index < len(tokens) and tokens[index] == "dev":
         index += 1
@@ -672,8 +793,10 @@ def parse_link(tokens: Sequence[str]) -> tuple[str, bool]:
         raise _syntax(tokens, index, "expected a device name")
     dev = tokens[index]
     index += 1
+    if index < len(tokens) and tokens[index] == "impair":
+        return dev, parse_impairment(tokens, index + 1)
     if index >= len(tokens) or tokens[index] not in ("up", "down"):
-        raise _syntax(tokens, index, "expected up|down")
+        raise _syntax(tokens, index, "expected up|down|impair")
     if index + 1 < len(tokens):
         raise _syntax(tokens, index + 1, "expected nothing more")
     return dev, tokens[index] == "up"
@@ -681,6 +804,15 @@ def parse_link(tokens: Sequence[str]) -> tuple[str, bool]:
 
 async def _link(session: _Session, tokens: Sequence[str]) -> int:
     dev, up = parse_link(tokens)
+    if not isinstance(up, bool):
+        if up is not None:
+            await session.client.set_impairment(dev, up)
+        impairment = await session.client.get_impairment(dev)
+        if session.args.json:
+            session.emit_json(to_json(impairment))
+        else:
+            session.out.write(format_impairment(dev, impairment))
+        return ExitStatus.OK
     reply = await session.client.set_link(dev, up)
     if session.args.json:
         session.emit_json(to_json(reply))
@@ -804,25 +936,49 @@ async def run(argv: Sequence[str], out: TextIO = sys.stdout, err: TextIO = sys.s
     except UsageError as exc:
         err.write(f"{exc}\n")
         return ExitStatus.USAGE
-    except SystemExit as exc:  # --help
+    except SystemExit as exc:  # --help, --version
         return ExitStatus.USAGE if exc.code else ExitStatus.OK
     tokens: list[str] = list(args.command)
+    if tokens and tokens[0] not in ("packet", "completion"):
+        hoisted, tokens = hoist_options(tokens)
+        if hoisted:  # parse again with them in front, where argparse reads options
+            head = list(argv[: len(argv) - len(args.command)])
+            try:
+                args = parser.parse_args([*head, *hoisted, *tokens])
+            except UsageError as exc:
+                err.write(f"{exc}\n")
+                return ExitStatus.USAGE
+            except SystemExit as exc:
+                return ExitStatus.USAGE if exc.code else ExitStatus.OK
     if not tokens:
         err.write(TOP_USAGE)
         return ExitStatus.USAGE
+    if tokens[0] == "completion":
+        from .completion import completion_main
+
+        return completion_main(tokens, out=out, err=err)
     if tokens[0] == "packet":  # pcap files through the datapath: its own options (packets.py)
+        from .packets import build_parser as packet_parser
         from .packets import packet_main
 
-        return await packet_main(tokens, server=args.server, default_dev=args.dev, out=out, err=err)
+        if tokens[1:] == ["help"]:
+            out.write(packet_parser(out).format_help())
+            return ExitStatus.OK
+        return await packet_main(
+            tokens, server=args.server, default_dev=args.dev, out=out, err=err, tls=tls_of(args)
+        )
     text = _help_only(tokens)
     if text is not None:
         out.write(text)
         return ExitStatus.OK
     try:
         _check_syntax(tokens)
-        client = Client(args.server, timeout=args.timeout)
+        client = Client(args.server, timeout=args.timeout, tls=tls_of(args))
     except XfrmSyntaxError as exc:
         err.write(exc.render() + "\n")
+        return ExitStatus.USAGE
+    except TlsError as exc:
+        err.write(f"xfrmctl: {exc}\n")
         return ExitStatus.USAGE
     except ValueError as exc:
         err.write(f"xfrmctl: --server: {exc}\n")
@@ -847,11 +1003,29 @@ async def run(argv: Sequence[str], out: TextIO = sys.stdout, err: TextIO = sys.s
         return ExitStatus.SERVER_ERROR
 
 
+def _die_of_sigpipe() -> NoReturn:
+    """End as a well-behaved filter does when its reader went away: killed by SIGPIPE.
+
+    Python ignores SIGPIPE and raises BrokenPipeError instead; the shell would then see
+    exit 1 ("server refused") and a traceback. Point stdout at /dev/null so nothing is
+    flushed at exit, then take the default action of the signal: the shell reports 141.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGPIPE)
+    sys.exit(128 + signal.SIGPIPE)  # not reached: the signal ends the process
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
-        return asyncio.run(run(sys.argv[1:] if argv is None else argv))
+        status = asyncio.run(run(sys.argv[1:] if argv is None else argv))
+        sys.stdout.flush()  # a closed pipe shows here when the output fit in the buffer
     except KeyboardInterrupt:
         return ExitStatus.INTERRUPTED
+    except BrokenPipeError:
+        _die_of_sigpipe()
+    return status
 
 
 if __name__ == "__main__":

@@ -63,8 +63,6 @@ XFRM_POLICY_FLAGS: dict[str, int] = {"localok": 1, "icmp": 2}
 XFRM_OFFLOAD_IPV6 = 1
 XFRM_OFFLOAD_INBOUND = 2
 XFRM_OFFLOAD_PACKET = 4
-# iproute2 refuses windows above this before asking the kernel.
-XFRMA_REPLAY_ESN_MAX = 4096
 # Width of the legacy xfrm_replay_state bitmap: wider windows need replay_esn.
 LEGACY_REPLAY_BITS = 32
 # Largest key iproute2's buffer takes.
@@ -72,6 +70,8 @@ MAX_KEY_BYTES = 512
 MAX_TEMPLATES = 6  # XFRM_MAX_DEPTH
 
 XFRM_PROTOS: dict[str, int] = {"esp": 50, "ah": 51, "comp": 108, "route2": 43, "hao": 60}
+# The Mobile IPv6 protocols, keyed by address alone (iproute2's xfrm_xfrmproto_is_ro).
+_PROTOS_WITHOUT_SPI = (43, 60)
 # Upper-layer protocol names as /etc/protocols spells them (iproute2 uses getprotobyname).
 IP_PROTOS: dict[str, int] = {
     "ip": 0,
@@ -674,7 +674,6 @@ def _parse_state_add(cur: _Cursor, ifindex_of: IfindexOf | None) -> xfrm_pb2.Xfr
     ident: _Id | None = None
     algo_index: dict[str, int] = {}
     window: int | None = None
-    window_index = 0
     esn_index: int | None = None
     replay: dict[str, int] = {}
     sel: _Sel | None = None
@@ -690,12 +689,9 @@ def _parse_state_add(cur: _Cursor, ifindex_of: IfindexOf | None) -> xfrm_pb2.Xfr
         elif word == "seq":
             sa.seq = cur.uint("expected a sequence number (32-bit number)")
         elif word == "replay-window":
-            window_index = cur.pos
+            # No ceiling here: the device's capability (max_replay_window) decides, and the
+            # server names the field when a window is too wide for it.
             window = cur.uint("expected a replay window size (number of packets)")
-            if window > XFRMA_REPLAY_ESN_MAX:
-                raise cur.error(
-                    f"expected a replay window of at most {XFRMA_REPLAY_ESN_MAX}", window_index
-                )
         elif word in ("replay-seq", "replay-oseq", "replay-seq-hi", "replay-oseq-hi"):
             replay[word] = cur.uint(f'expected a number after "{word}" (32-bit)')
         elif word == "flag":
@@ -879,7 +875,31 @@ def _parse_state_get(cur: _Cursor) -> StateFilter:
             raise cur.error("expected ID keywords (src, dst, proto, spi) or mark", index)
     if ident is None:
         raise cur.error("expected an ID: dst ADDR proto esp spi SPI")
+    _require_whole_id(cur, ident)
     return _state_filter_from_id(ident, mark=mark)
+
+
+def _require_whole_id(cur: _Cursor, ident: _Id) -> None:
+    """get/delete name one state, by the kernel's key (daddr, spi, proto): all three given.
+
+    ip xfrm sends what it was given and the kernel finds nothing for a partial key; here a
+    partial key would match several states, so it is refused before anything is touched
+    (deleteall takes filters).
+    """
+    missing = [
+        word
+        for word, given in (
+            ("dst ADDR", ident.daddr is not None),
+            ("proto XFRM-PROTO", ident.proto is not None),
+            ("spi SPI", ident.spi is not None or ident.proto in _PROTOS_WITHOUT_SPI),
+        )
+        if not given
+    ]
+    if missing:
+        raise cur.error(
+            f"expected the whole ID, {' '.join(missing)} missing: get and delete name one "
+            "state by dst, proto and spi (deleteall takes filters)"
+        )
 
 
 def _parse_state_list(cur: _Cursor) -> StateFilter:

@@ -23,8 +23,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import os
 import sys
-import time
+import tempfile
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,11 +38,12 @@ from xfrm_offload.v1 import offload_pb2 as pb
 from .api import Client
 from .errors import XfrmOffloadError
 from .pcap import PcapError, PcapReader, PcapWriter, join_link, split_link
+from .tls import TlsError, TlsOptions
 
 #: Batches sent and not yet answered, at most: what bounds the memory a run pins.
 MAX_IN_FLIGHT = 4
 DEFAULT_BATCH = 64
-#: Seconds between two progress line updates.
+#: Seconds between two progress bar updates at most.
 PROGRESS_INTERVAL = 0.2
 
 USAGE = """\
@@ -129,6 +131,13 @@ class PacketCounts:
     drops: collections.Counter[str] = field(default_factory=collections.Counter)
     crypto: collections.Counter[str] = field(default_factory=collections.Counter)
     skip_reasons: collections.Counter[str] = field(default_factory=collections.Counter)
+    #: Every packet of the capture was read, sent and answered (False: the server ended
+    #: the stream early, e.g. when it was stopped).
+    complete: bool = False
+
+    @property
+    def answered(self) -> int:
+        return self.out + self.dropped + self.consumed
 
     def summary(self) -> str:
         line = f"sent {self.sent}, out {self.out}, dropped {self.dropped}"
@@ -146,30 +155,53 @@ class PacketCounts:
 
 
 class _Progress:
-    """A counter line on a terminal, rewritten in place at most every PROGRESS_INTERVAL."""
+    """tqdm's bar on a terminal: bytes of the capture read out of its size, percentage,
+    rate and time left, with the packet counts after it; nothing when err is no terminal.
+
+    Bytes, not packets: the packet count of a capture is unknown until it is read through,
+    and its size is not.
+    """
 
     def __init__(self, err: TextIO) -> None:
         isatty = getattr(err, "isatty", None)
         self.err = err
         self.on = bool(isatty and isatty())
-        self._last = 0.0
-        self._shown = False
+        self._bar: Any = None
+        self._infile: BinaryIO | None = None
 
-    def update(self, counts: PacketCounts, *, force: bool = False) -> None:
+    def watch(self, infile: BinaryIO, label: str) -> None:
+        """Start the bar for this capture (call once the file is open)."""
         if not self.on:
             return
-        now = time.monotonic()
-        if not force and now - self._last < PROGRESS_INTERVAL:
+        from tqdm import tqdm  # only on a terminal: no import cost for scripts
+
+        self._infile = infile
+        self._bar = tqdm(
+            total=os.fstat(infile.fileno()).st_size,
+            desc=label,
+            unit="B",
+            unit_scale=True,
+            unit_divisor=1024,
+            file=self.err,
+            leave=False,
+            mininterval=PROGRESS_INTERVAL,
+            dynamic_ncols=True,
+        )
+
+    def update(self, counts: PacketCounts, *, force: bool = False) -> None:
+        if self._bar is None or self._infile is None:
             return
-        self._last = now
-        self.err.write(f"\r\x1b[Ksent {counts.sent}, out {counts.out}, dropped {counts.dropped}")
-        self.err.flush()
-        self._shown = True
+        self._bar.set_postfix_str(
+            f"sent {counts.sent}, out {counts.out}, dropped {counts.dropped}", refresh=False
+        )
+        self._bar.update(self._infile.tell() - self._bar.n)
+        if force:
+            self._bar.refresh()
 
     def done(self) -> None:
-        if self._shown:
-            self.err.write("\r\x1b[K")
-            self.err.flush()
+        if self._bar is not None:
+            self._bar.close()  # leave=False: the line is erased, the summary follows
+            self._bar = None
 
 
 @dataclass
@@ -247,7 +279,9 @@ async def push_capture(
             await room.acquire()
             in_flight.append(meta)
             yield packets
+        read_all.set()
 
+    read_all = asyncio.Event()
     async for reply in client.packet_stream(dev, direction, batches()):
         meta = in_flight.popleft()
         room.release()
@@ -266,7 +300,55 @@ async def push_capture(
             progress.update(counts)
     if failure:
         raise failure[0]
+    counts.complete = read_all.is_set() and not in_flight
     return counts
+
+
+class _IncompleteRun(Exception):
+    """The server ended the stream before every packet was answered."""
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.samefile(b)
+    except OSError:  # b does not exist yet
+        return a.resolve() == b.resolve()
+
+
+class _Output:
+    """--out, written to a temporary file beside it and renamed into place only on success,
+    so a refused, failed or interrupted run leaves whatever was there before untouched.
+
+    A symbolic link is followed (its target is replaced, the link stays). What is not a
+    regular file (a pipe, /dev/stdout, /dev/null) cannot be renamed over: it is written in
+    place, as it would be by any tool.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.temp: Path | None = None
+        if path.exists() and not path.is_file():
+            self.path = path
+            self.file: BinaryIO = path.open("wb")
+            return
+        self.path = path.resolve() if path.is_symlink() else path
+        fd, name = tempfile.mkstemp(
+            dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".part"
+        )
+        self.temp = Path(name)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)  # what open(path, "wb") would have made
+        self.file = os.fdopen(fd, "wb")
+
+    def commit(self) -> None:
+        self.file.close()
+        if self.temp is not None:
+            os.replace(self.temp, self.path)
+
+    def discard(self) -> None:
+        self.file.close()
+        if self.temp is not None:
+            self.temp.unlink(missing_ok=True)
 
 
 async def packet_main(
@@ -276,6 +358,7 @@ async def packet_main(
     default_dev: str,
     out: TextIO = sys.stdout,
     err: TextIO = sys.stderr,
+    tls: TlsOptions | None = None,
 ) -> int:
     """``xfrmctl packet ...`` (tokens start with "packet"); returns xfrmctl's exit status."""
     from .cli import ExitStatus  # cli imports this module lazily: no import cycle
@@ -293,8 +376,8 @@ async def packet_main(
             raise _UsageError(
                 f"{USAGE}xfrmctl packet: error: --handle is for crypto offload TX only"
             )
-        client = Client(server, timeout=None)
-    except _UsageError as exc:
+        client = Client(server, timeout=None, tls=tls)
+    except (_UsageError, TlsError) as exc:
         err.write(f"{exc}\n")
         return ExitStatus.USAGE
     except SystemExit as exc:  # --help
@@ -304,24 +387,48 @@ async def packet_main(
         return ExitStatus.USAGE
     direction = pb.PACKET_DIRECTION_TX if args.direction == "tx" else pb.PACKET_DIRECTION_RX
     progress = _Progress(err)
-    try:
-        infile = Path(args.infile).open("rb")  # noqa: SIM115 (closed below)
-    except OSError as exc:
-        err.write(f"xfrmctl: --in {args.infile}: {exc.strerror}\n")
+    inpath, outpath = Path(args.infile), Path(args.outfile)
+    if _same_file(inpath, outpath):  # before anything is opened: the capture stays whole
+        err.write(
+            f"{USAGE}xfrmctl packet: error: --out {args.outfile} is the --in file;"
+            " name another output file\n"
+        )
+        await client.close()
         return ExitStatus.USAGE
     try:
-        with infile, Path(args.outfile).open("wb") as outfile:
+        infile = inpath.open("rb")  # closed by the with below
+        progress.watch(infile, f"{args.direction} {dev}")
+    except OSError as exc:
+        await client.close()
+        err.write(f"xfrmctl: --in {args.infile}: {exc.strerror}\n")
+        return ExitStatus.USAGE
+    output: _Output | None = None
+    try:
+        with infile:
+            output = _Output(outpath)
             counts = await push_capture(
                 client,
                 dev,
                 direction,
                 infile,
-                outfile,
+                output.file,
                 batch=args.batch,
                 handle=args.handle,
                 seq_start=1 if args.seq_start is None else args.seq_start,
                 progress=progress,
             )
+            progress.update(counts, force=True)  # the bar's last state: 100%
+            if not counts.complete:
+                raise _IncompleteRun
+            output.commit()
+            output = None
+    except _IncompleteRun:
+        progress.done()
+        err.write(
+            f"xfrmctl: the server ended the stream after answering {counts.answered} of the"
+            f" packets sent ({counts.summary().splitlines()[0]}); {args.outfile} not written\n"
+        )
+        return ExitStatus.SERVER_ERROR
     except PcapError as exc:
         progress.done()
         err.write(f"xfrmctl: {exc}\n")
@@ -338,6 +445,8 @@ async def packet_main(
         err.write(f"xfrmctl: {exc}\n")
         return ExitStatus.SERVER_ERROR
     finally:
+        if output is not None:  # failed, refused or interrupted (CancelledError): no output
+            output.discard()
         await client.close()
     progress.done()
     out.write(counts.summary())

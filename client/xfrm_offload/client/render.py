@@ -528,6 +528,17 @@ def _id_summary(ident: xfrm_pb2.XfrmId, saddr: str = "") -> str:
     )
 
 
+def format_mapping(mapping: offload_pb2.MappingEvent) -> str:
+    """XFRM_MSG_MAPPING as ``ip xfrm monitor`` prints it (xfrm_mapping_print)."""
+    version = _family_of(mapping.old_saddr, mapping.id.daddr)
+    return (
+        f"Mapping change {_addr(mapping.old_saddr, version)}:{mapping.old_sport} -> "
+        f"{_addr(mapping.new_saddr, version)}:{mapping.new_sport}\n"
+        f"{_T}dst {_addr(mapping.id.daddr, version)}  reqid 0x{mapping.reqid:x}"
+        f" protocol {_xfrm_proto(mapping.id.proto)}  SPI 0x{mapping.id.spi:x}\n"
+    )
+
+
 def format_event(
     event: offload_pb2.WatchEventsResponse,
     *,
@@ -566,6 +577,10 @@ def format_event(
         return out
     if kind == "object":
         obj = event.object
+        if event.kind == offload_pb2.EVENT_KIND_POLICY_DELETED and obj.reason == "expired":
+            # The kernel deletes a hard-expired policy without XFRM_MSG_DELPOLICY: ip xfrm
+            # monitor shows only the POLEXPIRE before it.
+            return ""
         deleted = event.kind in (
             offload_pb2.EVENT_KIND_STATE_DELETED,
             offload_pb2.EVENT_KIND_POLICY_DELETED,
@@ -582,6 +597,13 @@ def format_event(
         else:
             body = f"policy dev {event.dev} handle 0x{obj.policy.offload_handle:x}\n"
         return lead + body
+    if kind == "policy_expire":
+        # xfrm_policy_print of XFRM_MSG_POLEXPIRE: the policy, then its hard flag.
+        expired = event.policy_expire
+        body = format_policy(expired.policy, tz=tz, ifname_of=ifname_of)
+        return f"Expired {body}{_T}hard {int(expired.hard)}\n"
+    if kind == "mapping":
+        return format_mapping(event.mapping)
     if kind == "link":
         up = event.link.link == offload_pb2.LINK_STATE_UP
         return f"dev {event.dev} link {'up' if up else 'down'}\n"
@@ -592,6 +614,12 @@ def format_event(
             f"Async event (esn advanced) dev {event.dev}"
             f" handle 0x{event.esn_advanced.ref.offload_handle:x}"
             f" seq-hi 0x{event.esn_advanced.seq_hi:x}\n"
+        )
+    if kind == "bond_failover":
+        f = event.bond_failover
+        return (
+            f"dev {event.dev} failover {f.old_active or '(none)'} -> {f.new_active or '(none)'}:"
+            f" {f.states} states and {f.policies} policies added again, {f.failed} refused\n"
         )
     if kind == "lost":
         return f"Lost {event.lost.count} events\n"

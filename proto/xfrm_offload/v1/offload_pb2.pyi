@@ -33,6 +33,9 @@ class EventKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     EVENT_KIND_STATE_ADDED: _ClassVar[EventKind]
     EVENT_KIND_POLICY_ADDED: _ClassVar[EventKind]
     EVENT_KIND_LOST: _ClassVar[EventKind]
+    EVENT_KIND_POLICY_EXPIRE: _ClassVar[EventKind]
+    EVENT_KIND_MAPPING: _ClassVar[EventKind]
+    EVENT_KIND_BOND_FAILOVER: _ClassVar[EventKind]
 
 class PacketDirection(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -81,6 +84,9 @@ EVENT_KIND_ESN_ADVANCED: EventKind
 EVENT_KIND_STATE_ADDED: EventKind
 EVENT_KIND_POLICY_ADDED: EventKind
 EVENT_KIND_LOST: EventKind
+EVENT_KIND_POLICY_EXPIRE: EventKind
+EVENT_KIND_MAPPING: EventKind
+EVENT_KIND_BOND_FAILOVER: EventKind
 PACKET_DIRECTION_UNSPECIFIED: PacketDirection
 PACKET_DIRECTION_TX: PacketDirection
 PACKET_DIRECTION_RX: PacketDirection
@@ -336,7 +342,7 @@ class Capabilities(_message.Message):
     def __init__(self, algorithms: _Optional[_Iterable[_Union[AlgorithmCapability, _Mapping]]] = ..., offload_types: _Optional[_Iterable[_Union[_xfrm_pb2.OffloadType, str]]] = ..., modes: _Optional[_Iterable[_Union[_xfrm_pb2.XfrmMode, str]]] = ..., esn: _Optional[bool] = ..., max_states: _Optional[int] = ..., max_replay_window: _Optional[int] = ..., packet_in_replay_windows: _Optional[_Iterable[int]] = ..., reqid_required: _Optional[bool] = ..., soft_below_hard: _Optional[bool] = ..., natt: _Optional[bool] = ..., natt_offload_types: _Optional[_Iterable[_Union[_xfrm_pb2.OffloadType, str]]] = ..., natt_modes: _Optional[_Iterable[_Union[_xfrm_pb2.XfrmMode, str]]] = ..., policy_offload: _Optional[bool] = ..., policy_dirs: _Optional[_Iterable[_Union[_xfrm_pb2.PolicyDir, str]]] = ..., max_policy_templates: _Optional[int] = ..., mtu: _Optional[int] = ...) -> None: ...
 
 class Device(_message.Message):
-    __slots__ = ("name", "ifindex", "profile", "link", "features", "capabilities", "state_count", "policy_count", "cable_peer", "crypto_tx_packets", "debugfs", "interfaces")
+    __slots__ = ("name", "ifindex", "profile", "link", "features", "capabilities", "state_count", "policy_count", "cable_peer", "crypto_tx_packets", "debugfs", "bond", "engine", "interfaces")
     NAME_FIELD_NUMBER: _ClassVar[int]
     IFINDEX_FIELD_NUMBER: _ClassVar[int]
     PROFILE_FIELD_NUMBER: _ClassVar[int]
@@ -348,6 +354,8 @@ class Device(_message.Message):
     CABLE_PEER_FIELD_NUMBER: _ClassVar[int]
     CRYPTO_TX_PACKETS_FIELD_NUMBER: _ClassVar[int]
     DEBUGFS_FIELD_NUMBER: _ClassVar[int]
+    BOND_FIELD_NUMBER: _ClassVar[int]
+    ENGINE_FIELD_NUMBER: _ClassVar[int]
     INTERFACES_FIELD_NUMBER: _ClassVar[int]
     name: str
     ifindex: int
@@ -360,8 +368,20 @@ class Device(_message.Message):
     cable_peer: str
     crypto_tx_packets: int
     debugfs: str
+    bond: BondInfo
+    engine: str
     interfaces: Interfaces
-    def __init__(self, name: _Optional[str] = ..., ifindex: _Optional[int] = ..., profile: _Optional[str] = ..., link: _Optional[_Union[LinkState, str]] = ..., features: _Optional[_Iterable[str]] = ..., capabilities: _Optional[_Union[Capabilities, _Mapping]] = ..., state_count: _Optional[int] = ..., policy_count: _Optional[int] = ..., cable_peer: _Optional[str] = ..., crypto_tx_packets: _Optional[int] = ..., debugfs: _Optional[str] = ..., interfaces: _Optional[_Union[Interfaces, _Mapping]] = ...) -> None: ...
+    def __init__(self, name: _Optional[str] = ..., ifindex: _Optional[int] = ..., profile: _Optional[str] = ..., link: _Optional[_Union[LinkState, str]] = ..., features: _Optional[_Iterable[str]] = ..., capabilities: _Optional[_Union[Capabilities, _Mapping]] = ..., state_count: _Optional[int] = ..., policy_count: _Optional[int] = ..., cable_peer: _Optional[str] = ..., crypto_tx_packets: _Optional[int] = ..., debugfs: _Optional[str] = ..., bond: _Optional[_Union[BondInfo, _Mapping]] = ..., engine: _Optional[str] = ..., interfaces: _Optional[_Union[Interfaces, _Mapping]] = ...) -> None: ...
+
+class BondInfo(_message.Message):
+    __slots__ = ("mode", "members", "active")
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    MEMBERS_FIELD_NUMBER: _ClassVar[int]
+    ACTIVE_FIELD_NUMBER: _ClassVar[int]
+    mode: str
+    members: _containers.RepeatedScalarFieldContainer[str]
+    active: str
+    def __init__(self, mode: _Optional[str] = ..., members: _Optional[_Iterable[str]] = ..., active: _Optional[str] = ...) -> None: ...
 
 class ListDevicesRequest(_message.Message):
     __slots__ = ()
@@ -575,6 +595,48 @@ class EsnAdvancedEvent(_message.Message):
     seq_hi: int
     def __init__(self, ref: _Optional[_Union[StateRef, _Mapping]] = ..., seq_hi: _Optional[int] = ...) -> None: ...
 
+class PolicyExpireEvent(_message.Message):
+    __slots__ = ("ref", "policy", "hard")
+    REF_FIELD_NUMBER: _ClassVar[int]
+    POLICY_FIELD_NUMBER: _ClassVar[int]
+    HARD_FIELD_NUMBER: _ClassVar[int]
+    ref: PolicyRef
+    policy: Policy
+    hard: bool
+    def __init__(self, ref: _Optional[_Union[PolicyRef, _Mapping]] = ..., policy: _Optional[_Union[Policy, _Mapping]] = ..., hard: _Optional[bool] = ...) -> None: ...
+
+class MappingEvent(_message.Message):
+    __slots__ = ("ref", "id", "reqid", "old_saddr", "old_sport", "new_saddr", "new_sport")
+    REF_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    REQID_FIELD_NUMBER: _ClassVar[int]
+    OLD_SADDR_FIELD_NUMBER: _ClassVar[int]
+    OLD_SPORT_FIELD_NUMBER: _ClassVar[int]
+    NEW_SADDR_FIELD_NUMBER: _ClassVar[int]
+    NEW_SPORT_FIELD_NUMBER: _ClassVar[int]
+    ref: StateRef
+    id: _xfrm_pb2.XfrmId
+    reqid: int
+    old_saddr: str
+    old_sport: int
+    new_saddr: str
+    new_sport: int
+    def __init__(self, ref: _Optional[_Union[StateRef, _Mapping]] = ..., id: _Optional[_Union[_xfrm_pb2.XfrmId, _Mapping]] = ..., reqid: _Optional[int] = ..., old_saddr: _Optional[str] = ..., old_sport: _Optional[int] = ..., new_saddr: _Optional[str] = ..., new_sport: _Optional[int] = ...) -> None: ...
+
+class BondFailoverEvent(_message.Message):
+    __slots__ = ("old_active", "new_active", "states", "policies", "failed")
+    OLD_ACTIVE_FIELD_NUMBER: _ClassVar[int]
+    NEW_ACTIVE_FIELD_NUMBER: _ClassVar[int]
+    STATES_FIELD_NUMBER: _ClassVar[int]
+    POLICIES_FIELD_NUMBER: _ClassVar[int]
+    FAILED_FIELD_NUMBER: _ClassVar[int]
+    old_active: str
+    new_active: str
+    states: int
+    policies: int
+    failed: int
+    def __init__(self, old_active: _Optional[str] = ..., new_active: _Optional[str] = ..., states: _Optional[int] = ..., policies: _Optional[int] = ..., failed: _Optional[int] = ...) -> None: ...
+
 class LostEvent(_message.Message):
     __slots__ = ("count",)
     COUNT_FIELD_NUMBER: _ClassVar[int]
@@ -582,7 +644,7 @@ class LostEvent(_message.Message):
     def __init__(self, count: _Optional[int] = ...) -> None: ...
 
 class WatchEventsResponse(_message.Message):
-    __slots__ = ("seq", "time", "dev", "kind", "expire", "acquire", "object", "link", "seq_overflow", "esn_advanced", "lost")
+    __slots__ = ("seq", "time", "dev", "kind", "expire", "acquire", "object", "link", "seq_overflow", "esn_advanced", "lost", "policy_expire", "mapping", "bond_failover")
     SEQ_FIELD_NUMBER: _ClassVar[int]
     TIME_FIELD_NUMBER: _ClassVar[int]
     DEV_FIELD_NUMBER: _ClassVar[int]
@@ -594,6 +656,9 @@ class WatchEventsResponse(_message.Message):
     SEQ_OVERFLOW_FIELD_NUMBER: _ClassVar[int]
     ESN_ADVANCED_FIELD_NUMBER: _ClassVar[int]
     LOST_FIELD_NUMBER: _ClassVar[int]
+    POLICY_EXPIRE_FIELD_NUMBER: _ClassVar[int]
+    MAPPING_FIELD_NUMBER: _ClassVar[int]
+    BOND_FAILOVER_FIELD_NUMBER: _ClassVar[int]
     seq: int
     time: float
     dev: str
@@ -605,7 +670,10 @@ class WatchEventsResponse(_message.Message):
     seq_overflow: SeqOverflowEvent
     esn_advanced: EsnAdvancedEvent
     lost: LostEvent
-    def __init__(self, seq: _Optional[int] = ..., time: _Optional[float] = ..., dev: _Optional[str] = ..., kind: _Optional[_Union[EventKind, str]] = ..., expire: _Optional[_Union[ExpireEvent, _Mapping]] = ..., acquire: _Optional[_Union[AcquireEvent, _Mapping]] = ..., object: _Optional[_Union[ObjectEvent, _Mapping]] = ..., link: _Optional[_Union[LinkEvent, _Mapping]] = ..., seq_overflow: _Optional[_Union[SeqOverflowEvent, _Mapping]] = ..., esn_advanced: _Optional[_Union[EsnAdvancedEvent, _Mapping]] = ..., lost: _Optional[_Union[LostEvent, _Mapping]] = ...) -> None: ...
+    policy_expire: PolicyExpireEvent
+    mapping: MappingEvent
+    bond_failover: BondFailoverEvent
+    def __init__(self, seq: _Optional[int] = ..., time: _Optional[float] = ..., dev: _Optional[str] = ..., kind: _Optional[_Union[EventKind, str]] = ..., expire: _Optional[_Union[ExpireEvent, _Mapping]] = ..., acquire: _Optional[_Union[AcquireEvent, _Mapping]] = ..., object: _Optional[_Union[ObjectEvent, _Mapping]] = ..., link: _Optional[_Union[LinkEvent, _Mapping]] = ..., seq_overflow: _Optional[_Union[SeqOverflowEvent, _Mapping]] = ..., esn_advanced: _Optional[_Union[EsnAdvancedEvent, _Mapping]] = ..., lost: _Optional[_Union[LostEvent, _Mapping]] = ..., policy_expire: _Optional[_Union[PolicyExpireEvent, _Mapping]] = ..., mapping: _Optional[_Union[MappingEvent, _Mapping]] = ..., bond_failover: _Optional[_Union[BondFailoverEvent, _Mapping]] = ...) -> None: ...
 
 class Packet(_message.Message):
     __slots__ = ("id", "data", "offload_handle", "seq")
@@ -678,6 +746,88 @@ class SetCableRequest(_message.Message):
 class SetCableResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
+
+class GilbertElliottLoss(_message.Message):
+    __slots__ = ("p", "r", "bad_loss", "good_loss")
+    P_FIELD_NUMBER: _ClassVar[int]
+    R_FIELD_NUMBER: _ClassVar[int]
+    BAD_LOSS_FIELD_NUMBER: _ClassVar[int]
+    GOOD_LOSS_FIELD_NUMBER: _ClassVar[int]
+    p: float
+    r: float
+    bad_loss: float
+    good_loss: float
+    def __init__(self, p: _Optional[float] = ..., r: _Optional[float] = ..., bad_loss: _Optional[float] = ..., good_loss: _Optional[float] = ...) -> None: ...
+
+class Impairment(_message.Message):
+    __slots__ = ("loss_percent", "loss_burst", "duplicate_percent", "corrupt_percent", "reorder_percent", "reorder_gap", "delay_us", "jitter_us", "rate_bps", "seed", "limit")
+    LOSS_PERCENT_FIELD_NUMBER: _ClassVar[int]
+    LOSS_BURST_FIELD_NUMBER: _ClassVar[int]
+    DUPLICATE_PERCENT_FIELD_NUMBER: _ClassVar[int]
+    CORRUPT_PERCENT_FIELD_NUMBER: _ClassVar[int]
+    REORDER_PERCENT_FIELD_NUMBER: _ClassVar[int]
+    REORDER_GAP_FIELD_NUMBER: _ClassVar[int]
+    DELAY_US_FIELD_NUMBER: _ClassVar[int]
+    JITTER_US_FIELD_NUMBER: _ClassVar[int]
+    RATE_BPS_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    loss_percent: float
+    loss_burst: GilbertElliottLoss
+    duplicate_percent: float
+    corrupt_percent: float
+    reorder_percent: float
+    reorder_gap: int
+    delay_us: int
+    jitter_us: int
+    rate_bps: int
+    seed: int
+    limit: int
+    def __init__(self, loss_percent: _Optional[float] = ..., loss_burst: _Optional[_Union[GilbertElliottLoss, _Mapping]] = ..., duplicate_percent: _Optional[float] = ..., corrupt_percent: _Optional[float] = ..., reorder_percent: _Optional[float] = ..., reorder_gap: _Optional[int] = ..., delay_us: _Optional[int] = ..., jitter_us: _Optional[int] = ..., rate_bps: _Optional[int] = ..., seed: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class ImpairmentCounters(_message.Message):
+    __slots__ = ("packets", "dropped", "duplicated", "corrupted", "reordered", "sent", "waiting")
+    PACKETS_FIELD_NUMBER: _ClassVar[int]
+    DROPPED_FIELD_NUMBER: _ClassVar[int]
+    DUPLICATED_FIELD_NUMBER: _ClassVar[int]
+    CORRUPTED_FIELD_NUMBER: _ClassVar[int]
+    REORDERED_FIELD_NUMBER: _ClassVar[int]
+    SENT_FIELD_NUMBER: _ClassVar[int]
+    WAITING_FIELD_NUMBER: _ClassVar[int]
+    packets: int
+    dropped: int
+    duplicated: int
+    corrupted: int
+    reordered: int
+    sent: int
+    waiting: int
+    def __init__(self, packets: _Optional[int] = ..., dropped: _Optional[int] = ..., duplicated: _Optional[int] = ..., corrupted: _Optional[int] = ..., reordered: _Optional[int] = ..., sent: _Optional[int] = ..., waiting: _Optional[int] = ...) -> None: ...
+
+class SetImpairmentRequest(_message.Message):
+    __slots__ = ("dev", "impairment")
+    DEV_FIELD_NUMBER: _ClassVar[int]
+    IMPAIRMENT_FIELD_NUMBER: _ClassVar[int]
+    dev: str
+    impairment: Impairment
+    def __init__(self, dev: _Optional[str] = ..., impairment: _Optional[_Union[Impairment, _Mapping]] = ...) -> None: ...
+
+class SetImpairmentResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetImpairmentRequest(_message.Message):
+    __slots__ = ("dev",)
+    DEV_FIELD_NUMBER: _ClassVar[int]
+    dev: str
+    def __init__(self, dev: _Optional[str] = ...) -> None: ...
+
+class GetImpairmentResponse(_message.Message):
+    __slots__ = ("impairment", "counters")
+    IMPAIRMENT_FIELD_NUMBER: _ClassVar[int]
+    COUNTERS_FIELD_NUMBER: _ClassVar[int]
+    impairment: Impairment
+    counters: ImpairmentCounters
+    def __init__(self, impairment: _Optional[_Union[Impairment, _Mapping]] = ..., counters: _Optional[_Union[ImpairmentCounters, _Mapping]] = ...) -> None: ...
 
 class AdvanceClockRequest(_message.Message):
     __slots__ = ("seconds",)

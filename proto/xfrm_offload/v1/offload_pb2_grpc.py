@@ -906,6 +906,16 @@ class DatapathServiceStub:
                 request_serializer=xfrm__offload_dot_v1_dot_offload__pb2.SetCableRequest.SerializeToString,
                 response_deserializer=xfrm__offload_dot_v1_dot_offload__pb2.SetCableResponse.FromString,
                 _registered_method=True)
+        self.SetImpairment = channel.unary_unary(
+                '/xfrm_offload.v1.DatapathService/SetImpairment',
+                request_serializer=xfrm__offload_dot_v1_dot_offload__pb2.SetImpairmentRequest.SerializeToString,
+                response_deserializer=xfrm__offload_dot_v1_dot_offload__pb2.SetImpairmentResponse.FromString,
+                _registered_method=True)
+        self.GetImpairment = channel.unary_unary(
+                '/xfrm_offload.v1.DatapathService/GetImpairment',
+                request_serializer=xfrm__offload_dot_v1_dot_offload__pb2.GetImpairmentRequest.SerializeToString,
+                response_deserializer=xfrm__offload_dot_v1_dot_offload__pb2.GetImpairmentResponse.FromString,
+                _registered_method=True)
 
 
 class DatapathServiceServicer:
@@ -936,6 +946,21 @@ class DatapathServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetImpairment(self, request, context):
+        """Impair what a device puts on its wire, in tc-netem's vocabulary (loss, bursts,
+        duplication, corruption, reordering, delay, rate), seeded; an empty one clears it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetImpairment(self, request, context):
+        """A device's wire impairment and what it did so far.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DatapathServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -953,6 +978,16 @@ def add_DatapathServiceServicer_to_server(servicer, server):
                     servicer.SetCable,
                     request_deserializer=xfrm__offload_dot_v1_dot_offload__pb2.SetCableRequest.FromString,
                     response_serializer=xfrm__offload_dot_v1_dot_offload__pb2.SetCableResponse.SerializeToString,
+            ),
+            'SetImpairment': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetImpairment,
+                    request_deserializer=xfrm__offload_dot_v1_dot_offload__pb2.SetImpairmentRequest.FromString,
+                    response_serializer=xfrm__offload_dot_v1_dot_offload__pb2.SetImpairmentResponse.SerializeToString,
+            ),
+            'GetImpairment': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetImpairment,
+                    request_deserializer=xfrm__offload_dot_v1_dot_offload__pb2.GetImpairmentRequest.FromString,
+                    response_serializer=xfrm__offload_dot_v1_dot_offload__pb2.GetImpairmentResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1037,6 +1072,60 @@ class DatapathService:
             '/xfrm_offload.v1.DatapathService/SetCable',
             xfrm__offload_dot_v1_dot_offload__pb2.SetCableRequest.SerializeToString,
             xfrm__offload_dot_v1_dot_offload__pb2.SetCableResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetImpairment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xfrm_offload.v1.DatapathService/SetImpairment',
+            xfrm__offload_dot_v1_dot_offload__pb2.SetImpairmentRequest.SerializeToString,
+            xfrm__offload_dot_v1_dot_offload__pb2.SetImpairmentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetImpairment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xfrm_offload.v1.DatapathService/GetImpairment',
+            xfrm__offload_dot_v1_dot_offload__pb2.GetImpairmentRequest.SerializeToString,
+            xfrm__offload_dot_v1_dot_offload__pb2.GetImpairmentResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -311,6 +311,12 @@ class DatapathServiceStub:
     """
     SetCable: _grpc.UnaryUnaryMultiCallable[_offload_pb2.SetCableRequest, _offload_pb2.SetCableResponse]
     """Connect two devices' wires inside the server (or disconnect them)."""
+    SetImpairment: _grpc.UnaryUnaryMultiCallable[_offload_pb2.SetImpairmentRequest, _offload_pb2.SetImpairmentResponse]
+    """Impair what a device puts on its wire, in tc-netem's vocabulary (loss, bursts,
+    duplication, corruption, reordering, delay, rate), seeded; an empty one clears it.
+    """
+    GetImpairment: _grpc.UnaryUnaryMultiCallable[_offload_pb2.GetImpairmentRequest, _offload_pb2.GetImpairmentResponse]
+    """A device's wire impairment and what it did so far."""
 
 @_typing.type_check_only
 class DatapathServiceAsyncStub(DatapathServiceStub):
@@ -328,6 +334,12 @@ class DatapathServiceAsyncStub(DatapathServiceStub):
     """
     SetCable: _aio.UnaryUnaryMultiCallable[_offload_pb2.SetCableRequest, _offload_pb2.SetCableResponse]  # type: ignore[assignment]
     """Connect two devices' wires inside the server (or disconnect them)."""
+    SetImpairment: _aio.UnaryUnaryMultiCallable[_offload_pb2.SetImpairmentRequest, _offload_pb2.SetImpairmentResponse]  # type: ignore[assignment]
+    """Impair what a device puts on its wire, in tc-netem's vocabulary (loss, bursts,
+    duplication, corruption, reordering, delay, rate), seeded; an empty one clears it.
+    """
+    GetImpairment: _aio.UnaryUnaryMultiCallable[_offload_pb2.GetImpairmentRequest, _offload_pb2.GetImpairmentResponse]  # type: ignore[assignment]
+    """A device's wire impairment and what it did so far."""
 
 class DatapathServiceServicer(metaclass=_abc_1.ABCMeta):
     """The packet path."""
@@ -360,6 +372,24 @@ class DatapathServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_offload_pb2.SetCableResponse, _abc.Awaitable[_offload_pb2.SetCableResponse]]:
         """Connect two devices' wires inside the server (or disconnect them)."""
+
+    @_abc_1.abstractmethod
+    def SetImpairment(
+        self,
+        request: _offload_pb2.SetImpairmentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_offload_pb2.SetImpairmentResponse, _abc.Awaitable[_offload_pb2.SetImpairmentResponse]]:
+        """Impair what a device puts on its wire, in tc-netem's vocabulary (loss, bursts,
+        duplication, corruption, reordering, delay, rate), seeded; an empty one clears it.
+        """
+
+    @_abc_1.abstractmethod
+    def GetImpairment(
+        self,
+        request: _offload_pb2.GetImpairmentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_offload_pb2.GetImpairmentResponse, _abc.Awaitable[_offload_pb2.GetImpairmentResponse]]:
+        """A device's wire impairment and what it did so far."""
 
 def add_DatapathServiceServicer_to_server(servicer: DatapathServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 

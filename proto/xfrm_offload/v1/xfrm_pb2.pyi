@@ -248,7 +248,7 @@ class XfrmUserOffload(_message.Message):
     def __init__(self, dev: _Optional[str] = ..., ifindex: _Optional[int] = ..., flags: _Optional[int] = ...) -> None: ...
 
 class XfrmUsersaInfo(_message.Message):
-    __slots__ = ("sel", "id", "saddr", "lft", "seq", "reqid", "family", "mode", "replay_window", "flags", "aead", "enc", "auth", "encap", "replay_esn", "mark", "if_id", "tfcpad", "extra_flags", "dir", "offload")
+    __slots__ = ("sel", "id", "saddr", "lft", "seq", "reqid", "family", "mode", "replay_window", "flags", "aead", "enc", "auth", "encap", "replay_esn", "mark", "if_id", "tfcpad", "extra_flags", "dir", "offload", "mapping_maxage")
     SEL_FIELD_NUMBER: _ClassVar[int]
     ID_FIELD_NUMBER: _ClassVar[int]
     SADDR_FIELD_NUMBER: _ClassVar[int]
@@ -270,6 +270,7 @@ class XfrmUsersaInfo(_message.Message):
     EXTRA_FLAGS_FIELD_NUMBER: _ClassVar[int]
     DIR_FIELD_NUMBER: _ClassVar[int]
     OFFLOAD_FIELD_NUMBER: _ClassVar[int]
+    MAPPING_MAXAGE_FIELD_NUMBER: _ClassVar[int]
     sel: XfrmSelector
     id: XfrmId
     saddr: str
@@ -291,7 +292,8 @@ class XfrmUsersaInfo(_message.Message):
     extra_flags: int
     dir: SaDir
     offload: XfrmUserOffload
-    def __init__(self, sel: _Optional[_Union[XfrmSelector, _Mapping]] = ..., id: _Optional[_Union[XfrmId, _Mapping]] = ..., saddr: _Optional[str] = ..., lft: _Optional[_Union[XfrmLifetimeCfg, _Mapping]] = ..., seq: _Optional[int] = ..., reqid: _Optional[int] = ..., family: _Optional[_Union[AddressFamily, str]] = ..., mode: _Optional[_Union[XfrmMode, str]] = ..., replay_window: _Optional[int] = ..., flags: _Optional[int] = ..., aead: _Optional[_Union[XfrmAlgoAead, _Mapping]] = ..., enc: _Optional[_Union[XfrmAlgo, _Mapping]] = ..., auth: _Optional[_Union[XfrmAlgoAuth, _Mapping]] = ..., encap: _Optional[_Union[XfrmEncapTmpl, _Mapping]] = ..., replay_esn: _Optional[_Union[XfrmReplayStateEsn, _Mapping]] = ..., mark: _Optional[_Union[XfrmMark, _Mapping]] = ..., if_id: _Optional[int] = ..., tfcpad: _Optional[int] = ..., extra_flags: _Optional[int] = ..., dir: _Optional[_Union[SaDir, str]] = ..., offload: _Optional[_Union[XfrmUserOffload, _Mapping]] = ...) -> None: ...
+    mapping_maxage: int
+    def __init__(self, sel: _Optional[_Union[XfrmSelector, _Mapping]] = ..., id: _Optional[_Union[XfrmId, _Mapping]] = ..., saddr: _Optional[str] = ..., lft: _Optional[_Union[XfrmLifetimeCfg, _Mapping]] = ..., seq: _Optional[int] = ..., reqid: _Optional[int] = ..., family: _Optional[_Union[AddressFamily, str]] = ..., mode: _Optional[_Union[XfrmMode, str]] = ..., replay_window: _Optional[int] = ..., flags: _Optional[int] = ..., aead: _Optional[_Union[XfrmAlgoAead, _Mapping]] = ..., enc: _Optional[_Union[XfrmAlgo, _Mapping]] = ..., auth: _Optional[_Union[XfrmAlgoAuth, _Mapping]] = ..., encap: _Optional[_Union[XfrmEncapTmpl, _Mapping]] = ..., replay_esn: _Optional[_Union[XfrmReplayStateEsn, _Mapping]] = ..., mark: _Optional[_Union[XfrmMark, _Mapping]] = ..., if_id: _Optional[int] = ..., tfcpad: _Optional[int] = ..., extra_flags: _Optional[int] = ..., dir: _Optional[_Union[SaDir, str]] = ..., offload: _Optional[_Union[XfrmUserOffload, _Mapping]] = ..., mapping_maxage: _Optional[int] = ...) -> None: ...
 
 class XfrmUserTmpl(_message.Message):
     __slots__ = ("id", "family", "saddr", "reqid", "mode", "share", "optional", "aalgos", "ealgos", "calgos")

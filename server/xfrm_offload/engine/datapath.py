@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
+from ipaddress import ip_address
 from typing import Any
 
 from . import ipheader as ip
@@ -66,21 +67,31 @@ FLOW_CACHE_LIMIT = 65536
 
 #: The default NAT-T port (RFC 3948); SAs may name others.
 NAT_T_PORT = 4500
-#: Flow cache markers for decisions that need no state.
+#: Flow cache marker for a decision that needs no state (no policy: out as is).
 _BYPASS = "bypass"
-_BLOCK = "block"
 #: "No verdict cached yet" (None is a cached verdict: pass).
 _UNCHECKED = object()
 
 
 class _Route:
-    """The states a flow's packets go through, innermost first (one object per distinct
-    tuple, so runs of packets bound the same way are recognised by identity)."""
+    """The states a flow's packets go through, innermost first, and the policy that
+    chose them (one object per distinct (policy, states), so runs of packets bound the
+    same way are recognised by identity)."""
 
-    __slots__ = ("states",)
+    __slots__ = ("policy_index", "states")
 
-    def __init__(self, states: tuple[OffloadedState, ...]) -> None:
+    def __init__(self, states: tuple[OffloadedState, ...], policy_index: int) -> None:
         self.states = states
+        self.policy_index = policy_index
+
+
+class _Blocked:
+    """A cached block verdict, and the block policy it came from (whose use it is)."""
+
+    __slots__ = ("policy_index",)
+
+    def __init__(self, policy_index: int) -> None:
+        self.policy_index = policy_index
 
 
 #: Protocols whose selector fields lie deeper than the 4 bytes a cache key holds (GRE
@@ -120,7 +131,7 @@ class DevicePath:
         self._policy_handles: dict[int, int] = {}
         #: (policy index, template) -> when its ACQUIRE stops covering new packets.
         self._acquires: dict[tuple[int, Template], float] = {}
-        #: One _Route per distinct tuple of states.
+        #: One _Route per distinct (policy index, state handles...).
         self._routes: dict[tuple[int, ...], _Route] = {}
         #: UDP destination ports that carry ESP-in-UDP to this device.
         self._natt_ports: frozenset[int] = frozenset({NAT_T_PORT})
@@ -162,6 +173,8 @@ class DevicePath:
         run: list[int] = []
         run_route: _Route | None = None
         touched: dict[int, OffloadedState] = {}
+        #: Indexes of the policies this batch's lookups selected (curlft.use_time).
+        used: set[int] = set()
         cache_get = self._tx_cache.get
         for i, (packet, handle, seq) in enumerate(packets):
             if handle:
@@ -171,12 +184,13 @@ class DevicePath:
             key = _flow_cache_key(packet)
             resolved: Any = None if key is None else cache_get(key)
             if resolved.__class__ is not _Route:
-                resolved = self._tx_resolve(packet, now)
+                resolved = self._tx_resolve(packet, now, used)
             if resolved.__class__ is _Route:
                 if resolved is not run_route:
                     if run and run_route is not None:
                         self._encap_run(packets, run, run_route.states, out, now, touched)
                     run, run_route = [], resolved
+                    used.add(resolved.policy_index)
                 run.append(i)
             else:
                 out[i] = resolved
@@ -184,14 +198,17 @@ class DevicePath:
             self._encap_run(packets, run, run_route.states, out, now, touched)
         for entry in touched.values():
             device.collect_state_events(entry)
+        for index in used:
+            device.policy_used(index, now)
         return out  # type: ignore[return-value]
 
     def _tx_drop(self, reason: XfrmStat, handle: int = 0) -> Outcome:
         self.device.stats.inc(reason)
         return (DROP, reason, handle, 0)
 
-    def _tx_resolve(self, packet: bytes, now: float) -> Any:
-        """The route a packet takes (a _Route), or its final Outcome."""
+    def _tx_resolve(self, packet: bytes, now: float, used: set[int]) -> Any:
+        """The route a packet takes (a _Route), or its final Outcome. The policy the
+        lookup selects goes into ``used``."""
         key = _flow_cache_key(packet)
         if key is not None:
             cached = self._tx_cache.get(key)
@@ -200,17 +217,20 @@ class DevicePath:
                     return cached
                 if cached is _BYPASS:
                     return (PASS, packet, 0, 0)
+                used.add(cached.policy_index)
                 return self._tx_drop(XfrmStat.OUT_POL_BLOCK)
         flow = flow_from_packet(packet, self.device.ifindex)
         if flow is None:
             return self._tx_drop(XfrmStat.OUT_ERROR)
         policy = self.device.spd.lookup(Direction.OUT, flow)
+        if policy is not None:
+            used.add(policy.index)  # xfrm_lookup stamps use_time before acting on it
         if policy is None:
             result: Any = (PASS, packet, 0, 0)
             cacheable: Any = _BYPASS
         elif policy.action == PolicyAction.BLOCK:
             result = self._tx_drop(XfrmStat.OUT_POL_BLOCK)
-            cacheable = _BLOCK
+            cacheable = _Blocked(policy.index)
         else:
             route = self._tx_states(policy, flow, now)
             if isinstance(route, _Route):
@@ -240,10 +260,10 @@ class DevicePath:
                 continue
             self._acquire(policy, tmpl, flow, daddr, saddr, now)
             return XfrmStat.OUT_NO_STATES
-        key = tuple(e.handle for e in states)
+        key = (policy.index, *(e.handle for e in states))
         route = self._routes.get(key)
         if route is None:
-            route = self._routes[key] = _Route(tuple(states))
+            route = self._routes[key] = _Route(tuple(states), policy.index)
         return route
 
     def _acquire(
@@ -329,6 +349,7 @@ class DevicePath:
         run: list[int] = []
         run_entry: OffloadedState | None = None
         touched: dict[int, OffloadedState] = {}
+        used: set[int] = set()  # policies the inbound checks selected (curlft.use_time)
         esp_get = self._esp_cache.get
         for i, packet in enumerate(packets):
             # The common case inline: ESP in option-less IPv4, state by (daddr, SPI) bytes.
@@ -344,17 +365,19 @@ class DevicePath:
                     continue
                 if entry is not run_entry:
                     if run and run_entry is not None:
-                        self._decap_run(packets, run, run_entry, out, now, touched)
+                        self._decap_run(packets, run, run_entry, out, now, touched, used)
                     run, run_entry = [], entry
                 run.append(i)
             elif found is None:
-                out[i] = self._rx_policy(packet, None, 0)
+                out[i] = self._rx_policy(packet, None, 0, used)
             else:
                 out[i] = found
         if run and run_entry is not None:
-            self._decap_run(packets, run, run_entry, out, now, touched)
+            self._decap_run(packets, run, run_entry, out, now, touched, used)
         for entry in touched.values():
             device.collect_state_events(entry)
+        for index in used:
+            device.policy_used(index, now)
         return out  # type: ignore[return-value]
 
     def _rx_drop(self, reason: XfrmStat, handle: int = 0) -> Outcome:
@@ -418,19 +441,30 @@ class DevicePath:
         out: list[Outcome | None],
         now: float,
         touched: dict[int, OffloadedState],
+        used: set[int],
     ) -> None:
         touched[entry.handle] = entry
         results = entry.sa.decap_batch([packets[i] for i in run], now)
         handle = entry.handle
         checked = self._rx_cache.setdefault(handle, {})
+        encap = entry.config.encap is not None
         for i, r in zip(run, results, strict=True):
             if r.__class__ is bytes:
-                # A cached verdict of the inbound policy check for this flow and state.
+                if encap:  # verified ESP-in-UDP: esp_input_done2's NAT mapping check
+                    self._check_mapping(entry, packets[i], now)
+                # A cached verdict of the inbound policy check for this flow and state:
+                # None passes with no policy, an int passes through that policy.
                 key = _flow_cache_key(r)
-                if key is not None and checked.get(key, _UNCHECKED) is None:
-                    out[i] = (PASS, r, handle, 0)
-                    continue
-                out[i] = self._rx_policy(r, entry, handle)
+                if key is not None:
+                    verdict = checked.get(key, _UNCHECKED)
+                    if verdict is None:
+                        out[i] = (PASS, r, handle, 0)
+                        continue
+                    if verdict.__class__ is int:
+                        used.add(verdict)
+                        out[i] = (PASS, r, handle, 0)
+                        continue
+                out[i] = self._rx_policy(r, entry, handle, used)
             elif r is None:
                 out[i] = (CONSUMED, b"", handle, 0)  # a dummy packet (next header 59)
             elif isinstance(r, NonEsp):
@@ -438,40 +472,78 @@ class DevicePath:
             else:
                 out[i] = (DROP, r, handle, 0)
 
-    def _rx_policy(self, packet: bytes, entry: OffloadedState | None, handle: int) -> Outcome:
-        """The inbound policy check (__xfrm_policy_check) of a cleartext packet."""
+    def _rx_policy(
+        self, packet: bytes, entry: OffloadedState | None, handle: int, used: set[int]
+    ) -> Outcome:
+        """The inbound policy check (__xfrm_policy_check) of a cleartext packet.
+
+        Cached per (state, flow) as None (pass, no policy), the policy's index (pass)
+        or (drop reason, policy index or 0); the selected policy goes into ``used``.
+        """
         key = _flow_cache_key(packet)
         checked = self._rx_cache.setdefault(handle, {})
-        reason: Any = _UNCHECKED if key is None else checked.get(key, _UNCHECKED)
-        if reason is _UNCHECKED:
-            reason = self._rx_policy_reason(packet, entry)
+        verdict: Any = _UNCHECKED if key is None else checked.get(key, _UNCHECKED)
+        if verdict is _UNCHECKED:
+            reason, index = self._rx_policy_reason(packet, entry)
+            verdict = (index or None) if reason is None else (reason, index)
             if key is not None:
                 if len(checked) >= FLOW_CACHE_LIMIT:
                     checked.clear()
-                checked[key] = reason
-        if reason is None:
+                checked[key] = verdict
+        if verdict is None:
             return (PASS, packet, handle, 0)
+        if verdict.__class__ is int:
+            used.add(verdict)
+            return (PASS, packet, handle, 0)
+        reason, index = verdict
+        if index:
+            used.add(index)
         return self._rx_drop(reason, handle)
 
-    def _rx_policy_reason(self, packet: bytes, entry: OffloadedState | None) -> XfrmStat | None:
+    def _rx_policy_reason(
+        self, packet: bytes, entry: OffloadedState | None
+    ) -> tuple[XfrmStat | None, int]:
+        """(drop reason or None, index of the policy selected or 0)."""
         flow = flow_from_packet(packet, self.device.ifindex)
         if flow is None:
-            return XfrmStat.IN_HDR_ERROR if entry is None else None
+            return (XfrmStat.IN_HDR_ERROR if entry is None else None), 0
         policy = self.device.spd.lookup(Direction.IN, flow)
         tunnel = entry is not None and entry.config.mode == Mode.TUNNEL
         if policy is None:
-            return XfrmStat.IN_NO_POLS if tunnel else None
+            return (XfrmStat.IN_NO_POLS if tunnel else None), 0
+        # __xfrm_policy_check stamps use_time as soon as a policy is found.
+        index = policy.index
         if policy.action == PolicyAction.BLOCK:
-            return XfrmStat.IN_POL_BLOCK
+            return XfrmStat.IN_POL_BLOCK, index
         required = [t for t in policy.templates if t.level == TemplateLevel.REQUIRED]
         if entry is None:
-            return XfrmStat.IN_TMPL_MISMATCH if required else None
+            return (XfrmStat.IN_TMPL_MISMATCH if required else None), index
         matched = [t for t in policy.templates if _template_matches(t, entry)]
         if len(required) > 1 or (required and required[0] not in matched):
-            return XfrmStat.IN_TMPL_MISMATCH
+            return XfrmStat.IN_TMPL_MISMATCH, index
         if tunnel and not matched:
-            return XfrmStat.IN_TMPL_MISMATCH
-        return None
+            return XfrmStat.IN_TMPL_MISMATCH, index
+        return None, index
+
+    def _check_mapping(self, entry: OffloadedState, packet: bytes, now: float) -> None:
+        """The outer source address and UDP source port of a verified ESP-in-UDP packet,
+        handed to the device's mapping check (esp_input_done2 / esp6_input_done2)."""
+        if packet[0] >> 4 == 4:
+            off = (packet[0] & 0x0F) * 4
+            saddr = packet[12:16]
+        else:
+            off = 40
+            if packet[6] != IPPROTO_UDP:
+                found = ip.ipv6_find_header(packet, len(packet), IPPROTO_UDP)
+                if found is None:
+                    return
+                off = found[0]
+            saddr = packet[8:24]
+        sport = int.from_bytes(packet[off : off + 2], "big")
+        c = entry.config
+        assert c.encap is not None
+        if sport != c.encap.sport or saddr != c.saddr.packed:  # the common case: the same
+            self.device.new_mapping(entry, ip_address(saddr), sport, now)
 
     def _crypto_rx(self, packet: bytes, entry: OffloadedState) -> Outcome:
         esp = entry.sa.esp

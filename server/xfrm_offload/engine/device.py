@@ -29,10 +29,15 @@ Errors name the request field with the proto's spelling (``aead.alg_icv_len``,
 engine's own field names (``aead.icv_bits``...) for errors raised below us.
 
 Events (``pop_events``): ``StateAdded``, ``StateDeleted``, ``PolicyAdded``,
-``PolicyDeleted``, ``LinkChanged`` and ``StateEvent`` (an SA's own Expired /
-SeqOverflow / EsnAdvanced, tagged with the device and handle). SA events are
-gathered by ``poll`` and by ``collect_state_events`` (the packet path calls it for
-the states a batch touched).
+``PolicyDeleted``, ``PolicyExpired``, ``NewMapping``, ``LinkChanged`` and
+``StateEvent`` (an SA's own Expired / SeqOverflow / EsnAdvanced, tagged with the
+device and handle). SA events are gathered by ``poll`` and by
+``collect_state_events`` (the packet path calls it for the states a batch touched).
+
+Policy lifetimes follow xfrm_policy.c (see ``spd.PolicyLifetime``): the packet path
+reports each use (``policy_used``), ``poll`` runs the policy timers that are due, and
+``next_policy_deadline`` says when the next one is (for a timer that wakes the device
+only when something can fire).
 """
 
 from __future__ import annotations
@@ -51,11 +56,13 @@ from .errors import (
     WrongState,
 )
 from .events import Event, Expired, SAId
+from .lifetime import Lifetime
 from .profiles import NETDEVSIM_HANDLE_VALID, Profile
 from .sa import CurLifetime, SecurityAssociation
 from .sad import SADatabase
-from .spd import Policy, SPDatabase, Template
+from .spd import Policy, PolicyLifetime, PolicyTimerResult, SPDatabase, Template
 from .stats import XfrmStat, XfrmStats
+from .timers import TimerQueue
 from .types import (
     XFRM_INF,
     Direction,
@@ -117,6 +124,8 @@ class DeleteReason(enum.StrEnum):
 
     USER = "user"
     LINK_DOWN = "link-down"
+    #: A policy's hard time limit (the kernel deletes an expired policy itself).
+    EXPIRED = "expired"
 
 
 # -- events -----------------------------------------------------------------------------
@@ -162,6 +171,41 @@ class PolicyDeleted(Event):
     index: int
     dir: Direction
     reason: DeleteReason
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyExpired(Event):
+    """XFRM_MSG_POLEXPIRE: a policy's soft (rekey) or hard (deleted) time limit.
+
+    Carries the policy as it was and its current lifetime, as xfrm_user_polexpire
+    carries the whole xfrm_userpolicy_info.
+    """
+
+    dev: str
+    handle: int
+    policy: Policy
+    add_time: float
+    use_time: float | None
+    hard: bool
+
+
+@dataclass(frozen=True, slots=True)
+class NewMapping(Event):
+    """XFRM_MSG_MAPPING: an ESP-in-UDP packet verified for an inbound SA came from
+    another source address or port than the SA's (a NAT rebinding).
+
+    ``old_*`` are the SA's own (saddr and encap sport), ``new_*`` the packet's. The SA
+    keeps its encapsulation: changing it is the keymanager's move.
+    """
+
+    dev: str
+    handle: int
+    sa: SAId
+    reqid: int
+    old_saddr: IPAddress
+    old_sport: int
+    new_saddr: IPAddress
+    new_sport: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,6 +277,8 @@ class OffloadedState:
         "dir",
         "handle",
         "lifecycle",
+        "mapping_sport",
+        "mapping_time",
         "sa",
         "slot",
         "type",
@@ -258,6 +304,10 @@ class OffloadedState:
         self.slot = slot
         #: (header_len, icv_len, block_align) for xfrm_state_mtu, once first asked.
         self._mtu_params: tuple[int, int, int] | None = None
+        #: The mapping rate limit (x->new_mapping_sport, x->new_mapping): the source
+        #: port and whole second of the last MAPPING event sent.
+        self.mapping_sport = 0
+        self.mapping_time = 0
 
     @property
     def sa_id(self) -> SAId:
@@ -287,13 +337,15 @@ class OffloadedState:
 class OffloadedPolicy:
     """One policy in the device's table."""
 
-    __slots__ = ("handle", "lifecycle", "policy")
+    __slots__ = ("handle", "lifecycle", "lifetime", "policy")
 
-    def __init__(self, handle: int, policy: Policy) -> None:
+    def __init__(self, handle: int, policy: Policy, now: float) -> None:
         self.handle = handle
         #: As stored: index allocated, ``offload`` filled in.
         self.policy = policy
         self.lifecycle = Lifecycle.ACTIVE
+        #: Current lifetime (add/use time) and the policy timer.
+        self.lifetime = PolicyLifetime(policy.lifetime, now)
 
     @property
     def index(self) -> int:
@@ -357,11 +409,17 @@ class Device:
         self._states: dict[int, OffloadedState] = {}
         #: The states with a time limit, the only ones ``poll`` has to visit.
         self._timed: dict[int, OffloadedState] = {}
+        #: Their deadlines, earliest first (``get_timer``).
+        self._timers = TimerQueue()
         #: Active states: by (daddr, spi, proto) for inbound, by template for outbound.
         self.sad: SADatabase[OffloadedState] = SADatabase()
         #: Active policies.
         self.spd = SPDatabase()
         self._policies: dict[int, OffloadedPolicy] = {}
+        #: Active policies by index (the packet path reports use by index).
+        self._policy_by_index: dict[int, OffloadedPolicy] = {}
+        #: Active policies with a time limit: the only ones the policy timer visits.
+        self._timed_policies: dict[int, OffloadedPolicy] = {}
         #: netdevsim slots in use.
         self._slots: set[int] = set()
         #: Next handle counter (never reused); handles are (ifindex << 32) | counter.
@@ -417,8 +475,10 @@ class Device:
         packet = bool(offload_flags & XFRM_OFFLOAD_PACKET)
         otype = OffloadType.PACKET if packet else OffloadType.CRYPTO
         odir = Direction.IN if offload_flags & XFRM_OFFLOAD_INBOUND else Direction.OUT
-        # 0. What every state gets (xfrm_init_state). Engine-level NotSupported (what
-        # this emulator cannot do at all) is treated as the device's -EOPNOTSUPP.
+        # 0. What every state gets (verify_newsa_info, xfrm_init_state). Engine-level
+        # NotSupported (what this emulator cannot do at all) is treated as the device's
+        # -EOPNOTSUPP.
+        self._mapping_checks(config)
         try:
             sa = SecurityAssociation(config, now, iv_salt=iv_salt, stats=self.stats)
         except NotSupported as exc:
@@ -470,6 +530,7 @@ class Device:
             or lft.hard_use_expires_seconds
         ):
             self._timed[handle] = entry
+            self._timers.add(handle, sa.lifetime)
         self.generation += 1
         self._events.append(StateAdded(self.name, handle, sa.sa_id, otype, odir))
         if sa.lifetime.soft_expired:  # a limit of 0 fired at creation: report it now
@@ -490,6 +551,23 @@ class Device:
             raise InvalidArgument("XFRM if_id is not supported in RX path", field="if_id")
         if config.tfcpad:
             raise InvalidArgument("TFC padding can't be offloaded", field="tfcpad")
+
+    @staticmethod
+    def _mapping_checks(config: SAConfig) -> None:
+        """verify_newsa_info / verify_mtimer_thresh: a mapping max age needs ESP-in-UDP
+        and an inbound SA."""
+        if not config.mapping_maxage:
+            return
+        if config.encap is None:
+            raise InvalidArgument(
+                "MTIMER_THRESH attribute can only be set on ENCAP states",
+                field="mapping_maxage",
+            )
+        if config.sa_dir == Direction.OUT:
+            raise InvalidArgument(
+                "MTIMER_THRESH attribute should not be set on output SA",
+                field="mapping_maxage",
+            )
 
     def _driver_state_checks(self, config: SAConfig, otype: OffloadType, odir: Direction) -> None:
         """The profile's rules: what the driver's xdo_dev_state_add refuses."""
@@ -686,12 +764,16 @@ class Device:
     def _free_state(self, entry: OffloadedState) -> None:
         del self._states[entry.handle]
         self._timed.pop(entry.handle, None)
+        self._timers.discard(entry.handle)
         self._slots.discard(entry.slot)
 
     # -- xdo_dev_policy_add / delete / free ---------------------------------------------
 
-    def policy_add(self, policy: Policy, offload_flags: int) -> PolicyAddResult:
-        """Offload a policy (packet offload only). Every refusal is an error."""
+    def policy_add(self, policy: Policy, offload_flags: int, now: float = 0.0) -> PolicyAddResult:
+        """Offload a policy (packet offload only). Every refusal is an error.
+
+        ``now`` is the policy's add time (its lifetime counts from it).
+        """
         if offload_flags != XFRM_OFFLOAD_PACKET:
             raise InvalidArgument(
                 "Unrecognized flags in offload request: a policy offload is packet offload",
@@ -744,8 +826,11 @@ class Device:
         stored = self.spd.add(applied)  # AlreadyExists / index errors name their field
         handle = self._peek_handle()
         self._next_handle += 1
-        entry = OffloadedPolicy(handle, stored)
+        entry = OffloadedPolicy(handle, stored, now)
         self._policies[handle] = entry
+        self._policy_by_index[stored.index] = entry
+        if entry.lifetime.timer_at != float("inf"):
+            self._timed_policies[handle] = entry
         self.generation += 1
         self._events.append(PolicyAdded(self.name, handle, stored.index, stored.dir))
         return PolicyAddResult(handle=handle, index=stored.index)
@@ -774,6 +859,8 @@ class Device:
     def _delete_policy(self, entry: OffloadedPolicy, reason: DeleteReason) -> None:
         entry.lifecycle = Lifecycle.DELETED
         self.spd.delete(entry.index)
+        self._policy_by_index.pop(entry.index, None)
+        self._timed_policies.pop(entry.handle, None)
         self.generation += 1
         self._events.append(PolicyDeleted(self.name, entry.handle, entry.index, entry.dir, reason))
 
@@ -799,6 +886,42 @@ class Device:
     def policies(self) -> Iterator[OffloadedPolicy]:
         """Every policy in the table, by handle."""
         return iter(sorted(self._policies.values(), key=lambda e: e.handle))
+
+    def policy_used(self, index: int, now: float) -> None:
+        """A packet's lookup selected the policy ``index`` at ``now`` (curlft.use_time)."""
+        entry = self._policy_by_index.get(index)
+        if entry is not None:
+            entry.lifetime.used(now)
+
+    def next_policy_deadline(self) -> float | None:
+        """When the policy timer must run next (``poll`` at or after it); None: never.
+
+        The earliest ``timer_at`` of the policies with a time limit, like the kernel's
+        per-policy timers folded into one deadline.
+        """
+        if not self._timed_policies:
+            return None
+        return min(e.lifetime.timer_at for e in self._timed_policies.values())
+
+    def _run_policy_timers(self, now: float) -> None:
+        """Every policy timer due at ``now``, run at the times the kernel's would run."""
+        for entry in list(self._timed_policies.values()):
+            lft = entry.lifetime
+            while entry.active and lft.timer_at <= now:
+                result = lft.run_timer(lft.timer_at)
+                if result is PolicyTimerResult.NOTHING:
+                    continue
+                hard = result is PolicyTimerResult.HARD
+                self._events.append(
+                    PolicyExpired(
+                        self.name, entry.handle, entry.policy, lft.add_time, lft.use_time, hard
+                    )
+                )
+                if hard:
+                    # xfrm_policy_delete: the kernel removes the policy itself, and
+                    # frees it from the device (xdo_dev_policy_delete + free).
+                    self._delete_policy(entry, DeleteReason.EXPIRED)
+                    del self._policies[entry.handle]
 
     @property
     def policy_count(self) -> int:
@@ -987,6 +1110,60 @@ class Device:
             if entry.active:
                 entry.sa.poll(now)
                 self.collect_state_events(entry)
+        if self._timed_policies:
+            self._run_policy_timers(now)
+
+    def new_mapping(self, entry: OffloadedState, saddr: IPAddress, sport: int, now: float) -> None:
+        """An ESP-in-UDP packet verified for ``entry`` came from (saddr, sport).
+
+        esp_input_done2 compares them with the SA's saddr and encap sport; a
+        difference calls km_new_mapping, which with a mapping max age (XFRMA_MTIMER_THRESH)
+        sends again only for another port, or once the max age (whole seconds) has
+        passed since the last one; without it, for every such packet.
+        """
+        c = entry.config
+        encap = c.encap
+        if encap is None or (saddr == c.saddr and sport == encap.sport):
+            return
+        maxage = c.mapping_maxage
+        if maxage:
+            second = int(now)
+            if second - entry.mapping_time <= maxage and entry.mapping_sport == sport:
+                return
+            entry.mapping_sport = sport
+            entry.mapping_time = second
+        self._events.append(
+            NewMapping(
+                self.name, entry.handle, entry.sa_id, c.reqid, c.saddr, encap.sport, saddr, sport
+            )
+        )
+
+    # The sans-I/O timer interface of aioquic's QuicConnection: the owner asks when the
+    # next time limit is due, arms one timer for it, and calls handle_timer at that time
+    # (and asks again after every call that can change it: adds, deletes, packets).
+
+    def get_timer(self) -> float | None:
+        """When ``handle_timer`` must next run (on the clock of the ``now`` arguments), or
+        None: no time limit is pending (neither a state's nor the policy timer's)."""
+        states = self._timers.next(self._timed_lifetime)
+        policies = self.next_policy_deadline()
+        if policies is None or (states is not None and states <= policies):
+            return states
+        return policies
+
+    def handle_timer(self, now: float) -> None:
+        """Fire the time limits reached at ``now``; their events queue up."""
+        for handle in self._timers.due(now, self._timed_lifetime):
+            entry = self._timed[handle]
+            entry.sa.poll(now)
+            self.collect_state_events(entry)
+            self._timers.add(handle, entry.sa.lifetime)
+        if self._timed_policies:
+            self._run_policy_timers(now)
+
+    def _timed_lifetime(self, handle: int) -> Lifetime | None:
+        entry = self._timed.get(handle)
+        return entry.sa.lifetime if entry is not None and entry.active else None
 
     def collect_state_events(self, entry: OffloadedState) -> None:
         """Move an SA's pending events to the device's queue, tagged."""

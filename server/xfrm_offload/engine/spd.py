@@ -366,3 +366,107 @@ class SPDatabase:
     def __iter__(self) -> Iterator[Policy]:
         """Every policy, in insertion order."""
         return iter([e.policy for e in sorted(self._by_index.values(), key=lambda e: e.order[1])])
+
+
+# -- policy lifetimes ---------------------------------------------------------------
+
+#: XFRM_KM_TIMEOUT: how often the kernel's policy timer repeats a soft expire.
+KM_TIMEOUT = 30.0
+_NEVER = float("inf")
+
+
+class PolicyTimerResult(enum.Enum):
+    """What one run of the policy timer decided."""
+
+    NOTHING = "nothing"
+    SOFT = "soft"  # km_policy_expired(hard=0): rekey the policy
+    HARD = "hard"  # the policy is deleted, km_policy_expired(hard=1)
+
+
+class PolicyLifetime:
+    """A policy's xfrm_lifetime_cur and its timer, as net/xfrm/xfrm_policy.c keeps them.
+
+    What the kernel does, restated:
+
+    * ``add_time`` is set when the policy is inserted; ``use_time`` every time a
+      packet's lookup selects the policy (xfrm_lookup on output, __xfrm_policy_check
+      on input), including a block policy.
+    * ``bytes`` and ``packets`` are never counted for a policy: the kernel has the
+      fields (xfrm_lifetime_cur) but no code path increments them, and it never
+      checks byte or packet limits of a policy. ``ip -s xfrm policy`` therefore
+      always shows 0(bytes), 0(packets); so do we.
+    * The timer (xfrm_policy_timer) first runs one second after the insert, then
+      at the nearest pending deadline. A use limit counts from the last use, or
+      from the add time when the policy was never used (unlike a state's, which
+      never use-expires unused). A hard limit reached deletes the policy and sends
+      one hard POLEXPIRE; a soft limit reached sends a soft POLEXPIRE on that run
+      and again every XFRM_KM_TIMEOUT (30 s) while the policy lives: the kernel
+      keeps no "already warned" flag for policies.
+    * A use of the policy does not move the timer: the next run finds the
+      deadline later and sleeps again.
+    """
+
+    __slots__ = ("add_time", "cfg", "timer_at", "use_time")
+
+    def __init__(self, cfg: LifetimeConfig, now: float) -> None:
+        self.cfg = cfg
+        self.add_time = now
+        self.use_time: float | None = None
+        #: When the timer runs next (inf: the policy has no time limit).
+        self.timer_at = now + 1.0 if _has_time_limit(cfg) else _NEVER
+
+    @property
+    def bytes(self) -> int:
+        return 0
+
+    @property
+    def packets(self) -> int:
+        return 0
+
+    def used(self, now: float) -> None:
+        """A lookup selected the policy at ``now``."""
+        self.use_time = now
+
+    def run_timer(self, now: float) -> PolicyTimerResult:
+        """One run of xfrm_policy_timer at ``now``; sets ``timer_at`` to the next run."""
+        cfg = self.cfg
+        used = self.use_time if self.use_time is not None else self.add_time
+        nxt = _NEVER
+        for seconds, base in (
+            (cfg.hard_add_expires_seconds, self.add_time),
+            (cfg.hard_use_expires_seconds, used),
+        ):
+            if seconds:
+                tmo = base + seconds - now
+                if tmo <= 0:
+                    self.timer_at = _NEVER
+                    return PolicyTimerResult.HARD
+                nxt = min(nxt, tmo)
+        warn = False
+        for seconds, base in (
+            (cfg.soft_add_expires_seconds, self.add_time),
+            (cfg.soft_use_expires_seconds, used),
+        ):
+            if seconds:
+                tmo = base + seconds - now
+                if tmo <= 0:
+                    warn = True
+                    tmo = KM_TIMEOUT
+                nxt = min(nxt, tmo)
+        self.timer_at = now + nxt
+        return PolicyTimerResult.SOFT if warn else PolicyTimerResult.NOTHING
+
+    def __repr__(self) -> str:
+        return (
+            f"PolicyLifetime(add_time={self.add_time}, use_time={self.use_time}, "
+            f"timer_at={self.timer_at})"
+        )
+
+
+def _has_time_limit(cfg: LifetimeConfig) -> bool:
+    return bool(
+        cfg.soft_add_expires_seconds
+        or cfg.hard_add_expires_seconds
+        or cfg.soft_use_expires_seconds
+        or cfg.hard_use_expires_seconds
+    )

@@ -209,6 +209,9 @@ class SAConfig:
     if_id: int = 0
     tfcpad: int = 0
     sa_dir: Direction | None = None
+    #: XFRMA_MTIMER_THRESH: at most one MAPPING event per this many seconds for the
+    #: same new source port (0: one per packet, the kernel's default).
+    mapping_maxage: int = 0
 
     @property
     def esn(self) -> bool:

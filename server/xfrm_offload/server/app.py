@@ -5,23 +5,26 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
-import os
 import socket
 from pathlib import Path
 
 from grpc import aio
-from grpc_health.v1 import _async as health_aio  # what grpc_health.v1.health.aio names
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from xfrm_offload.v1 import offload_pb2, offload_pb2_grpc
+from xfrm_offload.v1.endpoint import default_socket_path
 
 from . import logs
 from .clock import SystemClock, VirtualClock
 from .config import ServerConfig
 from .datapath import DatapathServicer
+from .health import HealthServicer
+from .malformed import MalformedRequests
+from .metrics import Metrics
 from .nic import Nic
 from .realif import InterfaceServicer, RealInterfaces
+from .security import Security
 from .servicers import DeviceServicer, DiagServicer, XfrmDevServicer
 
 log = logging.getLogger("xfrm_offload.server")
@@ -62,12 +65,23 @@ class OffloadServer:
         self.config = config
         self.clock = VirtualClock() if config.virtual_clock else SystemClock()
         self.nic = Nic(config, self.clock)
-        self.health = health_aio.HealthServicer()
+        self.health = HealthServicer()
+        #: Undecodable request bytes get INVALID_ARGUMENT, not UNKNOWN and a traceback.
+        self.malformed = MalformedRequests()
+        self.security = Security(config.security, self.nic, config.log_format)
+        # --metrics: its interceptor counts every RPC, so it exists before the server.
+        self.metrics = Metrics(self.nic) if config.metrics is not None else None
+        interceptors = [self.malformed, *self.security.interceptors()]
+        if self.metrics is not None:
+            interceptors.insert(0, self.metrics.interceptor)
         self.server = aio.server(
+            # Outermost first: metrics count every call; a request that does not decode is
+            # refused before the authorizer (which reads the request's fields) sees it.
+            interceptors=interceptors,
             options=[
                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-            ]
+            ],
         )
         offload_pb2_grpc.add_XfrmDevServiceServicer_to_server(
             XfrmDevServicer(self.nic), self.server
@@ -88,26 +102,20 @@ class OffloadServer:
         )
         self.addresses: list[str] = []
         self._sockets: list[Path] = []
+        self.nic.on_outage = self._worker_outage
+        self._health_update: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        """Bind every listener (Unix sockets mode 0600) and start serving."""
+        """Bind every listener (Unix sockets mode 0600 unless configured) and start serving."""
         for endpoint in self.config.listen:
             if endpoint.unix_path is not None:
                 path = endpoint.unix_path
-                path.parent.mkdir(parents=True, exist_ok=True)
+                if path == default_socket_path():  # its runtime directory, private
+                    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
                 if path.is_socket():
                     _remove_stale_socket(path)
-                old_umask = os.umask(0o177)  # the socket is born 0600, no window
-                try:
-                    self.server.add_insecure_port(endpoint.grpc_target)
-                finally:
-                    os.umask(old_umask)
                 self._sockets.append(path)
-                self.addresses.append(endpoint.grpc_target)
-            else:
-                port = self.server.add_insecure_port(endpoint.grpc_target)
-                host = f"[{endpoint.host}]" if ":" in endpoint.host else endpoint.host
-                self.addresses.append(f"{host}:{port}")
+            self.addresses.append(self.security.bind(self.server, endpoint))
         await self.nic.start()  # workers first: no RPC may reach a device before it exists
         try:
             for spec in self.config.interfaces:
@@ -120,12 +128,14 @@ class OffloadServer:
         except BaseException:  # not started: leave no interface or socket file behind
             await self.interfaces.close()
             await self.nic.stop_workers()
+            await self.security.wait_closed()  # its private socket directory
             for path in self._sockets:
                 path.unlink(missing_ok=True)
             raise
+        if self.metrics is not None and self.config.metrics is not None:
+            self.metrics.start(self.config.metrics, asyncio.get_running_loop())
         await self.server.start()
-        for path in self._sockets:
-            os.chmod(path, 0o600)
+        await self.security.start()  # the Unix sockets: SO_PEERCRED in front of gRPC
         for name in ("", *SERVICE_NAMES):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         log.info(
@@ -134,8 +144,27 @@ class OffloadServer:
                 listen=",".join(self.addresses),
                 devices=",".join(f"{d.name}:{d.profile}" for d in self.config.devices),
                 clock="virtual" if self.config.virtual_clock else "system",
+                **({"metrics": self.metrics.address} if self.metrics is not None else {}),
             ),
         )
+
+    def _worker_outage(self, down: bool) -> None:
+        """A worker died (its devices are out until it is restarted) or all are back:
+        health says NOT_SERVING for the server and its services meanwhile."""
+        status = (
+            health_pb2.HealthCheckResponse.NOT_SERVING
+            if down
+            else health_pb2.HealthCheckResponse.SERVING
+        )
+        previous = self._health_update
+
+        async def update() -> None:
+            if previous is not None:
+                await previous  # in the order the outages began and ended
+            for name in ("", *SERVICE_NAMES):
+                await self.health.set(name, status)
+
+        self._health_update = asyncio.get_running_loop().create_task(update())
 
     async def stop(self, grace: float | None = None) -> None:
         """Graceful stop: NOT_SERVING, end event streams, let in-flight RPCs finish, clean up."""
@@ -148,9 +177,13 @@ class OffloadServer:
             # is open) answers the end with a frame of its own; were the connection
             # closed by then, it would report UNAVAILABLE instead of the OK it was sent.
             await asyncio.sleep(STREAM_LINGER_SECONDS)
+        await self.security.close()
         await self.server.stop(self.config.grace if grace is None else grace)
         await self.interfaces.close()
+        await self.security.wait_closed()
         await self.nic.stop_workers()
+        if self.metrics is not None:
+            self.metrics.stop()
         for path in self._sockets:
             path.unlink(missing_ok=True)
         log.info("stopped")

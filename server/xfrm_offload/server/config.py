@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from xfrm_offload.engine.bond import BondMode
 from xfrm_offload.engine.profiles import PROFILES
 from xfrm_offload.v1.endpoint import Endpoint, default_socket_path, parse_endpoint
 
-from . import logs
+from . import logs, security
 from .ifaces import IfRef, UdpRef, parse_ifref, parse_udpref
 
 DEFAULT_DEVICE = "eth0"
@@ -39,6 +40,15 @@ class InterfaceSpec:
 
 
 @dataclass(frozen=True)
+class BondSpec:
+    """One --bond: a name, its members in enslave order, a bonding mode."""
+
+    name: str
+    members: tuple[str, ...]
+    mode: str = "active-backup"
+
+
+@dataclass(frozen=True)
 class ServerConfig:
     """Everything xfrm-offloadd was asked to do."""
 
@@ -51,6 +61,11 @@ class ServerConfig:
     log_format: str = "text"
     uvloop: bool = False
     workers: int = 0
+    bonds: tuple[BondSpec, ...] = ()
+    security: security.SecurityConfig = field(default_factory=security.SecurityConfig)
+    metrics: Endpoint | None = None
+    #: --engine: auto/native/python; None keeps XFRM_OFFLOAD_ENGINE's choice (default auto).
+    engine: str | None = None
     interfaces: tuple[InterfaceSpec, ...] = ()
 
 
@@ -59,6 +74,13 @@ def _endpoint(text: str) -> Endpoint:
         return parse_endpoint(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _metrics(text: str) -> Endpoint:
+    endpoint = _endpoint(text)
+    if endpoint.unix_path is not None:
+        raise argparse.ArgumentTypeError(f"{text!r}: Prometheus scrapes HOST:PORT, not unix:")
+    return endpoint
 
 
 def _device(text: str) -> DeviceSpec:
@@ -142,6 +164,25 @@ def _interfaces(
     return tuple(specs)
 
 
+def _bond(text: str) -> BondSpec:
+    name, _, rest = text.partition(":")
+    members, _, mode = rest.partition(":")
+    if not _IFNAME.match(name):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: bond name must be 1-15 characters of letters, digits, '_', '.', '-'"
+        )
+    names = tuple(m for m in members.split(",") if m)
+    if not names:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected NAME:MEMBER[,MEMBER...][:MODE]")
+    modes = [m.value for m in BondMode]
+    mode = mode or BondMode.ACTIVE_BACKUP.value
+    if mode not in modes:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: unknown bonding mode {mode!r} (choose from {', '.join(modes)})"
+        )
+    return BondSpec(name, names, mode)
+
+
 def _workers(text: str) -> int:
     if not text.isdigit() or not 0 <= int(text) <= 64:
         raise argparse.ArgumentTypeError(f"{text!r}: expected a number of workers from 0 to 64")
@@ -175,6 +216,15 @@ def build_parser() -> argparse.ArgumentParser:
         type=_cable,
         default=[],
         help="connect two devices' wires inside the server, repeatable",
+    )
+    parser.add_argument(
+        "--bond",
+        metavar="NAME:MEMBER[,MEMBER...][:MODE]",
+        action="append",
+        type=_bond,
+        default=[],
+        help="a bond over --device members (mode active-backup by default), repeatable; "
+        "states and policies added on it live on its active member",
     )
     parser.add_argument(
         "--virtual-clock",
@@ -227,6 +277,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="instead of --wire-if: a UDP cable to another server's DEV (one datagram per "
         "ESP frame)",
     )
+    security.add_arguments(parser)
+    parser.add_argument(
+        "--metrics",
+        metavar="HOST:PORT",
+        type=_metrics,
+        default=None,
+        help="serve Prometheus metrics on http://HOST:PORT/metrics (port 0: any free port)",
+    )
+    parser.add_argument(
+        "--engine",
+        choices=("auto", "native", "python"),
+        default=None,
+        help="ESP engine: native (C on OpenSSL), python (the reference), auto (native "
+        "when built; default, or $XFRM_OFFLOAD_ENGINE)",
+    )
     return parser
 
 
@@ -247,7 +312,27 @@ def parse_args(argv: Sequence[str] | None = None) -> ServerConfig:
                 parser.error(f"argument --cable: {end} is in two cables (a wire has two ends)")
             cabled.add(end)
     interfaces = _interfaces(parser, names, args.host_tun, args.wire_if, args.wire_udp)
+    bonded: set[str] = set()
+    for bond in args.bond:
+        if bond.name in names or bond.name in {b.name for b in args.bond if b is not bond}:
+            parser.error(f"argument --bond: {bond.name} is already a device name")
+        for member in bond.members:
+            if member not in names:
+                parser.error(f"argument --bond: no device {member!r} (have: {', '.join(names)})")
+            if member in bonded:
+                parser.error(f"argument --bond: {member} is in two bonds")
+            bonded.add(member)
+    if args.bond and args.workers:
+        parser.error(
+            "argument --bond: a bond needs its members in the server process (no --workers)"
+        )
     listen = args.listen or [Endpoint(unix_path=default_socket_path())]
+    for endpoint in args.listen or ():
+        # Only the default socket's runtime directory is made (app.py); a directory named on
+        # the command line must exist: a typo must not leave a directory tree behind.
+        path = endpoint.unix_path
+        if path is not None and path != default_socket_path() and not path.parent.exists():
+            parser.error(f"argument --listen: {endpoint}: no directory {path.parent}")
     return ServerConfig(
         listen=tuple(listen),
         devices=tuple(devices),
@@ -259,4 +344,8 @@ def parse_args(argv: Sequence[str] | None = None) -> ServerConfig:
         uvloop=args.uvloop,
         workers=args.workers,
         interfaces=interfaces,
+        bonds=tuple(args.bond),
+        security=security.from_args(parser, args, listen),
+        metrics=args.metrics,
+        engine=args.engine,
     )

@@ -8,6 +8,8 @@ import ipaddress
 import socket
 from typing import TypeVar, cast
 
+from xfrm_offload.engine import native
+from xfrm_offload.engine.bond import Bond, BondFailover, BondMode
 from xfrm_offload.engine.device import (
     XFRM_OFFLOAD_INBOUND,
     XFRM_OFFLOAD_IPV6,
@@ -15,10 +17,12 @@ from xfrm_offload.engine.device import (
     Device,
     Lifecycle,
     LinkChanged,
+    NewMapping,
     OffloadedPolicy,
     OffloadedState,
     PolicyAdded,
     PolicyDeleted,
+    PolicyExpired,
     ReplayStateEsn,
     StateAdded,
     StateCounters,
@@ -27,6 +31,7 @@ from xfrm_offload.engine.device import (
 )
 from xfrm_offload.engine.errors import InvalidArgument
 from xfrm_offload.engine.events import Acquire, EsnAdvanced, Event, Expired, SAId, SeqOverflow
+from xfrm_offload.engine.impair import GilbertElliott, Impairment, ImpairmentConfig
 from xfrm_offload.engine.profiles import Capabilities
 from xfrm_offload.engine.sa import CurLifetime
 from xfrm_offload.engine.spd import (
@@ -118,6 +123,55 @@ def device_to_pb(device: Device) -> pb.Device:
         policy_count=device.policy_count,
         crypto_tx_packets=device.offload_tx_packets,
         debugfs=device.netdevsim_debugfs() if device.profile.netdevsim_handles else "",
+        engine=native.engine(),
+    )
+
+
+#: What an active-backup bond advertises (BOND_XFRM_FEATURES).
+_BOND_XFRM_FEATURES = ("NETIF_F_HW_ESP", "NETIF_F_HW_ESP_TX_CSUM", "NETIF_F_GSO_ESP")
+
+
+def bond_to_pb(bond: Bond) -> pb.Device:
+    """A bond as ListDevices shows it: profile "bond", its mode, members and active one."""
+    active = bond.active
+    return pb.Device(
+        name=bond.name,
+        ifindex=bond.ifindex,
+        profile="bond",
+        link=pb.LINK_STATE_UP if bond.up and active is not None else pb.LINK_STATE_DOWN,
+        features=_BOND_XFRM_FEATURES if bond.mode == BondMode.ACTIVE_BACKUP else (),
+        state_count=bond.state_count,
+        policy_count=bond.policy_count,
+        bond=pb.BondInfo(
+            mode=bond.mode.value,
+            members=list(bond.paths),
+            active="" if active is None else active.name,
+        ),
+    )
+
+
+def bonded_state_to_pb(
+    bond: Bond, handle: int, member: Device, entry: OffloadedState, *, include_keys: bool
+) -> pb.State:
+    """A state of the bond: the member's entry, named by the bond (``ip xfrm state``
+    shows ``dev bond0``: xso.dev is the bond)."""
+    state = state_to_pb(member, entry, include_keys=include_keys)
+    state.offload_handle = handle
+    state.dev = bond.name
+    state.sa.offload.dev = bond.name
+    state.sa.offload.ifindex = bond.ifindex
+    return state
+
+
+def bonded_policy_to_pb(bond: Bond, handle: int, entry: OffloadedPolicy) -> pb.Policy:
+    lft = entry.lifetime
+    return _policy_pb(
+        entry.policy,
+        bond.name,
+        bond.ifindex,
+        handle,
+        _LIFECYCLE_TO_PB[entry.lifecycle],
+        xpb.XfrmLifetimeCur(add_time=int(lft.add_time), use_time=int(lft.use_time or 0)),
     )
 
 
@@ -356,6 +410,7 @@ def sa_config_from_pb(sa: xpb.XfrmUsersaInfo) -> SAConfig:
         if_id=sa.if_id,
         tfcpad=sa.tfcpad,
         sa_dir=_SA_DIR_FROM_PB.get(sa.dir),
+        mapping_maxage=sa.mapping_maxage,
     )
 
 
@@ -515,6 +570,7 @@ def sa_config_to_pb(
         extra_flags=int(config.extra_flags),
         dir=xpb.SA_DIR_UNSPECIFIED if config.sa_dir is None else _SA_DIR_TO_PB[config.sa_dir],
         offload=offload,
+        mapping_maxage=config.mapping_maxage,
     )
     if config.esn or config.replay_window > 32:
         # XFRMA_REPLAY_ESN_VAL exists for ESN and bitmap windows only (as the kernel
@@ -636,7 +692,20 @@ def template_to_pb(tmpl: Template) -> xpb.XfrmUserTmpl:
 
 
 def policy_to_pb(device: Device, entry: OffloadedPolicy) -> pb.Policy:
-    p = entry.policy
+    lft = entry.lifetime
+    return _policy_pb(
+        entry.policy,
+        device.name,
+        device.ifindex,
+        entry.handle,
+        _LIFECYCLE_TO_PB[entry.lifecycle],
+        xpb.XfrmLifetimeCur(add_time=int(lft.add_time), use_time=int(lft.use_time or 0)),
+    )
+
+
+def _policy_pb(
+    p: Policy, dev: str, ifindex: int, handle: int, lifecycle: int, curlft: xpb.XfrmLifetimeCur
+) -> pb.Policy:
     info = xpb.XfrmUserpolicyInfo(
         sel=selector_to_pb(p.sel),
         lft=lifetime_to_pb(p.lifetime),
@@ -650,15 +719,14 @@ def policy_to_pb(device: Device, entry: OffloadedPolicy) -> pb.Policy:
         tmpl=[template_to_pb(t) for t in p.templates],
         mark=xpb.XfrmMark(v=p.mark, m=p.mark_mask),
         if_id=p.if_id,
-        offload=xpb.XfrmUserOffload(
-            dev=device.name, ifindex=device.ifindex, flags=XFRM_OFFLOAD_PACKET
-        ),
+        offload=xpb.XfrmUserOffload(dev=dev, ifindex=ifindex, flags=XFRM_OFFLOAD_PACKET),
     )
     return pb.Policy(
         policy=info,
-        offload_handle=entry.handle,
-        dev=device.name,
-        lifecycle=_LIFECYCLE_TO_PB[entry.lifecycle],
+        offload_handle=handle,
+        dev=dev,
+        lifecycle=lifecycle,  # type: ignore[arg-type]
+        curlft=curlft,
     )
 
 
@@ -742,6 +810,46 @@ def event_to_pb(event: Event) -> pb.WatchEventsResponse | None:
                 ),
             ),
         )
+    if isinstance(event, PolicyExpired):
+        curlft = xpb.XfrmLifetimeCur(
+            add_time=int(event.add_time), use_time=int(event.use_time or 0)
+        )
+        lifecycle = pb.LIFECYCLE_DELETED if event.hard else pb.LIFECYCLE_ACTIVE
+        return pb.WatchEventsResponse(
+            dev=event.dev,
+            kind=pb.EVENT_KIND_POLICY_EXPIRE,
+            policy_expire=pb.PolicyExpireEvent(
+                ref=pb.PolicyRef(dev=event.dev, offload_handle=event.handle),
+                policy=_policy_pb(event.policy, event.dev, 0, event.handle, lifecycle, curlft),
+                hard=event.hard,
+            ),
+        )
+    if isinstance(event, NewMapping):
+        return pb.WatchEventsResponse(
+            dev=event.dev,
+            kind=pb.EVENT_KIND_MAPPING,
+            mapping=pb.MappingEvent(
+                ref=pb.StateRef(dev=event.dev, offload_handle=event.handle),
+                id=_sa_id_to_pb(event.sa),
+                reqid=event.reqid,
+                old_saddr=str(event.old_saddr),
+                old_sport=event.old_sport,
+                new_saddr=str(event.new_saddr),
+                new_sport=event.new_sport,
+            ),
+        )
+    if isinstance(event, BondFailover):
+        return pb.WatchEventsResponse(
+            dev=event.bond,
+            kind=pb.EVENT_KIND_BOND_FAILOVER,
+            bond_failover=pb.BondFailoverEvent(
+                old_active=event.old or "",
+                new_active=event.new or "",
+                states=event.states,
+                policies=event.policies,
+                failed=event.failed,
+            ),
+        )
     if isinstance(event, LinkChanged):
         return pb.WatchEventsResponse(
             dev=event.dev,
@@ -749,3 +857,94 @@ def event_to_pb(event: Event) -> pb.WatchEventsResponse | None:
             link=pb.LinkEvent(link=pb.LINK_STATE_UP if event.up else pb.LINK_STATE_DOWN),
         )
     return None
+
+
+# -- wire impairments -------------------------------------------------------------------
+
+_US = 1e-6
+
+
+def impairment_from_pb(imp: pb.Impairment) -> ImpairmentConfig:
+    """Impairment -> ImpairmentConfig, validated (errors name the proto field)."""
+    burst = None
+    if imp.HasField("loss_burst"):
+        ge = imp.loss_burst
+        burst = GilbertElliott(
+            p=ge.p,
+            r=ge.r if ge.HasField("r") else None,
+            bad_loss=ge.bad_loss if ge.HasField("bad_loss") else 100.0,
+            good_loss=ge.good_loss if ge.HasField("good_loss") else 0.0,
+        )
+    config = ImpairmentConfig(
+        loss=imp.loss_percent,
+        loss_burst=burst,
+        duplicate=imp.duplicate_percent,
+        corrupt=imp.corrupt_percent,
+        reorder=imp.reorder_percent,
+        gap=imp.reorder_gap,
+        delay=imp.delay_us * _US,
+        jitter=imp.jitter_us * _US,
+        rate=imp.rate_bps,
+        seed=imp.seed,
+        limit=imp.limit or 1000,
+    )
+    try:
+        config.validate()
+    except InvalidArgument as exc:
+        exc.field = _IMPAIRMENT_FIELDS.get(exc.field or "", exc.field)
+        raise
+    return config
+
+
+_IMPAIRMENT_FIELDS = {
+    "loss": "impairment.loss_percent",
+    "loss_burst": "impairment.loss_burst",
+    "loss_burst.p": "impairment.loss_burst.p",
+    "loss_burst.r": "impairment.loss_burst.r",
+    "loss_burst.bad_loss": "impairment.loss_burst.bad_loss",
+    "loss_burst.good_loss": "impairment.loss_burst.good_loss",
+    "duplicate": "impairment.duplicate_percent",
+    "corrupt": "impairment.corrupt_percent",
+    "reorder": "impairment.reorder_percent",
+    "gap": "impairment.reorder_gap",
+    "delay": "impairment.delay_us",
+    "jitter": "impairment.jitter_us",
+    "rate": "impairment.rate_bps",
+    "limit": "impairment.limit",
+}
+
+
+def impairment_to_pb(impairment: Impairment[int]) -> pb.GetImpairmentResponse:
+    c = impairment.config
+    out = pb.Impairment(
+        loss_percent=c.loss,
+        duplicate_percent=c.duplicate,
+        corrupt_percent=c.corrupt,
+        reorder_percent=c.reorder,
+        reorder_gap=c.gap,
+        delay_us=round(c.delay / _US),
+        jitter_us=round(c.jitter / _US),
+        rate_bps=c.rate,
+        seed=c.seed,
+        limit=c.limit,
+    )
+    if c.loss_burst is not None:
+        ge = c.loss_burst
+        out.loss_burst.CopyFrom(
+            pb.GilbertElliottLoss(p=ge.p, bad_loss=ge.bad_loss, good_loss=ge.good_loss)
+        )
+        if ge.r is not None:
+            out.loss_burst.r = ge.r
+    n = impairment.counters
+    return pb.GetImpairmentResponse(
+        impairment=out,
+        counters=pb.ImpairmentCounters(
+            packets=n.packets,
+            dropped=n.dropped,
+            duplicated=n.duplicated,
+            corrupted=n.corrupted,
+            reordered=n.reordered,
+            sent=n.sent,
+            waiting=len(impairment),
+        ),
+    )

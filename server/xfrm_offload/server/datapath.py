@@ -34,7 +34,9 @@ from xfrm_offload.v1 import offload_pb2 as pb
 from xfrm_offload.v1 import offload_pb2_grpc
 
 from . import ops
+from .convert import impairment_from_pb, impairment_to_pb
 from .events import Feed
+from .impair import WireImpairments
 from .nic import Nic
 from .servicers import refusals
 from .status import Context, abort, abort_invalid, abort_not_found, build_status, status_from_error
@@ -65,6 +67,8 @@ class Wires:
         self.taps: dict[tuple[str, int], set[Feed[pb.WatchPacketsResponse]]] = (
             collections.defaultdict(set)
         )
+        #: Impaired wires: what such a device transmits leaves through its impairment.
+        self.impairments = WireImpairments(nic.clock, self._on_wire)
 
     def connect(self, a: str, b: str) -> None:
         for end in (a, b):
@@ -80,7 +84,12 @@ class Wires:
     def wanted(self, dev: str, direction: int) -> bool:
         """Does anything take copies of what this stream's device delivers?"""
         if direction == pb.PACKET_DIRECTION_TX:
-            return dev in self.cables or bool(self.taps.get((dev, pb.PORT_WIRE)))
+            dev = self.nic.wire_of(dev)
+            return (
+                dev in self.cables
+                or bool(self.taps.get((dev, pb.PORT_WIRE)))
+                or self.impairments.impaired(dev)
+            )
         return False
 
     def _deliver(self, dev: str, port: int, items: list[tuple[int, bytes]]) -> None:
@@ -93,9 +102,17 @@ class Wires:
                 tap.offer(batch, len(items))
 
     async def transmitted(self, dev: str, items: list[tuple[int, bytes]]) -> None:
-        """What ``dev`` put on its wire: to its wire taps, and through its cable."""
+        """What ``dev`` put on its wire: to its wire taps, and through its cable (a bond's
+        traffic leaves on its active member's wire)."""
         if not items:
             return
+        dev = self.nic.wire_of(dev)
+        if self.impairments.impaired(dev):
+            self.impairments.push(dev, items)  # its delivery task calls _on_wire
+            return
+        await self._on_wire(dev, items)
+
+    async def _on_wire(self, dev: str, items: list[tuple[int, bytes]]) -> None:
         self._deliver(dev, pb.PORT_WIRE, items)
         peer = self.cables.get(dev)
         if peer is not None:
@@ -103,6 +120,7 @@ class Wires:
             self._deliver(peer, pb.PORT_HOST, delivered)
 
     def close(self) -> None:
+        self.impairments.close()
         for taps in self.taps.values():
             for tap in taps:
                 tap.close()
@@ -166,6 +184,16 @@ class DatapathServicer(offload_pb2_grpc.DatapathServiceServicer):
                 self.SetCable,
                 request_deserializer=pb.SetCableRequest.FromString,
                 response_serializer=pb.SetCableResponse.SerializeToString,
+            ),
+            "SetImpairment": grpc.unary_unary_rpc_method_handler(
+                self.SetImpairment,
+                request_deserializer=pb.SetImpairmentRequest.FromString,
+                response_serializer=pb.SetImpairmentResponse.SerializeToString,
+            ),
+            "GetImpairment": grpc.unary_unary_rpc_method_handler(
+                self.GetImpairment,
+                request_deserializer=pb.GetImpairmentRequest.FromString,
+                response_serializer=pb.GetImpairmentResponse.SerializeToString,
             ),
         }
         name = pb.DESCRIPTOR.services_by_name["DatapathService"].full_name
@@ -257,3 +285,22 @@ class DatapathServicer(offload_pb2_grpc.DatapathServiceServicer):
             raise InvalidArgument("a cable joins two different devices", field="dev_b")
         self.wires.connect(request.dev_a, request.dev_b)
         return pb.SetCableResponse()
+
+    @refusals()
+    async def SetImpairment(
+        self, request: pb.SetImpairmentRequest, context: Context
+    ) -> pb.SetImpairmentResponse:
+        self.nic.device(request.dev, "dev")
+        config = impairment_from_pb(request.impairment)
+        await self.wires.impairments.set(request.dev, config)
+        return pb.SetImpairmentResponse()
+
+    @refusals()
+    async def GetImpairment(
+        self, request: pb.GetImpairmentRequest, context: Context
+    ) -> pb.GetImpairmentResponse:
+        self.nic.device(request.dev, "dev")
+        impairment = self.wires.impairments.get(request.dev)
+        if impairment is None:
+            return pb.GetImpairmentResponse()
+        return impairment_to_pb(impairment)

@@ -43,6 +43,11 @@ def _quote(value: Any) -> str:
     return text
 
 
+def formatter(fmt: str = "text") -> logging.Formatter:
+    """The structured line formatter, for handlers of their own (the audit log)."""
+    return _Formatter(fmt)
+
+
 def setup(level: str, fmt: str = "text") -> None:
     """Configure the root logger to write structured lines to stderr."""
     handler = logging.StreamHandler(sys.stderr)

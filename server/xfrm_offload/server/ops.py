@@ -9,8 +9,9 @@ LocalError with field names relative to the request message the servicer passes 
 
 from __future__ import annotations
 
+from xfrm_offload.engine.bond import Bond
 from xfrm_offload.engine.datapath import DevicePath, Outcome, Verdict
-from xfrm_offload.engine.device import Device
+from xfrm_offload.engine.device import Device, OffloadedPolicy, OffloadedState
 from xfrm_offload.engine.errors import LocalError, NotFound
 from xfrm_offload.v1 import offload_pb2 as pb
 from xfrm_offload.v1 import xfrm_pb2 as xpb
@@ -85,9 +86,9 @@ def update_curlft(device: Device, path: DevicePath, handle: int) -> pb.UpdateCur
 
 
 def policy_add(
-    device: Device, path: DevicePath, policy: xpb.XfrmUserpolicyInfo
+    device: Device, path: DevicePath, policy: xpb.XfrmUserpolicyInfo, now: float
 ) -> pb.PolicyAddResponse:
-    result = device.policy_add(convert.policy_from_pb(policy), policy.offload.flags)
+    result = device.policy_add(convert.policy_from_pb(policy), policy.offload.flags, now)
     return pb.PolicyAddResponse(offload_handle=result.handle, index=result.index)
 
 
@@ -104,21 +105,43 @@ def policy_free(device: Device, path: DevicePath, handle: int) -> None:
 
 def describe(device: Device, path: DevicePath) -> pb.Device:
     """The device as ListDevices shows it (the caller fills in cable_peer)."""
+    if isinstance(device, Bond):
+        return convert.bond_to_pb(device)
     return convert.device_to_pb(device)
 
 
 def set_link(device: Device, path: DevicePath, up: bool, now: float) -> pb.SetLinkStateResponse:
     states, policies = device.set_link(up, now)
     return pb.SetLinkStateResponse(
-        device=convert.device_to_pb(device), flushed_states=states, flushed_policies=policies
+        device=describe(device, path), flushed_states=states, flushed_policies=policies
+    )
+
+
+def set_member_link(
+    bond: Bond, path: Bond, member: str, up: bool, now: float
+) -> pb.SetLinkStateResponse:
+    """SetLinkState on a bond member: through its bond, which fails over if it must."""
+    states, policies = bond.set_member_link(member, up, now)
+    return pb.SetLinkStateResponse(
+        device=convert.device_to_pb(bond.paths[member].device),
+        flushed_states=states,
+        flushed_policies=policies,
     )
 
 
 def list_states(device: Device, path: DevicePath, include_keys: bool) -> list[pb.State]:
+    if isinstance(device, Bond):
+        return [
+            convert.bonded_state_to_pb(device, h, member, e, include_keys=include_keys)
+            for h, member, e in device.bonded()
+            if isinstance(e, OffloadedState)
+        ]
     return [convert.state_to_pb(device, e, include_keys=include_keys) for e in device.states()]
 
 
 def get_state(device: Device, path: DevicePath, request: pb.GetStateRequest) -> pb.State:
+    if isinstance(device, Bond):
+        return _get_bonded_state(device, request)
     if request.WhichOneof("key") == "id":
         daddr = convert.parse_address(request.id.daddr, "id.daddr")
         assert daddr is not None
@@ -133,7 +156,58 @@ def get_state(device: Device, path: DevicePath, request: pb.GetStateRequest) -> 
     return convert.state_to_pb(device, entry, include_keys=request.include_keys)
 
 
+def _get_bonded_state(bond: Bond, request: pb.GetStateRequest) -> pb.State:
+    if request.WhichOneof("key") == "id":
+        daddr = convert.parse_address(request.id.daddr, "id.daddr")
+        assert daddr is not None
+        wanted = (daddr, request.id.spi, request.id.proto or 50)
+        for handle, on, entry in bond.bonded():
+            if isinstance(entry, OffloadedState):
+                c = entry.config
+                if (c.daddr, c.spi, c.proto) == wanted:
+                    return convert.bonded_state_to_pb(
+                        bond, handle, on, entry, include_keys=request.include_keys
+                    )
+        raise NotFound(
+            f"no state with dst {daddr} spi {request.id.spi:#010x} on {bond.name}", field="id"
+        )
+    handle = request.offload_handle
+    member, _ = bond.member_of(handle)
+    if member is None:
+        raise NotFound(f"state {handle:#x} of {bond.name} has no device", field="offload_handle")
+    return convert.bonded_state_to_pb(
+        bond, handle, member, bond.get_state(handle), include_keys=request.include_keys
+    )
+
+
+def list_member_states(bond: Bond, path: Bond, member: str, include_keys: bool) -> list[pb.State]:
+    """ListStates of a bond member: its own states, not the bond's (those are listed once,
+    as dev bond0, the way ip xfrm state shows an SA offloaded through a bond)."""
+    device = bond.paths[member].device
+    return [
+        s
+        for s in list_states(device, bond.paths[member], include_keys)
+        if not bond.handle_of(device, s.offload_handle)
+    ]
+
+
+def list_member_policies(bond: Bond, path: Bond, member: str) -> list[pb.Policy]:
+    """ListPolicies of a bond member: its own policies, not the bond's."""
+    device = bond.paths[member].device
+    return [
+        p
+        for p in list_policies(device, bond.paths[member])
+        if not bond.handle_of(device, p.offload_handle)
+    ]
+
+
 def list_policies(device: Device, path: DevicePath) -> list[pb.Policy]:
+    if isinstance(device, Bond):
+        return [
+            convert.bonded_policy_to_pb(device, h, e)
+            for h, _, e in device.bonded()
+            if isinstance(e, OffloadedPolicy)
+        ]
     return [convert.policy_to_pb(device, e) for e in device.policies()]
 
 

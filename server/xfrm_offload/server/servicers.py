@@ -176,7 +176,9 @@ class XfrmDevServicer(offload_pb2_grpc.XfrmDevServiceServicer):
                 field="offload",
             )
         dev = self.nic.offload_device(info.offload, "offload")
-        reply: pb.PolicyAddResponse = await self.nic.call(dev, ops.policy_add, info)
+        reply: pb.PolicyAddResponse = await self.nic.call(
+            dev, ops.policy_add, info, self.nic.clock.now()
+        )
         return reply
 
     @refusals()
@@ -355,7 +357,7 @@ class DiagServicer(offload_pb2_grpc.DiagServiceServicer):
                 context, "seconds", f"seconds must be > 0 and at most {MAX_CLOCK_STEP:.0f}"
             )
         now = clock.advance(request.seconds)
-        await self.nic.poll()  # time limits reached by the jump fire now, with their events
+        await self.nic.fire_timers()  # time limits reached by the jump fire now, with events
         return pb.AdvanceClockResponse(now=now)
 
     async def Echo(self, request: pb.EchoRequest, context: Context) -> pb.EchoResponse:
