@@ -18,13 +18,15 @@ from xfrm_offload.engine.device import (
     XFRM_OFFLOAD_INBOUND,
     XFRM_OFFLOAD_PACKET,
     Device,
-    LinkChanged,
     OffloadedPolicy,
-    StateAdded,
-    StateDeleted,
 )
 from xfrm_offload.engine.errors import InvalidArgument, LocalError, NotFound
 from xfrm_offload.engine.esp import host_tx_frame
+from xfrm_offload.engine.events import (
+    LinkChanged,
+    StateAdded,
+    StateDeleted,
+)
 from xfrm_offload.engine.profiles import PROFILES
 from xfrm_offload.engine.sa import SecurityAssociation
 from xfrm_offload.engine.spd import Policy

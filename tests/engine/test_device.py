@@ -19,15 +19,8 @@ from xfrm_offload.engine.device import (
     XFRM_OFFLOAD_INBOUND,
     XFRM_OFFLOAD_IPV6,
     XFRM_OFFLOAD_PACKET,
-    DeleteReason,
     Device,
     Lifecycle,
-    LinkChanged,
-    PolicyAdded,
-    PolicyDeleted,
-    StateAdded,
-    StateDeleted,
-    StateEvent,
     proto_field,
 )
 from xfrm_offload.engine.errors import (
@@ -39,7 +32,20 @@ from xfrm_offload.engine.errors import (
     NotSupported,
     WrongState,
 )
-from xfrm_offload.engine.events import EsnAdvanced, Expired, LimitKind, SAId, SeqOverflow
+from xfrm_offload.engine.events import (
+    DeleteReason,
+    EsnAdvanced,
+    Expired,
+    LimitKind,
+    LinkChanged,
+    PolicyAdded,
+    PolicyDeleted,
+    SAId,
+    SeqOverflow,
+    StateAdded,
+    StateDeleted,
+    StateEvent,
+)
 from xfrm_offload.engine.ipheader import ipv4_checksum
 from xfrm_offload.engine.profiles import PROFILES, Profile
 from xfrm_offload.engine.sa import SecurityAssociation

@@ -19,9 +19,11 @@ from xfrm_offload.engine.device import (
     XFRM_OFFLOAD_INBOUND,
     XFRM_OFFLOAD_PACKET,
     Device,
-    NewMapping,
 )
 from xfrm_offload.engine.errors import InvalidArgument
+from xfrm_offload.engine.events import (
+    NewMapping,
+)
 from xfrm_offload.engine.profiles import PROFILES
 from xfrm_offload.engine.spd import Policy, Template
 from xfrm_offload.engine.stats import XfrmStat

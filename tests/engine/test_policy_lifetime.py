@@ -18,12 +18,14 @@ from xfrm_offload.engine.datapath import DevicePath, Verdict
 from xfrm_offload.engine.device import (
     XFRM_OFFLOAD_INBOUND,
     XFRM_OFFLOAD_PACKET,
-    DeleteReason,
     Device,
+)
+from xfrm_offload.engine.errors import NotFound
+from xfrm_offload.engine.events import (
+    DeleteReason,
     PolicyDeleted,
     PolicyExpired,
 )
-from xfrm_offload.engine.errors import NotFound
 from xfrm_offload.engine.profiles import PROFILES
 from xfrm_offload.engine.spd import (
     Policy,

@@ -43,7 +43,6 @@ from .datapath import DevicePath, Results, Verdict
 from .device import (
     XFRM_OFFLOAD_PACKET,
     Device,
-    LinkChanged,
     OffloadedPolicy,
     OffloadedState,
     PolicyAddResult,
@@ -52,7 +51,10 @@ from .device import (
     StateCounters,
 )
 from .errors import InvalidArgument, LocalError, NotFound, WrongState
-from .events import Event
+from .events import (
+    Event,
+    LinkChanged,
+)
 from .spd import Policy
 from .stats import XfrmStat, XfrmStats
 from .types import Direction, OffloadType, ReplayState, SAConfig

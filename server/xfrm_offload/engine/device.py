@@ -28,9 +28,9 @@ Errors name the request field with the proto's spelling (``aead.alg_icv_len``,
 ``lft.soft_packet_limit``, ``offload.flags``...): ``proto_field`` translates the
 engine's own field names (``aead.icv_bits``...) for errors raised below us.
 
-Events (``pop_events``): ``StateAdded``, ``StateDeleted``, ``PolicyAdded``,
-``PolicyDeleted``, ``PolicyExpired``, ``NewMapping``, ``LinkChanged`` and
-``StateEvent`` (an SA's own Expired / SeqOverflow / EsnAdvanced, tagged with the
+Events (``pop_events``, classes in ``events``): ``StateAdded``, ``StateDeleted``,
+``PolicyAdded``, ``PolicyDeleted``, ``PolicyExpired``, ``NewMapping``, ``LinkChanged``
+and ``StateEvent`` (an SA's own Expired / SeqOverflow / EsnAdvanced, tagged with the
 device and handle). SA events are gathered by ``poll`` and by
 ``collect_state_events`` (the packet path calls it for the states a batch touched).
 
@@ -55,7 +55,20 @@ from .errors import (
     NotSupported,
     WrongState,
 )
-from .events import Event, Expired, SAId
+from .events import (
+    DeleteReason,
+    Event,
+    Expired,
+    LinkChanged,
+    NewMapping,
+    PolicyAdded,
+    PolicyDeleted,
+    PolicyExpired,
+    SAId,
+    StateAdded,
+    StateDeleted,
+    StateEvent,
+)
 from .lifetime import Lifetime
 from .profiles import NETDEVSIM_HANDLE_VALID, Profile
 from .sa import CurLifetime, SecurityAssociation
@@ -117,112 +130,6 @@ class Lifecycle(enum.Enum):
 
     ACTIVE = "active"
     DELETED = "deleted"
-
-
-class DeleteReason(enum.StrEnum):
-    """Why a state or policy was deleted (ObjectEvent.reason)."""
-
-    USER = "user"
-    LINK_DOWN = "link-down"
-    #: A policy's hard time limit (the kernel deletes an expired policy itself).
-    EXPIRED = "expired"
-
-
-# -- events -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class StateAdded(Event):
-    """A state was offloaded (xdo_dev_state_add succeeded)."""
-
-    dev: str
-    handle: int
-    sa: SAId
-    type: OffloadType
-    dir: Direction
-
-
-@dataclass(frozen=True, slots=True)
-class StateDeleted(Event):
-    """A state was deleted (XFRM_MSG_DELSA): by the host, or by a link-down flush."""
-
-    dev: str
-    handle: int
-    sa: SAId
-    reason: DeleteReason
-
-
-@dataclass(frozen=True, slots=True)
-class PolicyAdded(Event):
-    """A policy was offloaded."""
-
-    dev: str
-    handle: int
-    index: int
-    dir: Direction
-
-
-@dataclass(frozen=True, slots=True)
-class PolicyDeleted(Event):
-    """A policy was deleted (XFRM_MSG_DELPOLICY)."""
-
-    dev: str
-    handle: int
-    index: int
-    dir: Direction
-    reason: DeleteReason
-
-
-@dataclass(frozen=True, slots=True)
-class PolicyExpired(Event):
-    """XFRM_MSG_POLEXPIRE: a policy's soft (rekey) or hard (deleted) time limit.
-
-    Carries the policy as it was and its current lifetime, as xfrm_user_polexpire
-    carries the whole xfrm_userpolicy_info.
-    """
-
-    dev: str
-    handle: int
-    policy: Policy
-    add_time: float
-    use_time: float | None
-    hard: bool
-
-
-@dataclass(frozen=True, slots=True)
-class NewMapping(Event):
-    """XFRM_MSG_MAPPING: an ESP-in-UDP packet verified for an inbound SA came from
-    another source address or port than the SA's (a NAT rebinding).
-
-    ``old_*`` are the SA's own (saddr and encap sport), ``new_*`` the packet's. The SA
-    keeps its encapsulation: changing it is the keymanager's move.
-    """
-
-    dev: str
-    handle: int
-    sa: SAId
-    reqid: int
-    old_saddr: IPAddress
-    old_sport: int
-    new_saddr: IPAddress
-    new_sport: int
-
-
-@dataclass(frozen=True, slots=True)
-class LinkChanged(Event):
-    """The link went up or down."""
-
-    dev: str
-    up: bool
-
-
-@dataclass(frozen=True, slots=True)
-class StateEvent(Event):
-    """An SA's own event (Expired, SeqOverflow, EsnAdvanced) and where it happened."""
-
-    dev: str
-    handle: int
-    event: Event
 
 
 # -- results ----------------------------------------------------------------------------

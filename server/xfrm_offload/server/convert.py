@@ -16,21 +16,28 @@ from xfrm_offload.engine.device import (
     XFRM_OFFLOAD_PACKET,
     Device,
     Lifecycle,
-    LinkChanged,
-    NewMapping,
     OffloadedPolicy,
     OffloadedState,
+    ReplayStateEsn,
+    StateCounters,
+)
+from xfrm_offload.engine.errors import InvalidArgument
+from xfrm_offload.engine.events import (
+    Acquire,
+    EsnAdvanced,
+    Event,
+    Expired,
+    LinkChanged,
+    NewMapping,
     PolicyAdded,
     PolicyDeleted,
     PolicyExpired,
-    ReplayStateEsn,
+    SAId,
+    SeqOverflow,
     StateAdded,
-    StateCounters,
     StateDeleted,
     StateEvent,
 )
-from xfrm_offload.engine.errors import InvalidArgument
-from xfrm_offload.engine.events import Acquire, EsnAdvanced, Event, Expired, SAId, SeqOverflow
 from xfrm_offload.engine.impair import GilbertElliott, Impairment, ImpairmentConfig
 from xfrm_offload.engine.profiles import Capabilities
 from xfrm_offload.engine.sa import CurLifetime
