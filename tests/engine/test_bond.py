@@ -15,8 +15,6 @@ import pytest
 from xfrm_offload.engine.bond import Bond, BondFailover, BondMode
 from xfrm_offload.engine.datapath import DevicePath, Verdict
 from xfrm_offload.engine.device import (
-    XFRM_OFFLOAD_INBOUND,
-    XFRM_OFFLOAD_PACKET,
     Device,
     OffloadedPolicy,
 )
@@ -26,6 +24,10 @@ from xfrm_offload.engine.events import (
     LinkChanged,
     StateAdded,
     StateDeleted,
+)
+from xfrm_offload.engine.offload_rules import (
+    XFRM_OFFLOAD_INBOUND,
+    XFRM_OFFLOAD_PACKET,
 )
 from xfrm_offload.engine.profiles import PROFILES
 from xfrm_offload.engine.sa import SecurityAssociation

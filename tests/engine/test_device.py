@@ -16,9 +16,6 @@ from typing import Any
 import pytest
 
 from xfrm_offload.engine.device import (
-    XFRM_OFFLOAD_INBOUND,
-    XFRM_OFFLOAD_IPV6,
-    XFRM_OFFLOAD_PACKET,
     Device,
     Lifecycle,
     proto_field,
@@ -47,6 +44,11 @@ from xfrm_offload.engine.events import (
     StateEvent,
 )
 from xfrm_offload.engine.ipheader import ipv4_checksum
+from xfrm_offload.engine.offload_rules import (
+    XFRM_OFFLOAD_INBOUND,
+    XFRM_OFFLOAD_IPV6,
+    XFRM_OFFLOAD_PACKET,
+)
 from xfrm_offload.engine.profiles import PROFILES, Profile
 from xfrm_offload.engine.sa import SecurityAssociation
 from xfrm_offload.engine.spd import Policy, Template

@@ -41,7 +41,6 @@ from dataclasses import dataclass, replace
 
 from .datapath import DevicePath, Results, Verdict
 from .device import (
-    XFRM_OFFLOAD_PACKET,
     Device,
     OffloadedPolicy,
     OffloadedState,
@@ -54,6 +53,9 @@ from .errors import InvalidArgument, LocalError, NotFound, WrongState
 from .events import (
     Event,
     LinkChanged,
+)
+from .offload_rules import (
+    XFRM_OFFLOAD_PACKET,
 )
 from .spd import Policy
 from .stats import XfrmStat, XfrmStats

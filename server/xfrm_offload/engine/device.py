@@ -18,7 +18,7 @@ research/kernel-anchors.md §2.1):
 5. a device without NETIF_F_HW_ESP: crypto offload quietly stays in software
    (answer "not offloaded"), packet offload is -EINVAL;
 6. crypto offload + ESN on a device without ``advance_esn``;
-7. the driver's own rules: the device ``Profile``.
+7. the driver's own rules: the device ``Profile``, checked by ``offload_rules``.
 
 A driver's -EOPNOTSUPP in crypto offload is an *answer*: ``StateAddResult.offloaded``
 is False, nothing is stored and the host keeps the state in software. In packet offload
@@ -46,11 +46,10 @@ import enum
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
-from .algorithms import AlgorithmKind
+from . import offload_rules
 from .errors import (
     InvalidArgument,
     LocalError,
-    NoSpace,
     NotFound,
     NotSupported,
     WrongState,
@@ -70,6 +69,7 @@ from .events import (
     StateEvent,
 )
 from .lifetime import Lifetime
+from .offload_rules import XFRM_OFFLOAD_INBOUND, XFRM_OFFLOAD_PACKET
 from .profiles import NETDEVSIM_HANDLE_VALID, Profile
 from .sa import CurLifetime, SecurityAssociation
 from .sad import SADatabase
@@ -77,7 +77,6 @@ from .spd import Policy, PolicyLifetime, PolicyTimerResult, SPDatabase, Template
 from .stats import XfrmStat, XfrmStats
 from .timers import TimerQueue
 from .types import (
-    XFRM_INF,
     Direction,
     Family,
     IPAddress,
@@ -86,14 +85,6 @@ from .types import (
     OffloadType,
     SAConfig,
 )
-
-# -- xfrm_user_offload.flags ------------------------------------------------------------
-XFRM_OFFLOAD_IPV6 = 1
-XFRM_OFFLOAD_INBOUND = 2
-XFRM_OFFLOAD_PACKET = 4
-_KNOWN_OFFLOAD_FLAGS = XFRM_OFFLOAD_IPV6 | XFRM_OFFLOAD_INBOUND | XFRM_OFFLOAD_PACKET
-
-_U32 = 0xFFFFFFFF
 
 #: Engine field names -> the proto's (xfrm.proto XfrmUsersaInfo), for BadRequest.
 _PROTO_FIELDS = {
@@ -366,7 +357,7 @@ class Device:
         # 0. What every state gets (verify_newsa_info, xfrm_init_state). Engine-level
         # NotSupported (what this emulator cannot do at all) is treated as the device's
         # -EOPNOTSUPP.
-        self._mapping_checks(config)
+        offload_rules.mapping_checks(config)
         try:
             # The device's MTU is the path MTU its SAs' TFC padding is clamped to.
             sa = SecurityAssociation(config, now, iv_salt=iv_salt, stats=self.stats, mtu=self.mtu)
@@ -374,12 +365,12 @@ class Device:
             exc.field = proto_field(exc.field)
             if packet:
                 raise
-            self._core_state_checks(config, offload_flags, odir)
+            offload_rules.core_state_checks(config, offload_flags, odir)
             return _declined(exc.message, otype, odir)
         except LocalError as exc:
             exc.field = proto_field(exc.field)
             raise
-        self._core_state_checks(config, offload_flags, odir)
+        offload_rules.core_state_checks(config, offload_flags, odir)
         if not self.profile.has_offload:
             if not packet:
                 return _declined(f"{self.name} has no IPsec offload (NETIF_F_HW_ESP)", otype, odir)
@@ -389,7 +380,7 @@ class Device:
         if not packet and config.esn and not self.profile.esn:
             raise InvalidArgument("Device doesn't support offload with ESN", field="flags")
         try:
-            self._driver_state_checks(config, otype, odir)
+            offload_rules.driver_state_checks(self.profile, config, otype, odir, len(self._states))
         except NotSupported as exc:
             if packet:
                 raise
@@ -425,186 +416,6 @@ class Device:
         if sa.lifetime.soft_expired:  # a limit of 0 fired at creation: report it now
             self.collect_state_events(entry)
         return StateAddResult(offloaded=True, handle=handle, type=otype, dir=odir)
-
-    def _core_state_checks(self, config: SAConfig, flags: int, odir: Direction) -> None:
-        """xfrm_dev_state_add's own checks (kernel-anchors §2.1 steps 1-4)."""
-        if flags & ~_KNOWN_OFFLOAD_FLAGS:
-            raise InvalidArgument(
-                f"Unrecognized flags in offload request: {flags & ~_KNOWN_OFFLOAD_FLAGS:#x}",
-                field="offload.flags",
-                allowed=("IPV6=1", "INBOUND=2", "PACKET=4"),
-            )
-        if config.sa_dir is not None and config.sa_dir != odir:
-            raise InvalidArgument("Mismatched SA and offload direction", field="dir")
-        if odir == Direction.IN and config.if_id:
-            raise InvalidArgument("XFRM if_id is not supported in RX path", field="if_id")
-        if config.tfcpad:
-            raise InvalidArgument("TFC padding can't be offloaded", field="tfcpad")
-
-    @staticmethod
-    def _mapping_checks(config: SAConfig) -> None:
-        """verify_newsa_info / verify_mtimer_thresh: a mapping max age needs ESP-in-UDP
-        and an inbound SA."""
-        if not config.mapping_maxage:
-            return
-        if config.encap is None:
-            raise InvalidArgument(
-                "MTIMER_THRESH attribute can only be set on ENCAP states",
-                field="mapping_maxage",
-            )
-        if config.sa_dir == Direction.OUT:
-            raise InvalidArgument(
-                "MTIMER_THRESH attribute should not be set on output SA",
-                field="mapping_maxage",
-            )
-
-    def _driver_state_checks(self, config: SAConfig, otype: OffloadType, odir: Direction) -> None:
-        """The profile's rules: what the driver's xdo_dev_state_add refuses."""
-        p = self.profile
-        packet = otype == OffloadType.PACKET
-        if config.proto not in p.protos:
-            raise InvalidArgument(
-                "Unsupported protocol for ipsec offload",
-                field="id.proto",
-                allowed=tuple(str(x) for x in p.protos),
-            )
-        if otype not in p.offload_types:
-            raise InvalidArgument(
-                "Unsupported ipsec offload type",
-                field="offload.flags",
-                allowed=tuple(t.name for t in p.offload_types),
-            )
-        if config.mode not in p.modes:
-            raise InvalidArgument(
-                f"{config.mode.name.lower()} mode can't be offloaded",
-                field="mode",
-                allowed=tuple(m.name for m in p.modes),
-            )
-        if p.max_states and len(self._states) >= p.max_states:
-            raise NoSpace("No space for SA in Rx table!")
-        self._check_algorithms(config)
-        if config.esn and not p.esn:
-            raise InvalidArgument("Device doesn't support offload with ESN", field="flags")
-        if p.selector_protos and config.selector.proto not in p.selector_protos:
-            raise InvalidArgument(
-                "Device does not support upper protocol other than TCP/UDP",
-                field="sel.proto",
-                allowed=tuple(str(x) for x in p.selector_protos),
-            )
-        if config.encap is not None:
-            self._check_natt(config, otype)
-        if config.replay_window > p.max_replay_window:
-            raise InvalidArgument(
-                f"replay window larger than {p.max_replay_window}",
-                field="replay_window",
-            )
-        if not packet:
-            return
-        # The kernel keeps windows <= 32 without ESN in the legacy form, which mlx5
-        # does not look at; the bitmap form (ESN, or > 32) must be a size HW has.
-        bitmap_form = config.esn or config.replay_window > 32
-        if (
-            p.packet_in_replay_windows
-            and odir == Direction.IN
-            and bitmap_form
-            and config.replay_window not in p.packet_in_replay_windows
-        ):
-            raise InvalidArgument(
-                "Unsupported replay window size",
-                field="replay_window",
-                allowed=tuple(str(w) for w in p.packet_in_replay_windows),
-            )
-        if p.packet_reqid_required and not config.reqid:
-            raise InvalidArgument("Cannot offload without reqid", field="reqid")
-        if p.packet_soft_below_hard:
-            lft = config.lifetime
-            for kind in ("byte", "packet"):
-                soft = getattr(lft, f"soft_{kind}_limit")
-                hard = getattr(lft, f"hard_{kind}_limit")
-                if soft >= hard and hard != XFRM_INF:
-                    raise InvalidArgument(
-                        f"Hard {kind} limit must be greater than soft one",
-                        field=f"lft.soft_{kind}_limit",
-                    )
-                if not soft or not hard:
-                    raise InvalidArgument(
-                        f"Soft/hard {kind} limits can't be 0",
-                        field=f"lft.{'soft' if not soft else 'hard'}_{kind}_limit",
-                    )
-
-    def _unsupported_alg(self, message: str, field: str, allowed: tuple[str, ...]) -> LocalError:
-        if self.profile.decline_unsupported_algorithms:
-            return NotSupported(message, field=field, allowed=allowed)
-        return InvalidArgument(message, field=field, allowed=allowed)
-
-    def _check_algorithms(self, config: SAConfig) -> None:
-        """Algorithm rules, in netdevsim's order: AEAD present, ICV, name, key."""
-        algs = self.profile.algorithms
-        for slot, alg in (("aead", config.aead), ("enc", config.enc), ("auth", config.auth)):
-            if alg is None:
-                continue
-            support = algs.get(alg.name)
-            if support is None:
-                names = tuple(algs)
-                if slot != "aead" and not any(
-                    a.kind is not AlgorithmKind.AEAD for a in algs.values()
-                ):
-                    raise self._unsupported_alg(
-                        "Unsupported IPsec algorithm: only AEADs can be offloaded",
-                        field=slot,
-                        allowed=names,
-                    )
-                raise self._unsupported_alg(
-                    f"Cannot offload xfrm states with {alg.name}",
-                    field=f"{slot}.alg_name",
-                    allowed=names,
-                )
-            spec = support.spec
-            icv = alg.icv_bits or spec.default_icv_bits
-            if support.icv_bits and icv not in support.icv_bits:
-                what = "AEAD ICV length" if slot == "aead" else "truncation length"
-                raise self._unsupported_alg(
-                    f"Cannot offload xfrm states with {what} other than "
-                    + "/".join(str(b) for b in support.icv_bits)
-                    + " bit",
-                    field=f"{slot}.alg_icv_len" if slot == "aead" else f"{slot}.alg_trunc_len",
-                    allowed=tuple(str(b) for b in support.icv_bits),
-                )
-            key_bits = len(alg.key) * 8 - spec.salt_bits
-            if support.key_bits and key_bits not in support.key_bits:
-                raise self._unsupported_alg(
-                    f"Cannot offload xfrm states with {alg.name} key length other than "
-                    + "/".join(str(b) for b in support.key_bits)
-                    + f" bit (got {len(alg.key) * 8} bits of keying material)",
-                    field=f"{slot}.alg_key",
-                    allowed=tuple(f"{b} bits" for b in support.keymat_bits),
-                )
-
-    def _check_natt(self, config: SAConfig, otype: OffloadType) -> None:
-        p = self.profile
-        assert config.encap is not None
-        if not p.natt_encap_types:
-            raise InvalidArgument("Encapsulation is not supported", field="encap")
-        if config.encap.encap_type not in p.natt_encap_types:
-            raise InvalidArgument(
-                "Encapsulation other than UDP is not supported",
-                field="encap.encap_type",
-                allowed=tuple(t.name for t in p.natt_encap_types),
-            )
-        if otype not in p.natt_offload_types:
-            raise InvalidArgument(
-                "Encapsulation is supported in "
-                + "/".join(t.name.lower() for t in p.natt_offload_types)
-                + " offload mode only",
-                field="encap",
-            )
-        if config.mode not in p.natt_modes:
-            raise InvalidArgument(
-                "Encapsulation is supported in "
-                + "/".join(m.name.lower() for m in p.natt_modes)
-                + " mode only",
-                field="mode",
-            )
 
     # -- xdo_dev_state_delete / free ---------------------------------------------------
 
@@ -663,51 +474,7 @@ class Device:
 
         ``now`` is the policy's add time (its lifetime counts from it).
         """
-        if offload_flags != XFRM_OFFLOAD_PACKET:
-            raise InvalidArgument(
-                "Unrecognized flags in offload request: a policy offload is packet offload",
-                field="offload.flags",
-                allowed=("PACKET=4",),
-            )
-        p = self.profile
-        if not p.has_offload or not p.policy_dirs:
-            raise InvalidArgument("Policy offload is not supported", field="offload.dev")
-        templates = policy.templates
-        if p.max_policy_templates and len(templates) > p.max_policy_templates:
-            raise InvalidArgument(
-                f"Cannot offload more than {p.max_policy_templates} template(s)",
-                field="tmpl",
-            )
-        if policy.dir not in p.policy_dirs:
-            raise InvalidArgument(
-                f"Cannot offload {policy.dir.name.lower()} policy",
-                field="dir",
-                allowed=tuple(d.name for d in p.policy_dirs),
-            )
-        sel = policy.sel
-        if p.policy_reject_reqid0_wildcard:
-            reqid = templates[0].reqid if templates else 0
-            wildcard = (
-                not sel.proto
-                and (sel.saddr is None or not int(sel.saddr))
-                and (sel.daddr is None or not int(sel.daddr))
-            )
-            if not reqid and wildcard:
-                raise InvalidArgument(
-                    "Unsupported policy with reqid 0 without at least one of upper protocol "
-                    "or ip addr(s) different than 0",
-                    field="tmpl[0].reqid" if templates else "tmpl",
-                )
-        if p.policy_selector_protos and sel.proto not in p.policy_selector_protos:
-            raise InvalidArgument(
-                "Device does not support upper protocol other than TCP/UDP",
-                field="sel.proto",
-                allowed=tuple(str(x) for x in p.policy_selector_protos),
-            )
-        if p.policy_reject_max_priority and policy.priority == _U32:
-            raise InvalidArgument(
-                "Device does not support requested policy priority", field="priority"
-            )
+        offload_rules.policy_checks(self.profile, policy, offload_flags)
         applied = replace(
             policy,
             offload=OffloadRequest(dev=self.name, type=OffloadType.PACKET, dir=policy.dir),

@@ -11,9 +11,6 @@ from typing import TypeVar, cast
 from xfrm_offload.engine import native
 from xfrm_offload.engine.bond import Bond, BondFailover, BondMode
 from xfrm_offload.engine.device import (
-    XFRM_OFFLOAD_INBOUND,
-    XFRM_OFFLOAD_IPV6,
-    XFRM_OFFLOAD_PACKET,
     Device,
     Lifecycle,
     OffloadedPolicy,
@@ -39,6 +36,11 @@ from xfrm_offload.engine.events import (
     StateEvent,
 )
 from xfrm_offload.engine.impair import GilbertElliott, Impairment, ImpairmentConfig
+from xfrm_offload.engine.offload_rules import (
+    XFRM_OFFLOAD_INBOUND,
+    XFRM_OFFLOAD_IPV6,
+    XFRM_OFFLOAD_PACKET,
+)
 from xfrm_offload.engine.profiles import Capabilities
 from xfrm_offload.engine.sa import CurLifetime
 from xfrm_offload.engine.spd import (
