@@ -24,9 +24,10 @@ A driver's -EOPNOTSUPP in crypto offload is an *answer*: ``StateAddResult.offloa
 is False, nothing is stored and the host keeps the state in software. In packet offload
 every refusal is an error.
 
-Errors name the request field with the proto's spelling (``aead.alg_icv_len``,
-``lft.soft_packet_limit``, ``offload.flags``...): ``proto_field`` translates the
-engine's own field names (``aead.icv_bits``...) for errors raised below us.
+Errors name the field at fault by the engine's own names (``SAConfig``'s
+``aead.icv_bits``, ``lifetime.soft_packet_limit``, ``sa_dir``; ``offload.flags`` and
+``offload.dev`` for the offload request): the server spells them the request's way
+(``status.sa_field``).
 
 Events (``pop_events``, classes in ``events``): ``StateAdded``, ``StateDeleted``,
 ``PolicyAdded``, ``PolicyDeleted``, ``PolicyExpired``, ``NewMapping``, ``LinkChanged``
@@ -49,7 +50,6 @@ from dataclasses import dataclass, replace
 from . import offload_rules
 from .errors import (
     InvalidArgument,
-    LocalError,
     NotFound,
     NotSupported,
     WrongState,
@@ -85,35 +85,6 @@ from .types import (
     OffloadType,
     SAConfig,
 )
-
-#: Engine field names -> the proto's (xfrm.proto XfrmUsersaInfo), for BadRequest.
-_PROTO_FIELDS = {
-    "proto": "id.proto",
-    "daddr": "id.daddr",
-    "spi": "id.spi",
-    "sa_dir": "dir",
-    "selector": "sel",
-    "lifetime": "lft",
-    "replay": "replay_esn",
-    "extra_flags": "extra_flags",
-}
-_PROTO_LEAVES = {
-    "key": "alg_key",
-    "name": "alg_name",
-}
-
-
-def proto_field(name: str | None) -> str | None:
-    """The proto spelling of an engine field name (``aead.icv_bits`` -> ``aead.alg_icv_len``)."""
-    if not name:
-        return name
-    head, _, rest = name.partition(".")
-    if head in ("aead", "enc", "auth") and rest:
-        if rest == "icv_bits":
-            return f"{head}.alg_icv_len" if head == "aead" else f"{head}.alg_trunc_len"
-        return f"{head}.{_PROTO_LEAVES.get(rest, rest)}"
-    head = _PROTO_FIELDS.get(head, head)
-    return f"{head}.{rest}" if rest else head
 
 
 class Lifecycle(enum.Enum):
@@ -362,14 +333,10 @@ class Device:
             # The device's MTU is the path MTU its SAs' TFC padding is clamped to.
             sa = SecurityAssociation(config, now, iv_salt=iv_salt, stats=self.stats, mtu=self.mtu)
         except NotSupported as exc:
-            exc.field = proto_field(exc.field)
             if packet:
                 raise
             offload_rules.core_state_checks(config, offload_flags, odir)
             return _declined(exc.message, otype, odir)
-        except LocalError as exc:
-            exc.field = proto_field(exc.field)
-            raise
         offload_rules.core_state_checks(config, offload_flags, odir)
         if not self.profile.has_offload:
             if not packet:
@@ -390,12 +357,8 @@ class Device:
         # The offload as applied lives in the entry (type, dir) and this device; the
         # configuration is kept as given (a dataclass copy per add cost a tenth of it).
         entry = OffloadedState(handle, config, sa, otype, odir, slot)
-        try:
-            # Same (daddr, spi, proto) twice: the kernel's xfrm_state_add -EEXIST.
-            self.sad.add(config, entry)
-        except LocalError as exc:
-            exc.field = proto_field(exc.field)
-            raise
+        # Same (daddr, spi, proto) twice: the kernel's xfrm_state_add -EEXIST.
+        self.sad.add(config, entry)
         # Stored from here on: nothing below may fail.
         if slot >= 0:
             self._slots.add(slot)
@@ -631,13 +594,7 @@ class Device:
                 f"state {handle:#x} is outbound: advance_esn moves an inbound window",
                 field="ref.offload_handle",
             )
-        try:
-            entry.sa.replay.set_seq_hi(seq_hi, seq)
-        except LocalError as exc:
-            exc.field = {"replay.seq_hi": "seq_hi", "replay.seq": "seq"}.get(
-                exc.field or "", exc.field
-            )
-            raise
+        entry.sa.replay.set_seq_hi(seq_hi, seq)
         return self._replay_state(entry)
 
     def _replay_state(self, entry: OffloadedState) -> ReplayStateEsn:

@@ -34,7 +34,7 @@ def core_state_checks(config: SAConfig, flags: int, odir: Direction) -> None:
             allowed=("IPV6=1", "INBOUND=2", "PACKET=4"),
         )
     if config.sa_dir is not None and config.sa_dir != odir:
-        raise InvalidArgument("Mismatched SA and offload direction", field="dir")
+        raise InvalidArgument("Mismatched SA and offload direction", field="sa_dir")
     if odir == Direction.IN and config.if_id:
         raise InvalidArgument("XFRM if_id is not supported in RX path", field="if_id")
     if config.tfcpad:
@@ -69,7 +69,7 @@ def driver_state_checks(
     if config.proto not in p.protos:
         raise InvalidArgument(
             "Unsupported protocol for ipsec offload",
-            field="id.proto",
+            field="proto",
             allowed=tuple(str(x) for x in p.protos),
         )
     if otype not in p.offload_types:
@@ -92,7 +92,7 @@ def driver_state_checks(
     if p.selector_protos and config.selector.proto not in p.selector_protos:
         raise InvalidArgument(
             "Device does not support upper protocol other than TCP/UDP",
-            field="sel.proto",
+            field="selector.proto",
             allowed=tuple(str(x) for x in p.selector_protos),
         )
     if config.encap is not None:
@@ -128,12 +128,12 @@ def driver_state_checks(
             if soft >= hard and hard != XFRM_INF:
                 raise InvalidArgument(
                     f"Hard {kind} limit must be greater than soft one",
-                    field=f"lft.soft_{kind}_limit",
+                    field=f"lifetime.soft_{kind}_limit",
                 )
             if not soft or not hard:
                 raise InvalidArgument(
                     f"Soft/hard {kind} limits can't be 0",
-                    field=f"lft.{'soft' if not soft else 'hard'}_{kind}_limit",
+                    field=f"lifetime.{'soft' if not soft else 'hard'}_{kind}_limit",
                 )
 
 
@@ -163,7 +163,7 @@ def _check_algorithms(p: Profile, config: SAConfig) -> None:
             raise _unsupported_alg(
                 p,
                 f"Cannot offload xfrm states with {alg.name}",
-                field=f"{slot}.alg_name",
+                field=f"{slot}.name",
                 allowed=names,
             )
         spec = support.spec
@@ -175,7 +175,7 @@ def _check_algorithms(p: Profile, config: SAConfig) -> None:
                 f"Cannot offload xfrm states with {what} other than "
                 + "/".join(str(b) for b in support.icv_bits)
                 + " bit",
-                field=f"{slot}.alg_icv_len" if slot == "aead" else f"{slot}.alg_trunc_len",
+                field=f"{slot}.icv_bits",
                 allowed=tuple(str(b) for b in support.icv_bits),
             )
         key_bits = len(alg.key) * 8 - spec.salt_bits
@@ -185,7 +185,7 @@ def _check_algorithms(p: Profile, config: SAConfig) -> None:
                 f"Cannot offload xfrm states with {alg.name} key length other than "
                 + "/".join(str(b) for b in support.key_bits)
                 + f" bit (got {len(alg.key) * 8} bits of keying material)",
-                field=f"{slot}.alg_key",
+                field=f"{slot}.key",
                 allowed=tuple(f"{b} bits" for b in support.keymat_bits),
             )
 

@@ -19,10 +19,13 @@ from .clock import Clock, VirtualClock
 from .nic import Nic
 from .status import (
     Context,
+    FieldPath,
     abort,
     abort_invalid,
     abort_not_found,
     build_status,
+    esn_field,
+    sa_field,
     status_from_error,
 )
 from .workers import WorkerDied
@@ -37,8 +40,11 @@ MAX_CLOCK_STEP = 10 * 365 * 86400.0
 Method = TypeVar("Method", bound=Callable[..., Awaitable[Any]])
 
 
-def refusals(field_prefix: str = "") -> Callable[[Method], Method]:
-    """Turn the engine's LocalError into the RPC's status, fields prefixed to request paths."""
+def refusals(
+    field_prefix: str = "", field_path: FieldPath | None = None
+) -> Callable[[Method], Method]:
+    """Turn the engine's LocalError into the RPC's status, fields mapped to request paths
+    (``field_path``, then ``field_prefix``: see ``status.status_from_error``)."""
 
     def wrap(method: Method) -> Method:
         @functools.wraps(method)
@@ -46,7 +52,10 @@ def refusals(field_prefix: str = "") -> Callable[[Method], Method]:
             try:
                 return await method(self, request, context)
             except LocalError as exc:
-                await abort(context, status_from_error(exc, field_prefix=field_prefix))
+                await abort(
+                    context,
+                    status_from_error(exc, field_prefix=field_prefix, field_path=field_path),
+                )
             except WorkerDied as exc:
                 await abort(context, build_status(grpc.StatusCode.UNAVAILABLE, str(exc)))
 
@@ -84,7 +93,7 @@ class XfrmDevServicer(offload_pb2_grpc.XfrmDevServiceServicer):
             )
         return reply
 
-    @refusals("sa.")
+    @refusals("sa.", sa_field)
     async def StateAdd(self, request: pb.StateAddRequest, context: Context) -> pb.StateAddResponse:
         if not request.HasField("sa"):
             await abort_invalid(context, "sa", "sa is required")
@@ -141,7 +150,7 @@ class XfrmDevServicer(offload_pb2_grpc.XfrmDevServiceServicer):
         )
         return reply
 
-    @refusals()
+    @refusals(field_path=esn_field)
     async def AdvanceEsn(
         self, request: pb.AdvanceEsnRequest, context: Context
     ) -> pb.AdvanceEsnResponse:
@@ -211,7 +220,7 @@ def _bulk_result(
                 error=pb.ItemError(
                     code=status.code,
                     message=status.message,
-                    field=outcome.field or "",
+                    field=sa_field(outcome.field) if outcome.field else "",
                     errno=outcome.errno,
                 ),
             )
