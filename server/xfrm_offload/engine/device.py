@@ -73,6 +73,7 @@ from .offload_rules import XFRM_OFFLOAD_INBOUND, XFRM_OFFLOAD_PACKET
 from .profiles import NETDEVSIM_HANDLE_VALID, Profile
 from .sa import CurLifetime, SecurityAssociation
 from .sad import SADatabase
+from .selector import check_selector
 from .spd import Policy, PolicyLifetime, PolicyTimerResult, SPDatabase, Template
 from .stats import XfrmStat, XfrmStats
 from .timers import TimerQueue
@@ -437,6 +438,8 @@ class Device:
 
         ``now`` is the policy's add time (its lifetime counts from it).
         """
+        # verify_newpolicy_info's selector checks come before any offload rule.
+        check_selector(policy.sel)
         offload_rules.policy_checks(self.profile, policy, offload_flags)
         applied = replace(
             policy,

@@ -10,6 +10,7 @@ from typing import Any, TypeVar, cast
 import grpc
 
 from xfrm_offload.engine.errors import InvalidArgument, LocalError
+from xfrm_offload.engine.selector import check_selector
 from xfrm_offload.v1 import offload_pb2 as pb
 from xfrm_offload.v1 import offload_pb2_grpc
 from xfrm_offload.v1 import xfrm_pb2 as xpb
@@ -73,7 +74,8 @@ class XfrmDevServicer(offload_pb2_grpc.XfrmDevServiceServicer):
     def _state_device(self, sa: xpb.XfrmUsersaInfo) -> str:
         """The device a state is for; LocalError (fields relative to ``sa``) if none."""
         if not sa.HasField("offload"):
-            convert.sa_config_from_pb(sa)  # the state's own errors first, as netlink parses it
+            # The state's own errors first, as netlink parses it (its selector included).
+            check_selector(convert.sa_config_from_pb(sa).selector)
             raise InvalidArgument(
                 "this NIC holds offloaded states only: set offload.dev and offload.flags",
                 field="offload",
@@ -178,7 +180,8 @@ class XfrmDevServicer(offload_pb2_grpc.XfrmDevServiceServicer):
             await abort_invalid(context, "policy", "policy is required")
         info = request.policy
         if not info.HasField("offload"):
-            convert.policy_from_pb(info)  # the policy's own errors first, as netlink parses it
+            # The policy's own errors first, as netlink parses it (its selector included).
+            check_selector(convert.policy_from_pb(info).sel)
             raise InvalidArgument(
                 "this NIC holds offloaded policies only: set offload.dev and "
                 "offload.flags = XFRM_OFFLOAD_PACKET (4)",
