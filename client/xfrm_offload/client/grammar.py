@@ -60,9 +60,6 @@ XFRM_STATE_FLAGS: dict[str, int] = {
 XFRM_STATE_ESN = 128
 XFRM_EXTRA_FLAGS: dict[str, int] = {"dont-encap-dscp": 1, "oseq-may-wrap": 2}
 XFRM_POLICY_FLAGS: dict[str, int] = {"localok": 1, "icmp": 2}
-XFRM_OFFLOAD_IPV6 = 1
-XFRM_OFFLOAD_INBOUND = 2
-XFRM_OFFLOAD_PACKET = 4
 # Width of the legacy xfrm_replay_state bitmap: wider windows need replay_esn.
 LEGACY_REPLAY_BITS = 32
 # Largest key iproute2's buffer takes.
@@ -741,7 +738,7 @@ def _parse_state_add(cur: _Cursor, ifindex_of: IfindexOf | None) -> xfrm_pb2.Xfr
     _apply_id(sa, ident)
     _apply_replay(sa, window or 0, replay)
     if sa.HasField("offload") and sa.family == xfrm_pb2.ADDRESS_FAMILY_INET6:
-        sa.offload.flags |= XFRM_OFFLOAD_IPV6
+        sa.offload.flags |= xfrm_pb2.OFFLOAD_FLAG_IPV6
     return sa
 
 
@@ -797,12 +794,12 @@ def _parse_state_offload(cur: _Cursor, offload: xfrm_pb2.XfrmUserOffload) -> Non
     mode = cur.peek()
     if mode in ("crypto", "packet"):
         cur.take()
-        flags |= XFRM_OFFLOAD_PACKET if mode == "packet" else 0
+        flags |= xfrm_pb2.OFFLOAD_FLAG_PACKET if mode == "packet" else 0
     _expect_word(cur, "dev", 'expected "dev DEV" after offload')
     offload.dev, _ = cur.value("expected a device name")
     _expect_word(cur, "dir", 'expected "dir in|out" after offload dev DEV')
     if cur.choice({"in": 1, "out": 0}, "an offload dir") == 1:
-        flags |= XFRM_OFFLOAD_INBOUND
+        flags |= xfrm_pb2.OFFLOAD_FLAG_INBOUND
     offload.flags = flags
 
 
@@ -1036,7 +1033,9 @@ def _parse_policy_add(
             _expect_word(cur, "packet", 'expected "packet" after offload (policies)')
             _expect_word(cur, "dev", 'expected "dev DEV" after offload packet')
             dev, _ = cur.value("expected a device name")
-            policy.offload.CopyFrom(xfrm_pb2.XfrmUserOffload(dev=dev, flags=XFRM_OFFLOAD_PACKET))
+            policy.offload.CopyFrom(
+                xfrm_pb2.XfrmUserOffload(dev=dev, flags=xfrm_pb2.OFFLOAD_FLAG_PACKET)
+            )
         else:
             raise cur.error(f"expected a policy keyword, not {word!r}", index)
     if policy.dir == xfrm_pb2.POLICY_DIR_UNSPECIFIED:

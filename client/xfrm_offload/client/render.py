@@ -83,8 +83,6 @@ _DEFAULT_TRUNC_BITS = {
     "xcbc(aes)": 96,
     "cmac(aes)": 96,
 }
-_XFRM_OFFLOAD_INBOUND = 2
-_XFRM_OFFLOAD_PACKET = 4
 _ESN_FLAG = 128
 _LEGACY_REPLAY_BITS = 32  # width of the non-ESN replay bitmap
 _AF_UNSPEC_FLAG = 32
@@ -309,12 +307,14 @@ def _replay_lines(state: offload_pb2.State) -> str:
 def _offload_line(state: offload_pb2.State, ifname: str) -> str:
     flags = state.sa.offload.flags
     inbound = (
-        state.dir == xfrm_pb2.OFFLOAD_DIR_IN if state.dir else bool(flags & _XFRM_OFFLOAD_INBOUND)
+        state.dir == xfrm_pb2.OFFLOAD_DIR_IN
+        if state.dir
+        else bool(flags & xfrm_pb2.OFFLOAD_FLAG_INBOUND)
     )
     packet = (
         state.type == xfrm_pb2.OFFLOAD_TYPE_PACKET
         if state.type
-        else bool(flags & _XFRM_OFFLOAD_PACKET)
+        else bool(flags & xfrm_pb2.OFFLOAD_FLAG_PACKET)
     )
     return (
         f"{_T}crypto offload parameters: dev {ifname}"
