@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import enum
 import json
 import os
 import signal
@@ -40,18 +39,11 @@ from .api import Client
 from .errors import XfrmOffloadError
 from .grammar import Command, PolicyFilter, StateFilter, XfrmSyntaxError
 from .impair import format_impairment, parse_impairment
+from .packets import build_parser as packet_parser
+from .packets import packet_main
 from .render import format_event, format_policy, format_state, format_xfrm_stat
+from .status import ExitStatus as ExitStatus  # re-exported: xfrmctl's exit codes
 from .tls import TlsError, add_tls_arguments, tls_of
-
-
-class ExitStatus(enum.IntEnum):
-    """What xfrmctl's exit code means."""
-
-    OK = 0
-    SERVER_ERROR = 1
-    USAGE = 2
-    UNREACHABLE = 3
-    INTERRUPTED = 130  # Ctrl-C, as a shell reports SIGINT
 
 
 class UsageError(Exception):
@@ -920,9 +912,6 @@ async def run(argv: Sequence[str], out: TextIO = sys.stdout, err: TextIO = sys.s
 
         return completion_main(tokens, out=out, err=err)
     if tokens[0] == "packet":  # pcap files through the datapath: its own options (packets.py)
-        from .packets import build_parser as packet_parser
-        from .packets import packet_main
-
         if tokens[1:] == ["help"]:
             out.write(packet_parser(out).format_help())
             return ExitStatus.OK
