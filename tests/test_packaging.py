@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import sysconfig
@@ -20,16 +21,40 @@ IMPORTS = (
 )
 
 
-def test_wheel_imports_every_subpackage_from_itself(tmp_path: Path) -> None:
+def build_wheel(out: Path, **env: str) -> Path:
     subprocess.run(
-        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(tmp_path)],
+        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(out)],
         cwd=ROOT,
         check=True,
         capture_output=True,
         timeout=300,
+        env={**os.environ, **env},
     )
-    (wheel,) = tmp_path.glob("xfrm_offload-*.whl")
+    (wheel,) = out.glob("xfrm_offload-*.whl")
+    return wheel
+
+
+def run_installed(installed: Path, code: str) -> str:
+    """Run ``code`` with only the unpacked wheel and the dependencies on the path."""
+    site_packages = sysconfig.get_paths()["purelib"]
+    done = subprocess.run(
+        [sys.executable, "-S", "-c", code],
+        env={"PYTHONPATH": f"{installed}:{site_packages}", "PATH": "/usr/bin:/bin"},
+        check=True,
+        timeout=60,
+        capture_output=True,
+        text=True,
+    )
+    return done.stdout
+
+
+def test_wheel_imports_every_subpackage_from_itself(tmp_path: Path) -> None:
+    wheel = build_wheel(tmp_path)
     names = set(zipfile.ZipFile(wheel).namelist())
+    # the native engine is compiled into the wheel, which is then platform-specific
+    suffix = sysconfig.get_config_var("EXT_SUFFIX")
+    assert f"xfrm_offload/engine/_esp{suffix}" in names
+    assert not wheel.name.endswith("-none-any.whl"), wheel.name
     for part in ("v1/offload_pb2.py", "v1/offload_pb2.pyi", "v1/offload.proto", "client/py.typed"):
         assert f"xfrm_offload/{part}" in names
     assert not any(n.startswith("xfrm_offload/__init__") for n in names)  # a namespace package
@@ -47,10 +72,21 @@ def test_wheel_imports_every_subpackage_from_itself(tmp_path: Path) -> None:
         [f"import {m}" for m in IMPORTS]
         + [f"assert {m}.__file__.startswith({str(installed)!r}), {m}.__file__" for m in IMPORTS]
     )
-    site_packages = sysconfig.get_paths()["purelib"]
-    subprocess.run(
-        [sys.executable, "-S", "-c", probe],
-        env={"PYTHONPATH": f"{installed}:{site_packages}", "PATH": "/usr/bin:/bin"},
-        check=True,
-        timeout=60,
+    probe += "; from xfrm_offload.engine import native; print(native.describe())"
+    assert run_installed(installed, probe).startswith("native (C, OpenSSL 3")
+
+
+def test_wheel_without_the_native_engine_runs_the_reference(tmp_path: Path) -> None:
+    """What a machine without a compiler gets (the hook told to skip): a pure wheel
+    that installs, imports and says it runs the Python reference."""
+    wheel = build_wheel(tmp_path, XFRM_OFFLOAD_NATIVE="0")
+    assert wheel.name.endswith("-none-any.whl"), wheel.name
+    assert not any(n.endswith(".so") for n in zipfile.ZipFile(wheel).namelist())
+    installed = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(installed)
+    out = run_installed(
+        installed,
+        "from xfrm_offload.engine import native; import xfrm_offload.engine.sa; "
+        "print(native.available(), native.engine(), native.describe())",
     )
+    assert out.split("\n")[0] == "False python python (reference, native extension not built)"

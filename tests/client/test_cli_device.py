@@ -8,6 +8,7 @@ from pathlib import Path
 
 from xfrm_offload.client import Client
 from xfrm_offload.client.cli import ExitStatus, run
+from xfrm_offload.engine import native
 from xfrm_offload.server.app import OffloadServer
 
 from ..conftest import running_server
@@ -50,9 +51,11 @@ async def test_device_show_lists_capabilities(sock_dir: Path) -> None:
         assert out.splitlines()[0] == "2: sim0: profile netdevsim link up"
         assert "    offload crypto modes transport,tunnel esn off" in out
         assert "    max-states 33 " in out
+        assert f"    engine {native.engine()}\n" in out  # which ESP engine runs
         assert "    aead rfc4106(gcm(aes)) key-bits 160 icv-bits 128" in out
         code, out, _ = await xfrmctl("--server", client.address, "--json", "device", "show", "sim0")
         assert json.loads(out)["capabilities"]["max_states"] == 33
+        assert json.loads(out)["engine"] == native.engine()
 
 
 async def test_unknown_device_exits_1(server: tuple[OffloadServer, Client]) -> None:

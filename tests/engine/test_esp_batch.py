@@ -1,11 +1,10 @@
-"""The batch fast paths against the generic per-packet path: same bytes, same state.
+"""Batches against the reference, packet by packet: same bytes, same state.
 
-``EspTransform`` has two loops per direction: the generic one (one sequence number /
-one replay check and advance per packet, through ``encap``/``decap``) and the fast one
-for AEAD tunnel SAs over IPv4 (a block of sequence numbers, cached outer headers, the
-replay window on local copies). Each case here feeds the same traffic to an SA using
-the fast loop and to one forced onto the generic loop, with the same IV salt, and
-requires identical results, sequence counters, replay windows, counters and events.
+Each case feeds the same traffic to an SA on the module's engine (the native one, or the
+Python reference: see conftest) and to one on the Python reference, with the same IV
+salt, in batches and one by one, and requires identical results, sequence counters,
+replay windows, counters and events: sequence numbers across 2^32 and their end, the
+replay window in and out of order, ESN inference, drops counted once.
 """
 
 from __future__ import annotations
@@ -16,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from xfrm_offload.engine.ipheader import ipv4_checksum
 from xfrm_offload.engine.sa import SecurityAssociation
 from xfrm_offload.engine.stats import XfrmStat
 from xfrm_offload.engine.types import (
@@ -50,14 +50,11 @@ def v6(size: int) -> bytes:
 
 
 def pair(**changes: Any) -> tuple[SecurityAssociation, SecurityAssociation]:
-    """(fast, reference): the same SA twice, the second forced onto the generic loops."""
+    """(engine, reference): the same SA twice, the first on the module's engine (see
+    conftest: the native one, or the reference itself), the second the Python reference."""
     cfg = dataclasses.replace(BASE, **changes)
     fast = SecurityAssociation(cfg, 0.0, iv_salt=SALT)
-    ref = SecurityAssociation(cfg, 0.0, iv_salt=SALT)
-    assert fast.esp.encap_many == fast.esp._encap_many_fast
-    assert fast.esp.decap_many == fast.esp._decap_many_fast
-    ref.esp.encap_many = ref.esp._encap_many
-    ref.esp.decap_many = ref.esp._decap_many
+    ref = SecurityAssociation(cfg, 0.0, iv_salt=SALT, engine="python")
     return fast, ref
 
 
@@ -218,13 +215,33 @@ def test_decap_batch_counts_drops_once() -> None:
     sent = traffic(sender, 8)
     fast, _ = pair()
     out = fast.decap_batch([sent[0], flip(sent[1]), sent[1], sent[1], sent[0][:40]], 1.0)
-    assert out[1:] == [
+    assert out == [
+        v6(80),  # traffic(): inner packet 0 is IPv6, packet 1 IPv4 of 61 bytes
         XfrmStat.IN_STATE_PROTO_ERROR,
-        out[2],
+        v4(61),
         XfrmStat.IN_STATE_SEQ_ERROR,
         XfrmStat.IN_HDR_ERROR,
     ]
-    assert isinstance(out[2], bytes)
     assert fast.integrity_failed == 1
     assert fast.replay_drops == 1
     assert fast.curlft.packets == 2
+
+
+@pytest.mark.parametrize("window", [0, 32])
+def test_outer_ce_reaches_the_inner_packet_in_every_loop(window: int) -> None:
+    """RFC 6040 decap: an outer CE mark turns an ECT inner packet CE, in the batch loops
+    for a window of 0 (no replay protection) as for any other window."""
+    sender = SecurityAssociation(BASE, 0.0, iv_salt=SALT)
+    inner = v4(100, tos=0xB9)  # DSCP 46, ECT(1)
+    (sealed,) = sender.encap_batch([inner], 1.0)
+    assert isinstance(sealed, bytes)
+    marked = bytearray(sealed)
+    marked[1] |= 3  # CE on the way
+    marked[10:12] = bytes(2)
+    marked[10:12] = ipv4_checksum(marked[:20]).to_bytes(2, "big")
+    fast, ref = pair(replay_window=window)
+    expected = bytearray(inner)
+    expected[1] = 0xBB
+    expected[10:12] = ipv4_checksum(expected[:20]).to_bytes(2, "big")
+    assert fast.decap_batch([bytes(marked)], 1.0) == [bytes(expected)]
+    assert ref.decap_batch([bytes(marked)], 1.0) == [bytes(expected)]

@@ -16,7 +16,12 @@ from dataclasses import dataclass
 import pytest
 
 from xfrm_offload.engine.esp import NonEsp
-from xfrm_offload.engine.ipheader import IPv4Template
+from xfrm_offload.engine.ipheader import (
+    IPv4Template,
+    fold_checksum,
+    ipv4_checksum,
+    ones_complement_sum,
+)
 from xfrm_offload.engine.sa import SecurityAssociation
 from xfrm_offload.engine.stats import XfrmStat
 from xfrm_offload.engine.types import Algorithm, EncapTemplate, Family, Mode, SAConfig
@@ -55,9 +60,35 @@ def good(tx: SecurityAssociation) -> bytes:
     return out
 
 
+def outer_checksum(b: bytearray) -> bytes:
+    """``b`` with its IPv4 header checksum made right again (as a real peer sends it)."""
+    ihl = (b[0] & 0x0F) * 4
+    if len(b) >= 20 and b[0] >> 4 == 4 and 20 <= ihl <= len(b):
+        b[10:12] = ipv4_checksum(b[:ihl]).to_bytes(2, "big")
+    return bytes(b)
+
+
 def setbyte(p: bytes, i: int, v: int) -> bytes:
     b = bytearray(p)
     b[i] = v
+    return outer_checksum(b)
+
+
+def raw_setbyte(p: bytes, i: int, v: int) -> bytes:
+    """``setbyte`` without the checksum fix: a header whose checksum no longer holds."""
+    b = bytearray(p)
+    b[i] = v
+    return bytes(b)
+
+
+def udp_checksummed(p: bytes) -> bytes:
+    """A NAT-T packet with its UDP checksum computed (what a peer may send over IPv4)."""
+    b = bytearray(p)
+    b[26:28] = bytes(2)
+    ulen = (b[24] << 8) | b[25]
+    pseudo = bytes(b[12:20]) + b"\x00\x11" + ulen.to_bytes(2, "big")
+    csum = fold_checksum(ones_complement_sum(pseudo + bytes(b[20 : 20 + ulen]))) or 0xFFFF
+    b[26:28] = csum.to_bytes(2, "big")
     return bytes(b)
 
 
@@ -69,7 +100,7 @@ def flip(p: bytes, i: int, bits: int) -> bytes:
 def set_total(p: bytes, total: int) -> bytes:
     b = bytearray(p)
     b[2:4] = total.to_bytes(2, "big")
-    return bytes(b)
+    return outer_checksum(b)
 
 
 @dataclass(frozen=True)
@@ -189,6 +220,44 @@ CASES = [
         XfrmStat.IN_HDR_ERROR,
         config(encap=EncapTemplate()),
     ),
+    # The outer IPv4 header as ip_rcv checks it before xfrm: fragments are reassembled
+    # there (the NIC sees none) and a bad header checksum is dropped.
+    Case("outer-fragment-mf", lambda tx: setbyte(good(tx), 6, 0x20), XfrmStat.IN_HDR_ERROR),
+    Case("outer-fragment-offset", lambda tx: setbyte(good(tx), 7, 0x01), XfrmStat.IN_HDR_ERROR),
+    Case(
+        "outer-fragment-offset-high-bits",
+        lambda tx: setbyte(good(tx), 6, 0x41),
+        XfrmStat.IN_HDR_ERROR,
+    ),
+    Case(
+        "outer-bad-header-checksum",
+        lambda tx: raw_setbyte(good(tx), 8, 63),  # TTL changed, checksum not
+        XfrmStat.IN_HDR_ERROR,
+    ),
+    # ESP-in-UDP: a non-zero UDP checksum is verified before ESP sees the packet.
+    Case(
+        "natt-bad-udp-checksum",
+        lambda tx: setbyte(udp_checksummed(good(tx)), 27, udp_checksummed(good(tx))[27] ^ 1),
+        XfrmStat.IN_HDR_ERROR,
+        config(encap=EncapTemplate()),
+    ),
+    Case(
+        "natt-udp-checksum-of-a-changed-payload",
+        lambda tx: flip(udp_checksummed(good(tx)), 60, 0x08),
+        XfrmStat.IN_HDR_ERROR,
+        config(encap=EncapTemplate()),
+    ),
+    Case(
+        "natt-ipv6-zero-udp-checksum",
+        lambda tx: zero_udp6_checksum(good(tx)),
+        XfrmStat.IN_HDR_ERROR,
+        config(
+            encap=EncapTemplate(),
+            family=Family.INET6,
+            daddr=ipaddress.IPv6Address("2001:db8::2"),
+            saddr=ipaddress.IPv6Address("2001:db8::1"),
+        ),
+    ),
     Case(
         "natt-udp-truncated",
         lambda tx: wrap(good(tx)[20:25], proto=17),
@@ -231,6 +300,33 @@ def test_malformed_is_dropped_and_counted(case: Case) -> None:
         or case.name == "inner-length-beyond-payload"
         else 0
     )
+
+
+def zero_udp6_checksum(p: bytes) -> bytes:
+    b = bytearray(p)
+    b[46:48] = bytes(2)
+    return bytes(b)
+
+
+def test_natt_udp_checksums_verified_over_ipv4_and_required_over_ipv6() -> None:
+    """RFC 768 / 8200 as udp_rcv applies them: over IPv4 a right non-zero checksum and a
+    zero one both pass; over IPv6 our own (computed) checksum passes."""
+    tx, rx = pair(config(encap=EncapTemplate()))
+    sent = good(tx)
+    assert sent[26:28] == bytes(2)  # TX over IPv4: zero, as the kernel sends it
+    assert rx.decap(udp_checksummed(sent), 1.0) == INNER
+    assert rx.decap(good(tx), 1.0) == INNER
+    v6 = config(
+        encap=EncapTemplate(),
+        family=Family.INET6,
+        daddr=ipaddress.IPv6Address("2001:db8::2"),
+        saddr=ipaddress.IPv6Address("2001:db8::1"),
+    )
+    tx6, rx6 = pair(v6)
+    sent6 = good(tx6)
+    assert sent6[46:48] != bytes(2)  # TX over IPv6: computed
+    assert rx6.decap(sent6, 1.0) == INNER
+    assert not any(rx.stats.as_dict().values()) and not any(rx6.stats.as_dict().values())
 
 
 def test_replayed_packet() -> None:

@@ -357,39 +357,6 @@ def test_outbound_validation(kwargs: dict[str, int | bool], field: str) -> None:
 # -- block reservation (the batch encap loop) -----------------------------------------
 
 
-@pytest.mark.parametrize(
-    "kwargs,n,first,after",
-    [
-        (dict(esn=False, may_wrap=False, oseq=0), 4, 1, 4),
-        (dict(esn=False, may_wrap=False, oseq=U32 - 4), 4, U32 - 3, U32),
-        (dict(esn=False, may_wrap=False, oseq=U32 - 4), 5, None, U32 - 4),  # would overflow
-        (dict(esn=False, may_wrap=True, oseq=U32 - 1), 2, None, U32 - 1),  # would wrap
-        (dict(esn=True, may_wrap=False, oseq=U32 - 1), 3, U32, (1 << 32) + 1),  # crosses hi
-        (dict(esn=True, may_wrap=False, oseq=U32 - 1, oseq_hi=U32), 1, (1 << 64) - 1, None),
-        (dict(esn=True, may_wrap=False, oseq=U32 - 1, oseq_hi=U32), 2, None, None),  # 2^64
-        (dict(esn=False, may_wrap=False, oseq=7), 0, 8, 7),
-    ],
-)
-def test_outbound_take(
-    kwargs: dict[str, int | bool], n: int, first: int | None, after: int | None
-) -> None:
-    seq = OutboundSequence(**kwargs)  # type: ignore[arg-type]
-    before = seq.last
-    assert seq.take(n) == first
-    assert seq.last == (after if after is not None else before + (n if first else 0))
-    assert not seq.overflowed
-
-
-def test_outbound_give_back() -> None:
-    seq = OutboundSequence(esn=False, may_wrap=False, oseq=10)
-    first = seq.take(8)
-    assert first == 11 and seq.last == 18
-    seq.give_back(13)  # 11..13 sent, 14..18 not
-    assert seq.last == 13 and seq.next() == 14
-    seq.give_back(20)  # never forward
-    assert seq.last == 14
-
-
 def test_run_state_round_trip() -> None:
     w = ReplayWindow(32, esn=False)
     for s in (1, 2, 5):

@@ -94,7 +94,12 @@ def test_config_rules(changes: dict[str, Any], field: str) -> None:
 
 
 def test_esn_out_sa_may_have_no_window() -> None:
-    sa(flags=SAFlag.ESN, replay_window=0, sa_dir=Direction.OUT)
+    out = sa(flags=SAFlag.ESN, replay_window=0, sa_dir=Direction.OUT)
+    assert out.replay.size == 0
+    packet = out.encap(INNER, 1.0)
+    assert isinstance(packet, bytes)
+    assert packet[20:28] == (0x1001).to_bytes(4, "big") + (1).to_bytes(4, "big")
+    assert out.oseq.last == 1
 
 
 def test_unsupported_proto_and_encap() -> None:

@@ -82,6 +82,8 @@ def format_device(device: pb.Device, *, details: bool) -> str:
         )
         return "\n".join(lines)
     if details:
+        if device.engine:
+            lines.append(f"    engine {device.engine}")
         caps = device.capabilities
         types = ",".join(
             _enum_name(xpb.OffloadType, t, "OFFLOAD_TYPE_") for t in caps.offload_types

@@ -342,7 +342,7 @@ class Capabilities(_message.Message):
     def __init__(self, algorithms: _Optional[_Iterable[_Union[AlgorithmCapability, _Mapping]]] = ..., offload_types: _Optional[_Iterable[_Union[_xfrm_pb2.OffloadType, str]]] = ..., modes: _Optional[_Iterable[_Union[_xfrm_pb2.XfrmMode, str]]] = ..., esn: _Optional[bool] = ..., max_states: _Optional[int] = ..., max_replay_window: _Optional[int] = ..., packet_in_replay_windows: _Optional[_Iterable[int]] = ..., reqid_required: _Optional[bool] = ..., soft_below_hard: _Optional[bool] = ..., natt: _Optional[bool] = ..., natt_offload_types: _Optional[_Iterable[_Union[_xfrm_pb2.OffloadType, str]]] = ..., natt_modes: _Optional[_Iterable[_Union[_xfrm_pb2.XfrmMode, str]]] = ..., policy_offload: _Optional[bool] = ..., policy_dirs: _Optional[_Iterable[_Union[_xfrm_pb2.PolicyDir, str]]] = ..., max_policy_templates: _Optional[int] = ..., mtu: _Optional[int] = ...) -> None: ...
 
 class Device(_message.Message):
-    __slots__ = ("name", "ifindex", "profile", "link", "features", "capabilities", "state_count", "policy_count", "cable_peer", "crypto_tx_packets", "debugfs", "bond")
+    __slots__ = ("name", "ifindex", "profile", "link", "features", "capabilities", "state_count", "policy_count", "cable_peer", "crypto_tx_packets", "debugfs", "bond", "engine")
     NAME_FIELD_NUMBER: _ClassVar[int]
     IFINDEX_FIELD_NUMBER: _ClassVar[int]
     PROFILE_FIELD_NUMBER: _ClassVar[int]
@@ -355,6 +355,7 @@ class Device(_message.Message):
     CRYPTO_TX_PACKETS_FIELD_NUMBER: _ClassVar[int]
     DEBUGFS_FIELD_NUMBER: _ClassVar[int]
     BOND_FIELD_NUMBER: _ClassVar[int]
+    ENGINE_FIELD_NUMBER: _ClassVar[int]
     name: str
     ifindex: int
     profile: str
@@ -367,7 +368,8 @@ class Device(_message.Message):
     crypto_tx_packets: int
     debugfs: str
     bond: BondInfo
-    def __init__(self, name: _Optional[str] = ..., ifindex: _Optional[int] = ..., profile: _Optional[str] = ..., link: _Optional[_Union[LinkState, str]] = ..., features: _Optional[_Iterable[str]] = ..., capabilities: _Optional[_Union[Capabilities, _Mapping]] = ..., state_count: _Optional[int] = ..., policy_count: _Optional[int] = ..., cable_peer: _Optional[str] = ..., crypto_tx_packets: _Optional[int] = ..., debugfs: _Optional[str] = ..., bond: _Optional[_Union[BondInfo, _Mapping]] = ...) -> None: ...
+    engine: str
+    def __init__(self, name: _Optional[str] = ..., ifindex: _Optional[int] = ..., profile: _Optional[str] = ..., link: _Optional[_Union[LinkState, str]] = ..., features: _Optional[_Iterable[str]] = ..., capabilities: _Optional[_Union[Capabilities, _Mapping]] = ..., state_count: _Optional[int] = ..., policy_count: _Optional[int] = ..., cable_peer: _Optional[str] = ..., crypto_tx_packets: _Optional[int] = ..., debugfs: _Optional[str] = ..., bond: _Optional[_Union[BondInfo, _Mapping]] = ..., engine: _Optional[str] = ...) -> None: ...
 
 class BondInfo(_message.Message):
     __slots__ = ("mode", "members", "active")

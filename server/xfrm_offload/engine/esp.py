@@ -1,17 +1,12 @@
 """ESP (RFC 4303) for one SA: outbound and inbound, transport and tunnel, IPv4 and IPv6.
 
-Two layers:
-
-- ``EspCrypto`` seals/opens the ESP part (SPI .. ICV) given the 64-bit sequence number:
-  this is all a crypto-offload NIC does. AEAD IVs follow the kernel's ``seqiv``: the
-  8-byte explicit IV is BE64(seq) XOR a per-SA random salt, so it never repeats under
-  one key. CBC IVs are AES-ECB(iv_key, BE128(seq)) with a per-SA random iv_key: unique
-  per packet and unpredictable without the key (the role the kernel's ``echainiv`` plays,
-  not its exact construction). ESN: AEAD AAD is SPI||seq_hi||seq_lo; for CBC+HMAC seq_hi is
-  appended to the ICV input (RFC 4303 §2.2.1); it never goes on the wire.
-- ``EspTransform`` frames whole IP packets around it: transport (ESP after the IPv4
-  header / the IPv6 hop-by-hop, routing and fragment headers) or tunnel (new outer header,
-  any inner/outer family), NAT-T UDP encapsulation (RFC 3948), TFC padding.
+Split along its seams: ``espcrypto.EspCrypto`` seals/opens the ESP part (SPI .. ICV)
+given the 64-bit sequence number; this module's ``EspTransform`` frames whole IP packets
+around it and runs the batch loops; ``crypto_offload`` holds the host's and the NIC's
+halves of crypto offload; ``nonesp`` the NAT-T control kinds. The names stay importable
+from here. ``EspTransform`` frames transport mode (ESP after the IPv4 header / the IPv6
+hop-by-hop, routing and fragment headers) and tunnel mode (new outer header, any
+inner/outer family), NAT-T UDP encapsulation (RFC 3948), TFC padding.
 
 Drops are raised as ``PacketDrop(XfrmStat)``; the SA's packet loops catch and count them.
 Inbound counters, chosen to give each a single meaning (see the report for the kernel
@@ -31,274 +26,32 @@ Dummy packets (next header 59) are dropped silently: ``decap`` returns ``None``.
 
 from __future__ import annotations
 
-import enum
 import functools
-import hmac
-import itertools
-import struct
 from collections.abc import Callable
-
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 
 from . import ipheader as ip
 from .algorithms import ResolvedTransforms
-from .errors import EngineError, PacketDrop
+from .crypto_offload import CryptoStatus as CryptoStatus
+from .crypto_offload import host_rx_finish as host_rx_finish
+from .crypto_offload import host_tx_frame as host_tx_frame
+from .crypto_offload import nic_rx_crypto as nic_rx_crypto
+from .crypto_offload import nic_tx_crypto as nic_tx_crypto
+from .errors import PacketDrop
+from .espcrypto import EspCrypto as EspCrypto
+from .nonesp import NonEsp as NonEsp
+from .nonesp import NotEsp as NotEsp
 from .replay import OutboundSequence, ReplayWindow
 from .stats import XfrmStat
 from .types import Family, Mode, SAConfig, SAExtraFlag, SAFlag
 
-M32 = 0xFFFFFFFF
 _PAD = bytes(range(1, 256))
 
-_HDR_IN = PacketDrop(XfrmStat.IN_HDR_ERROR)
-# ver/ihl, total length, protocol, SPI, sequence number, IV of ESP in an option-less IPv4.
-_V4_ESP_HEAD = struct.Struct("!BxH5xB10x4sI8s")
-_TRAILER = struct.Struct("!BB")
-_V4_VER_LEN = struct.Struct("!BxH")
-# Outbound: outer IPv4 header with the SPI after it, sequence number (low 32 bits), IV.
-_V4_ESP_OUT = struct.Struct("!24sIQ")
-# AEAD nonce: 4-byte salt, 8-byte IV. ESN AAD: SPI, 64-bit sequence number.
-_NONCE = struct.Struct("!IQ")
-_ESN_AAD = struct.Struct("!IQ")
-#: Fast encap entries (see EspTransform._fast_entry).
-FastEntry = tuple[int, int, int, bytes, bytes, int]
-#: An empty outer header and no ident/total: not for the fast loop.
-_SLOW: FastEntry = (-1, -1, -1, b"", b"", 0)
 
-
-class NonEsp(enum.Enum):
-    """What a NAT-T UDP datagram was, when it was not ESP."""
-
-    #: RFC 3948 §2.3 NAT-keepalive: a single 0xFF byte; eaten.
-    KEEPALIVE = "nat-keepalive"
-    #: RFC 3948 §2.2 non-ESP marker (4 zero bytes): IKE, for the host's IKE daemon.
-    IKE = "non-esp-marker"
-
-
-class NotEsp(EngineError):
-    """Internal: a NAT-T datagram that is not ESP (not a drop, not counted)."""
-
-    __slots__ = ("kind",)
-
-    def __init__(self, kind: NonEsp) -> None:
-        super().__init__(kind.value)
-        self.kind = kind
-
-
-class CryptoStatus(enum.IntEnum):
-    """The kernel's per-packet crypto offload RX status (enum in include/net/xfrm.h)."""
-
-    CRYPTO_SUCCESS = 1
-    CRYPTO_GENERIC_ERROR = 2
-    CRYPTO_TRANSPORT_AH_AUTH_FAILED = 4
-    CRYPTO_TRANSPORT_ESP_AUTH_FAILED = 8
-    CRYPTO_TUNNEL_AH_AUTH_FAILED = 16
-    CRYPTO_TUNNEL_ESP_AUTH_FAILED = 32
-    CRYPTO_INVALID_PACKET_SYNTAX = 64
-    CRYPTO_INVALID_PROTOCOL = 128
-
-
-Seal = Callable[[bytes, int], bytes]
-FastAead = tuple[
-    Callable[[bytes, bytes, bytes], bytes], Callable[[bytes, bytes, bytes], bytes], bytes, int
-]
 #: What the batch loops give back: results, and how many packets passed / bytes they had.
 EncapMany = tuple[list["bytes | XfrmStat"], int, int]
 #: decap_many: results, packets that passed the ICV, their cleartext bytes, how many
 #: results are packets (bytes), and the new seq_hi values the replay window moved to.
 DecapMany = tuple[list["bytes | XfrmStat | NonEsp | None"], int, int, int, list[int]]
-Open = Callable[[bytes, int, int, int], bytes]
-
-
-class EspCrypto:
-    """The cryptographic core of one SA: ``seal`` and ``open`` the ESP part.
-
-    ``seal(plaintext_with_trailer, seq64) -> SPI||seq_lo||IV||ciphertext||ICV``.
-    ``open(buf, start, end, seq_hi) -> plaintext_with_trailer`` for the ESP part found
-    in ``buf[start:end]``; raises PacketDrop(IN_HDR_ERROR) if too short or misaligned,
-    PacketDrop(IN_STATE_PROTO_ERROR) if the ICV does not verify.
-    """
-
-    __slots__ = (
-        "align",
-        "fast_aead",
-        "icv_len",
-        "iv_len",
-        "min_len",
-        "open",
-        "seal",
-        "spi",
-        "spi_bytes",
-    )
-
-    def __init__(self, t: ResolvedTransforms, spi: int, *, esn: bool, iv_salt: bytes) -> None:
-        self.spi = spi
-        self.spi_bytes = spi.to_bytes(4, "big")
-        self.iv_len = t.cipher.iv_size
-        self.icv_len = t.icv_len
-        # Kernel: align = ALIGN(cipher block size, 4).
-        self.align = max(4, t.cipher.block_size)
-        self.min_len = 8 + self.iv_len + self.icv_len + max(2, t.cipher.block_size)
-        self.seal: Seal
-        self.open: Open
-        #: (encrypt, decrypt, nonce salt, IV salt) of a plain 16-byte-ICV AEAD, for the
-        #: batch fast path; None for every other transform.
-        self.fast_aead: FastAead | None = None
-        if t.auth is None:
-            self._build_aead(t, esn, iv_salt)
-        else:
-            self._build_cbc_hmac(t, esn, iv_salt)
-
-    # -- AEAD: rfc4106 / rfc4543 / rfc7539esp ------------------------------------------
-    def _build_aead(self, t: ResolvedTransforms, esn: bool, iv_salt: bytes) -> None:
-        spi_b = self.spi_bytes
-        nsalt = t.salt
-        ivs = int.from_bytes(iv_salt[:8], "big")
-        icv_len = self.icv_len
-        min_len = self.min_len
-        gmac = t.cipher.auth_only
-        aead: AESGCM | ChaCha20Poly1305
-        if t.cipher.name.startswith("rfc7539esp"):
-            aead = ChaCha20Poly1305(t.cipher_key)
-        else:
-            aead = AESGCM(t.cipher_key)
-        enc: Callable[[bytes, bytes, bytes], bytes] = aead.encrypt
-        dec: Callable[[bytes, bytes, bytes], bytes] = aead.decrypt
-        proto_error = XfrmStat.IN_STATE_PROTO_ERROR
-        key = t.cipher_key
-
-        if icv_len != 16:
-            # AESGCM's one-shot API has a fixed 16-byte tag: truncated ICVs take the
-            # streaming API (slower, but these are rare configurations).
-            def enc_trunc(nonce: bytes, data: bytes, aad: bytes) -> bytes:
-                e = Cipher(algorithms.AES(key), modes.GCM(nonce)).encryptor()
-                e.authenticate_additional_data(aad)
-                ct = e.update(data) + e.finalize()
-                return ct + e.tag[:icv_len]
-
-            def dec_trunc(nonce: bytes, data: bytes, aad: bytes) -> bytes:
-                tag = data[-icv_len:]
-                d = Cipher(
-                    algorithms.AES(key), modes.GCM(nonce, tag, min_tag_length=icv_len)
-                ).decryptor()
-                d.authenticate_additional_data(aad)
-                return d.update(data[:-icv_len]) + d.finalize()
-
-            enc = enc_trunc
-            dec = dec_trunc
-
-        if icv_len == 16 and not gmac:
-            self.fast_aead = (aead.encrypt, aead.decrypt, nsalt, ivs)
-
-        if gmac:
-            # RFC 4543: nothing is encrypted; AAD = SPI, seq (ESN: hi, lo), IV, payload.
-            def seal(plain: bytes, seq: int) -> bytes:
-                iv = (seq ^ ivs).to_bytes(8, "big")
-                hdr = spi_b + (seq & M32).to_bytes(4, "big")
-                aad = spi_b + seq.to_bytes(8, "big") if esn else hdr
-                return hdr + iv + plain + enc(nsalt + iv, b"", aad + iv + plain)
-
-            def open_(buf: bytes, start: int, end: int, seq_hi: int) -> bytes:
-                if end - start < min_len:
-                    raise _HDR_IN
-                hdr = buf[start : start + 8]
-                aad = hdr[:4] + seq_hi.to_bytes(4, "big") + hdr[4:] if esn else hdr
-                iv = buf[start + 8 : start + 16]
-                plain = buf[start + 16 : end - icv_len]
-                try:
-                    dec(nsalt + iv, buf[end - icv_len : end], aad + iv + plain)
-                except InvalidTag:
-                    raise PacketDrop(proto_error) from None
-                return plain
-
-        elif esn:
-
-            def seal(plain: bytes, seq: int) -> bytes:
-                iv = (seq ^ ivs).to_bytes(8, "big")
-                s8 = seq.to_bytes(8, "big")
-                return spi_b + s8[4:] + iv + enc(nsalt + iv, plain, spi_b + s8)
-
-            def open_(buf: bytes, start: int, end: int, seq_hi: int) -> bytes:
-                if end - start < min_len:
-                    raise _HDR_IN
-                aad = (
-                    buf[start : start + 4] + seq_hi.to_bytes(4, "big") + buf[start + 4 : start + 8]
-                )
-                try:
-                    return dec(nsalt + buf[start + 8 : start + 16], buf[start + 16 : end], aad)
-                except InvalidTag:
-                    raise PacketDrop(proto_error) from None
-
-        else:
-
-            def seal(plain: bytes, seq: int) -> bytes:
-                iv = (seq ^ ivs).to_bytes(8, "big")
-                hdr = spi_b + (seq & M32).to_bytes(4, "big")
-                return hdr + iv + enc(nsalt + iv, plain, hdr)
-
-            def open_(buf: bytes, start: int, end: int, seq_hi: int) -> bytes:
-                if end - start < min_len:
-                    raise _HDR_IN
-                try:
-                    return dec(
-                        nsalt + buf[start + 8 : start + 16],
-                        buf[start + 16 : end],
-                        buf[start : start + 8],
-                    )
-                except InvalidTag:
-                    raise PacketDrop(proto_error) from None
-
-        self.seal = seal
-        self.open = open_
-
-    # -- cipher + HMAC: cbc(aes) / ecb(cipher_null) with hmac(...) / digest_null ----------
-    def _build_cbc_hmac(self, t: ResolvedTransforms, esn: bool, iv_salt: bytes) -> None:
-        assert t.auth is not None
-        spi_b = self.spi_bytes
-        iv_len = self.iv_len
-        icv_len = self.icv_len
-        min_len = self.min_len
-        block = t.cipher.block_size
-        akey = t.auth_key
-        digest = t.auth.digest
-        key = t.cipher_key
-        cbc = not t.cipher.auth_only
-        if cbc:
-            # iv_salt is 16+ random bytes: the IV key (see the module docstring).
-            ivgen = Cipher(algorithms.AES(iv_salt[:16]), modes.ECB()).encryptor().update
-
-        def mac(body: bytes, seq_hi: bytes) -> bytes:
-            if not icv_len:
-                return b""
-            return hmac.digest(akey, body + seq_hi if esn else body, digest)[:icv_len]
-
-        def seal(plain: bytes, seq: int) -> bytes:
-            hdr = spi_b + (seq & M32).to_bytes(4, "big")
-            if cbc:
-                iv = ivgen(seq.to_bytes(16, "big"))
-                e = Cipher(algorithms.AES(key), modes.CBC(iv)).encryptor()
-                body = hdr + iv + e.update(plain) + e.finalize()
-            else:
-                body = hdr + plain
-            return body + mac(body, (seq >> 32).to_bytes(4, "big"))
-
-        def open_(buf: bytes, start: int, end: int, seq_hi: int) -> bytes:
-            if end - start < min_len or (end - start - 8 - iv_len - icv_len) % block:
-                raise _HDR_IN
-            body = buf[start : end - icv_len]
-            if icv_len and not hmac.compare_digest(
-                mac(body, seq_hi.to_bytes(4, "big")), buf[end - icv_len : end]
-            ):
-                raise PacketDrop(XfrmStat.IN_STATE_PROTO_ERROR)
-            if not cbc:
-                return body[8:]
-            d = Cipher(algorithms.AES(key), modes.CBC(body[8 : 8 + iv_len])).decryptor()
-            return d.update(body[8 + iv_len :]) + d.finalize()
-
-        self.seal = seal
-        self.open = open_
 
 
 @functools.cache
@@ -366,9 +119,6 @@ class EspTransform:
         self.trailers6 = _trailers(align, ip.IPPROTO_IPV6)
         self.ident = 0
         self.esn = config.esn
-        self._outer_cache: dict[int, FastEntry] = {}
-        self._by_len: dict[int, FastEntry] = {}
-        self.df_mask = 0 if self.nopmtudisc else 0x40
         self.encap: Callable[[bytes, Callable[[], int]], bytes]
         if self.tunnel:
             self.encap = self._encap_tunnel
@@ -376,34 +126,10 @@ class EspTransform:
             self.encap = self._encap_transport6
         else:
             self.encap = self._encap_transport4
-        self.encap_many: Callable[
-            [list[bytes], Callable[[], int], OutboundSequence | None], EncapMany
-        ]
-        self.decap_many: Callable[
-            [
-                list[bytes],
-                Callable[[int], int],
-                Callable[[int, int], bool],
-                ReplayWindow | None,
-            ],
-            DecapMany,
-        ]
-        fast = (
-            self.crypto.fast_aead is not None
-            and self.tunnel
-            and not self.natt
-            and not self.outer_v6
-            and not self.tfcpad
-            and not self.decap_dscp
-        )
-        # The fast loops are the same protocol, inlined for the common configuration
-        # (AEAD with a 16-byte ICV, tunnel mode, ESP directly in IPv4); every packet
-        # they do not expect takes the generic per-packet functions.
-        self.encap_many = self._encap_many_fast if fast else self._encap_many
-        self.decap_many = self._decap_many_fast if fast else self._decap_many
 
     # -- batches ----------------------------------------------------------------------
-    def _encap_many(
+    # One readable loop per direction; the native engine (native.py) has the same calls.
+    def encap_many(
         self,
         packets: list[bytes],
         next_seq: Callable[[], int],
@@ -423,106 +149,7 @@ class EspTransform:
             nbytes += len(q)
         return out, nok, nbytes
 
-    def _encap_many_fast(
-        self,
-        packets: list[bytes],
-        next_seq: Callable[[], int],
-        oseq: OutboundSequence | None = None,
-    ) -> EncapMany:
-        first = oseq.take(len(packets)) if oseq is not None else None
-        if first is None:
-            # The block could reach the end of the sequence space (or no counter was
-            # given): one number at a time through the generic path, which handles it.
-            return self._encap_many(packets, next_seq)
-        assert oseq is not None and self.crypto.fast_aead is not None
-        enc, _, nsalt, ivs = self.crypto.fast_aead
-        nonce_of = _NONCE.pack
-        salt = int.from_bytes(nsalt, "big")
-        head_of = _V4_ESP_OUT.pack
-        spi = self.crypto.spi  # ESN AAD
-        spi_b = self.crypto.spi_bytes
-        esn_aad = _ESN_AAD.pack if self.esn else None
-        by_len = self._by_len.get
-        entry_of = self._fast_entry
-        build = self.tmpl4.build
-        slow = self._encap_tunnel
-        df_mask = self.df_mask
-        out: list[bytes | XfrmStat] = []
-        append = out.append
-        # Only drops are counted in the loop; the totals follow from them.
-        nbytes = dropped = dropped_bytes = 0
-        seq = first - 1
-        for q in packets:
-            # Outer header and trailer depend only on the inner packet's length, first
-            # byte (version), TOS and DF: one entry per length, for the last header
-            # bytes seen at that length (see _fast_entry).
-            n = len(q)
-            nbytes += n
-            entry = by_len(n)
-            if entry is None or not (
-                q[0] == entry[0] and q[1] == entry[1] and q[6] & df_mask == entry[2]
-            ):
-                entry = entry_of(q)
-            _, _, _, outer, trailer, ident_total = entry
-            if ident_total:
-                # DF clear: a fresh IP ID, so a fresh header (and checksum).
-                ident = self.ident = (self.ident + 1) & 0xFFFF
-                outer = build(ident_total >> 8, ident_total & 0xFF, False, ident) + spi_b
-            elif not outer:
-                # Not a plain IPv4 packet that fits: the generic function, drawing
-                # from the reserved block (a packet it rejects uses no number).
-                draw = itertools.count(seq + 1).__next__
-                try:
-                    append(slow(q, draw))
-                except PacketDrop as drop:
-                    append(drop.reason)
-                    dropped += 1
-                    dropped_bytes += n
-                seq = draw() - 1
-                continue
-            seq += 1
-            x = seq ^ ivs
-            head = head_of(outer, seq & M32, x)  # the wire carries the low half only
-            aad = head[20:28] if esn_aad is None else esn_aad(spi, seq)
-            append(head + enc(nonce_of(salt, x), q + trailer, aad))
-        oseq.give_back(seq)
-        return out, len(out) - dropped, nbytes - dropped_bytes
-
-    def _fast_entry(self, q: bytes) -> FastEntry:
-        """The fast encap loop's entry for inner packet ``q``, remembered for its length.
-
-        ``(q[0], q[1], q[6] & df_mask, outer IPv4 header + SPI, ESP trailer, 0)`` when DF is
-        set; with DF clear the outer header needs a fresh ID per packet, so it is
-        ``b""`` and the last field is ``total << 8 | outer TOS`` to build it from.
-        ``_SLOW`` for packets the generic function must handle.
-        """
-        n = len(q)
-        padlen = -(n + 2) & self.pad_mask
-        total = n + padlen + 20 + 8 + 8 + 2 + 16
-        if n < 20 or q[0] >> 4 != 4 or total > 0xFFFF:
-            return _SLOW
-        df = q[6] & self.df_mask
-        key = n << 24 | q[0] << 16 | q[1] << 8 | df
-        cache = self._outer_cache
-        entry = cache.get(key)
-        if entry is None:
-            tos = self.tos_map[q[1]]
-            trailer = self.trailers4[padlen]
-            if df:
-                outer = self.tmpl4.build(total, tos, True, 0) + self.crypto.spi_bytes
-                entry = (q[0], q[1], df, outer, trailer, 0)
-            else:
-                entry = (q[0], q[1], df, b"", trailer, total << 8 | tos)
-            if len(cache) >= 4096:
-                cache.clear()
-            cache[key] = entry
-        by_len = self._by_len
-        if len(by_len) >= 4096:
-            by_len.clear()
-        by_len[n] = entry
-        return entry
-
-    def _decap_many(
+    def decap_many(
         self,
         packets: list[bytes],
         check: Callable[[int], int],
@@ -552,200 +179,6 @@ class EspTransform:
             append(result)
         return out, passed, nbytes, ngood, advanced
 
-    def _decap_many_fast(
-        self,
-        packets: list[bytes],
-        check: Callable[[int], int],
-        advance: Callable[[int, int], bool],
-        replay: ReplayWindow | None = None,
-    ) -> DecapMany:
-        if replay is None or not replay.size:
-            return self._decap_many_calls(packets, check, advance)
-        assert self.crypto.fast_aead is not None
-        _, dec, nsalt, _ = self.crypto.fast_aead
-        spi_b = self.crypto.spi_bytes
-        esn = self.esn
-        finish = self.finish
-        slow = self.decap
-        min_total = 20 + self.crypto.min_len
-        proto_error = XfrmStat.IN_STATE_PROTO_ERROR
-        size = replay.size
-        size_1 = size - 1
-        wmask = (1 << size) - 1
-        set_state = replay.set_run_state
-        get_state = replay.run_state
-        out: list[bytes | XfrmStat | NonEsp | None] = []
-        append = out.append
-        advanced: list[int] = []
-        # Only the exceptions are counted in the loop; the totals follow from them.
-        not_passed = not_packets = nbytes = 0
-        head = _V4_ESP_HEAD.unpack_from
-        inner_of = _V4_VER_LEN.unpack_from
-        # The replay window on local copies while packets arrive in order (see
-        # ReplayWindow.run_state): top = hi:lo, and the ``run`` numbers ending at lo,
-        # all received, are not yet shifted into ``bitmap``. A packet above lo in hi's
-        # subspace passes the check untouched and its advance is a counter; anything
-        # else hands the window back and takes the per-packet check/advance calls.
-        top, bitmap = get_state()
-        hi32 = top >> 32 << 32
-        lo = top & M32
-        run = 0
-        esn_prefix = spi_b + (top >> 32).to_bytes(4, "big")
-        for q in packets:
-            n = len(q)
-            if n >= min_total:
-                vl, end, proto, spi, seq_lo, iv = head(q)
-                if (
-                    seq_lo > lo
-                    and end == n
-                    and vl == 0x45
-                    and proto == 50
-                    and q[1] & 3 != 3  # outer CE: the generic finish marks the inner
-                    and spi == spi_b
-                    # ESN: a window straddling a wrap reads high numbers as the old
-                    # subspace (RFC 4303 A2): those take the calls.
-                    and (lo >= size_1 or not esn or seq_lo < (lo - size_1) & M32)
-                ):
-                    try:
-                        pt = dec(nsalt + iv, q[36:], esn_prefix + q[24:28] if esn else q[20:28])
-                    except InvalidTag:
-                        append(proto_error)
-                        not_passed += 1
-                        continue
-                    n = len(pt)
-                    if pt[-1] == 4 and n >= 22:
-                        vi, inner = inner_of(pt)
-                        if vi >> 4 == 4 and 20 <= inner <= n - 2 - pt[-2]:
-                            if seq_lo == lo + 1:
-                                run += 1
-                            else:
-                                bitmap = (bitmap << run | (1 << run) - 1) & wmask
-                                diff = seq_lo - lo
-                                bitmap = (bitmap << diff | 1) & wmask if diff < size else 1
-                                run = 0
-                            lo = seq_lo
-                            nbytes += inner
-                            append(pt[:inner])
-                            continue
-                    # Verified, but not the common inner IPv4: the generic finish.
-                    try:
-                        result: bytes | XfrmStat | None = finish(q, 20, 9, pt)
-                    except PacketDrop as drop:
-                        append(drop.reason)
-                        not_passed += 1
-                        continue
-                    bitmap = (bitmap << run | (1 << run) - 1) & wmask
-                    diff = seq_lo - lo
-                    bitmap = (bitmap << diff | 1) & wmask if diff < size else 1
-                    run = 0
-                    lo = seq_lo
-                    if result.__class__ is bytes:
-                        nbytes += len(result)
-                    else:
-                        not_packets += 1
-                    append(result)
-                    continue
-            # Anything else: the window goes back to the object for the calls.
-            set_state(hi32 | lo, (bitmap << run | (1 << run) - 1) & wmask)
-            try:
-                result, seq_lo, seq_hi = slow(q, check)
-                if advance(seq_lo, seq_hi):
-                    advanced.append(seq_hi)
-            except PacketDrop as drop:
-                append(drop.reason)
-                not_passed += 1
-                continue
-            except NotEsp as not_esp:
-                append(not_esp.kind)
-                not_passed += 1
-                continue
-            finally:
-                top, bitmap = get_state()
-                run = 0
-                lo = top & M32
-                if top >> 32 << 32 != hi32:
-                    hi32 = top >> 32 << 32
-                    esn_prefix = spi_b + (top >> 32).to_bytes(4, "big")
-            if result.__class__ is bytes:
-                nbytes += len(result)
-            else:
-                not_packets += 1
-            append(result)
-        set_state(hi32 | lo, (bitmap << run | (1 << run) - 1) & wmask)
-        return out, len(out) - not_passed, nbytes, len(out) - not_passed - not_packets, advanced
-
-    def _decap_many_calls(
-        self,
-        packets: list[bytes],
-        check: Callable[[int], int],
-        advance: Callable[[int, int], bool],
-    ) -> DecapMany:
-        """The fast decap loop with the replay check/advance as calls: for a window of
-        0 (no replay protection) or when no window object is given."""
-        assert self.crypto.fast_aead is not None
-        _, dec, nsalt, _ = self.crypto.fast_aead
-        spi_b = self.crypto.spi_bytes
-        esn = self.esn
-        finish = self.finish
-        slow = self.decap
-        min_total = 20 + self.crypto.min_len
-        proto_error = XfrmStat.IN_STATE_PROTO_ERROR
-        no_states = XfrmStat.IN_NO_STATES
-        out: list[bytes | XfrmStat | NonEsp | None] = []
-        append = out.append
-        advanced: list[int] = []
-        # Only the exceptions are counted in the loop; the totals follow from them.
-        not_passed = not_packets = 0
-        head = _V4_ESP_HEAD.unpack_from
-        trailer_of = _TRAILER.unpack_from
-        inner_of = _V4_VER_LEN.unpack_from
-        for q in packets:
-            try:
-                if len(q) >= min_total and q[0] == 0x45 and q[9] == 50:
-                    # One unpack for what the loop needs of the outer IPv4 + ESP header.
-                    _, end, _, spi, seq_lo, iv = head(q)
-                    if end > len(q) or end < min_total:
-                        raise _HDR_IN
-                    if spi != spi_b:
-                        raise PacketDrop(no_states)
-                    seq_hi = check(seq_lo)
-                    aad = spi + seq_hi.to_bytes(4, "big") + q[24:28] if esn else q[20:28]
-                    try:
-                        pt = dec(nsalt + iv, q[36:end], aad)
-                    except InvalidTag:
-                        raise PacketDrop(proto_error) from None
-                    n = len(pt)
-                    padlen, nh = trailer_of(pt, n - 2)
-                    if nh == 4 and n >= 22:
-                        version, inner = inner_of(pt)
-                        if version >> 4 == 4 and 20 <= inner <= n - 2 - padlen:
-                            if advance(seq_lo, seq_hi):
-                                advanced.append(seq_hi)
-                            append(pt[:inner])
-                            continue
-                    result: bytes | XfrmStat | None = finish(q, 20, 9, pt)
-                else:
-                    result, seq_lo, seq_hi = slow(q, check)
-                if advance(seq_lo, seq_hi):
-                    advanced.append(seq_hi)
-            except PacketDrop as drop:
-                append(drop.reason)
-                not_passed += 1
-                continue
-            except NotEsp as not_esp:
-                append(not_esp.kind)
-                not_passed += 1
-                continue
-            if result.__class__ is not bytes:
-                not_packets += 1
-            append(result)
-        ngood = len(out) - not_passed - not_packets
-        if ngood == len(out):
-            nbytes = sum(map(len, out))  # type: ignore[arg-type]
-        else:
-            nbytes = sum(len(r) for r in out if isinstance(r, bytes))
-        return out, len(out) - not_passed, nbytes, ngood, advanced
-
     # -- outbound ---------------------------------------------------------------------
     def _trailer(self, length: int, next_header: int) -> bytes:
         padlen = -(length + 2) & self.pad_mask
@@ -756,6 +189,9 @@ class EspTransform:
         n = len(esp)
         if self.natt:
             n += 8
+            # the limits before the UDP header: its length field is 16 bits too
+            if n > (0xFFFF if self.outer_v6 else 0xFFFF - 20):
+                raise PacketDrop(XfrmStat.OUT_ERROR)
             if self.outer_v6:
                 udp = ip.udp_header(self.sport, self.dport, n)
                 csum = ip.udp6_checksum(self.saddr, self.daddr, udp + esp)
@@ -812,11 +248,11 @@ class EspTransform:
         ihl, total, proto = parsed
         payload = packet[ihl:total]
         esp = self.crypto.seal(payload + self._trailer(len(payload), proto), next_seq())
-        if self.natt:
-            esp = ip.udp_header(self.sport, self.dport, 8 + len(esp)) + esp
-        new_total = ihl + len(esp)
+        new_total = ihl + (8 if self.natt else 0) + len(esp)
         if new_total > 0xFFFF:
             raise PacketDrop(XfrmStat.OUT_ERROR)
+        if self.natt:
+            esp = ip.udp_header(self.sport, self.dport, 8 + len(esp)) + esp
         return ip.rewrite_ipv4_header(packet[:ihl], self.outer_proto, new_total) + esp
 
     def _encap_transport6(self, packet: bytes, next_seq: Callable[[], int]) -> bytes:
@@ -830,6 +266,8 @@ class EspTransform:
         off, field = point
         payload = packet[off:total]
         esp = self.crypto.seal(payload + self._trailer(len(payload), packet[field]), next_seq())
+        if off - 40 + (8 if self.natt else 0) + len(esp) > 0xFFFF:
+            raise PacketDrop(XfrmStat.OUT_ERROR)
         if self.natt:
             n = 8 + len(esp)
             udp = ip.udp_header(self.sport, self.dport, n)
@@ -849,31 +287,36 @@ class EspTransform:
         if self.outer_v6:
             p6 = ip.parse_ipv6(packet)
             if p6 is None:
-                raise _HDR_IN
+                raise PacketDrop(XfrmStat.IN_HDR_ERROR)
             end = p6[0]
             found = ip.ipv6_find_header(packet, end, self.outer_proto)
             if found is None:
                 other = ip.IPPROTO_ESP if self.natt else ip.IPPROTO_UDP
                 if ip.ipv6_find_header(packet, end, other) is not None:
                     raise PacketDrop(XfrmStat.IN_STATE_MISMATCH)
-                raise _HDR_IN
+                raise PacketDrop(XfrmStat.IN_HDR_ERROR)
             start, field = found
         else:
             p4 = ip.parse_ipv4(packet)
             if p4 is None:
-                raise _HDR_IN
+                raise PacketDrop(XfrmStat.IN_HDR_ERROR)
             start, end, proto = p4
+            if not ip.ipv4_header_ok(packet, start):
+                # a fragment (the kernel reassembles before xfrm) or a bad checksum
+                raise PacketDrop(XfrmStat.IN_HDR_ERROR)
             if proto != self.outer_proto:
                 if proto in (ip.IPPROTO_ESP, ip.IPPROTO_UDP):
                     raise PacketDrop(XfrmStat.IN_STATE_MISMATCH)
-                raise _HDR_IN
+                raise PacketDrop(XfrmStat.IN_HDR_ERROR)
             field = 9
         if self.natt:
             if end - start < 8:
-                raise _HDR_IN
+                raise PacketDrop(XfrmStat.IN_HDR_ERROR)
             ulen = (packet[start + 4] << 8) | packet[start + 5]
             if ulen < 8 or start + ulen > end:
-                raise _HDR_IN
+                raise PacketDrop(XfrmStat.IN_HDR_ERROR)
+            if not ip.udp_checksum_ok(packet, start, ulen, self.outer_v6):
+                raise PacketDrop(XfrmStat.IN_HDR_ERROR)  # udp_rcv drops it first
             end = start + ulen
             start += 8
             if end - start == 1 and packet[start] == 0xFF:
@@ -881,7 +324,8 @@ class EspTransform:
             if end - start >= 4 and packet[start : start + 4] == b"\x00\x00\x00\x00":
                 raise NotEsp(NonEsp.IKE)
         if end - start < 8:
-            raise _HDR_IN  # cannot even read SPI and sequence number (xfrm_parse_spi)
+            # cannot even read SPI and sequence number (xfrm_parse_spi)
+            raise PacketDrop(XfrmStat.IN_HDR_ERROR)
         return start, end, field
 
     def decap(
@@ -909,10 +353,11 @@ class EspTransform:
         plen = n - 2 - padlen
         if nh == ip.IPPROTO_NONE:
             if plen < 0:
-                raise _HDR_IN
+                raise PacketDrop(XfrmStat.IN_HDR_ERROR)
             return None  # dummy packet (RFC 4303 §2.6): dropped silently
         if plen <= 0:
-            raise _HDR_IN  # kernel: padlen + 2 + ICV >= payload is -EINVAL
+            # kernel: padlen + 2 + ICV >= payload is -EINVAL
+            raise PacketDrop(XfrmStat.IN_HDR_ERROR)
         if self.tunnel:
             if nh == ip.IPPROTO_IPIP:
                 if plen < 20 or plain[0] >> 4 != 4:
@@ -942,84 +387,3 @@ class EspTransform:
                 ip.rewrite_ipv6_header(packet[:start], field, nh, start - 40 + plen) + plain[:plen]
             )
         return ip.rewrite_ipv4_header(packet[:start], nh, start + plen) + plain[:plen]
-
-
-# -- crypto offload framing: the host's half and the NIC's half ----------------------------
-
-
-def host_tx_frame(transform: EspTransform, packet: bytes, seq: int) -> bytes:
-    """What the host stack hands a crypto-offload NIC: the packet fully framed for ESP.
-
-    Outer headers, ESP header with the sequence number, a zeroed IV slot, the cleartext
-    payload with its trailer, and zeroed room for the ICV. The NIC is then told ``seq``
-    (the 64-bit number, for the IV and ESN AAD) and only encrypts/authenticates in place.
-    Raises PacketDrop(OUT_STATE_MODE_ERROR) for a packet that does not fit the mode.
-    """
-    c = transform.crypto
-    saved = c.seal
-
-    def frame_only(plain: bytes, seq64: int) -> bytes:
-        hdr = c.spi_bytes + (seq64 & M32).to_bytes(4, "big")
-        return hdr + bytes(c.iv_len) + plain + bytes(c.icv_len)
-
-    c.seal = frame_only
-    try:
-        return transform.encap(packet, lambda: seq)
-    finally:
-        c.seal = saved
-
-
-def nic_tx_crypto(transform: EspTransform, frame: bytes, esp_offset: int, seq: int) -> bytes:
-    """The NIC's TX work on a host frame: fill the IV, encrypt, write the ICV.
-
-    ``esp_offset`` is where the ESP header starts in ``frame`` (after any NAT-T UDP
-    header). Returns the frame with the ESP part sealed. For IPv6 NAT-T the host must
-    redo the UDP checksum (NETIF_F_HW_ESP_TX_CSUM is not emulated here).
-    """
-    c = transform.crypto
-    plain = frame[esp_offset + 8 + c.iv_len : len(frame) - c.icv_len]
-    return frame[:esp_offset] + c.seal(plain, seq)
-
-
-def nic_rx_crypto(
-    transform: EspTransform, packet: bytes, seq_hi: int
-) -> tuple[CryptoStatus, bytes]:
-    """The NIC's RX work: verify and decrypt in place, report a kernel crypto status.
-
-    On CRYPTO_SUCCESS the returned frame has the ESP part's ciphertext replaced by the
-    plaintext (ESP header, IV, trailer and ICV bytes stay where they were) so the host
-    can run ``host_rx_finish``. On failure the packet comes back unchanged.
-    """
-    auth_failed = (
-        CryptoStatus.CRYPTO_TUNNEL_ESP_AUTH_FAILED
-        if transform.tunnel
-        else CryptoStatus.CRYPTO_TRANSPORT_ESP_AUTH_FAILED
-    )
-    try:
-        start, end, _ = transform.locate(packet)
-        c = transform.crypto
-        plain = c.open(packet, start, end, seq_hi)
-    except NotEsp:
-        return CryptoStatus.CRYPTO_INVALID_PROTOCOL, packet
-    except PacketDrop as drop:
-        if drop.reason is XfrmStat.IN_STATE_PROTO_ERROR:
-            return auth_failed, packet
-        return CryptoStatus.CRYPTO_INVALID_PACKET_SYNTAX, packet
-    body = start + 8 + c.iv_len
-    return CryptoStatus.CRYPTO_SUCCESS, packet[:body] + plain + packet[body + len(plain) :]
-
-
-def host_rx_finish(transform: EspTransform, frame: bytes) -> bytes | XfrmStat | None:
-    """The host's RX work after CRYPTO_SUCCESS: strip ESP framing (esp_input_done2).
-
-    Returns the cleartext packet, None for a dummy, or the drop's XfrmStat.
-    """
-    try:
-        start, end, field = transform.locate(frame)
-        c = transform.crypto
-        plain = frame[start + 8 + c.iv_len : end - c.icv_len]
-        return transform.finish(frame, start, field, plain)
-    except PacketDrop as drop:
-        return drop.reason
-    except NotEsp:
-        return XfrmStat.IN_HDR_ERROR

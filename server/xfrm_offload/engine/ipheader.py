@@ -92,6 +92,36 @@ def parse_ipv4(packet: bytes | memoryview) -> tuple[int, int, int] | None:
     return ihl, total, packet[9]
 
 
+def ipv4_header_ok(packet: bytes | memoryview, ihl: int) -> bool:
+    """True unless the IPv4 packet is a fragment (MF set or an offset) or its header
+    checksum does not verify: what ip_rcv drops (and reassembles) before xfrm sees it."""
+    if packet[6] & 0x3F or packet[7]:
+        return False
+    if ihl == 20:
+        s: int = sum(_H10.unpack_from(packet))
+        s = (s & 0xFFFF) + (s >> 16)
+        s = (s & 0xFFFF) + (s >> 16)
+        return s == 0xFFFF
+    return ones_complement_sum(packet[:ihl]) == 0xFFFF
+
+
+def udp_checksum_ok(packet: bytes | memoryview, start: int, length: int, v6: bool) -> bool:
+    """The UDP datagram ``packet[start:start + length]`` against its checksum.
+
+    Over IPv4 a checksum of 0 means "none" and passes (RFC 768, as ESP-in-UDP sends it);
+    over IPv6 0 is not allowed (RFC 8200 §8.1) and fails. The pseudo-header takes the
+    addresses from the packet's own IP header.
+    """
+    checksum = (packet[start + 6] << 8) | packet[start + 7]
+    if checksum == 0:
+        return not v6
+    if v6:
+        pseudo = bytes(packet[8:40]) + length.to_bytes(4, "big") + b"\x00\x00\x00\x11"
+    else:
+        pseudo = bytes(packet[12:20]) + b"\x00\x11" + length.to_bytes(2, "big")
+    return ones_complement_sum(pseudo + bytes(packet[start : start + length])) == 0xFFFF
+
+
 def parse_ipv6(packet: bytes | memoryview) -> tuple[int, int] | None:
     """(total length = 40 + payload length, next header) of an IPv6 packet, or None."""
     n = len(packet)
@@ -214,6 +244,10 @@ def decapsulate_tos(outer_tos: int, inner: bytes, *, ecn: bool, copy_dscp: bool)
         return inner
     if v4:
         ihl = (inner[0] & 0x0F) * 4
+        if not 20 <= ihl <= len(inner):
+            # Not a header we can rewrite (and checksum): left as it came; the host
+            # stack drops it as a bad IPv4 header.
+            return inner
         head = bytearray(inner[:ihl])
         head[1] = new
         head[10:12] = ipv4_checksum(head).to_bytes(2, "big")

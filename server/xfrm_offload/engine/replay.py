@@ -338,28 +338,17 @@ class OutboundSequence:
         """The 64-bit sequence number used last (0 before the first packet)."""
         return self._oseq
 
-    def take(self, n: int) -> int | None:
-        """Reserve ``n`` consecutive numbers at once: the first of them, or None.
+    def batch_state(self) -> tuple[int, int, int, bool]:
+        """``(last, wraps so far, limit, may wrap)``: what a native batch loop runs
+        ``next()`` on (the same rules); it hands the result back with ``set_batch_state``."""
+        return self._oseq, self._epoch, self._limit, self._wraps
 
-        None when the block could reach the end of the space (overflow, or the wrap
-        ``oseq-may-wrap`` allows): the caller then takes them one by one with ``next()``,
-        which handles those edges. The counter moves past the whole block at once, so
-        a caller that stops early never reuses a number (an IV); it gives the unused
-        tail back with ``give_back``.
-        """
-        last = self._oseq + n
-        if last > self._limit:
-            return None
-        first = self._oseq + 1
+    def set_batch_state(self, last: int, epoch: int, overflowed: bool) -> None:
+        """Store what a batch loop computed from ``batch_state``."""
         self._oseq = last
-        return (self._epoch << 32) | first
-
-    def give_back(self, last_used: int) -> None:
-        """After ``take``: numbers after ``last_used`` were not sent; the next packet gets
-        ``last_used + 1``. Never moves the counter forward."""
-        low = last_used & self._limit  # without the wrap count next() may add
-        if low < self._oseq:
-            self._oseq = low
+        self._epoch = epoch
+        if overflowed:
+            self.overflowed = True
 
     def __repr__(self) -> str:
         return (

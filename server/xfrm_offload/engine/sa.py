@@ -31,6 +31,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from . import native
 from .algorithms import ResolvedTransforms, check_transforms, validate_transforms
 from .errors import InvalidArgument, NotSupported
 from .esp import EspTransform, NonEsp
@@ -126,7 +127,11 @@ def _validate(config: SAConfig) -> None:
 
 
 class SecurityAssociation:
-    """One SA at run time. ``iv_salt`` (>= 16 bytes) fixes the IV salt for tests."""
+    """One SA at run time. ``iv_salt`` (>= 16 bytes) fixes the IV salt for tests.
+
+    ``engine`` (``native``/``python``/``auto``; default: ``native.engine()``, the
+    process-wide choice) picks which implementation runs the batch calls.
+    """
 
     def __init__(
         self,
@@ -135,8 +140,11 @@ class SecurityAssociation:
         *,
         iv_salt: bytes | None = None,
         stats: XfrmStats | None = None,
+        engine: str | None = None,
     ) -> None:
         _validate(config)
+        #: ``native`` or ``python``: which engine runs this SA's packet batches.
+        self.engine = native.engine() if engine is None else native.resolve(engine)
         if iv_salt is not None and len(iv_salt) < 16:
             raise InvalidArgument("iv_salt must be at least 16 bytes", field="iv_salt")
         self.config = config
@@ -182,10 +190,21 @@ class SecurityAssociation:
         )
 
     @functools.cached_property
+    def iv_salt(self) -> bytes:
+        """The IV salt (and CBC IV key): given, or drawn once (shared by both engines)."""
+        return self._iv_salt if self._iv_salt is not None else os.urandom(16)
+
+    @functools.cached_property
     def esp(self) -> EspTransform:
-        """The ESP framing and the cipher contexts."""
-        iv_salt = self._iv_salt if self._iv_salt is not None else os.urandom(16)
-        return EspTransform(self.config, self.transforms, iv_salt=iv_salt)
+        """The ESP framing and the cipher contexts (the Python reference)."""
+        return EspTransform(self.config, self.transforms, iv_salt=self.iv_salt)
+
+    @functools.cached_property
+    def batch(self) -> EspTransform | native.NativeEsp:
+        """What runs the packet batches: the native path or the reference ``esp``."""
+        if self.engine == "native":
+            return native.NativeEsp(self.config, self.transforms, iv_salt=self.iv_salt)
+        return self.esp
 
     # -- state ------------------------------------------------------------------------
     @property
@@ -270,7 +289,7 @@ class SecurityAssociation:
         """Encapsulate each packet: the ESP packet or the drop's XfrmStat, in order."""
         batch = packets if isinstance(packets, list) else list(packets)
         lt = self.lifetime
-        encap_many = self.esp.encap_many
+        encap_many = self.batch.encap_many
         next_seq = self.oseq.next
         if lt.allow(now) and self._headroom(batch):
             out, nok, nbytes = encap_many(batch, next_seq, self.oseq)
@@ -297,7 +316,7 @@ class SecurityAssociation:
         """Decapsulate each packet: cleartext, XfrmStat drop, None (dummy) or NonEsp."""
         batch = packets if isinstance(packets, list) else list(packets)
         lt = self.lifetime
-        decap_many = self.esp.decap_many
+        decap_many = self.batch.decap_many
         check = self.replay.check
         advance = self.replay.advance
         if lt.allow(now) and self._headroom(batch):

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
+
+from xfrm_offload.engine import native
+from xfrm_offload.engine.errors import InvalidArgument
 
 from . import logs
 from .app import OffloadServer
@@ -32,6 +36,14 @@ async def serve(config: ServerConfig) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     config = parse_args(sys.argv[1:] if argv is None else argv)
     logs.setup(config.log_level, config.log_format)
+    choice = config.engine or os.environ.get(native.ENV) or "auto"  # the flag wins
+    try:
+        native.set_engine(choice)
+    except InvalidArgument as exc:
+        log.error("cannot start", extra=logs.fields(error=str(exc)))
+        return 1
+    os.environ[native.ENV] = choice  # worker processes choose the same
+    log.info("engine", extra=logs.fields(engine=native.describe()))
     try:
         if config.uvloop:
             import uvloop  # optional extra "fast"

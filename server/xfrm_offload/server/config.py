@@ -52,6 +52,8 @@ class ServerConfig:
     bonds: tuple[BondSpec, ...] = ()
     security: security.SecurityConfig = field(default_factory=security.SecurityConfig)
     metrics: Endpoint | None = None
+    #: --engine: auto/native/python; None keeps XFRM_OFFLOAD_ENGINE's choice (default auto).
+    engine: str | None = None
 
 
 def _endpoint(text: str) -> Endpoint:
@@ -184,6 +186,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="serve Prometheus metrics on http://HOST:PORT/metrics (port 0: any free port)",
     )
+    parser.add_argument(
+        "--engine",
+        choices=("auto", "native", "python"),
+        default=None,
+        help="ESP engine: native (C on OpenSSL), python (the reference), auto (native "
+        "when built; default, or $XFRM_OFFLOAD_ENGINE)",
+    )
     return parser
 
 
@@ -237,4 +246,5 @@ def parse_args(argv: Sequence[str] | None = None) -> ServerConfig:
         bonds=tuple(args.bond),
         security=security.from_args(parser, args, listen),
         metrics=args.metrics,
+        engine=args.engine,
     )

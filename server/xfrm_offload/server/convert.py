@@ -8,6 +8,7 @@ import ipaddress
 import socket
 from typing import TypeVar, cast
 
+from xfrm_offload.engine import native
 from xfrm_offload.engine.bond import Bond, BondFailover, BondMode
 from xfrm_offload.engine.device import (
     Device,
@@ -119,6 +120,7 @@ def device_to_pb(device: Device) -> pb.Device:
         policy_count=device.policy_count,
         crypto_tx_packets=device.offload_tx_packets,
         debugfs=device.netdevsim_debugfs() if device.profile.netdevsim_handles else "",
+        engine=native.engine(),
     )
 
 
