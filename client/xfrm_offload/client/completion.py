@@ -5,7 +5,7 @@
 
 The scripts are thin: on TAB the shell runs ``xfrmctl completion complete CWORD WORD...``
 and offers the lines it prints. The candidates come from the ip xfrm grammar's own tables
-(grammar.py: actions, flags, protocols, limits, encapsulations, monitor groups) and the
+(the grammar package: commands, flags, protocols, limits, encapsulations, monitor groups) and the
 keyword lists below, which tests check against the grammar's usage text. Completion never
 contacts the server: a TAB must not wait on a timeout.
 """
