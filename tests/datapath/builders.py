@@ -220,12 +220,19 @@ class Events:
         self.queue: asyncio.Queue[pb.WatchEventsResponse] = asyncio.Queue()
 
     async def __aenter__(self) -> Events:
-        before = self.server.nic.hub.subscriber_count
+        hub = self.server.nic.hub
+        before = hub.subscriptions
         self._task = asyncio.get_running_loop().create_task(self._run())
         async with asyncio.timeout(10):
-            while self.server.nic.hub.subscriber_count == before:
+            while not hub.subscriptions - before:
                 await asyncio.sleep(0.005)
+        (self.sub,) = hub.subscriptions - before
         return self
+
+    def published(self) -> int:
+        """Events the server has for this stream so far, sent or queued (a call's events
+        are there before the call returns)."""
+        return self.sub.sent + len(self.sub.queue) + (1 if self.sub.lost else 0)
 
     async def _run(self) -> None:
         async for event in self.client.watch_events(**self.filters):

@@ -1,4 +1,4 @@
-"""Public AES-GCM-in-ESP vectors (/work/shared/vectors/esp_vectors.json) through the engine.
+"""Public AES-GCM-in-ESP vectors (../shared/vectors/esp_vectors.json) through the engine.
 
 - Every vector (``esp-aead`` packets and the kernel's ``aead-primitive`` ones, whose AAD
   is SPI || seq too): ``EspCrypto.seal`` with an IV salt chosen so that BE64(seq) XOR salt
@@ -25,7 +25,9 @@ from xfrm_offload.engine.sa import SecurityAssociation
 from xfrm_offload.engine.stats import XfrmStat
 from xfrm_offload.engine.types import Algorithm, Mode, ReplayState, SAConfig, SAFlag
 
-VECTORS_PATH = Path("/work/shared/vectors/esp_vectors.json")
+# shared/ lies beside the checkout (CI's copy too); /work/shared where the checkout is elsewhere.
+_BESIDE = Path(__file__).resolve().parents[3] / "shared" / "vectors" / "esp_vectors.json"
+VECTORS_PATH = _BESIDE if _BESIDE.exists() else Path("/work/shared/vectors/esp_vectors.json")
 VECTORS: list[dict[str, Any]] = json.loads(VECTORS_PATH.read_text())
 ESP_VECTORS = [v for v in VECTORS if v["category"] == "esp-aead"]
 SADDR = ipaddress.IPv4Address("192.0.2.1")

@@ -21,6 +21,7 @@ import pytest
 
 from xfrm_offload.client import Client, XfrmOffloadError
 from xfrm_offload.server.app import OffloadServer
+from xfrm_offload.server.events import Subscription
 from xfrm_offload.server.workers import LocalDevices
 from xfrm_offload.v1 import offload_pb2 as pb
 from xfrm_offload.v1 import xfrm_pb2 as xpb
@@ -73,6 +74,8 @@ class Watcher:
             client.watch_events(devs, [cast(pb.EventKind, k) for k in kinds]),
         )
         self._task: asyncio.Task[None] | None = None
+        #: The server's end of this stream.
+        self.sub: Subscription | None = None
 
     async def _run(self) -> None:
         try:
@@ -83,9 +86,11 @@ class Watcher:
 
     async def start(self) -> Watcher:
         """Start reading; return once the server has subscribed this stream."""
-        before = self.server.nic.hub.subscriber_count
+        hub = self.server.nic.hub
+        before = hub.subscriptions
         self._task = asyncio.create_task(self._run())
-        await until(lambda: self.server.nic.hub.subscriber_count > before)
+        await until(lambda: bool(hub.subscriptions - before))
+        (self.sub,) = hub.subscriptions - before
         return self
 
     async def wait_for(self, count: int) -> list[Event]:
@@ -93,9 +98,11 @@ class Watcher:
         return self.events
 
     async def settle(self) -> list[Event]:
-        """Let anything in flight arrive (to check that nothing more comes)."""
-        for _ in range(20):
-            await asyncio.sleep(0.005)
+        """Wait until everything the server sent this stream has arrived (to check that
+        nothing more comes: what a call raised is queued before the call returns)."""
+        sub = self.sub
+        assert sub is not None
+        await until(lambda: not sub.queue and not sub.lost and len(self.events) == sub.sent)
         return self.events
 
     async def stop(self) -> None:

@@ -44,3 +44,17 @@ async def test_reflection_lists_every_service(server: tuple[OffloadServer, Clien
         "xfrm_offload.v1.DiagService",
         "xfrm_offload.v1.XfrmDevService",
     ]
+
+
+async def test_health_list_answers_every_service(server: tuple[OffloadServer, Client]) -> None:
+    _, client = server
+    stub = health_pb2_grpc.HealthStub(client.channel)
+    reply = await stub.List(health_pb2.HealthListRequest())
+    assert sorted(reply.statuses) == [
+        "",
+        "xfrm_offload.v1.DatapathService",
+        "xfrm_offload.v1.DeviceService",
+        "xfrm_offload.v1.DiagService",
+        "xfrm_offload.v1.XfrmDevService",
+    ]
+    assert {s.status for s in reply.statuses.values()} == {health_pb2.HealthCheckResponse.SERVING}

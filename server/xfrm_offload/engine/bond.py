@@ -400,6 +400,19 @@ class Bond:
     def poll(self, now: float) -> None:
         """Nothing of its own to expire: the members poll their states."""
 
+    def get_timer(self) -> float | None:
+        """The earliest deadline of the members (the states and policies added on the
+        bond live there, and calls on the bond change them)."""
+        deadlines = [
+            d for d in (p.device.get_timer() for p in self.paths.values()) if d is not None
+        ]
+        return min(deadlines, default=None)
+
+    def handle_timer(self, now: float) -> None:
+        """Fire the members' time limits reached at ``now``; ``pop_events`` hands on theirs."""
+        for name in self._order:
+            self.paths[name].device.handle_timer(now)
+
     def update_curlft(self, handle: int) -> StateCounters:
         obj = self._get(handle)
         if obj.member is None:

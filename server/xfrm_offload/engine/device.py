@@ -56,11 +56,13 @@ from .errors import (
     WrongState,
 )
 from .events import Event, Expired, SAId
+from .lifetime import Lifetime
 from .profiles import NETDEVSIM_HANDLE_VALID, Profile
 from .sa import CurLifetime, SecurityAssociation
 from .sad import SADatabase
 from .spd import Policy, PolicyLifetime, PolicyTimerResult, SPDatabase, Template
 from .stats import XfrmStat, XfrmStats
+from .timers import TimerQueue
 from .types import (
     XFRM_INF,
     Direction,
@@ -407,6 +409,8 @@ class Device:
         self._states: dict[int, OffloadedState] = {}
         #: The states with a time limit, the only ones ``poll`` has to visit.
         self._timed: dict[int, OffloadedState] = {}
+        #: Their deadlines, earliest first (``get_timer``).
+        self._timers = TimerQueue()
         #: Active states: by (daddr, spi, proto) for inbound, by template for outbound.
         self.sad: SADatabase[OffloadedState] = SADatabase()
         #: Active policies.
@@ -526,6 +530,7 @@ class Device:
             or lft.hard_use_expires_seconds
         ):
             self._timed[handle] = entry
+            self._timers.add(handle, sa.lifetime)
         self.generation += 1
         self._events.append(StateAdded(self.name, handle, sa.sa_id, otype, odir))
         if sa.lifetime.soft_expired:  # a limit of 0 fired at creation: report it now
@@ -759,6 +764,7 @@ class Device:
     def _free_state(self, entry: OffloadedState) -> None:
         del self._states[entry.handle]
         self._timed.pop(entry.handle, None)
+        self._timers.discard(entry.handle)
         self._slots.discard(entry.slot)
 
     # -- xdo_dev_policy_add / delete / free ---------------------------------------------
@@ -1131,6 +1137,33 @@ class Device:
                 self.name, entry.handle, entry.sa_id, c.reqid, c.saddr, encap.sport, saddr, sport
             )
         )
+
+    # The sans-I/O timer interface of aioquic's QuicConnection: the owner asks when the
+    # next time limit is due, arms one timer for it, and calls handle_timer at that time
+    # (and asks again after every call that can change it: adds, deletes, packets).
+
+    def get_timer(self) -> float | None:
+        """When ``handle_timer`` must next run (on the clock of the ``now`` arguments), or
+        None: no time limit is pending (neither a state's nor the policy timer's)."""
+        states = self._timers.next(self._timed_lifetime)
+        policies = self.next_policy_deadline()
+        if policies is None or (states is not None and states <= policies):
+            return states
+        return policies
+
+    def handle_timer(self, now: float) -> None:
+        """Fire the time limits reached at ``now``; their events queue up."""
+        for handle in self._timers.due(now, self._timed_lifetime):
+            entry = self._timed[handle]
+            entry.sa.poll(now)
+            self.collect_state_events(entry)
+            self._timers.add(handle, entry.sa.lifetime)
+        if self._timed_policies:
+            self._run_policy_timers(now)
+
+    def _timed_lifetime(self, handle: int) -> Lifetime | None:
+        entry = self._timed.get(handle)
+        return entry.sa.lifetime if entry is not None and entry.active else None
 
     def collect_state_events(self, entry: OffloadedState) -> None:
         """Move an SA's pending events to the device's queue, tagged."""

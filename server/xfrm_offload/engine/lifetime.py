@@ -23,6 +23,8 @@ precomputed threshold and allocates nothing in the common case.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from .errors import InvalidArgument
 from .events import LimitKind
 from .types import NO_LIMITS, XFRM_INF, LifetimeConfig
@@ -57,6 +59,7 @@ class Lifetime:
         "bytes",
         "cfg",
         "hard_expired",
+        "on_first_use",
         "packets",
         "soft_expired",
         "use_time",
@@ -76,6 +79,9 @@ class Lifetime:
         self.packets = 0
         self.add_time = now
         self.use_time: float | None = None
+        #: Called when the first packet starts the use-time clock (a timer queue that
+        #: must move this lifetime's deadline forward; see timers.py).
+        self.on_first_use: Callable[[], None] | None = None
         self.hard_expired = False
         self.soft_expired = False
         self._fired: list[tuple[bool, LimitKind]] = []
@@ -99,12 +105,29 @@ class Lifetime:
         if self.use_time is None:
             self.use_time = now
             self._update_deadlines()
+            if self.on_first_use is not None:
+                self.on_first_use()
         self.bytes += nbytes
         self.packets += 1
         if self.bytes >= self._byte_mark or self.packets >= self._packet_mark:
             self._check_counters()
 
     # -- housekeeping --------------------------------------------------------------
+
+    @property
+    def next_deadline(self) -> float | None:
+        """When a time limit fires next, or None (none left, or only a use-time limit
+        whose clock has not started: the first packet starts it, and moves this)."""
+        deadline = min(self._hard_deadline, self._soft_deadline)
+        return None if deadline == _NEVER_TIME else deadline
+
+    @property
+    def waits_for_use(self) -> bool:
+        """Has a use-time limit whose clock the first packet has yet to start?"""
+        cfg = self.cfg
+        return self.use_time is None and bool(
+            cfg.soft_use_expires_seconds or cfg.hard_use_expires_seconds
+        )
 
     def poll(self, now: float) -> list[tuple[bool, LimitKind]]:
         """Limits fired since the last poll, as (hard, kind); also checks time limits at ``now``."""

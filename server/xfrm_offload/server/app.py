@@ -9,7 +9,6 @@ import socket
 from pathlib import Path
 
 from grpc import aio
-from grpc_health.v1 import _async as health_aio  # what grpc_health.v1.health.aio names
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
@@ -20,6 +19,8 @@ from . import logs
 from .clock import SystemClock, VirtualClock
 from .config import ServerConfig
 from .datapath import DatapathServicer
+from .health import HealthServicer
+from .malformed import MalformedRequests
 from .metrics import Metrics
 from .nic import Nic
 from .security import Security
@@ -57,14 +58,18 @@ class OffloadServer:
         self.config = config
         self.clock = VirtualClock() if config.virtual_clock else SystemClock()
         self.nic = Nic(config, self.clock)
-        self.health = health_aio.HealthServicer()
+        self.health = HealthServicer()
+        #: Undecodable request bytes get INVALID_ARGUMENT, not UNKNOWN and a traceback.
+        self.malformed = MalformedRequests()
         self.security = Security(config.security, self.nic, config.log_format)
         # --metrics: its interceptor counts every RPC, so it exists before the server.
         self.metrics = Metrics(self.nic) if config.metrics is not None else None
-        interceptors = list(self.security.interceptors())
+        interceptors = [self.malformed, *self.security.interceptors()]
         if self.metrics is not None:
             interceptors.insert(0, self.metrics.interceptor)
         self.server = aio.server(
+            # Outermost first: metrics count every call; a request that does not decode is
+            # refused before the authorizer (which reads the request's fields) sees it.
             interceptors=interceptors,
             options=[
                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
@@ -86,6 +91,8 @@ class OffloadServer:
         )
         self.addresses: list[str] = []
         self._sockets: list[Path] = []
+        self.nic.on_outage = self._worker_outage
+        self._health_update: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Bind every listener (Unix sockets mode 0600 unless configured) and start serving."""
@@ -114,6 +121,24 @@ class OffloadServer:
                 **({"metrics": self.metrics.address} if self.metrics is not None else {}),
             ),
         )
+
+    def _worker_outage(self, down: bool) -> None:
+        """A worker died (its devices are out until it is restarted) or all are back:
+        health says NOT_SERVING for the server and its services meanwhile."""
+        status = (
+            health_pb2.HealthCheckResponse.NOT_SERVING
+            if down
+            else health_pb2.HealthCheckResponse.SERVING
+        )
+        previous = self._health_update
+
+        async def update() -> None:
+            if previous is not None:
+                await previous  # in the order the outages began and ended
+            for name in ("", *SERVICE_NAMES):
+                await self.health.set(name, status)
+
+        self._health_update = asyncio.get_running_loop().create_task(update())
 
     async def stop(self, grace: float | None = None) -> None:
         """Graceful stop: NOT_SERVING, end event streams, let in-flight RPCs finish, clean up."""

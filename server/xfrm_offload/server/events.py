@@ -37,6 +37,8 @@ class Feed(Generic[T]):
         self.queue: collections.deque[T] = collections.deque()
         self.lost = 0
         self.closed = False
+        #: Items (and LOST markers) handed to the stream so far.
+        self.sent = 0
         self._wakeup = asyncio.Event()
 
     def offer(self, item: T, weight: int = 1) -> None:
@@ -61,9 +63,11 @@ class Feed(Generic[T]):
     async def __aiter__(self) -> AsyncIterator[T]:
         while True:
             if self.queue:
+                self.sent += 1
                 yield self.queue.popleft()
                 continue
             if self.lost:
+                self.sent += 1
                 yield self._take_lost()
                 continue
             if self.closed:
@@ -107,6 +111,11 @@ class EventHub:
         if limit < 1:
             raise ValueError("queue_limit must be at least 1")
         self._limit = limit
+
+    @property
+    def subscriptions(self) -> frozenset[Subscription]:
+        """The open WatchEvents streams' queues."""
+        return frozenset(self._subs)
 
     @property
     def subscriber_count(self) -> int:

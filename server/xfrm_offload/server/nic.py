@@ -8,8 +8,6 @@ the calls on one device happen one at a time, in the order they were made.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -19,18 +17,16 @@ from xfrm_offload.engine.errors import InvalidArgument, NotFound
 from xfrm_offload.v1 import offload_pb2 as pb
 from xfrm_offload.v1 import xfrm_pb2 as xpb
 
-from . import ops
 from .clock import Clock
 from .config import ServerConfig
 from .events import EventHub
+from .timers import DeadlineTimer, handle_timer
 from .workers import BondHostSpec, DeviceSpec, LocalDevices, WorkerPool
 
 log = logging.getLogger("xfrm_offload.server")
 
 #: ifindex 1 is lo on Linux; the emulated NICs count from 2 in --device order.
 FIRST_IFINDEX = 2
-#: How often time-based lifetimes are checked on the system clock (mlx5 polls every 1 s).
-LIFETIME_POLL_SECONDS = 0.5
 
 
 class Nic:
@@ -49,22 +45,29 @@ class Nic:
         #: Device names in --device order, then the bonds in --bond order.
         self.names = [name for name, _, _ in self.specs] + [b[0] for b in self.bonds]
         self._known = frozenset(self.names)
+        #: Told True when a worker died and its devices are out, False when all are back.
+        self.on_outage: Callable[[bool], None] = lambda _down: None
         ifindexes = [(n, i) for n, i, _ in self.specs] + [(b[0], b[1]) for b in self.bonds]
         self._by_ifindex = {ifindex: name for name, ifindex in ifindexes}
         self._ifindex = dict(ifindexes)
         self.workers = config.workers
         if self.workers and self.bonds:
             raise ValueError("a bond needs its members in the server process (no workers)")
+        #: Time limits: one loop timer at the earliest deadline of all devices.
+        self.timer = DeadlineTimer(clock, self._handle_timer)
         # With workers the devices are built in the worker processes, by start().
         self.host: LocalDevices | WorkerPool = LocalDevices(
-            [] if self.workers else self.specs, self._publish, self._watched, self.bonds
+            [] if self.workers else self.specs,
+            self._publish,
+            self._watched,
+            self.timer.update,
+            self.bonds,
         )
         #: Device name -> the device its wire is cabled to (both ends listed).
         self.cables: dict[str, str] = {}
         for a, b in config.cables:
             self.cables[a] = b
             self.cables[b] = a
-        self._timer: asyncio.Task[None] | None = None
 
     @property
     def devices(self) -> dict[str, Device]:
@@ -125,33 +128,30 @@ class Nic:
         for event in events:
             self.hub.publish(event)
 
-    async def poll(self) -> None:
-        """Fire time-based lifetimes at the clock's now, on every device."""
-        now = self.clock.now()
-        await asyncio.gather(*(self.call(name, ops.poll, now) for name in self.names))
+    async def _handle_timer(self, dev: str, now: float) -> None:
+        await self.call(dev, handle_timer, now)
+
+    async def fire_timers(self) -> None:
+        """Fire the time limits due at the clock's now (AdvanceClock: the virtual clock arms
+        no loop timer, it runs this after every step)."""
+        await self.timer.fire_due()
 
     async def start(self) -> None:
-        """Start the worker processes (if any) and the lifetime timer (system clock only:
-        a virtual clock polls when it is advanced)."""
+        """Start the worker processes (if any) and the time-limit timer."""
         if self.workers:
-            self.host = WorkerPool(self.specs, self.workers, self._publish, self._watched)
-        if not self.clock.virtual:
-            self._timer = asyncio.get_running_loop().create_task(self._run_timer())
-
-    async def _run_timer(self) -> None:
-        while True:
-            await asyncio.sleep(LIFETIME_POLL_SECONDS)
-            try:
-                await self.poll()
-            except Exception:  # never let one bad poll stop expiry for good
-                log.exception("lifetime poll failed")
+            self.host = WorkerPool(
+                self.specs,
+                self.workers,
+                self._publish,
+                self._watched,
+                self.timer.update,
+                lambda down: self.on_outage(down),
+            )
+        self.timer.start()
 
     async def close(self) -> None:
         """Shutdown: stop the timer, end the event streams."""
-        if self._timer is not None:
-            self._timer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._timer
+        self.timer.stop()
         self.hub.close()
 
     async def stop_workers(self) -> None:

@@ -354,7 +354,7 @@ class DiagServicer(offload_pb2_grpc.DiagServiceServicer):
                 context, "seconds", f"seconds must be > 0 and at most {MAX_CLOCK_STEP:.0f}"
             )
         now = clock.advance(request.seconds)
-        await self.nic.poll()  # time limits reached by the jump fire now, with their events
+        await self.nic.fire_timers()  # time limits reached by the jump fire now, with events
         return pb.AdvanceClockResponse(now=now)
 
     async def Echo(self, request: pb.EchoRequest, context: Context) -> pb.EchoResponse:

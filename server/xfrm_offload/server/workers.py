@@ -9,7 +9,10 @@ consistent with the packet path: a state deleted by a call sent before a batch i
 not used by that batch, and a batch sent before a delete is processed in full.
 
 A call returns ``(ok, result)``: whether the device accepted it, and its result or its
-refusal (a LocalError). The events a call raised on the device, already converted to
+refusal (a LocalError). After every call the device's next time-limit deadline
+(``Device.get_timer``) goes to the ``schedule`` callback, with workers in the call's
+reply: the server's one timer (timers.py) is armed from it without asking the workers.
+The events a call raised on the device, already converted to
 WatchEvents messages, go to the ``publish`` callback the moment the device answers,
 in the order of the calls, whether or not the caller is still waiting for the answer
 (a client that gives up must not make other clients miss events). A call made while
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import gc
 import logging
 import multiprocessing
@@ -28,7 +32,7 @@ import signal
 import threading
 from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import Any, NamedTuple
 
 from xfrm_offload.engine.bond import Bond, BondMode
 from xfrm_offload.engine.datapath import DevicePath
@@ -37,14 +41,28 @@ from xfrm_offload.engine.errors import LocalError
 from xfrm_offload.engine.profiles import PROFILES
 from xfrm_offload.v1 import offload_pb2 as pb
 
-from . import ops
-from .ops import drain_events
+from . import convert, ops
+from .resets import Change, Ledger, table_changes
 
 log = logging.getLogger("xfrm_offload.server")
 
 Call = tuple[bool, Any]
-Reply = tuple[bool, Any, list[pb.WatchEventsResponse]]
+
+
+class Report(NamedTuple):
+    """What a call's reply tells the server besides its answer."""
+
+    dev: str
+    #: The device's next time-limit deadline after the call (None: none pending).
+    deadline: float | None
+    #: The call's changes to the device's tables (from workers only, see resets.py).
+    changes: list[Change]
+
+
+Reply = tuple[bool, Any, list[pb.WatchEventsResponse], Report | None]
 Publish = Callable[[list[pb.WatchEventsResponse]], None]
+#: Takes a device's next deadline.
+Schedule = Callable[[str, float | None], None]
 #: Whether anyone watches events now (a call made when not drops its events).
 Watched = Callable[[], bool]
 #: One device to host: (name, ifindex, profile name).
@@ -122,15 +140,24 @@ def run_call(
     fn: Callable[..., Any],
     args: tuple[Any, ...],
     watched: bool,
+    track: bool = False,
 ) -> Reply:
-    """Run one call on a hosted device: (ok, result or LocalError, events)."""
+    """Run one call on a hosted device: (ok, result or LocalError, events, report).
+
+    ``track`` (in a worker): the report carries the call's table changes (resets.py).
+    """
     device, path = hosted[dev]
+    ok = True
     try:
         result = fn(device, path, *args)
     except LocalError as exc:
-        return False, exc, drain_events(device, watched)
-    heap.after(fn, result)
-    return True, result, drain_events(device, watched)
+        ok, result = False, exc
+    else:
+        heap.after(fn, result)
+    events = device.pop_events()
+    report = Report(dev, device.get_timer(), table_changes(events) if track else [])
+    messages = [m for m in map(convert.event_to_pb, events) if m is not None] if watched else []
+    return ok, result, messages, report
 
 
 #: Calls on a bond member that its bond answers instead.
@@ -153,6 +180,7 @@ class LocalDevices:
         specs: Sequence[DeviceSpec],
         publish: Publish,
         watched: Watched,
+        schedule: Schedule,
         bonds: Sequence[BondHostSpec] = (),
     ) -> None:
         self.hosted: dict[str, tuple[Any, Any]] = dict(build_devices(specs))
@@ -165,6 +193,7 @@ class LocalDevices:
         self.heap = HeapKeeper()
         self.publish = publish
         self.watched = watched
+        self.schedule = schedule
 
     @property
     def devices(self) -> dict[str, Device]:
@@ -185,12 +214,18 @@ class LocalDevices:
             through = _THROUGH_BOND.get(fn)
             if through is not None:
                 dev, fn, args = self.bond_of[dev], through, (dev, *args)
-        ok, result, events = run_call(self.hosted, self.heap, dev, fn, args, self.watched())
+        ok, result, events, report = run_call(self.hosted, self.heap, dev, fn, args, self.watched())
         self.publish(events)
+        if report is not None:
+            self.schedule(report.dev, report.deadline)
         return ok, result
 
     async def close(self) -> None:
         pass
+
+
+#: A worker's first message: its devices are built, it takes calls.
+READY = "ready"
 
 
 def _worker_main(conn: Connection, specs: Sequence[DeviceSpec]) -> None:
@@ -200,6 +235,7 @@ def _worker_main(conn: Connection, specs: Sequence[DeviceSpec]) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     hosted = build_devices(specs)
     heap = HeapKeeper()
+    conn.send(READY)
     while True:
         try:
             message = conn.recv()
@@ -210,9 +246,13 @@ def _worker_main(conn: Connection, specs: Sequence[DeviceSpec]) -> None:
             return
         dev, fn, args, watched = message
         try:
-            conn.send(run_call(hosted, heap, dev, fn, args, watched))
+            conn.send(run_call(hosted, heap, dev, fn, args, watched, track=True))
         except Exception as exc:  # a bug, not a refusal: report it, keep serving
-            conn.send((False, RuntimeError(f"{type(exc).__name__}: {exc}"), []))
+            conn.send((False, RuntimeError(f"{type(exc).__name__}: {exc}"), [], None))
+
+
+#: Takes what a reply carries besides its answer: events for watchers, and the report.
+TakeReply = Callable[[list[pb.WatchEventsResponse], "Report | None"], None]
 
 
 class _Worker:
@@ -223,9 +263,12 @@ class _Worker:
         index: int,
         specs: Sequence[DeviceSpec],
         loop: asyncio.AbstractEventLoop,
-        publish: Publish,
+        take: TakeReply,
+        on_ready: Callable[[_Worker], None],
+        on_exit: Callable[[_Worker], None],
     ):
         ctx = multiprocessing.get_context("spawn")  # no fork of a process with gRPC threads
+        self.index = index
         self.conn, child = ctx.Pipe()
         self.process = ctx.Process(
             target=_worker_main, args=(child, list(specs)), name=f"xfrm-worker-{index}", daemon=True
@@ -233,15 +276,23 @@ class _Worker:
         self.process.start()
         child.close()
         self.loop = loop
-        self.publish = publish
-        #: The devices this worker hosts, for messages.
-        self.devices = ", ".join(name for name, _, _ in specs)
+        self.take = take
+        self.on_ready = on_ready
+        self.on_exit = on_exit
+        #: The devices this worker hosts.
+        self.names = [name for name, _, _ in specs]
+        self.devices = ", ".join(self.names)
         self.pending: collections.deque[asyncio.Future[Any]] = collections.deque()
         self.outbox: collections.deque[Any] = collections.deque()
         self.wakeup = threading.Condition()
         self.closed = False
+        #: Set by ``stop``: the end that follows is not a death.
+        self.stopping = False
         #: What a call to a worker that ended is told.
-        self.gone = f"{self.devices}: worker process {self.process.name} exited"
+        self.gone = (
+            f"{self.devices}: worker process {self.process.name} exited; it is restarted "
+            "and the device comes back empty (watch for LINK up)"
+        )
         self.sender = threading.Thread(target=self._send_loop, daemon=True)
         self.receiver = threading.Thread(target=self._recv_loop, daemon=True)
         self.sender.start()
@@ -262,12 +313,16 @@ class _Worker:
     def _send_loop(self) -> None:
         while True:
             with self.wakeup:
-                while not self.outbox:
+                while not self.outbox and not self.closed:
                     self.wakeup.wait()
+                if self.closed:
+                    return
                 message = self.outbox.popleft()
             try:
                 self.conn.send(message)
-            except Exception:  # the pipe is gone, or a message that cannot be pickled
+            except (BrokenPipeError, ConnectionResetError, EOFError):
+                return  # the process is gone: the receiver sees the end and reports it
+            except Exception:  # a message that cannot be pickled: a bug
                 log.exception("cannot send to %s", self.process.name)
                 self.process.kill()  # the receiver sees the end and fails what is pending
                 return
@@ -286,23 +341,34 @@ class _Worker:
                 break
             if reply is None:
                 break
+            if isinstance(reply, str):  # READY
+                self._to_loop(self.on_ready, self)
+                continue
             future = self.pending.popleft()
-            self.loop.call_soon_threadsafe(_resolve, future, reply, self.publish)
+            self._to_loop(_resolve, future, reply, self.take)
         with self.wakeup:
             self.closed = True
+            self.wakeup.notify()  # the sender stops too
         while self.pending:
             future = self.pending.popleft()
-            self.loop.call_soon_threadsafe(_fail, future, WorkerDied(self.gone))
+            self._to_loop(_fail, future, WorkerDied(self.gone))
+        self.process.join()  # reap it (its exit code, for the log)
+        self._to_loop(self.on_exit, self)
+
+    def _to_loop(self, fn: Callable[..., None], *args: Any) -> None:
+        with contextlib.suppress(RuntimeError):  # a closed loop: the server is gone
+            self.loop.call_soon_threadsafe(fn, *args)
 
     def stop(self) -> None:
         with self.wakeup:
+            self.stopping = True
             self.outbox.append(None)
             self.wakeup.notify()
 
 
-def _resolve(future: asyncio.Future[Any], reply: Reply, publish: Publish) -> None:
-    ok, result, events = reply
-    publish(events)  # even when the caller gave up waiting
+def _resolve(future: asyncio.Future[Any], reply: Reply, take: TakeReply) -> None:
+    ok, result, events, report = reply
+    take(events, report)  # even when the caller gave up waiting
     if not future.done():
         future.set_result((ok, result))
 
@@ -312,30 +378,138 @@ def _fail(future: asyncio.Future[Any], exc: BaseException) -> None:
         future.set_exception(exc)
 
 
+#: Told True when a worker died (its devices are out), False when all are back.
+Outage = Callable[[bool], None]
+#: Seconds before a worker that died before it was ready is started again: doubled on
+#: each such death, up to the last (a worker that cannot start must not spin).
+RESTART_BACKOFF = (0.0, 0.1, 0.5, 2.0, 5.0)
+
+
 class WorkerPool:
-    """Devices sharded over ``count`` worker processes, round-robin in --device order."""
+    """Devices sharded over ``count`` worker processes, round-robin in --device order.
+
+    A worker that dies is a NIC reset (see resets.py): calls on its devices get
+    UNAVAILABLE (WorkerDied) at once, watchers get LINK down and the deletion of every
+    state and policy its devices held, ``outage(True)`` is told, and a replacement is
+    started with the same devices (names, ifindexes, profiles), empty. Once it is ready
+    it takes the calls, watchers get LINK up, and ``outage(False)`` once no worker is out.
+    """
 
     def __init__(
-        self, specs: Sequence[DeviceSpec], count: int, publish: Publish, watched: Watched
+        self,
+        specs: Sequence[DeviceSpec],
+        count: int,
+        publish: Publish,
+        watched: Watched,
+        schedule: Schedule,
+        outage: Outage = lambda _down: None,
     ) -> None:
-        loop = asyncio.get_running_loop()
+        self.loop = asyncio.get_running_loop()
+        self.publish = publish
         self.watched = watched
+        self.schedule = schedule
+        self.outage = outage
         shards: list[list[DeviceSpec]] = [[] for _ in range(count)]
         for i, spec in enumerate(specs):
             shards[i % count].append(spec)
-        self.workers = [_Worker(i, shard, loop, publish) for i, shard in enumerate(shards) if shard]
-        self.of_device = {spec[0]: self.workers[i % count] for i, spec in enumerate(specs)}
+        self.shards = [shard for shard in shards if shard]
+        self.ledger = Ledger()
+        self.workers = [self._spawn(i) for i in range(len(self.shards))]
+        #: Device -> the index of its shard (and worker).
+        self.shard_of = {name: i for i, shard in enumerate(self.shards) for name, _, _ in shard}
+        #: Replacements started and not yet ready, by shard.
+        self.starting: dict[int, _Worker] = {}
+        #: Shards whose devices are out now.
+        self.out: set[int] = set()
+        #: Deaths of a shard's worker since it was last ready (the restart backoff).
+        self.failures: dict[int, int] = {}
+        self.closing = False
+        self.restarts = 0
         log.info("workers started", extra={"fields": {"workers": len(self.workers)}})
 
+    def _spawn(self, index: int) -> _Worker:
+        return _Worker(index, self.shards[index], self.loop, self._take, self._ready, self._exited)
+
+    def _take(self, events: list[pb.WatchEventsResponse], report: Report | None) -> None:
+        self.publish(events)
+        if report is not None:
+            self.ledger.apply(report.changes)
+            self.schedule(report.dev, report.deadline)
+
+    def _publish_engine(self, events: list[Any]) -> None:
+        if self.watched():
+            self.publish([m for m in map(convert.event_to_pb, events) if m is not None])
+
+    def _exited(self, worker: _Worker) -> None:
+        i = worker.index
+        if self.closing or worker.stopping:
+            return
+        if self.starting.get(i) is worker:  # a replacement that died before it was ready
+            del self.starting[i]
+        elif self.workers[i] is worker:
+            self.out.add(i)
+            if len(self.out) == 1:
+                self.outage(True)
+            for dev in worker.names:
+                self._publish_engine(self.ledger.reset(dev))
+                self.schedule(dev, None)
+        else:
+            return
+        failures = self.failures.get(i, 0)
+        self.failures[i] = failures + 1
+        delay = RESTART_BACKOFF[min(failures, len(RESTART_BACKOFF) - 1)]
+        log.warning(
+            "worker died, restarting it: its devices come back empty",
+            extra={
+                "fields": {
+                    "worker": worker.process.name,
+                    "exitcode": worker.process.exitcode,
+                    "devices": worker.devices,
+                    "restart_in": delay,
+                }
+            },
+        )
+        self.loop.call_later(delay, self._restart, i)
+
+    def _restart(self, index: int) -> None:
+        if not self.closing and index not in self.starting:
+            self.starting[index] = self._spawn(index)
+
+    def _ready(self, worker: _Worker) -> None:
+        i = worker.index
+        if self.closing or self.starting.get(i) is not worker:
+            return  # the first start (calls were queued already), or a stale one
+        del self.starting[i]
+        self.workers[i] = worker
+        self.failures.pop(i, None)
+        self.restarts += 1
+        for dev in worker.names:
+            self._publish_engine(self.ledger.back(dev))
+        self.out.discard(i)
+        if not self.out:
+            self.outage(False)
+        log.info(
+            "worker restarted",
+            extra={"fields": {"worker": worker.process.name, "devices": worker.devices}},
+        )
+
+    @property
+    def of_device(self) -> dict[str, _Worker]:
+        """The worker serving each device now."""
+        return {name: self.workers[i] for name, i in self.shard_of.items()}
+
     async def call(self, dev: str, fn: Callable[..., Any], *args: Any) -> Call:
-        reply: Call = await self.of_device[dev].submit((dev, fn, args, self.watched()))
+        worker = self.workers[self.shard_of[dev]]
+        reply: Call = await worker.submit((dev, fn, args, self.watched()))
         return reply
 
     async def close(self, timeout: float = 5.0) -> None:
         """Let every queued call finish, then stop the workers."""
-        for worker in self.workers:
+        self.closing = True
+        workers = [*self.workers, *self.starting.values()]
+        for worker in workers:
             worker.stop()
-        for worker in self.workers:
+        for worker in workers:
             await asyncio.to_thread(worker.process.join, timeout)
             if worker.process.is_alive():
                 worker.process.kill()
