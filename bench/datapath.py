@@ -20,8 +20,9 @@ AES-128-GCM (rfc4106), packet offload, tunnel mode, IPv4 outer, inner IPv4/UDP p
   before timing) and sent by this one client process, which shares the machine's cores
   with the server's processes.
 - ``layout``: the same 1 vs 2 workers WITHOUT gRPC or a client: the server's device host
-  (``Nic``) built in this process and handed pre-serialized batches, with the CPU this
-  process (the pipes to the workers) and the workers spend per packet.
+  (``Nic``) built in this process and handed pre-decoded batches (engine values, as
+  PacketStream hands them over), with the CPU this process (the pipes to the workers)
+  and the workers spend per packet.
 
 The client (this process) builds every request message before a round is timed; a
 round is one stream carrying its packets, pipelined (requests written while responses
@@ -62,7 +63,7 @@ from xfrm_offload.engine.profiles import PROFILES
 from xfrm_offload.engine.sa import SecurityAssociation
 from xfrm_offload.engine.spd import Policy, Template
 from xfrm_offload.engine.types import Algorithm, Direction, Mode, SAConfig, Selector
-from xfrm_offload.server import ops
+from xfrm_offload.server import ops, packetwire
 from xfrm_offload.server.clock import SystemClock
 from xfrm_offload.server.config import parse_args
 from xfrm_offload.server.nic import Nic
@@ -236,14 +237,14 @@ def in_process(size: int, plan: Plan) -> dict[str, float]:
         assert device.state_add(sa_config(inbound), flags, 0.0).offloaded
         device.policy_add(engine_policy(inbound), XFRM_OFFLOAD_PACKET)
     path = DevicePath(device)
-    tx_batch = [(plain, 0, 0)] * ENGINE_BATCH
+    tx_batch = [plain] * ENGINE_BATCH
     batches = total // ENGINE_BATCH
 
     def engine_tx() -> int:
         tx = path.tx
         for _ in range(batches):
             out = tx(tx_batch, 1.0)
-        assert out[-1][0] is Verdict.PASS
+        assert out.verdict[-1] == Verdict.PASS
         device.pop_events()
         return batches * ENGINE_BATCH
 
@@ -266,7 +267,7 @@ def in_process(size: int, plan: Plan) -> dict[str, float]:
         rx = path.rx
         for b in range(batches):
             out = rx(esp[k + b * ENGINE_BATCH : k + (b + 1) * ENGINE_BATCH], 1.0)
-        assert out[-1][0] is Verdict.PASS and out[-1][1] == reply, out[-1][:2]
+        assert out.verdict[-1] == Verdict.PASS and out.data[-1] == reply, out.outcomes()[-1]
         device.pop_events()
         return batches * ENGINE_BATCH
 
@@ -454,16 +455,17 @@ async def workers_part(plan: Plan) -> dict[str, Any]:
 
 async def layout_part(plan: Plan) -> dict[str, Any]:
     """1 vs 2 worker processes WITHOUT gRPC: the server's device host (``Nic`` with
-    ``--workers N``) built in this process and handed the same pre-serialized TX batches
-    a PacketStream would forward (``ops.packets``), every batch of a round submitted at
+    ``--workers N``) built in this process and handed the same pre-decoded TX batches a
+    PacketStream would forward (``ops.packets``), every batch of a round submitted at
     once. What the 2-core machine is left to measure is the worker layout itself: this
-    process only pickles batches into the pipes and reads the answers, the workers parse,
-    encapsulate and serialize."""
+    process only pickles batches into the pipes and reads the answers, the workers
+    encapsulate."""
     res: dict[str, Any] = {}
     devs = ("eth0", "eth1")
     plain = [inner_packet(1400)] * plan.worker_packets
     load = {
-        dev: [r.SerializeToString() for r in packet_requests(dev, TX, plain, 64)] for dev in devs
+        dev: [packetwire.decode(r.SerializeToString()) for r in packet_requests(dev, TX, plain, 64)]
+        for dev in devs
     }
     for n in (1, 2):
         args = ["--workers", str(n), *(a for dev in devs for a in ("--device", dev))]
@@ -482,18 +484,17 @@ async def layout_part(plan: Plan) -> dict[str, Any]:
                 t0 = time.perf_counter()
                 answers = await asyncio.gather(
                     *(
-                        nic.call(dev, ops.packets, TX, raw, now, False)
+                        nic.call(dev, ops.packets, TX, b.data, b.handles, b.seqs, now)
                         for dev in devs
-                        for raw in load[dev]
+                        for b in load[dev]
                     )
                 )
                 elapsed = time.perf_counter() - t0
                 rates.append(len(devs) * plan.worker_packets / elapsed)
                 main_cores.append((_own_cpu() - own0) / elapsed)
                 worker_cores.append((sum(map(cpu_seconds, workers)) - kids0) / elapsed)
-                last = pb.PacketStreamResponse.FromString(answers[-1][0])
-                if any(r.verdict != pb.VERDICT_PASS for r in last.results):
-                    raise RuntimeError(f"layout: {last.results[-1]}")
+                if any(v != pb.VERDICT_PASS for v in answers[-1].verdict):
+                    raise RuntimeError(f"layout: {answers[-1].outcomes()[-1]}")
             res[str(n)] = statistics.median(rates)
             res[f"{n}/main_cores"] = statistics.median(main_cores)
             res[f"{n}/worker_cores"] = statistics.median(worker_cores)
@@ -583,7 +584,7 @@ def print_report(r: Result) -> None:
     if r.layout is not None:
         w = r.layout
         print(
-            f"worker layout without gRPC (TX 1400 B, batches of 64, 2 devices, pre-serialized "
+            f"worker layout without gRPC (TX 1400 B, batches of 64, 2 devices, pre-decoded "
             f"batches from this process): 1: {w['1'] / 1e3:.0f} kpps, 2: {w['2'] / 1e3:.0f} kpps, "
             f"x{w['2'] / w['1']:.2f}"
         )

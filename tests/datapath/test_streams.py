@@ -1,7 +1,7 @@
 """PacketStream as a transport: concurrency, order, flow control, shutdown, bad first messages.
 
-The back-pressure and shutdown tests run xfrm-offloadd as a subprocess, so its memory
-(VmRSS from /proc) and its exit code are its own.
+The shutdown test runs xfrm-offloadd as a subprocess, so its exit code is its own. No
+test here reads a clock: they wait on the server's states and events (bounded loops).
 """
 
 from __future__ import annotations
@@ -151,13 +151,6 @@ async def test_a_first_message_without_a_valid_dev_or_direction_is_refused(
 # -- the server as a process ---------------------------------------------------------------
 
 
-def vm_rss(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise AssertionError("no VmRSS")
-
-
 @contextmanager
 def server_process(sock: Path, *args: str) -> Iterator[subprocess.Popen[bytes]]:
     proc = subprocess.Popen(
@@ -185,55 +178,51 @@ async def connect(sock: Path) -> Client:
     return client
 
 
-async def test_a_reader_that_does_not_read_stalls_the_sender_and_memory_stays_bounded(
+async def test_a_reader_that_does_not_read_stalls_the_sender_and_nothing_is_lost(
     sock_dir: Path,
 ) -> None:
-    sock = sock_dir / "bp.sock"
-    with server_process(sock) as proc:
-        client = await connect(sock)
-        try:
-            assert (await client.state_add(sa(OUT, "eth0", False))).offloaded
-            await client.policy_add(policy(OUT, "eth0", False))
-            batch = [
-                pb.Packet(id=i, data=p)
-                for i, p in enumerate(packets(udp4, "198.51.100.10", "203.0.113.20", 64, 1400))
-            ]
-            request = pb.PacketStreamRequest(dev="eth0", direction=TX, packets=batch)
-            sent = 0
-            limit = 20000  # ~1.8 GB if nothing held it back: the bound of the loop
+    """The client sends and does not read: the server stops reading (its packet budget
+    is taken, its stream waits on it) and gRPC's flow control holds the client back.
+    Then the client stops sending and reads: every batch it sent was answered, and the
+    out SA counted exactly their packets."""
+    async with running_server(sock_dir, "--packet-budget", "1") as (server, client):
+        assert (await client.state_add(sa(OUT, "eth0", False))).offloaded
+        await client.policy_add(policy(OUT, "eth0", False))
+        batch = [
+            pb.Packet(id=i, data=p)
+            for i, p in enumerate(packets(udp4, "198.51.100.10", "203.0.113.20", 256, 1400))
+        ]
+        request = pb.PacketStreamRequest(dev="eth0", direction=TX, packets=batch)
+        budget = server.datapath.budget  # 1 MiB: one batch (charged 1 MiB) at a time
+        sent = 0
+        limit = 5000  # ~1.8 GB if nothing held it back: the bound of the loop
 
-            async def flood() -> AsyncIterator[pb.PacketStreamRequest]:
-                nonlocal sent
-                while sent < limit:
-                    yield request
-                    sent += 1
+        async def flood() -> AsyncIterator[pb.PacketStreamRequest]:
+            nonlocal sent
+            while sent < limit and not budget.waits:  # until the server holds us back
+                yield request
+                sent += 1
 
-            before = vm_rss(proc.pid)
-            call = client.datapath.PacketStream(flood())  # its responses are never read
-            samples = []
-            for _ in range(8):  # 4 s
-                await asyncio.sleep(0.5)
-                samples.append((sent, vm_rss(proc.pid)))
-            growth = max(r for _, r in samples) - before
-            call.cancel()
-            # Sending stopped: the last two seconds added no batch, far below the bound.
-            assert samples[-1][0] == samples[-4][0], samples
-            assert 0 < samples[-1][0] < 2000, samples
-            assert growth < 64 << 20, f"server grew {growth >> 20} MiB"
-            # And the stream's packets were really processed, nothing silently lost: the
-            # out SA counted exactly the batches the server took in.
-            await asyncio.sleep(0.2)
-            states = await client.list_states("eth0")
-            assert states[0].curlft.packets % 64 == 0 and states[0].curlft.packets > 0
-        finally:
-            await client.close()
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(15) == 0
+        call = client.datapath.PacketStream(flood())  # not read until the flood ends
+        for _ in range(2000):
+            if budget.waits:
+                break
+            await asyncio.sleep(0.01)
+        assert budget.waits, f"the server never held the stream back ({sent} sent)"
+        assert 0 < sent < 500, sent  # held back far below the loop's bound
+        assert budget.peak <= budget.limit
+        answers = [reply async for reply in call]
+        assert await call.code() == grpc.StatusCode.OK
+        assert len(answers) == sent
+        assert all(len(a.results) == 256 for a in answers)
+        states = await client.list_states("eth0")
+        assert states[0].curlft.packets == 256 * sent  # exactly: nothing lost, nothing doubled
+        assert budget.held == 0
 
 
 async def test_sigterm_with_a_stream_mid_flight(sock_dir: Path) -> None:
     sock = sock_dir / "st.sock"
-    with server_process(sock, "--grace", "1") as proc:
+    with server_process(sock, "--grace", "60") as proc:
         client = await connect(sock)
         try:
             assert (await client.state_add(sa(OUT, "eth0", False))).offloaded
@@ -261,16 +250,14 @@ async def test_sigterm_with_a_stream_mid_flight(sock_dir: Path) -> None:
 
             reader = asyncio.create_task(read())
             await asyncio.wait_for(answered.wait(), 10)
-            t0 = time.monotonic()
             proc.send_signal(signal.SIGTERM)
-            await asyncio.wait_for(reader, 10)
-            took = time.monotonic() - t0
             # The server stops reading the open stream, answers what it had, and ends it
-            # with OK at once (no waiting out the grace period); every batch sent before
+            # with OK at once: the stream ends although the grace period (60 s) is far
+            # longer than this bound, so it was not waited out. Every batch sent before
             # the signal was answered.
+            await asyncio.wait_for(reader, 30)
             assert await call.code() == grpc.StatusCode.OK
             assert [r.id for r in got] == list(range(10))
-            assert took < 1.0, took
             go_on.set()
         finally:
             await client.close()

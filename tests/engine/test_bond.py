@@ -49,8 +49,8 @@ def ping(bond: Bond, handle: int, host: SecurityAssociation, first_seq: int) -> 
     """Three crypto-offload frames out through the bond's out state (``ping -c 3``)."""
     inner = udp4("192.168.123.3", "192.168.123.2", b"ping")
     seqs = range(first_seq, first_seq + 3)
-    frames = [(host_tx_frame(host.esp, inner, s), handle, s) for s in seqs]
-    out = bond.tx(frames, 1.0)
+    frames = [host_tx_frame(host.esp, inner, s) for s in seqs]
+    out = bond.tx(frames, 1.0, [handle] * 3, seqs).outcomes()
     assert [(o[0], o[2]) for o in out] == [(Verdict.PASS, handle)] * 3
 
 
@@ -174,13 +174,13 @@ INNER = [udp4("198.51.100.7", "203.0.113.9", bytes([i]) * 30) for i in range(3)]
 
 def test_packet_offload_sequence_numbers_continue_on_the_new_member() -> None:
     bond, eth0, eth1, peer, handle = packet_bond()
-    first = [o[1] for o in bond.tx([(p, 0, 0) for p in INNER], 1.0)]
+    first = [o[1] for o in bond.tx(INNER, 1.0).outcomes()]
     bond.set_member_link("eth0", False, 2.0)
     assert failovers(bond) == [BondFailover("bond0", "eth0", "eth1", 1, 1, 0)]
-    second = [o[1] for o in bond.tx([(p, 0, 0) for p in INNER], 3.0)]
+    second = [o[1] for o in bond.tx(INNER, 3.0).outcomes()]
     wire = [w for w in first + second if isinstance(w, bytes)]
     assert [int.from_bytes(w[24:28], "big") for w in wire] == [1, 2, 3, 4, 5, 6]
-    got = peer.rx(wire, 4.0)
+    got = peer.rx(wire, 4.0).outcomes()
     assert [o[1] for o in got] == INNER * 2  # one SA on the peer: no replay, same keys and salt
     assert bond.member_of(handle)[0] is eth1.device and eth0.device.state_count == 0
     assert bond.get_state(handle).sa.curlft.packets == 3  # counted on eth1 from here
@@ -193,7 +193,7 @@ def test_a_new_member_that_refuses_leaves_the_state_without_a_device() -> None:
     bond.set_member_link("eth0", False, 2.0)
     assert failovers(bond) == [BondFailover("bond0", "eth0", "eth1", 0, 0, 2)]
     assert bond.member_of(handle) == (None, 0)
-    out = bond.tx([(b"", handle, 1)], 3.0)
+    out = bond.tx([b""], 3.0, [handle], [1]).outcomes()
     assert out[0][:2] == (Verdict.DROP, XfrmStat.OUT_NO_STATES)
     assert nsim.device.stats.as_dict()["XfrmOutNoStates"] == 1
 
@@ -225,7 +225,7 @@ def test_the_replay_window_moves_with_the_state() -> None:
     sender.device.policy_add(
         Policy(sel=SEL, dir=Direction.OUT, templates=(tmpl(),)), XFRM_OFFLOAD_PACKET
     )
-    sent = [o[1] for o in sender.tx([(p, 0, 0) for p in INNER * 2], 0.0)]
+    sent = [o[1] for o in sender.tx(INNER * 2, 0.0).outcomes()]
     wire = [w for w in sent if isinstance(w, bytes)]
     assert len(wire) == 6
     eth0, eth1 = path("eth0", 2, "full"), path("eth1", 3, "full")
@@ -234,9 +234,9 @@ def test_the_replay_window_moves_with_the_state() -> None:
     bond.policy_add(
         Policy(sel=SEL, dir=Direction.IN, templates=(tmpl(),)), XFRM_OFFLOAD_PACKET, 0.0
     )
-    assert [o[0] for o in bond.rx([wire[0], wire[2]], 1.0)] == [Verdict.PASS] * 2  # 1, 3
+    assert [o[0] for o in bond.rx([wire[0], wire[2]], 1.0).outcomes()] == [Verdict.PASS] * 2  # 1, 3
     bond.set_member_link("eth0", False, 2.0)
-    got = bond.rx([wire[2], wire[1], wire[3]], 3.0)  # 3 again, 2 (unseen), 4
+    got = bond.rx([wire[2], wire[1], wire[3]], 3.0).outcomes()  # 3 again, 2 (unseen), 4
     assert [o[1] if o[0] is Verdict.DROP else o[0] for o in got] == [
         XfrmStat.IN_STATE_SEQ_ERROR,
         Verdict.PASS,

@@ -35,7 +35,7 @@ def test_the_64_bit_space_ends_at_2_64_minus_1() -> None:
         Policy(sel=SEL, dir=Direction.OUT, templates=(tmpl(),)), XFRM_OFFLOAD_PACKET
     )
     path.device.pop_events()
-    out = path.tx([(INNER, 0, 0)] * 4, 1.0)
+    out = path.tx([INNER] * 4, 1.0).outcomes()
     assert [o[0] for o in out] == [Verdict.PASS, Verdict.PASS, Verdict.DROP, Verdict.DROP]
     assert [o[1] for o in out[2:]] == [XfrmStat.OUT_STATE_SEQ_ERROR] * 2
     # the low half on the wire: ...fffe, ...ffff (the high half is in the ICV only)
@@ -46,5 +46,5 @@ def test_the_64_bit_space_ends_at_2_64_minus_1() -> None:
     assert (replay.oseq_hi, replay.oseq) == (0xFFFFFFFF, 0xFFFFFFFF)
     events = [e.event for e in path.device.pop_events() if isinstance(e, StateEvent)]
     assert [type(e) for e in events] == [SeqOverflow]
-    assert path.tx([(INNER, 0, 0)], 2.0)[0][1] == XfrmStat.OUT_STATE_SEQ_ERROR
+    assert path.tx([INNER], 2.0).outcomes()[0][1] == XfrmStat.OUT_STATE_SEQ_ERROR
     assert not [e for e in path.device.pop_events() if isinstance(e, StateEvent)]  # once

@@ -42,7 +42,7 @@ def link(window: int = 64) -> tuple[list[tuple[int, bytes]], DevicePath]:
     a.device.state_add(config, XFRM_OFFLOAD_PACKET, 0.0)
     b.device.state_add(config, XFRM_OFFLOAD_PACKET | XFRM_OFFLOAD_INBOUND, 0.0)
     inner = [udp4("198.51.100.7", "203.0.113.9", i.to_bytes(2, "big") * 20) for i in range(N)]
-    out = a.tx([(p, 0, 0) for p in inner], 0.0)
+    out = a.tx(inner, 0.0).outcomes()
     assert [o[0] for o in out] == [Verdict.PASS] * N
     return [(i + 1, o[1]) for i, o in enumerate(out)], b  # type: ignore[misc]
 
@@ -56,7 +56,9 @@ def through(
 
 
 def received(b: DevicePath, wire: list[tuple[int, bytes]]) -> list[object]:
-    return [o[1] if o[0] is Verdict.DROP else o[0] for o in b.rx([p for _, p in wire], 1.0)]
+    return [
+        o[1] if o[0] is Verdict.DROP else o[0] for o in b.rx([p for _, p in wire], 1.0).outcomes()
+    ]
 
 
 def drops(b: DevicePath) -> dict[str, int]:

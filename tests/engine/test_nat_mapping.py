@@ -70,7 +70,7 @@ def wire_packets(config: SAConfig) -> list[bytes]:
         Policy(sel=SEL, dir=Direction.OUT, templates=(tmpl,)), XFRM_OFFLOAD_PACKET
     )
     peer.device.state_add(config, XFRM_OFFLOAD_PACKET, 0.0)
-    out = peer.tx([(p, 0, 0) for p in INNER], 0.0)
+    out = peer.tx(INNER, 0.0).outcomes()
     assert [o[0] for o in out] == [Verdict.PASS] * len(INNER)
     return [o[1] for o in out]  # type: ignore[misc]
 
@@ -109,7 +109,7 @@ def test_same_source_raises_nothing(local: DevicePath) -> None:
     config = encap_sa()
     local.device.state_add(config, INBOUND, 0.0)
     wire = wire_packets(config)
-    out = local.rx([natted(p) for p in wire], 1.0)
+    out = local.rx([natted(p) for p in wire], 1.0).outcomes()
     assert [o[1] for o in out] == INNER
     assert mappings(local) == []
 
@@ -118,7 +118,7 @@ def test_new_port_raises_one_event_per_packet_without_max_age(local: DevicePath)
     config = encap_sa()
     handle = local.device.state_add(config, INBOUND, 0.0).handle
     wire = wire_packets(config)
-    out = local.rx([natted(p, NATTED, 31000) for p in wire[:3]], 1.0)
+    out = local.rx([natted(p, NATTED, 31000) for p in wire[:3]], 1.0).outcomes()
     assert [o[1] for o in out] == INNER[:3]  # the packets pass: only the keymanager moves the SA
     events = mappings(local)
     assert len(events) == 3  # km_new_mapping without XFRMA_MTIMER_THRESH: every packet
@@ -161,7 +161,7 @@ def test_a_packet_that_fails_to_verify_raises_nothing(local: DevicePath) -> None
     wire = wire_packets(config)
     bad = bytearray(natted(wire[0], NATTED, 31000))
     bad[-1] ^= 1  # the ICV
-    out = local.rx([bytes(bad)], 1.0)
+    out = local.rx([bytes(bad)], 1.0).outcomes()
     assert out[0][:2] == (Verdict.DROP, XfrmStat.IN_STATE_PROTO_ERROR)
     assert mappings(local) == []
 
@@ -218,13 +218,13 @@ def test_ipv6_outer_mapping() -> None:
         XFRM_OFFLOAD_PACKET,
     )
     peer.device.state_add(config, XFRM_OFFLOAD_PACKET, 0.0)
-    (sent,) = peer.tx([(INNER[0], 0, 0)], 0.0)
+    (sent,) = peer.tx([INNER[0]], 0.0).outcomes()
     assert sent[0] is Verdict.PASS and isinstance(sent[1], bytes)
     p = bytearray(sent[1])
     p[8:24] = NATTED6.packed
     p[40:42] = (32000).to_bytes(2, "big")
     p[46:48] = udp6_checksum(p).to_bytes(2, "big")
-    out = local.rx([bytes(p)], 1.0)
+    out = local.rx([bytes(p)], 1.0).outcomes()
     assert out[0][:2] == (Verdict.PASS, INNER[0])
     (event,) = mappings(local)
     assert (event.old_saddr, event.old_sport, event.new_saddr, event.new_sport) == (

@@ -167,8 +167,8 @@ def test_lookups_stamp_use_time_on_output_and_input_and_count_no_bytes() -> None
     b.device.state_add(sa_config(), XFRM_OFFLOAD_PACKET | XFRM_OFFLOAD_INBOUND, 10.0)
     assert a.device.get_policy(out_handle).lifetime.use_time is None
     for now in (20.0, 30.0):  # the second batch goes through the flow caches
-        wire = [o[1] for o in a.tx([(INNER, 0, 0)] * 3, now)]
-        assert [o[1] for o in b.rx(wire, now + 1)] == [INNER] * 3  # type: ignore[arg-type]
+        wire = [o[1] for o in a.tx([INNER] * 3, now).outcomes()]
+        assert [o[1] for o in b.rx(wire, now + 1).outcomes()] == [INNER] * 3  # type: ignore[arg-type]
         assert a.device.get_policy(out_handle).lifetime.use_time == now
         assert b.device.get_policy(in_handle).lifetime.use_time == now + 1
     life = a.device.get_policy(out_handle).lifetime
@@ -180,7 +180,7 @@ def test_a_block_policy_is_used_too() -> None:
     block = Policy(sel=SEL, dir=Direction.OUT, action=PolicyAction.BLOCK)
     handle = a.device.policy_add(block, XFRM_OFFLOAD_PACKET, 0.0).handle
     for now in (5.0, 6.0):
-        out = a.tx([(INNER, 0, 0)], now)
+        out = a.tx([INNER], now).outcomes()
         assert out[0][:2] == (Verdict.DROP, XfrmStat.OUT_POL_BLOCK)
         assert a.device.get_policy(handle).lifetime.use_time == now
 
@@ -191,10 +191,10 @@ def test_use_expiry_counts_from_the_last_use() -> None:
         policy(hard_use_expires_seconds=10), XFRM_OFFLOAD_PACKET, 0.0
     ).handle
     a.device.state_add(sa_config(), XFRM_OFFLOAD_PACKET, 0.0)
-    a.tx([(INNER, 0, 0)], 8.0)
+    a.tx([INNER], 8.0)
     a.device.poll(17.9)
     assert expiries(a.device) == []
     a.device.poll(18.0)
     assert expiries(a.device) == [(True, handle)]
     # deleted: the next packet finds no policy and leaves in clear
-    assert a.tx([(INNER, 0, 0)], 19.0)[0][:2] == (Verdict.PASS, INNER)
+    assert a.tx([INNER], 19.0).outcomes()[0][:2] == (Verdict.PASS, INNER)

@@ -10,7 +10,7 @@ the field violations the server sent.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
 from types import TracebackType
 from typing import TypeVar
 
@@ -20,12 +20,23 @@ from xfrm_offload.v1 import offload_pb2 as pb
 from xfrm_offload.v1 import offload_pb2_grpc
 from xfrm_offload.v1 import xfrm_pb2 as xpb
 from xfrm_offload.v1.endpoint import default_address, parse_endpoint
+from xfrm_offload.v1.transport import CHANNEL_OPTIONS
 
 from .errors import XfrmOffloadError
 from .tls import TlsOptions
 
 T = TypeVar("T")
-MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+U = TypeVar("U")
+
+
+async def _mapped(items: AsyncIterable[T] | Iterable[T], fn: Callable[[T], U]) -> AsyncIterator[U]:
+    """``fn`` of each item of a plain or async iterable, as an async iterator."""
+    if isinstance(items, AsyncIterable):
+        async for item in items:
+            yield fn(item)
+    else:
+        for item in items:
+            yield fn(item)
 
 
 async def _call(awaitable: Awaitable[T]) -> T:
@@ -55,10 +66,7 @@ class Client:
         self.address = address or default_address()
         endpoint = parse_endpoint(self.address)
         self.timeout = timeout
-        options = [
-            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-        ]
+        options = list(CHANNEL_OPTIONS)
         tls = tls or TlsOptions.resolve()
         if tls is not None and endpoint.unix_path is None:
             self.channel = aio.secure_channel(
@@ -261,15 +269,31 @@ class Client:
     ) -> AsyncIterator[pb.PacketStreamResponse]:
         """Push batches of packets through a device; one response per batch, in order."""
 
-        async def requests() -> AsyncIterator[pb.PacketStreamRequest]:
-            if isinstance(batches, AsyncIterable):
-                async for batch in batches:
-                    yield pb.PacketStreamRequest(dev=dev, direction=direction, packets=batch)
-            else:
-                for batch in batches:
-                    yield pb.PacketStreamRequest(dev=dev, direction=direction, packets=batch)
+        def request(batch: list[pb.Packet]) -> pb.PacketStreamRequest:
+            return pb.PacketStreamRequest(dev=dev, direction=direction, packets=batch)
 
-        call = self.datapath.PacketStream(requests())
+        async for reply in self._packet_stream(_mapped(batches, request)):
+            yield reply
+
+    async def packet_batches(
+        self,
+        dev: str,
+        direction: pb.PacketDirection,
+        batches: AsyncIterable[pb.PacketBatch] | Iterable[pb.PacketBatch],
+    ) -> AsyncIterator[pb.PacketBatchResult]:
+        """``packet_stream`` in the packed form (PacketBatch in, PacketBatchResult out):
+        the same results at a third of the per-packet cost of ``Packet`` messages."""
+
+        def request(batch: pb.PacketBatch) -> pb.PacketStreamRequest:
+            return pb.PacketStreamRequest(dev=dev, direction=direction, batch=batch)
+
+        async for reply in self._packet_stream(_mapped(batches, request)):
+            yield reply.batch
+
+    async def _packet_stream(
+        self, requests: AsyncIterator[pb.PacketStreamRequest]
+    ) -> AsyncIterator[pb.PacketStreamResponse]:
+        call = self.datapath.PacketStream(requests)
         try:
             async for reply in call:
                 yield reply

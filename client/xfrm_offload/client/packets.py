@@ -240,16 +240,22 @@ async def push_capture(
 
     failure: list[PcapError] = []  # raised in the request iterator, re-raised below
 
-    async def batches() -> AsyncIterator[list[pb.Packet]]:
+    async def batches() -> AsyncIterator[pb.PacketBatch]:
         try:
             async for item in _batches():
                 yield item
         except PcapError as exc:  # grpc would turn it into CANCELLED: keep it for the caller
             failure.append(exc)
 
-    async def _batches() -> AsyncIterator[list[pb.Packet]]:
+    def packed(data: list[bytes], seq: int) -> pb.PacketBatch:
+        if not handle:
+            return pb.PacketBatch(data=data)
+        n = len(data)
+        return pb.PacketBatch(data=data, offload_handle=[handle] * n, seq=range(seq, seq + n))
+
+    async def _batches() -> AsyncIterator[pb.PacketBatch]:
         seq = seq_start
-        packets: list[pb.Packet] = []
+        data: list[bytes] = []
         meta = _Batch([], [])
         for record in reader:
             if record.truncated:
@@ -257,46 +263,56 @@ async def push_capture(
                 counts.skip_reasons["truncated by snaplen"] += 1
                 continue
             try:
-                header, data = split_link(linktype, record.data)
+                header, packet = split_link(linktype, record.data)
             except PcapError:
                 counts.skipped += 1
                 counts.skip_reasons["not an IP packet"] += 1
                 continue
-            packet = pb.Packet(id=counts.sent, data=data)
-            if handle:
-                packet.offload_handle = handle
-                packet.seq = seq
-                seq += 1
-            packets.append(packet)
+            data.append(packet)
             meta.headers.append(header)
             meta.timestamps.append(record.timestamp_ns)
             counts.sent += 1
-            if len(packets) >= batch:
+            if len(data) >= batch:
                 await room.acquire()
                 in_flight.append(meta)
-                yield packets
-                packets, meta = [], _Batch([], [])
-        if packets:
+                yield packed(data, seq)
+                seq += len(data)
+                data, meta = [], _Batch([], [])
+        if data:
             await room.acquire()
             in_flight.append(meta)
-            yield packets
+            yield packed(data, seq)
         read_all.set()
 
     read_all = asyncio.Event()
-    async for reply in client.packet_stream(dev, direction, batches()):
+    async for reply in client.packet_batches(dev, direction, batches()):
         meta = in_flight.popleft()
         room.release()
-        for result, header, stamp in zip(reply.results, meta.headers, meta.timestamps, strict=True):
-            if result.verdict == pb.VERDICT_PASS:
-                writer.write(join_link(linktype, header, result.data), timestamp_ns=stamp)
-                counts.out += 1
-            elif result.verdict == pb.VERDICT_DROP:
-                counts.dropped += 1
-                counts.drops[result.drop_reason or "unknown"] += 1
-            else:
-                counts.consumed += 1
-            if result.crypto_status:
-                counts.crypto[crypto_names.get(result.crypto_status, "unknown")] += 1
+        verdicts = reply.verdict
+        if len(verdicts) != len(meta.headers):
+            raise XfrmOffloadError(
+                grpc.StatusCode.INTERNAL,
+                f"the server answered {len(verdicts)} results for {len(meta.headers)} packets",
+            )
+        outputs = reply.data
+        passed = [i for i, verdict in enumerate(verdicts) if verdict == pb.VERDICT_PASS]
+        headers, stamps = meta.headers, meta.timestamps
+        writer.write_many(
+            [join_link(linktype, headers[i], outputs[i]) for i in passed],
+            [stamps[i] for i in passed],
+        )
+        counts.out += len(passed)
+        if len(passed) < len(verdicts):
+            dropped = sum(1 for verdict in verdicts if verdict == pb.VERDICT_DROP)
+            counts.dropped += dropped
+            counts.consumed += len(verdicts) - len(passed) - dropped
+            for reason in reply.drop_reason:
+                counts.drops[reason or "unknown"] += 1
+            if dropped > len(reply.drop_reason):  # a server that named fewer than it dropped
+                counts.drops["unknown"] += dropped - len(reply.drop_reason)
+        for status in reply.crypto_status:
+            if status:
+                counts.crypto[crypto_names.get(status, "unknown")] += 1
         if progress is not None:
             progress.update(counts)
     if failure:

@@ -702,20 +702,48 @@ class PacketResult(_message.Message):
     def __init__(self, id: _Optional[int] = ..., verdict: _Optional[_Union[Verdict, str]] = ..., data: _Optional[bytes] = ..., drop_reason: _Optional[str] = ..., crypto_status: _Optional[_Union[CryptoStatus, str]] = ..., offload_handle: _Optional[int] = ...) -> None: ...
 
 class PacketStreamRequest(_message.Message):
-    __slots__ = ("dev", "direction", "packets")
+    __slots__ = ("dev", "direction", "packets", "batch")
     DEV_FIELD_NUMBER: _ClassVar[int]
     DIRECTION_FIELD_NUMBER: _ClassVar[int]
     PACKETS_FIELD_NUMBER: _ClassVar[int]
+    BATCH_FIELD_NUMBER: _ClassVar[int]
     dev: str
     direction: PacketDirection
     packets: _containers.RepeatedCompositeFieldContainer[Packet]
-    def __init__(self, dev: _Optional[str] = ..., direction: _Optional[_Union[PacketDirection, str]] = ..., packets: _Optional[_Iterable[_Union[Packet, _Mapping]]] = ...) -> None: ...
+    batch: PacketBatch
+    def __init__(self, dev: _Optional[str] = ..., direction: _Optional[_Union[PacketDirection, str]] = ..., packets: _Optional[_Iterable[_Union[Packet, _Mapping]]] = ..., batch: _Optional[_Union[PacketBatch, _Mapping]] = ...) -> None: ...
 
 class PacketStreamResponse(_message.Message):
-    __slots__ = ("results",)
+    __slots__ = ("results", "batch")
     RESULTS_FIELD_NUMBER: _ClassVar[int]
+    BATCH_FIELD_NUMBER: _ClassVar[int]
     results: _containers.RepeatedCompositeFieldContainer[PacketResult]
-    def __init__(self, results: _Optional[_Iterable[_Union[PacketResult, _Mapping]]] = ...) -> None: ...
+    batch: PacketBatchResult
+    def __init__(self, results: _Optional[_Iterable[_Union[PacketResult, _Mapping]]] = ..., batch: _Optional[_Union[PacketBatchResult, _Mapping]] = ...) -> None: ...
+
+class PacketBatch(_message.Message):
+    __slots__ = ("data", "offload_handle", "seq")
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    OFFLOAD_HANDLE_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    data: _containers.RepeatedScalarFieldContainer[bytes]
+    offload_handle: _containers.RepeatedScalarFieldContainer[int]
+    seq: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, data: _Optional[_Iterable[bytes]] = ..., offload_handle: _Optional[_Iterable[int]] = ..., seq: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class PacketBatchResult(_message.Message):
+    __slots__ = ("verdict", "data", "offload_handle", "drop_reason", "crypto_status")
+    VERDICT_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    OFFLOAD_HANDLE_FIELD_NUMBER: _ClassVar[int]
+    DROP_REASON_FIELD_NUMBER: _ClassVar[int]
+    CRYPTO_STATUS_FIELD_NUMBER: _ClassVar[int]
+    verdict: _containers.RepeatedScalarFieldContainer[Verdict]
+    data: _containers.RepeatedScalarFieldContainer[bytes]
+    offload_handle: _containers.RepeatedScalarFieldContainer[int]
+    drop_reason: _containers.RepeatedScalarFieldContainer[str]
+    crypto_status: _containers.RepeatedScalarFieldContainer[CryptoStatus]
+    def __init__(self, verdict: _Optional[_Iterable[_Union[Verdict, str]]] = ..., data: _Optional[_Iterable[bytes]] = ..., offload_handle: _Optional[_Iterable[int]] = ..., drop_reason: _Optional[_Iterable[str]] = ..., crypto_status: _Optional[_Iterable[_Union[CryptoStatus, str]]] = ...) -> None: ...
 
 class WatchPacketsRequest(_message.Message):
     __slots__ = ("dev", "port")

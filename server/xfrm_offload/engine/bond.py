@@ -39,7 +39,7 @@ import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 
-from .datapath import DevicePath, Outcome, Verdict
+from .datapath import DevicePath, Results, Verdict
 from .device import (
     XFRM_OFFLOAD_PACKET,
     Device,
@@ -446,41 +446,63 @@ class Bond:
 
     # -- packets -----------------------------------------------------------------------
 
-    def tx(self, packets: Sequence[tuple[bytes, int, int]], now: float) -> list[Outcome]:
-        """Host -> wire through the active member; crypto-offload handles are the bond's.
+    def tx(
+        self,
+        packets: Sequence[bytes],
+        now: float,
+        handles: Sequence[int] = (),
+        seqs: Sequence[int] = (),
+    ) -> Results:
+        """Host -> wire through the active member; crypto-offload handles are the bond's
+        (``handles`` and ``seqs`` as DevicePath.tx takes them).
 
         A handle whose state has no device on the active member is dropped as
         XfrmOutNoStates (counted on the active member), as a device drops an unknown one.
         """
         active = self.active
         if active is None:
-            return [(Verdict.DROP, XfrmStat.OUT_ERROR, 0, 0) for _ in packets]
-        out: list[Outcome | None] = [None] * len(packets)
+            return _all_dropped(len(packets), XfrmStat.OUT_ERROR)
+        path = self.paths[active.name]
+        if not any(handles):
+            return path.tx(packets, now)  # packet offload only: no handle to translate
+        out = Results(len(packets))
         forward: list[int] = []
-        items: list[tuple[bytes, int, int]] = []
+        member_handles: list[int] = []
         back: dict[int, int] = {}
-        for i, (packet, handle, seq) in enumerate(packets):
+        for i, handle in enumerate(handles):
             if handle:
                 obj = self._objects.get(handle)
                 if obj is None or obj.member is not active:
                     active.stats.inc(XfrmStat.OUT_NO_STATES)
-                    out[i] = (Verdict.DROP, XfrmStat.OUT_NO_STATES, handle, 0)
+                    out.put(i, (Verdict.DROP, XfrmStat.OUT_NO_STATES, handle, 0))
                     continue
                 back[obj.member_handle] = handle
                 handle = obj.member_handle
             forward.append(i)
-            items.append((packet, handle, seq))
-        for i, (v, d, h, c) in zip(forward, self.paths[active.name].tx(items, now), strict=True):
-            out[i] = (v, d, back.get(h, h), c)
-        return out  # type: ignore[return-value]
+            member_handles.append(handle)
+        sent = path.tx(
+            [packets[i] for i in forward],
+            now,
+            member_handles,
+            [seqs[i] for i in forward] if seqs else (),
+        )
+        for i, (v, d, h, c) in zip(forward, sent.outcomes(), strict=True):
+            out.put(i, (v, d, back.get(h, h), c))
+        return out
 
-    def rx(self, packets: Sequence[bytes], now: float) -> list[Outcome]:
-        """Wire -> host through the active member; handles in the outcomes are the bond's."""
+    def rx(self, packets: Sequence[bytes], now: float) -> Results:
+        """Wire -> host through the active member; handles in the results are the bond's."""
         active = self.active
         if active is None or not self.up:
-            return [(Verdict.DROP, XfrmStat.IN_ERROR, 0, 0) for _ in packets]
+            return _all_dropped(len(packets), XfrmStat.IN_ERROR)
         out = self.paths[active.name].rx(packets, now)
-        return [(v, d, self.handle_of(active, h) if h else 0, c) for v, d, h, c in out]
+        bond_handle: dict[int, int] = {0: 0}
+        for i, h in enumerate(out.handle):
+            mapped = bond_handle.get(h)
+            if mapped is None:
+                mapped = bond_handle[h] = self.handle_of(active, h)
+            out.handle[i] = mapped
+        return out
 
     def pop_events(self) -> list[Event]:
         """The bond's events, then what its members raised during the bond's calls."""
@@ -489,3 +511,11 @@ class Bond:
         for name in self._order:
             events.extend(self.paths[name].device.pop_events())
         return events
+
+
+def _all_dropped(n: int, reason: XfrmStat) -> Results:
+    """A batch of ``n`` packets all dropped for ``reason``, counted nowhere (no device)."""
+    out = Results(n)
+    for i in range(n):
+        out.put(i, (Verdict.DROP, reason, 0, 0))
+    return out

@@ -19,8 +19,10 @@ Four paths, as Documentation/networking/xfrm_device.rst splits them:
   (CRYPTO_SUCCESS, CRYPTO_TUNNEL_ESP_AUTH_FAILED, ...); replay, lifetimes and
   decapsulation stay with the host.
 
-An outcome is a plain tuple ``(verdict, data, handle, crypto_status)``: ``data`` is the
-output packet for PASS and the XfrmStat for DROP. Lookups go through a flow cache keyed
+A batch's outcome is one ``Results``: parallel arrays (verdict, output bytes, state
+handle, crypto status per packet, and the reason of each drop), filled in place by the
+path and read as they are by the server's wire format; no object per packet besides the
+output bytes. Lookups go through a flow cache keyed
 by the header bytes that decide them, valid while ``Device.generation`` stays the same
 (any state, policy or link change clears it), so a steady stream costs a dict probe per
 packet instead of a selector walk. Consecutive packets that resolve to the same states
@@ -57,8 +59,63 @@ PASS = Verdict.PASS
 DROP = Verdict.DROP
 CONSUMED = Verdict.CONSUMED
 
-#: (verdict, output packet or drop reason, state handle or 0, crypto status or 0)
+#: One packet's outcome as a tuple (verdict, output packet or drop reason, state handle or
+#: 0, crypto status or 0): what the slow paths return, and ``Results.outcomes()``.
 Outcome = tuple[Verdict, "bytes | XfrmStat", int, int]
+
+
+class Results:
+    """The outcome of a batch of ``n`` packets, index i for packet i.
+
+    ``verdict`` holds Verdict values; ``data`` the output packet of a PASS (b"" for the
+    others); ``handle`` the state that processed the packet (0: none); ``crypto`` the
+    crypto-offload RX status, or None when no packet of the batch has one; ``drops`` the
+    XfrmStat of each DROP by index. Plain containers: they pickle to a worker and back.
+    """
+
+    __slots__ = ("crypto", "data", "drops", "handle", "verdict")
+
+    def __init__(self, n: int) -> None:
+        self.verdict = bytearray([PASS]) * n
+        self.data: list[bytes] = [b""] * n
+        self.handle: list[int] = [0] * n
+        self.crypto: list[int] | None = None
+        self.drops: dict[int, XfrmStat] = {}
+
+    def __len__(self) -> int:
+        return len(self.verdict)
+
+    def put(self, i: int, outcome: Outcome) -> None:
+        """Packet i's outcome from a tuple (the paths that are not a batch run)."""
+        verdict, data, handle, crypto = outcome
+        self.verdict[i] = verdict
+        self.handle[i] = handle
+        if verdict == DROP:
+            self.drops[i] = data  # type: ignore[assignment]  # a drop's data is its reason
+        else:
+            self.data[i] = data  # type: ignore[assignment]
+        if crypto:
+            if self.crypto is None:
+                self.crypto = [0] * len(self.verdict)
+            self.crypto[i] = crypto
+
+    def outcomes(self) -> list[Outcome]:
+        """The same as one tuple per packet (for tests and callers that want them)."""
+        crypto = self.crypto or [0] * len(self.verdict)
+        return [
+            (Verdict(v), self.drops[i] if v == DROP else self.data[i], self.handle[i], crypto[i])
+            for i, v in enumerate(self.verdict)
+        ]
+
+    def passed(self) -> list[int]:
+        """Indices of the packets that came out (PASS)."""
+        verdict = self.verdict
+        if PASS_ONLY.issuperset(verdict):
+            return list(range(len(verdict)))
+        return [i for i, v in enumerate(verdict) if v == PASS]
+
+
+PASS_ONLY = frozenset({int(PASS)})
 
 #: How long one ACQUIRE covers a (policy, template) pair: the kernel's xfrm_acq_expires.
 ACQUIRE_SECONDS = 30.0
@@ -160,15 +217,23 @@ class DevicePath:
 
     # -- TX -------------------------------------------------------------------------------
 
-    def tx(self, packets: Sequence[tuple[bytes, int, int]], now: float) -> list[Outcome]:
-        """Host -> wire. Each item: (packet, crypto-offload state handle or 0, seq)."""
+    def tx(
+        self,
+        packets: Sequence[bytes],
+        now: float,
+        handles: Sequence[int] = (),
+        seqs: Sequence[int] = (),
+    ) -> Results:
+        """Host -> wire. ``handles`` and ``seqs`` (crypto offload TX: the state and 64-bit
+        sequence number of each packet, handle 0 = packet offload) are empty or one per
+        packet."""
         self._sync()
         device = self.device
-        out: list[Outcome | None] = [None] * len(packets)
+        out = Results(len(packets))
         if not device.up:
             for i in range(len(packets)):
-                out[i] = self._tx_drop(XfrmStat.OUT_ERROR)
-            return out  # type: ignore[return-value]
+                out.put(i, self._tx_drop(XfrmStat.OUT_ERROR))
+            return out
         # Runs of consecutive packets bound for the same states go through together.
         run: list[int] = []
         run_route: _Route | None = None
@@ -176,9 +241,9 @@ class DevicePath:
         #: Indexes of the policies this batch's lookups selected (curlft.use_time).
         used: set[int] = set()
         cache_get = self._tx_cache.get
-        for i, (packet, handle, seq) in enumerate(packets):
-            if handle:
-                out[i] = self._crypto_tx(packet, handle, seq)
+        for i, packet in enumerate(packets):
+            if handles and handles[i]:
+                out.put(i, self._crypto_tx(packet, handles[i], seqs[i] if seqs else 0))
                 continue
             # The common case first: a cached flow's route.
             key = _flow_cache_key(packet)
@@ -193,14 +258,14 @@ class DevicePath:
                     used.add(resolved.policy_index)
                 run.append(i)
             else:
-                out[i] = resolved
+                out.put(i, resolved)
         if run and run_route is not None:
             self._encap_run(packets, run, run_route.states, out, now, touched)
         for entry in touched.values():
             device.collect_state_events(entry)
         for index in used:
             device.policy_used(index, now)
-        return out  # type: ignore[return-value]
+        return out
 
     def _tx_drop(self, reason: XfrmStat, handle: int = 0) -> Outcome:
         self.device.stats.inc(reason)
@@ -289,14 +354,15 @@ class DevicePath:
 
     def _encap_run(
         self,
-        packets: Sequence[tuple[bytes, int, int]],
+        packets: Sequence[bytes],
         run: list[int],
         states: tuple[OffloadedState, ...],
-        out: list[Outcome | None],
+        out: Results,
         now: float,
         touched: dict[int, OffloadedState],
     ) -> None:
-        data: list[Any] = [packets[i][0] for i in run]
+        whole = len(run) == len(packets)  # the common case: one run is the batch
+        data: list[Any] = list(packets) if whole else [packets[i] for i in run]
         handle = 0
         for entry in states:  # innermost template first, as the kernel applies them
             touched[entry.handle] = entry
@@ -308,8 +374,18 @@ class DevicePath:
                 results = entry.sa.encap_batch([data[j] for j in live], now)
                 for j, r in zip(live, results, strict=True):
                     data[j] = r
+        if whole and all(d.__class__ is bytes for d in data):
+            out.data = data
+            out.handle = [handle] * len(data)
+            return
+        out_data, out_handle = out.data, out.handle
         for i, d in zip(run, data, strict=True):
-            out[i] = (PASS, d, handle, 0) if d.__class__ is bytes else (DROP, d, handle, 0)
+            out_handle[i] = handle
+            if d.__class__ is bytes:
+                out_data[i] = d
+            else:
+                out.verdict[i] = DROP
+                out.drops[i] = d
 
     def _crypto_tx(self, frame: bytes, handle: int, seq: int) -> Outcome:
         device = self.device
@@ -337,15 +413,15 @@ class DevicePath:
 
     # -- RX -------------------------------------------------------------------------------
 
-    def rx(self, packets: Sequence[bytes], now: float) -> list[Outcome]:
+    def rx(self, packets: Sequence[bytes], now: float) -> Results:
         """Wire -> host."""
         self._sync()
         device = self.device
-        out: list[Outcome | None] = [None] * len(packets)
+        out = Results(len(packets))
         if not device.up:
             for i in range(len(packets)):
-                out[i] = self._rx_drop(XfrmStat.IN_ERROR)
-            return out  # type: ignore[return-value]
+                out.put(i, self._rx_drop(XfrmStat.IN_ERROR))
+            return out
         run: list[int] = []
         run_entry: OffloadedState | None = None
         touched: dict[int, OffloadedState] = {}
@@ -361,7 +437,7 @@ class DevicePath:
             if found.__class__ is OffloadedState:
                 entry: OffloadedState = found
                 if entry.type == OffloadType.CRYPTO:
-                    out[i] = self._crypto_rx(packet, entry)
+                    out.put(i, self._crypto_rx(packet, entry))
                     continue
                 if entry is not run_entry:
                     if run and run_entry is not None:
@@ -369,16 +445,16 @@ class DevicePath:
                     run, run_entry = [], entry
                 run.append(i)
             elif found is None:
-                out[i] = self._rx_policy(packet, None, 0, used)
+                out.put(i, self._rx_policy(packet, None, 0, used))
             else:
-                out[i] = found
+                out.put(i, found)
         if run and run_entry is not None:
             self._decap_run(packets, run, run_entry, out, now, touched, used)
         for entry in touched.values():
             device.collect_state_events(entry)
         for index in used:
             device.policy_used(index, now)
-        return out  # type: ignore[return-value]
+        return out
 
     def _rx_drop(self, reason: XfrmStat, handle: int = 0) -> Outcome:
         self.device.stats.inc(reason)
@@ -438,17 +514,20 @@ class DevicePath:
         packets: Sequence[bytes],
         run: list[int],
         entry: OffloadedState,
-        out: list[Outcome | None],
+        out: Results,
         now: float,
         touched: dict[int, OffloadedState],
         used: set[int],
     ) -> None:
         touched[entry.handle] = entry
-        results = entry.sa.decap_batch([packets[i] for i in run], now)
+        whole = len(run) == len(packets)
+        results = entry.sa.decap_batch(list(packets) if whole else [packets[i] for i in run], now)
         handle = entry.handle
         checked = self._rx_cache.setdefault(handle, {})
+        out_data, out_handle, out_verdict = out.data, out.handle, out.verdict
         encap = entry.config.encap is not None
         for i, r in zip(run, results, strict=True):
+            out_handle[i] = handle
             if r.__class__ is bytes:
                 if encap:  # verified ESP-in-UDP: esp_input_done2's NAT mapping check
                     self._check_mapping(entry, packets[i], now)
@@ -456,21 +535,22 @@ class DevicePath:
                 # None passes with no policy, an int passes through that policy.
                 key = _flow_cache_key(r)
                 if key is not None:
-                    verdict = checked.get(key, _UNCHECKED)
-                    if verdict is None:
-                        out[i] = (PASS, r, handle, 0)
+                    cached = checked.get(key, _UNCHECKED)
+                    if cached is None:
+                        out_data[i] = r
                         continue
-                    if verdict.__class__ is int:
-                        used.add(verdict)
-                        out[i] = (PASS, r, handle, 0)
+                    if cached.__class__ is int:
+                        used.add(cached)
+                        out_data[i] = r
                         continue
-                out[i] = self._rx_policy(r, entry, handle, used)
+                out.put(i, self._rx_policy(r, entry, handle, used))
             elif r is None:
-                out[i] = (CONSUMED, b"", handle, 0)  # a dummy packet (next header 59)
+                out_verdict[i] = CONSUMED  # a dummy packet (next header 59)
             elif isinstance(r, NonEsp):
-                out[i] = (PASS, packets[i], 0, 0)  # IKE or keepalive: the host's business
+                out.put(i, (PASS, packets[i], 0, 0))  # IKE or keepalive: the host's business
             else:
-                out[i] = (DROP, r, handle, 0)
+                out_verdict[i] = DROP
+                out.drops[i] = r  # type: ignore[assignment]
 
     def _rx_policy(
         self, packet: bytes, entry: OffloadedState | None, handle: int, used: set[int]

@@ -14,12 +14,14 @@ from grpc_reflection.v1alpha import reflection
 
 from xfrm_offload.v1 import offload_pb2, offload_pb2_grpc
 from xfrm_offload.v1.endpoint import default_socket_path
+from xfrm_offload.v1.transport import CHANNEL_OPTIONS
 
 from . import logs
 from .clock import SystemClock, VirtualClock
 from .config import ServerConfig
 from .datapath import DatapathServicer
 from .health import HealthServicer
+from .limits import CallLimit, grpc_options
 from .malformed import MalformedRequests
 from .metrics import Metrics
 from .nic import Nic
@@ -32,8 +34,6 @@ SERVICE_NAMES = tuple(
     offload_pb2.DESCRIPTOR.services_by_name[name].full_name
     for name in ("XfrmDevService", "DeviceService", "DatapathService", "DiagService")
 )
-#: Large packet batches must fit in one message.
-MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 #: At a graceful stop with packet streams open: time for their clients to take the end.
 STREAM_LINGER_SECONDS = 0.2
 
@@ -59,28 +59,32 @@ class OffloadServer:
         self.clock = VirtualClock() if config.virtual_clock else SystemClock()
         self.nic = Nic(config, self.clock)
         self.health = HealthServicer()
+        #: --max-calls: calls past it are refused RESOURCE_EXHAUSTED before any other work.
+        self.calls = CallLimit(config.max_calls)
         #: Undecodable request bytes get INVALID_ARGUMENT, not UNKNOWN and a traceback.
         self.malformed = MalformedRequests()
         self.security = Security(config.security, self.nic, config.log_format)
         # --metrics: its interceptor counts every RPC, so it exists before the server.
         self.metrics = Metrics(self.nic) if config.metrics is not None else None
-        interceptors = [self.malformed, *self.security.interceptors()]
+        interceptors = [self.calls, self.malformed, *self.security.interceptors()]
         if self.metrics is not None:
             interceptors.insert(0, self.metrics.interceptor)
         self.server = aio.server(
-            # Outermost first: metrics count every call; a request that does not decode is
-            # refused before the authorizer (which reads the request's fields) sees it.
+            # Outermost first: metrics count every call, refused ones included; a call past
+            # --max-calls is refused before it is decoded or authorized (it costs nothing);
+            # a request that does not decode is refused before the authorizer (which reads
+            # the request's fields) sees it.
             interceptors=interceptors,
             options=[
-                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                *CHANNEL_OPTIONS,
+                *grpc_options(config.max_calls),
             ],
         )
         offload_pb2_grpc.add_XfrmDevServiceServicer_to_server(
             XfrmDevServicer(self.nic), self.server
         )
         offload_pb2_grpc.add_DeviceServiceServicer_to_server(DeviceServicer(self.nic), self.server)
-        self.datapath = DatapathServicer(self.nic)
+        self.datapath = DatapathServicer(self.nic, config.packet_budget)
         self.datapath.register(self.server)
         offload_pb2_grpc.add_DiagServiceServicer_to_server(
             DiagServicer(self.nic, self.clock), self.server

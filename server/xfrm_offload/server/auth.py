@@ -19,6 +19,7 @@ the stream starts.
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -387,9 +388,8 @@ class Authorizer(aio.ServerInterceptor):  # type: ignore[type-arg]
 
         inner_ss: Any = handler.stream_stream
 
-        async def stream_stream(
-            requests: AsyncIterator[Any], context: Context
-        ) -> AsyncIterator[Any]:
+        async def admitted(requests: AsyncIterator[Any], context: Context) -> AsyncIterator[Any]:
+            """The requests, once the first one's devices are admitted (it is read again)."""
             iterator = aiter(requests)
             first = await anext(iterator, None)
             devices = rule.devices(first, nic) if first is not None else None
@@ -401,7 +401,20 @@ class Authorizer(aio.ServerInterceptor):  # type: ignore[type-arg]
                 async for request in iterator:
                     yield request
 
-            async for response in inner_ss(replay(), context):
+            return replay()
+
+        if not inspect.isasyncgenfunction(inner_ss):
+            # A method that writes with context.write (PacketStream) stays a coroutine.
+
+            async def stream_stream_writes(requests: AsyncIterator[Any], context: Context) -> None:
+                await inner_ss(await admitted(requests, context), context)
+
+            return grpc.stream_stream_rpc_method_handler(stream_stream_writes, **serdes)
+
+        async def stream_stream(
+            requests: AsyncIterator[Any], context: Context
+        ) -> AsyncIterator[Any]:
+            async for response in inner_ss(await admitted(requests, context), context):
                 yield response
 
         return grpc.stream_stream_rpc_method_handler(stream_stream, **serdes)

@@ -49,6 +49,10 @@ class ServerConfig:
     log_format: str = "text"
     uvloop: bool = False
     workers: int = 0
+    #: Calls in flight before new ones are answered RESOURCE_EXHAUSTED (limits.py).
+    max_calls: int = 10_000
+    #: Packet bytes in flight across every PacketStream (datapath.py's PacketBudget).
+    packet_budget: int = 256 << 20
     bonds: tuple[BondSpec, ...] = ()
     security: security.SecurityConfig = field(default_factory=security.SecurityConfig)
     metrics: Endpoint | None = None
@@ -116,6 +120,16 @@ def _workers(text: str) -> int:
     return int(text)
 
 
+def _at_least_one(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number of at least 1")
+    return int(text)
+
+
+def _mebibytes(text: str) -> int:
+    return _at_least_one(text) << 20
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="xfrm-offloadd",
@@ -177,6 +191,22 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="run the devices in N worker processes, sharded round-robin "
         "(default 0: in the server's own process)",
+    )
+    parser.add_argument(
+        "--max-calls",
+        type=_at_least_one,
+        default=10_000,
+        metavar="N",
+        help="calls in flight (streams included) before new ones are answered "
+        "RESOURCE_EXHAUSTED with a retry hint (default: 10000)",
+    )
+    parser.add_argument(
+        "--packet-budget",
+        type=_mebibytes,
+        default=256 << 20,
+        metavar="MIB",
+        help="packet bytes in flight across all packet streams, MiB; streams past it "
+        "wait on flow control (default: 256)",
     )
     security.add_arguments(parser)
     parser.add_argument(
@@ -243,6 +273,8 @@ def parse_args(argv: Sequence[str] | None = None) -> ServerConfig:
         log_format=args.log_format,
         uvloop=args.uvloop,
         workers=args.workers,
+        max_calls=args.max_calls,
+        packet_budget=args.packet_budget,
         bonds=tuple(args.bond),
         security=security.from_args(parser, args, listen),
         metrics=args.metrics,

@@ -1,19 +1,28 @@
 """The packet path over gRPC: PacketStream batches in, results out; taps and cables.
 
 A PacketStream carries one device and one direction, fixed by its first message.
-Batches go to the device (in this process, or its worker) in the order they arrive
-and their results come back in that order, one response per request. Up to
-``PIPELINE_DEPTH`` batches of a stream are in the device's hands at once, so the gRPC
-work on the next batch overlaps with the device's work on this one; beyond that the
-stream stops reading, and gRPC's flow control (HTTP/2 windows) holds the client
-back: a fast sender is slowed to the NIC's pace, and a client that does not read its
-results stops the server from reading more. The memory one stream can pin is
-bounded by those windows and the pipeline depth.
+Each request is decoded once, here (``packetwire.decode``), into engine values; the
+device (in this process, or its worker) gets them in chunks of at most
+``packetwire.CHUNK_PACKETS`` packets and answers with the engine's ``Results``, which
+``packetwire.encode`` turns into the response. One response per request, in order.
 
-Requests reach the device still serialized (``ops.packets``) and responses leave it
-serialized: the per-packet messages are parsed and built where the packets are
-processed (a worker's core, with --workers). The gRPC side parses each request only
-to check its device and direction (cheap next to the packets: ~8 us per 90 kB batch).
+Up to ``PIPELINE_DEPTH`` batches of a stream wait for their answers to be written (one
+more may be on its way to the device), so the gRPC work on one batch overlaps with the
+device's work on the next. Every batch is also charged to one server-wide
+``PacketBudget`` (``--packet-budget``): ``CHARGE_FACTOR`` times its request's size (the
+request, its packets, their outputs and the answer) from the moment it is read until its
+answer has been written. A stream waits for room in the budget before it reads, and
+for its charge after: meanwhile gRPC's flow control (HTTP/2 windows) holds its client
+back; so does a client that does not read its results (its answers are not written).
+So the packet bytes all streams together can pin are bounded by the budget, plus, per
+stream, its HTTP/2 window and the one request it read when there was room.
+
+Between two chunks other work gets its turn (control calls, other streams): in this
+process the loop runs other tasks between chunks; with --workers control calls take
+the worker's pipe before the chunks still waiting (workers.py).
+
+A stream its client cancels ends quietly: its tasks stop, its budget is given back,
+nothing is logged.
 
 Taps (WatchPackets) see copies: PORT_WIRE everything a device transmits, PORT_HOST
 what a device receives through a cable from another device and hands to its host.
@@ -24,28 +33,112 @@ from __future__ import annotations
 
 import asyncio
 import collections
-from collections.abc import AsyncIterator
+import contextlib
+import functools
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import grpc
-from google.protobuf.message import DecodeError
 
+from xfrm_offload.engine.datapath import Results
 from xfrm_offload.engine.errors import InvalidArgument, LocalError
 from xfrm_offload.v1 import offload_pb2 as pb
 from xfrm_offload.v1 import offload_pb2_grpc
 
-from . import ops
+from . import ops, packetwire
 from .convert import impairment_from_pb, impairment_to_pb
 from .events import Feed
 from .impair import WireImpairments
 from .nic import Nic
+from .packetwire import Batch
 from .servicers import refusals
 from .status import Context, abort, abort_invalid, abort_not_found, build_status, status_from_error
-from .workers import WorkerDied
+from .workers import LocalDevices, WorkerDied
 
 #: Batches a watcher may have waiting before new ones are counted as lost.
 TAP_QUEUE_LIMIT = 1024
-#: Batches of one stream in the device's hands at once.
+#: Batches of one stream in the server's hands at once.
 PIPELINE_DEPTH = 4
+#: Packet bytes in flight across all streams, by default (--packet-budget).
+DEFAULT_PACKET_BUDGET = 256 << 20
+#: A batch in the server's hands holds about this many times its request's size: the
+#: request, its decoded packets, their outputs and the serialized answer.
+CHARGE_FACTOR = 4
+
+
+class PacketBudget:
+    """Bytes of packet batches in the server's hands, across every stream, at most ``limit``.
+
+    ``acquire`` waits, first come first served, until the bytes fit (a batch larger than
+    the whole budget waits for all of it: it runs alone). ``held`` never exceeds
+    ``limit``; ``peak`` is the most it ever was, ``waits`` how often a stream had to wait.
+    ``room`` waits until there is room at all: a stream waits there before it reads its
+    next request, so a full budget leaves requests in gRPC's flow control, not in memory.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.held = 0
+        self.peak = 0
+        self.waits = 0
+        self._waiters: collections.deque[tuple[int, asyncio.Future[None]]] = collections.deque()
+        self._room: list[asyncio.Future[None]] = []
+
+    def charge(self, size: int) -> int:
+        """What a request of ``size`` bytes is charged: CHARGE_FACTOR times its size (never
+        more than the whole budget)."""
+        return min(CHARGE_FACTOR * size, self.limit)
+
+    async def room(self) -> None:
+        """Return when the budget has room and nobody waits for it."""
+        while self.held >= self.limit or self._waiters:
+            self.waits += 1
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._room.append(waiter)
+            await waiter
+
+    async def acquire(self, amount: int) -> None:
+        if not self._waiters and self.held + amount <= self.limit:
+            self._take(amount)
+            return
+        self.waits += 1
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append((amount, waiter))
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.cancelled():  # still queued (_wake skips it) or never granted
+                with contextlib.suppress(ValueError):
+                    self._waiters.remove((amount, waiter))
+                self._wake()
+            else:
+                self.release(amount)  # granted as we were cancelled: give it back
+            raise
+
+    def release(self, amount: int) -> None:
+        self.held -= amount
+        self._wake()
+
+    def _take(self, amount: int) -> None:
+        self.held += amount
+        self.peak = max(self.peak, self.held)
+
+    def _wake(self) -> None:
+        while self._waiters:
+            amount, waiter = self._waiters[0]
+            if waiter.cancelled():  # its task was cancelled and has not run yet
+                self._waiters.popleft()
+                continue
+            if self.held + amount > self.limit:
+                return
+            self._waiters.popleft()
+            self._take(amount)
+            waiter.set_result(None)
+        if self.held < self.limit and self._room:
+            for waiter in self._room:
+                if not waiter.done():
+                    waiter.set_result(None)
+            self._room.clear()
 
 
 def _lost_packets(count: int) -> pb.WatchPacketsResponse:
@@ -127,34 +220,118 @@ class Wires:
 
 
 def _passthrough(message: bytes | pb.PacketStreamResponse) -> bytes:
-    """Responses built by the device are already serialized."""
+    """Responses are built serialized (packetwire.encode)."""
     return message if isinstance(message, bytes) else message.SerializeToString()
+
+
+class _Job:
+    """One batch between reading and writing: its decoded packets, its budget charge and
+    the device calls on its chunks."""
+
+    __slots__ = ("batch", "calls", "charge")
+
+    def __init__(self, batch: Batch, charge: int) -> None:
+        self.batch = batch
+        self.charge = charge
+        self.calls: list[asyncio.Future[Results]] = []
+
+
+async def _in_turn(
+    before: asyncio.Future[Results] | None, call: Callable[[], Awaitable[Results]]
+) -> Results:
+    """``call()``, once ``before`` is done and the event loop has had one turn."""
+    if before is not None:
+        await asyncio.wait((before,))
+    await asyncio.sleep(0)
+    return await call()
+
+
+async def _decode(raw: bytes) -> Batch:
+    """``packetwire.decode``; a large request is read a chunk per turn of the loop."""
+    if len(raw) < packetwire.LARGE_REQUEST:
+        return packetwire.decode(raw)
+    scanner = packetwire.Scanner(raw)
+    while not scanner.step(packetwire.CHUNK_PACKETS):
+        await asyncio.sleep(0)
+    return scanner.batch()
+
+
+async def _encode(batch: Batch, results: list[Results]) -> bytes:
+    """``packetwire.encode``; a packed answer of many chunks is built a chunk per turn of
+    the event loop and joined in a thread (bytes.join lets go of the GIL), so a 64 MiB
+    answer does not hold the loop (and every control call) for the ~130 ms the protobuf
+    runtime takes to serialize it."""
+    if batch.ids is not None or len(results) <= 1:
+        return packetwire.encode(batch, results)
+    pieces = []
+    for r in results:
+        pieces.append(packetwire.data_pieces(r))
+        await asyncio.sleep(0)
+    return await asyncio.to_thread(b"".join, packetwire.packed_pieces(results, pieces))
+
+
+def _drop(future: asyncio.Future[Any]) -> None:
+    """Cancel a future nobody will await; if it already failed, its error is taken here
+    (a stream that ended has no use for it, and asyncio would log it as never retrieved)."""
+    if future.done():
+        if not future.cancelled():
+            future.exception()
+    else:
+        future.cancel()
+        future.add_done_callback(_quiet)
+
+
+def _quiet(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
+async def _write(context: Context, response: bytes) -> bool:
+    """Send one response; False if the client is gone (it cancelled, or its connection
+    ended): the stream then ends without a word, as the client no longer listens."""
+    try:
+        await context.write(response)
+    except asyncio.CancelledError:
+        raise
+    except Exception:  # bytes cannot fail to serialize: the call is over in gRPC core
+        return False
+    return True
 
 
 class DatapathServicer(offload_pb2_grpc.DatapathServiceServicer):
     """The packet path."""
 
-    def __init__(self, nic: Nic) -> None:
+    def __init__(self, nic: Nic, packet_budget: int = DEFAULT_PACKET_BUDGET) -> None:
         self.nic = nic
         self.wires = Wires(nic)
+        self.budget = PacketBudget(packet_budget)
         #: Set at shutdown: streams stop reading, answer what they have, and end OK.
         self.stopping = asyncio.Event()
-        #: PacketStreams open now.
+        #: PacketStreams open now, and how many of them wait for an answer to be taken.
         self.open_streams = 0
+        self.writing = 0
 
     def shutdown(self) -> None:
         """End every packet stream and tap cleanly (graceful server stop)."""
         self.stopping.set()
         self.wires.close()
 
-    async def _until_shutdown(self, requests: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-        """The stream's requests, until it ends or the server starts shutting down."""
+    async def _until_shutdown(
+        self, requests: AsyncIterator[bytes], before_each: Callable[[], Awaitable[None]]
+    ) -> AsyncIterator[bytes]:
+        """The stream's requests, until it ends or the server starts shutting down; each is
+        read only once ``before_each()`` returns."""
         iterator = aiter(requests)
         stop = asyncio.ensure_future(self.stopping.wait())
         following: asyncio.Future[bytes | None] | None = None
+
+        async def next_request() -> bytes | None:
+            await before_each()
+            return await anext(iterator, None)
+
         try:
             while True:
-                following = asyncio.ensure_future(anext(iterator, None))
+                following = asyncio.ensure_future(next_request())
                 await asyncio.wait((following, stop), return_when=asyncio.FIRST_COMPLETED)
                 if not following.done():
                     return
@@ -164,8 +341,8 @@ class DatapathServicer(offload_pb2_grpc.DatapathServiceServicer):
                 yield raw
         finally:
             stop.cancel()
-            if following is not None and not following.done():
-                following.cancel()
+            if following is not None:
+                _drop(following)
 
     def register(self, server: grpc.aio.Server) -> None:
         """Add the service with PacketStream working on serialized messages (see module doc)."""
@@ -199,40 +376,55 @@ class DatapathServicer(offload_pb2_grpc.DatapathServiceServicer):
         name = pb.DESCRIPTOR.services_by_name["DatapathService"].full_name
         server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(name, handlers),))
 
+    def _submit(
+        self, head: tuple[str, int], job: _Job, after: asyncio.Future[Results] | None
+    ) -> None:
+        """Hand a batch's chunks to the device, in order, after the stream's previous ones
+        (``head``: the stream's device and direction; later requests may leave them out).
+
+        With workers every chunk is sent at once (the worker's pipe keeps the order and
+        lets control calls pass). In this process each chunk waits for the one before
+        it and for one turn of the event loop, so a large batch does not hold the loop.
+        """
+        nic = self.nic
+        dev, direction = head
+        now = nic.clock.now()
+        inline = isinstance(nic.host, LocalDevices)
+        for data, handles, seqs in job.batch.chunks():
+            call = functools.partial(
+                nic.call, dev, ops.packets, direction, data, handles, seqs, now
+            )
+            after = asyncio.ensure_future(_in_turn(after, call) if inline else call())
+            job.calls.append(after)
+
     async def PacketStream(  # type: ignore[override]
         self, request_iterator: AsyncIterator[bytes], context: Context
-    ) -> AsyncIterator[bytes]:
-        nic = self.nic
-        in_flight: asyncio.Queue[asyncio.Task[tuple[bytes, list[tuple[int, bytes]]]] | None]
-        in_flight = asyncio.Queue(PIPELINE_DEPTH)
-        dev = ""
-        direction = 0
+    ) -> None:
+        in_flight: asyncio.Queue[_Job | None] = asyncio.Queue(PIPELINE_DEPTH)
+        held: set[_Job] = set()  # charged to the budget and not yet released
+        budget = self.budget
+        #: (dev, direction) from the first message: they hold for the whole stream.
+        first: list[tuple[str, int]] = []
 
         async def feed() -> None:
-            """Read requests into the pipeline; end it with None, also after a refusal."""
-            nonlocal dev, direction
+            """Read, charge, decode and submit requests; end the pipeline with None, also
+            after a refusal."""
+            last: asyncio.Future[Results] | None = None
             try:
-                async for raw in self._until_shutdown(request_iterator):
-                    try:
-                        head = pb.PacketStreamRequest.FromString(raw)
-                    except DecodeError:
-                        raise InvalidArgument(
-                            "not a PacketStreamRequest", field="packets"
-                        ) from None
-                    if not dev:
-                        dev, direction = head.dev, head.direction
-                        nic.device(dev, "dev")
-                        if direction not in (pb.PACKET_DIRECTION_TX, pb.PACKET_DIRECTION_RX):
-                            raise InvalidArgument("direction must be TX or RX", field="direction")
-                    elif (head.dev and head.dev != dev) or (
-                        head.direction and head.direction != direction
-                    ):
-                        raise InvalidArgument(
-                            "a stream carries one device and one direction", field="dev"
-                        )
-                    wire = self.wires.wanted(dev, direction)
-                    call = nic.call(dev, ops.packets, direction, raw, nic.clock.now(), wire)
-                    await in_flight.put(asyncio.ensure_future(call))
+                async for raw in self._until_shutdown(request_iterator, budget.room):
+                    charge = budget.charge(len(raw))
+                    await budget.acquire(charge)
+                    job = _Job(Batch("", 0, []), charge)
+                    held.add(job)
+                    job.batch = batch = await _decode(raw)
+                    del raw
+                    self._check_head(first, batch)
+                    # Submitted before it joins the pipeline: the writer never sees a job
+                    # whose calls are not all made.
+                    self._submit(first[0], job, last)
+                    if job.calls:
+                        last = job.calls[-1]
+                    await in_flight.put(job)
             except asyncio.CancelledError:
                 raise  # the stream is gone: nobody will read an end marker
             except BaseException:
@@ -243,11 +435,25 @@ class DatapathServicer(offload_pb2_grpc.DatapathServiceServicer):
         feeder = asyncio.ensure_future(feed())
         self.open_streams += 1
         try:
-            while (task := await in_flight.get()) is not None:
-                response, delivered = await task
-                if delivered:
-                    await self.wires.transmitted(dev, delivered)
-                yield response
+            while (job := await in_flight.get()) is not None:
+                results = [await call for call in job.calls]
+                batch = job.batch
+                dev, direction = first[0]
+                if self.wires.wanted(dev, direction):
+                    delivered = packetwire.delivered(batch, results)
+                    if delivered:
+                        await self.wires.transmitted(dev, delivered)
+                response = await _encode(batch, results)
+                del results
+                self.writing += 1
+                try:
+                    written = await _write(context, response)
+                finally:
+                    self.writing -= 1
+                if not written:
+                    return  # the client is gone
+                held.discard(job)
+                budget.release(job.charge)
             await feeder  # surfaces a refusal of the stream's framing
         except LocalError as exc:
             await abort(context, status_from_error(exc))
@@ -255,7 +461,25 @@ class DatapathServicer(offload_pb2_grpc.DatapathServiceServicer):
             await abort(context, build_status(grpc.StatusCode.UNAVAILABLE, str(exc)))
         finally:
             self.open_streams -= 1
-            feeder.cancel()
+            _drop(feeder)
+            for job in held:
+                for call in job.calls:
+                    _drop(call)
+                budget.release(job.charge)
+            held.clear()
+
+    def _check_head(self, first: list[tuple[str, int]], batch: Batch) -> None:
+        """The first batch names a device and a direction (kept in ``first``, not the
+        batch: its packets must not live as long as the stream); later ones keep them."""
+        if not first:
+            self.nic.device(batch.dev, "dev")
+            if batch.direction not in (pb.PACKET_DIRECTION_TX, pb.PACKET_DIRECTION_RX):
+                raise InvalidArgument("direction must be TX or RX", field="direction")
+            first.append((batch.dev, batch.direction))
+        elif (batch.dev and batch.dev != first[0][0]) or (
+            batch.direction and batch.direction != first[0][1]
+        ):
+            raise InvalidArgument("a stream carries one device and one direction", field="dev")
 
     async def WatchPackets(
         self, request: pb.WatchPacketsRequest, context: Context

@@ -10,7 +10,7 @@ LocalError with field names relative to the request message the servicer passes 
 from __future__ import annotations
 
 from xfrm_offload.engine.bond import Bond
-from xfrm_offload.engine.datapath import DevicePath, Outcome, Verdict
+from xfrm_offload.engine.datapath import DevicePath, Results
 from xfrm_offload.engine.device import Device, OffloadedPolicy, OffloadedState
 from xfrm_offload.engine.errors import LocalError, NotFound
 from xfrm_offload.v1 import offload_pb2 as pb
@@ -19,13 +19,6 @@ from xfrm_offload.v1 import xfrm_pb2 as xpb
 from . import convert
 
 TX = pb.PACKET_DIRECTION_TX
-
-_VERDICT_TO_PB = {
-    Verdict.PASS: pb.VERDICT_PASS,
-    Verdict.DROP: pb.VERDICT_DROP,
-    Verdict.CONSUMED: pb.VERDICT_CONSUMED,
-}
-
 
 # -- xfrmdev_ops ----------------------------------------------------------------------
 
@@ -223,68 +216,28 @@ def poll(device: Device, path: DevicePath, now: float) -> None:
 # -- packets ---------------------------------------------------------------------------
 
 
-def results_to_pb(
-    response: pb.PacketStreamResponse, ids: list[int], outcomes: list[Outcome]
-) -> None:
-    """Engine outcomes into ``response.results`` (a drop names its xfrm_stat counter).
-
-    Built in place, field by field: constructing each PacketResult with keywords and
-    then copying it into the response cost about three times as much per packet.
-    """
-    add = response.results.add
-    for packet_id, (verdict, data, handle, crypto) in zip(ids, outcomes, strict=True):
-        result = add()
-        result.id = packet_id
-        result.offload_handle = handle
-        if verdict is Verdict.DROP:
-            result.verdict = pb.VERDICT_DROP
-            result.drop_reason = data  # type: ignore[assignment]  # an XfrmStat (a str)
-        else:
-            result.verdict = _VERDICT_TO_PB[verdict]
-            result.data = data  # type: ignore[assignment]
-            if crypto:
-                result.crypto_status = crypto  # type: ignore[assignment]
-
-
 def packets(
-    device: Device, path: DevicePath, direction: int, request: bytes, now: float, wire: bool
-) -> tuple[bytes, list[tuple[int, bytes]]]:
-    """One PacketStream batch, serialized request in, serialized response out.
-
-    Working on the wire bytes keeps the parsing and building of packet messages where
-    the packets are processed (a worker's core, not the gRPC process's). With ``wire``
-    set, also returns (id, data) of every packet this batch put on the wire (TX) or
-    handed to the host (RX), for taps and cables.
-    """
-    batch = pb.PacketStreamRequest.FromString(request).packets
-    ids = [p.id for p in batch]
+    device: Device,
+    path: DevicePath,
+    direction: int,
+    data: list[bytes],
+    handles: list[int],
+    seqs: list[int],
+    now: float,
+) -> Results:
+    """One chunk of a PacketStream batch, engine values in and out (packetwire.py decoded
+    it and encodes the answer: no protobuf crosses to a worker)."""
     if direction == TX:
-        outcomes = path.tx([(p.data, p.offload_handle, p.seq) for p in batch], now)
-    else:
-        outcomes = path.rx([p.data for p in batch], now)
-    reply = pb.PacketStreamResponse()
-    results_to_pb(reply, ids, outcomes)
-    response = reply.SerializeToString()
-    delivered: list[tuple[int, bytes]] = []
-    if wire:
-        delivered = [
-            (i, o[1])  # type: ignore[misc]
-            for i, o in zip(ids, outcomes, strict=True)
-            if o[0] is Verdict.PASS
-        ]
-    return response, delivered
+        return path.tx(data, now, handles, seqs)
+    return path.rx(data, now)
 
 
 def receive(
     device: Device, path: DevicePath, items: list[tuple[int, bytes]], now: float
 ) -> list[tuple[int, bytes]]:
     """Packets arriving through a cable: the RX path; what reaches the host."""
-    outcomes = path.rx([data for _, data in items], now)
-    return [
-        (i, o[1])  # type: ignore[misc]
-        for (i, _), o in zip(items, outcomes, strict=True)
-        if o[0] is Verdict.PASS
-    ]
+    results = path.rx([data for _, data in items], now)
+    return [(items[i][0], results.data[i]) for i in results.passed()]
 
 
 def drain_events(device: Device, watched: bool) -> list[pb.WatchEventsResponse]:

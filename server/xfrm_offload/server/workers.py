@@ -4,9 +4,12 @@
 (``xfrm-offloadd --workers N``) gives each of N worker processes a shard of the
 devices (round-robin in --device order); the gRPC process forwards every call on a
 device, control and packets alike, to that device's worker over a pipe. One worker
-handles its calls strictly in the order they were sent, so the control plane stays
-consistent with the packet path: a state deleted by a call sent before a batch is
-not used by that batch, and a batch sent before a delete is processed in full.
+handles its calls strictly in the order they reach the pipe. Calls wait for the pipe
+in two lanes: control calls go before packet chunks still waiting (a control call never
+queues behind a packet flood); within a lane the order is kept. So a state deleted by a
+call made before a chunk is not used by that chunk; a chunk already on the pipe is
+processed in full before a later control call (a batch is handed over in chunks of
+packetwire.CHUNK_PACKETS, so a control call waits for at most about one chunk).
 
 A call returns ``(ok, result)``: whether the device accepted it, and its result or its
 refusal (a LocalError). After every call the device's next time-limit deadline
@@ -69,6 +72,8 @@ Watched = Callable[[], bool]
 DeviceSpec = tuple[str, int, str]
 #: One bond to host: (name, ifindex, member names, bonding mode).
 BondHostSpec = tuple[str, int, tuple[str, ...], str]
+#: The calls that carry packets: they take the pipe after every waiting control call.
+PACKET_CALLS = frozenset({ops.packets, ops.receive})
 
 
 class WorkerDied(RuntimeError):
@@ -282,8 +287,13 @@ class _Worker:
         #: The devices this worker hosts.
         self.names = [name for name, _, _ in specs]
         self.devices = ", ".join(self.names)
+        #: Futures of the calls on the pipe, in the order they were sent.
         self.pending: collections.deque[asyncio.Future[Any]] = collections.deque()
-        self.outbox: collections.deque[Any] = collections.deque()
+        #: Waiting for the pipe, (message, future): control calls, then packet calls.
+        self.outbox: collections.deque[tuple[Any, asyncio.Future[Any] | None]]
+        self.outbox = collections.deque()
+        self.bulk: collections.deque[tuple[Any, asyncio.Future[Any] | None]]
+        self.bulk = collections.deque()
         self.wakeup = threading.Condition()
         self.closed = False
         #: Set by ``stop``: the end that follows is not a death.
@@ -298,26 +308,27 @@ class _Worker:
         self.sender.start()
         self.receiver.start()
 
-    def submit(self, message: Any) -> asyncio.Future[Any]:
+    def submit(self, message: Any, bulk: bool = False) -> asyncio.Future[Any]:
         future: asyncio.Future[Any] = self.loop.create_future()
         with self.wakeup:
             if self.closed:
                 future.set_exception(WorkerDied(self.gone))
                 return future
-            # The future joins the queue with its message: answers come back in order.
-            self.pending.append(future)
-            self.outbox.append(message)
+            (self.bulk if bulk else self.outbox).append((message, future))
             self.wakeup.notify()
         return future
 
     def _send_loop(self) -> None:
         while True:
             with self.wakeup:
-                while not self.outbox and not self.closed:
+                while not self.outbox and not self.bulk and not self.closed:
                     self.wakeup.wait()
                 if self.closed:
                     return
-                message = self.outbox.popleft()
+                message, future = (self.outbox or self.bulk).popleft()
+                if future is not None:
+                    # Joins the answers' queue as its message takes the pipe: in order.
+                    self.pending.append(future)
             try:
                 self.conn.send(message)
             except (BrokenPipeError, ConnectionResetError, EOFError):
@@ -349,8 +360,12 @@ class _Worker:
         with self.wakeup:
             self.closed = True
             self.wakeup.notify()  # the sender stops too
-        while self.pending:
-            future = self.pending.popleft()
+            waiting = [f for _, f in (*self.outbox, *self.bulk) if f is not None]
+            failing = [*self.pending, *waiting]
+            self.pending.clear()
+            self.outbox.clear()
+            self.bulk.clear()
+        for future in failing:
             self._to_loop(_fail, future, WorkerDied(self.gone))
         self.process.join()  # reap it (its exit code, for the log)
         self._to_loop(self.on_exit, self)
@@ -362,7 +377,7 @@ class _Worker:
     def stop(self) -> None:
         with self.wakeup:
             self.stopping = True
-            self.outbox.append(None)
+            self.bulk.append((None, None))  # after every call already waiting
             self.wakeup.notify()
 
 
@@ -500,7 +515,8 @@ class WorkerPool:
 
     async def call(self, dev: str, fn: Callable[..., Any], *args: Any) -> Call:
         worker = self.workers[self.shard_of[dev]]
-        reply: Call = await worker.submit((dev, fn, args, self.watched()))
+        message = (dev, fn, args, self.watched())
+        reply: Call = await worker.submit(message, fn in PACKET_CALLS)
         return reply
 
     async def close(self, timeout: float = 5.0) -> None:

@@ -1,0 +1,389 @@
+"""PacketStream's wire form and transport settings, against today's path, in one run.
+
+Run: ``PYTHONPATH=proto:server:client python bench/packet_shape.py`` (``--quick`` for a
+smoke run; ``--baseline REF`` names the git ref whose server is "today's path",
+default ``main``; ``--json`` for machine-readable output).
+
+AES-128-GCM tunnel IPv4 packet offload TX, inner packets of 1400 B, batches of 64. Every
+server is a separate process on a Unix socket; every request is serialized before a round
+is timed, and answers are parsed (the client's share of the work counts). In one run,
+rounds interleaved (median of ROUNDS):
+
+- ``echo``: a bare gRPC echo (this script with ``--echo-server``): a stream-stream
+  handler that sends every request's bytes back untouched, fed the same serialized
+  64-packet PacketStream requests: the transport's ceiling (under this tree's HTTP/2
+  settings, xfrm_offload/v1/transport.py).
+- ``today``: PacketStream of the ``--baseline`` ref's server (a ``git archive`` of it in
+  a temporary directory, given this tree's compiled ESP extension when its ``_esp.c`` is
+  the same), ``repeated Packet`` form. The report names each server's ESP engine.
+- ``packets``: this tree's server, ``repeated Packet`` form.
+- ``batch``: this tree's server, the packed ``PacketBatch`` form.
+- ``xfrmctl``: ``xfrmctl packet tx`` of a capture of XFRMCTL_PACKETS x 1400 B, start-up
+  included, as a subprocess: this tree's (PacketBatch) and the baseline's (Packet).
+- ``http2``: the bare echo again under HTTP/2 and channel settings (frame size, stream
+  window, BDP probe), server and client alike, against gRPC's defaults.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import grpc
+from datapath import inner_packet, install
+from grpc import aio
+from serverproc import tune_malloc
+
+from xfrm_offload.client import Client
+from xfrm_offload.client.pcap import LINKTYPE_IPV4, PcapWriter
+from xfrm_offload.v1 import offload_pb2 as pb
+from xfrm_offload.v1.transport import CHANNEL_OPTIONS
+
+ROOT = Path(__file__).resolve().parent.parent
+METHOD = "/xfrm_offload.v1.DatapathService/PacketStream"
+SIZE, BATCH = 1400, 64
+TX = pb.PACKET_DIRECTION_TX
+MAX_MESSAGE = 64 << 20
+#: The HTTP/2 settings this tree's client and server use beyond the message size.
+SET = list(CHANNEL_OPTIONS[2:])  # none today: see xfrm_offload/v1/transport.py
+#: HTTP/2 and channel settings tried on the bare echo (server and client alike).
+HTTP2: dict[str, list[tuple[str, int]]] = {
+    "default": [],
+    "frame 1 MiB": [("grpc.http2.max_frame_size", 1 << 20)],
+    "frame 16 MiB": [("grpc.http2.max_frame_size", (1 << 24) - 1)],
+    "window 8 MiB": [("grpc.http2.lookahead_bytes", 8 << 20)],
+    "window 8 MiB, no BDP": [("grpc.http2.lookahead_bytes", 8 << 20), ("grpc.http2.bdp_probe", 0)],
+    "no BDP": [("grpc.http2.bdp_probe", 0)],
+    "frame 1 MiB + window 8 MiB": [
+        ("grpc.http2.max_frame_size", 1 << 20),
+        ("grpc.http2.lookahead_bytes", 8 << 20),
+    ],
+    "write buffer 1 MiB": [("grpc.http2.write_buffer_size", 1 << 20)],
+    "window 4 MiB, no BDP, frame 1 MiB": [
+        ("grpc.http2.lookahead_bytes", 4 << 20),
+        ("grpc.http2.bdp_probe", 0),
+        ("grpc.http2.max_frame_size", 1 << 20),
+    ],
+}
+
+
+# -- the bare echo server ------------------------------------------------------------------
+
+
+async def echo_server(sock: str, options: list[tuple[str, int]]) -> None:
+    """Serve PacketStream's path by sending each request's bytes back untouched."""
+
+    async def echo(requests: Any, context: Any) -> Any:
+        async for raw in requests:
+            yield raw
+
+    server = aio.server(
+        options=[
+            ("grpc.max_send_message_length", MAX_MESSAGE),
+            ("grpc.max_receive_message_length", MAX_MESSAGE),
+            *options,
+        ]
+    )
+    handler = grpc.stream_stream_rpc_method_handler(echo)  # no (de)serializers: raw bytes
+    server.add_generic_rpc_handlers(
+        (
+            grpc.method_handlers_generic_handler(
+                "xfrm_offload.v1.DatapathService", {"PacketStream": handler}
+            ),
+        )
+    )
+    server.add_insecure_port(f"unix:{sock}")
+    await server.start()
+    await server.wait_for_termination()
+
+
+# -- processes -----------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def process(cmd: list[str], env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    try:
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def tree_env(root: Path) -> dict[str, str]:
+    """The environment that runs the code of a source tree at ``root``."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(str(root / p) for p in ("proto", "server", "client"))
+    return env
+
+
+def archive(ref: str, into: Path) -> Path:
+    """The source tree of git ``ref`` under ``into``, with this tree's built ESP extension
+    when ``ref`` has the same C source (a git archive has no compiled module, and a
+    baseline on the Python engine would not be today's path)."""
+    blob = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", ref], check=True, capture_output=True
+    ).stdout
+    tar = into / "tree.tar"
+    tar.write_bytes(blob)
+    with tarfile.open(tar) as t:
+        t.extractall(into / "tree", filter="data")
+    tree = into / "tree"
+    engine = Path("server/xfrm_offload/engine")
+    source = tree / engine / "_esp.c"
+    if source.exists() and source.read_bytes() == (ROOT / engine / "_esp.c").read_bytes():
+        for built in (ROOT / engine).glob("_esp*.so"):
+            shutil.copy2(built, tree / engine / built.name)
+    return tree
+
+
+async def wait_socket(sock: Path) -> None:
+    for _ in range(400):
+        if sock.exists():
+            return
+        await asyncio.sleep(0.05)
+    raise RuntimeError(f"{sock}: no server")
+
+
+def channel(sock: Path, options: Sequence[tuple[str, int]] = ()) -> aio.Channel:
+    return aio.insecure_channel(
+        f"unix:{sock}",
+        options=[
+            ("grpc.max_send_message_length", MAX_MESSAGE),
+            ("grpc.max_receive_message_length", MAX_MESSAGE),
+            *options,
+        ],
+    )
+
+
+async def timed(ch: aio.Channel, requests: list[bytes], parse: str) -> float:
+    """Packets/s of one stream carrying ``requests`` (raw bytes both ways); ``parse``:
+    'echo' (answers are the requests), 'packets' or 'batch' (checks every verdict)."""
+    call = ch.stream_stream(METHOD, None, None)(iter(requests))
+    got = 0
+    t0 = time.perf_counter()
+    async for raw in call:
+        if parse == "echo":
+            got += BATCH
+            continue
+        reply = pb.PacketStreamResponse.FromString(raw)
+        if parse == "batch":
+            verdicts = reply.batch.verdict
+            got += len(verdicts)
+            ok = all(v == pb.VERDICT_PASS for v in verdicts)
+            _ = list(reply.batch.data)
+        else:
+            got += len(reply.results)
+            ok = all(r.verdict == pb.VERDICT_PASS for r in reply.results)
+            _ = [r.data for r in reply.results]
+        if not ok:
+            raise RuntimeError(f"{parse}: a packet did not pass")
+    elapsed = time.perf_counter() - t0
+    n = len(requests) * BATCH
+    if got != n:
+        raise RuntimeError(f"{parse}: {got}/{n} answers")
+    return n / elapsed
+
+
+def requests(form: str, count: int) -> list[bytes]:
+    data = [inner_packet(SIZE)] * BATCH
+    if form == "batch":
+        one = pb.PacketStreamRequest(dev="eth0", direction=TX, batch=pb.PacketBatch(data=data))
+    else:
+        one = pb.PacketStreamRequest(
+            dev="eth0", direction=TX, packets=[pb.Packet(id=i, data=d) for i, d in enumerate(data)]
+        )
+    # Distinct objects, one serialization each, as a client would send them.
+    return [one.SerializeToString() for _ in range(count // BATCH)]
+
+
+async def install_on(sock: Path) -> str:
+    """Install the SAs and policies on eth0; the ESP engine the server runs."""
+    async with Client(f"unix:{sock}", timeout=30) as client:
+        await client.wait_ready()
+        await install(client, "eth0")
+        return (await client.get_device("eth0")).engine or "python"
+
+
+def write_capture(path: Path, count: int) -> None:
+    packet = inner_packet(SIZE)
+    with path.open("wb") as f:
+        writer = PcapWriter(f, LINKTYPE_IPV4)
+        for i in range(count):
+            writer.write(packet, timestamp_ns=i * 1000)
+
+
+def xfrmctl_rate(env: dict[str, str], sock: Path, capture: Path, out: Path, count: int) -> float:
+    cmd = [sys.executable, "-m", "xfrm_offload.client.cli", "--server", f"unix:{sock}"]
+    cmd += ["packet", "tx", "--dev", "eth0", "--in", str(capture), "--out", str(out)]
+    t0 = time.perf_counter()
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    elapsed = time.perf_counter() - t0
+    if done.returncode != 0 or f"out {count}," not in done.stdout:
+        raise RuntimeError(f"xfrmctl: {done.returncode} {done.stdout} {done.stderr}")
+    return count / elapsed
+
+
+# -- the run -------------------------------------------------------------------------------
+
+
+async def run(
+    baseline: str, rounds: int, stream_packets: int, xfrmctl_packets: int
+) -> dict[str, Any]:
+    result: dict[str, Any] = {"baseline": baseline}
+    me = [sys.executable, str(Path(__file__).resolve())]
+    with tempfile.TemporaryDirectory(prefix="xo-shape-") as d:
+        tmp = Path(d)
+        old_tree = archive(baseline, tmp)
+        server = [sys.executable, "-m", "xfrm_offload.server", "--log-level", "warning"]
+        socks = {name: tmp / f"{name}.sock" for name in ("echo", "today", "now")}
+        with (
+            process([*me, "--echo-server", str(socks["echo"]), json.dumps(SET)]),
+            process([*server, "--listen", f"unix:{socks['today']}"], tree_env(old_tree)),
+            process([*server, "--listen", f"unix:{socks['now']}"], tree_env(ROOT)),
+        ):
+            for sock in socks.values():
+                await wait_socket(sock)
+            result["engine"] = {
+                "today": await install_on(socks["today"]),
+                "now": await install_on(socks["now"]),
+            }
+            packets_form = requests("packets", stream_packets)
+            batch_form = requests("batch", stream_packets)
+            runs = {
+                "echo": (socks["echo"], packets_form, "echo"),
+                "today": (socks["today"], packets_form, "packets"),
+                "packets": (socks["now"], packets_form, "packets"),
+                "batch": (socks["now"], batch_form, "batch"),
+            }
+            # Today's path with today's client settings; the others with this tree's.
+            channels = {
+                name: channel(sock, () if name == "today" else SET)
+                for name, (sock, _, _) in runs.items()
+            }
+            rates: dict[str, list[float]] = {name: [] for name in runs}
+            for _ in range(rounds):
+                for name, (_, reqs, parse) in runs.items():
+                    rates[name].append(await timed(channels[name], reqs, parse))
+            for ch in channels.values():
+                await ch.close(None)
+            result["stream"] = {name: statistics.median(r) for name, r in rates.items()}
+
+            capture, out = tmp / "in.pcap", tmp / "out.pcap"
+            write_capture(capture, xfrmctl_packets)
+            ctl: dict[str, list[float]] = {"today": [], "now": []}
+            echo_ch = channel(socks["echo"], SET)
+            echo_reqs = requests("packets", xfrmctl_packets)
+            echo_rates = []
+            for _ in range(max(1, rounds // 2)):
+                echo_rates.append(await timed(echo_ch, echo_reqs, "echo"))
+                ctl["today"].append(
+                    xfrmctl_rate(tree_env(old_tree), socks["today"], capture, out, xfrmctl_packets)
+                )
+                ctl["now"].append(
+                    xfrmctl_rate(tree_env(ROOT), socks["now"], capture, out, xfrmctl_packets)
+                )
+            await echo_ch.close(None)
+            result["xfrmctl"] = {name: statistics.median(r) for name, r in ctl.items()}
+            result["xfrmctl"]["echo"] = statistics.median(echo_rates)
+            result["xfrmctl"]["packets"] = xfrmctl_packets
+
+        # Every variant's echo server at once, rounds interleaved: a shared machine's
+        # moments fall on all of them alike.
+        with contextlib.ExitStack() as servers:
+            h2_channels = {}
+            for i, (name, options) in enumerate(HTTP2.items()):
+                sock = tmp / f"h2-{i}.sock"
+                servers.enter_context(
+                    process([*me, "--echo-server", str(sock), json.dumps(options)])
+                )
+                await wait_socket(sock)
+                h2_channels[name] = channel(sock, options)
+            h2_rates: dict[str, list[float]] = {name: [] for name in HTTP2}
+            for _ in range(rounds):
+                for name, ch in h2_channels.items():
+                    h2_rates[name].append(await timed(ch, packets_form, "echo"))
+            for ch in h2_channels.values():
+                await ch.close(None)
+        http2 = {name: statistics.median(r) for name, r in h2_rates.items()}
+        result["http2"] = http2
+    return result
+
+
+def row(label: str, rate: float, today: float, echo: float) -> None:
+    print(f"{label:<34}{rate:>10.0f}{1e9 / rate:>9.0f}{rate / today:>9.2f}{rate / echo:>8.2f}")
+
+
+def report(r: dict[str, Any]) -> None:
+    s = r["stream"]
+    print(f"PacketStream, TX, AES-128-GCM tunnel, {BATCH} x {SIZE} B (baseline: {r['baseline']})")
+    engine = r["engine"]
+    print(f"ESP engine: today's server {engine['today']}, this server {engine['now']}")
+    print(f"{'path':<34}{'pkt/s':>10}{'ns/pkt':>9}{'x today':>9}{'/ echo':>8}")
+    names = {
+        "echo": "bare gRPC echo (bytes untouched)",
+        "today": "today's server, Packet form",
+        "packets": "this server, Packet form",
+        "batch": "this server, PacketBatch form",
+    }
+    for key, label in names.items():
+        row(label, s[key], s["today"], s["echo"])
+    x = r["xfrmctl"]
+    print(f"\nxfrmctl packet tx, {x['packets']} x {SIZE} B, start-up included")
+    print(f"{'':<34}{'pkt/s':>10}{'ns/pkt':>9}{'x today':>9}{'/ echo':>8}")
+    for key, label in (
+        ("echo", "bare gRPC echo, same batches"),
+        ("today", "today's xfrmctl + server"),
+        ("now", "this xfrmctl + server"),
+    ):
+        row(label, x[key], x["today"], x["echo"])
+    h = r["http2"]
+    print(f"\nbare echo under HTTP/2 settings ({BATCH} x {SIZE} B)")
+    for name, rate in h.items():
+        print(f"{name:<44}{rate:>10.0f}{1e9 / rate:>9.0f}{rate / h['default']:>9.2f}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--baseline", default="main", help="git ref of today's path")
+    parser.add_argument(
+        "--echo-server", nargs=2, metavar=("SOCK", "OPTIONS"), help=argparse.SUPPRESS
+    )
+    args = parser.parse_args(argv)
+    if args.echo_server:
+        sock, options = args.echo_server
+        asyncio.run(echo_server(sock, [tuple(o) for o in json.loads(options)]))
+        return 0
+    tune_malloc()
+    if args.quick:
+        result = asyncio.run(run(args.baseline, 2, 4096, 20_000))
+    else:
+        result = asyncio.run(run(args.baseline, 9, 16384, 300_000))
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        report(result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
