@@ -1,11 +1,13 @@
 """The two ESP engines side by side: random SAs, random traffic, good and mutated packets.
 
-``run_case(config, seed, n)`` builds each SA twice (the Python reference and the native
-engine, same IV salt), pushes the same encap batches and then the same decap batches (the
-good packets, mutated ones, forged ones with a valid ICV around a chosen plaintext,
-replays, NAT-T control datagrams) through both, and asserts identical outputs, verdicts,
-drop reasons, counters, replay state, lifetimes and events after every batch. It returns
-how many packets it compared. Used by test_native_property.py and scripts/differential.
+``run_case(config, seed, n, mtu)`` builds each SA twice (the Python reference and the
+native engine, same IV salt, the same device MTU bounding TFC padding), pushes the same
+encap batches and then the same decap batches (the good packets, mutated ones, forged
+ones with a valid ICV around a chosen plaintext, replays, NAT-T control datagrams)
+through both, and asserts identical outputs, verdicts, drop reasons, counters, replay
+state, lifetimes and events after every batch, and that no packet TFC padding grew is
+longer than the MTU. It returns how many packets it compared. Used by
+test_native_property.py and scripts/differential.
 """
 
 from __future__ import annotations
@@ -68,6 +70,13 @@ ADDRS = {
 }
 
 
+#: TFC padding lengths: none, below / around / above common packet sizes and MTUs.
+TFCPADS = st.one_of(st.sampled_from([0, 0, 0, 100, 1400, 1500, 0xFFFF]), st.integers(1, 9200))
+#: Device MTUs: the usual ones, IPv4's minimum (too small for some SAs' headers: the
+#: kernel's u32 xfrm_state_mtu wraps then), and anything up to jumbo frames.
+MTUS = st.one_of(st.sampled_from([68, 576, 1280, 1500, 9000]), st.integers(68, 9216))
+
+
 @st.composite
 def configs(draw: st.DrawFn) -> SAConfig:
     """A random SA within what the engine accepts (one config serves both ends)."""
@@ -118,7 +127,7 @@ def configs(draw: st.DrawFn) -> SAConfig:
         encap=EncapTemplate(sport=draw(st.sampled_from([4500, 1234])))
         if draw(st.booleans())
         else None,
-        tfcpad=draw(st.sampled_from([0, 0, 100, 1500])) if mode == Mode.TUNNEL else 0,
+        tfcpad=draw(TFCPADS) if mode == Mode.TUNNEL else 0,
         lifetime=limits,
     )
 
@@ -301,17 +310,27 @@ def _chunks(rng: random.Random, items: list[bytes]) -> list[list[bytes]]:
     return out
 
 
-def run_case(config: SAConfig, seed: int, n: int) -> int:
+def run_case(config: SAConfig, seed: int, n: int, mtu: int = 1500) -> int:
     """Drive both engines with the same traffic; assert they agree. Returns packets compared."""
     rng = random.Random(seed)
-    tx = [SecurityAssociation(config, 0.0, iv_salt=SALT, engine=e) for e in ("python", "native")]
+    tx = [
+        SecurityAssociation(config, 0.0, iv_salt=SALT, engine=e, mtu=mtu)
+        for e in ("python", "native")
+    ]
+    padto = tx[0].tfc_padto
+    # A padded packet fits the MTU unless the MTU cannot even hold the headers (then
+    # xfrm_state_mtu wraps as a u32 and tfcpad alone is the limit, as in the kernel).
+    clamped = padto and tx[0].state_mtu(mtu) >= 0
     compared = 0
     sent: list[bytes] = []
     now = 1.0
     for chunk in _chunks(rng, inner_packets(rng, n)):
         results = [s.encap_batch(chunk, now) for s in tx]
-        assert results[0] == results[1], config
-        assert state(tx[0]) == state(tx[1]), config
+        assert results[0] == results[1], (config, mtu)
+        assert state(tx[0]) == state(tx[1]), (config, mtu)
+        for inner, out in zip(chunk, results[0], strict=True):
+            if clamped and isinstance(out, bytes) and len(inner) < padto:
+                assert len(out) <= mtu, (config, mtu, len(inner), len(out))
         sent += [p for p in results[0] if isinstance(p, bytes)]
         compared += len(chunk)
         now += 0.5

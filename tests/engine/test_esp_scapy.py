@@ -17,7 +17,7 @@ from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.inet6 import IPv6, IPv6ExtHdrDestOpt, IPv6ExtHdrHopByHop, IPv6ExtHdrRouting
 from scapy.layers.ipsec import ESP
 from scapy.layers.ipsec import SecurityAssociation as ScapySA
-from scapy.packet import Packet, Raw
+from scapy.packet import Packet, Padding, Raw
 
 from xfrm_offload.engine.esp import (
     CryptoStatus,
@@ -170,7 +170,7 @@ def transport_packet(family: Family) -> Packet:
 
 
 def make_pair(
-    suite: Suite, mode: Mode, family: Family, esn: bool, natt: bool
+    suite: Suite, mode: Mode, family: Family, esn: bool, natt: bool, *, tfcpad: int = 0
 ) -> tuple[SecurityAssociation, SecurityAssociation, ScapySA]:
     src, dst = OUTER[family]
     base = SAConfig(
@@ -185,6 +185,7 @@ def make_pair(
         enc=suite.enc,
         auth=suite.auth,
         encap=EncapTemplate(sport=4500, dport=4500) if natt else None,
+        tfcpad=tfcpad,
     )
     hi = ESN_HI if esn else 0
     ours_out = SecurityAssociation(_replace(base, replay=ReplayState(oseq=41, oseq_hi=hi)), 0.0)
@@ -273,6 +274,34 @@ def test_interop_with_scapy(case: tuple[Suite, Mode, Family, bool, bool]) -> Non
     out = ours_in.decap(received, 1.0)
     assert out == wire_original
     assert ours_in.curlft.packets == 1 and ours_in.integrity_failed == 0
+
+
+TFC = [
+    (suite, family, natt)
+    for suite in (SUITES[0], SUITES[5])  # GCM (4-byte alignment), CBC (16-byte blocks)
+    for family in (Family.INET, Family.INET6)
+    for natt in (False, True)
+]
+
+
+@pytest.mark.parametrize(
+    "suite,family,natt",
+    TFC,
+    ids=[f"{s.name}-{f.name.lower()}{'-natt' if n else ''}" for s, f, n in TFC],
+)
+def test_scapy_decodes_tfc_padding(suite: Suite, family: Family, natt: bool) -> None:
+    """A TFC-padded tunnel packet decrypts in scapy to the inner packet followed by the
+    zeros (scapy's Padding layer), and the tfcpad of 65535 stops at the MTU (1500)."""
+    ours_out, ours_in, peer = make_pair(suite, Mode.TUNNEL, family, False, natt, tfcpad=0xFFFF)
+    original = bytes(inner_packet(family))
+    sent = ours_out.encap(original, 1.0)
+    assert isinstance(sent, bytes)
+    padto = ours_out.tfc_padto
+    assert len(sent) <= 1500 and padto == ours_out.state_mtu(1500)
+    decrypted = peer.decrypt(_family_of(sent)(sent))
+    assert bytes(decrypted) == original + bytes(padto - len(original))
+    assert bytes(decrypted[Padding]) == bytes(padto - len(original))
+    assert ours_in.decap(sent, 1.0) == original
 
 
 CROSS = [(Family.INET, Family.INET6), (Family.INET6, Family.INET)]

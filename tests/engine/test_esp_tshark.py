@@ -32,7 +32,8 @@ CBC_KEY = bytes(range(0x10, 0x20))
 HMAC_KEY = bytes(range(0x30, 0x50))
 
 CASES = [
-    # (id, mode, aead, enc, auth, uat encryption, uat enc key, uat auth, uat auth key)
+    # (id, mode, aead, enc, auth, uat encryption, uat enc key, uat auth, uat auth key,
+    #  tfcpad)
     (
         "gcm128-tunnel",
         Mode.TUNNEL,
@@ -43,6 +44,7 @@ CASES = [
         GCM_KEYMAT,
         "NULL",
         b"",
+        0,
     ),
     (
         "gcm128-transport",
@@ -54,6 +56,7 @@ CASES = [
         GCM_KEYMAT,
         "NULL",
         b"",
+        0,
     ),
     (
         "cbc-hmac-sha256-transport",
@@ -65,14 +68,19 @@ CASES = [
         CBC_KEY,
         "HMAC-SHA-256-128 [RFC4868]",
         HMAC_KEY,
+        0,
     ),
 ]
+# TFC padding: the GCM and CBC suites in tunnel mode with every inner packet padded to 300
+# bytes (the ESP packets all have one length), which the dissector must skip.
+CASES += [(c[0].replace("transport", "tunnel-tfc"), Mode.TUNNEL, *c[2:9], 300) for c in CASES[1:]]
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
 def test_tshark_decrypts_our_esp(case: tuple[object, ...], tmp_path: Path) -> None:
-    _, mode, aead, enc, auth, uat_enc, enc_key, uat_auth, auth_key = case
+    _, mode, aead, enc, auth, uat_enc, enc_key, uat_auth, auth_key, tfcpad = case
     assert isinstance(mode, Mode) and isinstance(enc_key, bytes) and isinstance(auth_key, bytes)
+    assert isinstance(tfcpad, int)
     config = SAConfig(
         daddr=ipaddress.IPv4Address(DST),
         saddr=ipaddress.IPv4Address(SRC),
@@ -81,6 +89,7 @@ def test_tshark_decrypts_our_esp(case: tuple[object, ...], tmp_path: Path) -> No
         aead=aead,  # type: ignore[arg-type]
         enc=enc,  # type: ignore[arg-type]
         auth=auth,  # type: ignore[arg-type]
+        tfcpad=tfcpad,
     )
     sa = SecurityAssociation(config, 0.0)
     if mode == Mode.TUNNEL:
@@ -89,6 +98,10 @@ def test_tshark_decrypts_our_esp(case: tuple[object, ...], tmp_path: Path) -> No
         inner = [IP(src=SRC, dst=DST) / UDP(sport=4000, dport=5000)]
     payloads = [f"hello-esp-{i}".encode() * (i + 1) for i in range(3)]
     packets = sa.encap_batch([bytes(inner[0] / Raw(p)) for p in payloads], 1.0)
+    if tfcpad:
+        # 20 + ESP header and IV + the 300 bytes and trailer, block-aligned + ICV 16
+        iv, block = (8, 4) if aead else (16, 16)
+        assert {len(p) for p in packets} == {20 + 8 + iv + -(-302 // block) * block + 16}
     tampered = bytearray(packets[-1])  # type: ignore[arg-type]
     # One bit of the ICV: the check must fail while the rest still decrypts. (A flipped
     # ciphertext byte in CBC's last block garbles the trailer, and tshark then sometimes

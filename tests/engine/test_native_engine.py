@@ -85,7 +85,7 @@ def test_sa_object_refuses_a_second_init_and_bad_parameters() -> None:
         sa_type(
             kind=0, chacha=False, key=KEY[:16], salt=KEY[16:], digest="", auth_key=b"",
             icv_len=16, iv_salt=bytes(16), spi=1, esn=False, tunnel=True, outer_v6=False,
-            natt=False, sport=0, dport=0, tfcpad=0, saddr=bytes(4), daddr=bytes(4),
+            natt=False, sport=0, dport=0, tfc_padto=0, saddr=bytes(4), daddr=bytes(4),
             nopmtudisc=False, decap_ecn=True, decap_dscp=False, tos_map=bytes(255),
             window=32, results=native._RESULTS,
         )  # fmt: skip

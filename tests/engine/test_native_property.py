@@ -1,11 +1,12 @@
 """The native engine against the Python reference, on random SAs and random traffic.
 
 Each example draws an SA (every algorithm, mode, family, NAT-T, ESN, flags, windows,
-counters near their wrap, lifetimes) and a seed for ~250 packets of traffic: encap
-batches, then decap batches of good, mutated, forged (valid ICV, chosen plaintext),
-replayed and NAT-T control packets. Both engines must give the same bytes, verdicts,
-drop reasons, counters, replay state, lifetimes and events after every batch (see
-differential.py). 400 examples: over 100k packets compared; scripts/differential runs more.
+counters near their wrap, lifetimes, TFC padding), a device MTU and a seed for ~250
+packets of traffic: encap batches, then decap batches of good, mutated, forged (valid
+ICV, chosen plaintext), replayed and NAT-T control packets. Both engines must give the
+same bytes, verdicts, drop reasons, counters, replay state, lifetimes and events after
+every batch (see differential.py). 400 examples: over 100k packets compared;
+scripts/differential runs more.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from hypothesis import strategies as st
 from xfrm_offload.engine import native
 from xfrm_offload.engine.types import SAConfig
 
-from .differential import configs, run_case
+from .differential import MTUS, configs, run_case
 
 pytestmark = pytest.mark.skipif(not native.available(), reason="native engine not built")
 
@@ -30,9 +31,9 @@ PACKETS = 200  # inner packets per example; the decap side sees about twice as m
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
-@given(configs(), st.integers(0, 2**32 - 1))
-def test_native_matches_reference(config: SAConfig, seed: int) -> None:
-    assert run_case(config, seed, PACKETS) >= PACKETS
+@given(configs(), st.integers(0, 2**32 - 1), MTUS)
+def test_native_matches_reference(config: SAConfig, seed: int, mtu: int) -> None:
+    assert run_case(config, seed, PACKETS, mtu) >= PACKETS
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -42,6 +42,7 @@ async def test_reflection_lists_every_service(server: tuple[OffloadServer, Clien
         "xfrm_offload.v1.DatapathService",
         "xfrm_offload.v1.DeviceService",
         "xfrm_offload.v1.DiagService",
+        "xfrm_offload.v1.InterfaceService",
         "xfrm_offload.v1.XfrmDevService",
     ]
 
@@ -55,6 +56,7 @@ async def test_health_list_answers_every_service(server: tuple[OffloadServer, Cl
         "xfrm_offload.v1.DatapathService",
         "xfrm_offload.v1.DeviceService",
         "xfrm_offload.v1.DiagService",
+        "xfrm_offload.v1.InterfaceService",
         "xfrm_offload.v1.XfrmDevService",
     ]
     assert {s.status for s in reply.statuses.values()} == {health_pb2.HealthCheckResponse.SERVING}

@@ -78,6 +78,7 @@ class Client:
         self.device = offload_pb2_grpc.DeviceServiceStub(self.channel)
         self.datapath = offload_pb2_grpc.DatapathServiceStub(self.channel)
         self.diag = offload_pb2_grpc.DiagServiceStub(self.channel)
+        self.interfaces = offload_pb2_grpc.InterfaceServiceStub(self.channel)
 
     async def __aenter__(self) -> Client:
         return self
@@ -200,6 +201,23 @@ class Client:
             self.device.GetDevice(pb.GetDeviceRequest(name=name), timeout=self.timeout)
         )
         return reply.device
+
+    async def attach_interfaces(
+        self, dev: str, host_tun: str, wire_if: str = "", host_mtu: int = 0, wire_udp: str = ""
+    ) -> pb.Interfaces:
+        """Put ``dev`` between a TUN and a link, each ``IFNAME[@NETNS]``, or a UDP cable
+        (``wire_udp``: ``LOCAL:PORT,PEER:PORT[@NETNS]``) instead of the link."""
+        request = pb.AttachInterfacesRequest(
+            dev=dev, host_tun=host_tun, wire_if=wire_if, host_mtu=host_mtu, wire_udp=wire_udp
+        )
+        reply = await _call(self.interfaces.AttachInterfaces(request, timeout=self.timeout))
+        return reply.interfaces
+
+    async def detach_interfaces(self, dev: str) -> pb.Interfaces:
+        """Take ``dev``'s interfaces off; returns them with their final counters."""
+        request = pb.DetachInterfacesRequest(dev=dev)
+        reply = await _call(self.interfaces.DetachInterfaces(request, timeout=self.timeout))
+        return reply.interfaces
 
     async def set_link(self, name: str, up: bool) -> pb.SetLinkStateResponse:
         """Link up/down; down flushes every offloaded state and policy of the device."""

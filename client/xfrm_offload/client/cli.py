@@ -6,6 +6,7 @@
     xfrmctl [OPTIONS] link set [dev] DEV up|down | impair ...   (impair.py)
     xfrmctl [OPTIONS] link show [dev] DEV
     xfrmctl [OPTIONS] device list | device show DEV
+    xfrmctl [OPTIONS] device attach DEV --tun IFNAME[@NETNS] --wire IFNAME[@NETNS] | detach DEV
     xfrmctl [OPTIONS] packet tx|rx --dev DEV --in IN.pcap --out OUT.pcap   (packets.py)
 
 OPTIONS: --server ADDR, -j/--json, -p/--pretty, -s/--stats, --keys, --dev DEV, --timeout S,
@@ -74,6 +75,8 @@ def format_device(device: pb.Device, *, details: bool) -> str:
         f"    features: {' '.join(device.features) or '-'}",
         f"    states {device.state_count} policies {device.policy_count}",
     ]
+    if device.HasField("interfaces"):
+        lines += format_interfaces(device.interfaces)
     if device.HasField("bond"):  # a bond has no capabilities of its own: its members do
         bond = device.bond
         lines.append(
@@ -125,6 +128,20 @@ def format_device(device: pb.Device, *, details: bool) -> str:
             icvs = ",".join(str(i) for i in alg.icv_bits)
             lines.append(f"    {alg.kind} {alg.name} key-bits {keys} icv-bits {icvs or '-'}")
     return "\n".join(lines)
+
+
+def format_interfaces(ifs: pb.Interfaces) -> list[str]:
+    """The real interfaces on a device's two sides and their counters."""
+    running = "running" if ifs.wire_running else "down"
+    wire = ifs.wire_if or f"udp {ifs.wire_udp}"
+    return [
+        f"    host tun {ifs.host_tun} mtu {ifs.host_mtu} wire {wire} mtu {ifs.wire_mtu} {running}",
+        f"    host rx {ifs.host_rx_packets} tx {ifs.host_tx_packets}"
+        f" rx-dropped {ifs.host_rx_dropped} tx-dropped {ifs.host_tx_dropped}"
+        f"  wire rx {ifs.wire_rx_packets} tx {ifs.wire_tx_packets}"
+        f" rx-dropped {ifs.wire_rx_dropped} tx-dropped {ifs.wire_tx_dropped}"
+        f"  too-big {ifs.too_big} fragmented {ifs.fragmented}",
+    ]
 
 
 # --------------------------------------------------------------------------- arguments
@@ -280,6 +297,17 @@ def _device_parser() -> _Parser:
     sub.add_parser("list", aliases=["ls"], help="every device")
     show = sub.add_parser("show", help="one device with its capabilities")
     show.add_argument("dev", metavar="DEV")
+    attach = sub.add_parser("attach", help="put DEV between a TUN (host) and a link (wire)")
+    attach.add_argument("dev", metavar="DEV")
+    attach.add_argument("--tun", required=True, metavar="IFNAME[@NETNS]", help="host side")
+    wire = attach.add_mutually_exclusive_group(required=True)
+    wire.add_argument("--wire", default="", metavar="IFNAME[@NETNS]", help="wire side: a link")
+    wire.add_argument(
+        "--udp", default="", metavar="LOCAL:PORT,PEER:PORT[@NETNS]", help="or a UDP cable"
+    )
+    attach.add_argument("--mtu", type=int, default=0, help="the TUN's MTU (default: auto)")
+    detach = sub.add_parser("detach", help="take DEV's interfaces off")
+    detach.add_argument("dev", metavar="DEV")
     return parser
 
 
@@ -805,6 +833,14 @@ async def _device(session: _Session, tokens: Sequence[str]) -> int:
         else:
             for device in devices:
                 session.out.write(format_device(device, details=False) + "\n")
+    elif args.action == "attach":
+        attached = await client.attach_interfaces(
+            args.dev, args.tun, args.wire, args.mtu, wire_udp=args.udp
+        )
+        session.out.write("\n".join([f"{args.dev}:", *format_interfaces(attached)]) + "\n")
+    elif args.action == "detach":
+        detached = await client.detach_interfaces(args.dev)
+        session.out.write("\n".join([f"{args.dev}: detached", *format_interfaces(detached)]) + "\n")
     else:
         device = await client.get_device(args.dev)
         if session.args.json:

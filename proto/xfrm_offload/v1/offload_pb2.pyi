@@ -342,7 +342,7 @@ class Capabilities(_message.Message):
     def __init__(self, algorithms: _Optional[_Iterable[_Union[AlgorithmCapability, _Mapping]]] = ..., offload_types: _Optional[_Iterable[_Union[_xfrm_pb2.OffloadType, str]]] = ..., modes: _Optional[_Iterable[_Union[_xfrm_pb2.XfrmMode, str]]] = ..., esn: _Optional[bool] = ..., max_states: _Optional[int] = ..., max_replay_window: _Optional[int] = ..., packet_in_replay_windows: _Optional[_Iterable[int]] = ..., reqid_required: _Optional[bool] = ..., soft_below_hard: _Optional[bool] = ..., natt: _Optional[bool] = ..., natt_offload_types: _Optional[_Iterable[_Union[_xfrm_pb2.OffloadType, str]]] = ..., natt_modes: _Optional[_Iterable[_Union[_xfrm_pb2.XfrmMode, str]]] = ..., policy_offload: _Optional[bool] = ..., policy_dirs: _Optional[_Iterable[_Union[_xfrm_pb2.PolicyDir, str]]] = ..., max_policy_templates: _Optional[int] = ..., mtu: _Optional[int] = ...) -> None: ...
 
 class Device(_message.Message):
-    __slots__ = ("name", "ifindex", "profile", "link", "features", "capabilities", "state_count", "policy_count", "cable_peer", "crypto_tx_packets", "debugfs", "bond", "engine")
+    __slots__ = ("name", "ifindex", "profile", "link", "features", "capabilities", "state_count", "policy_count", "cable_peer", "crypto_tx_packets", "debugfs", "bond", "engine", "interfaces")
     NAME_FIELD_NUMBER: _ClassVar[int]
     IFINDEX_FIELD_NUMBER: _ClassVar[int]
     PROFILE_FIELD_NUMBER: _ClassVar[int]
@@ -356,6 +356,7 @@ class Device(_message.Message):
     DEBUGFS_FIELD_NUMBER: _ClassVar[int]
     BOND_FIELD_NUMBER: _ClassVar[int]
     ENGINE_FIELD_NUMBER: _ClassVar[int]
+    INTERFACES_FIELD_NUMBER: _ClassVar[int]
     name: str
     ifindex: int
     profile: str
@@ -369,7 +370,8 @@ class Device(_message.Message):
     debugfs: str
     bond: BondInfo
     engine: str
-    def __init__(self, name: _Optional[str] = ..., ifindex: _Optional[int] = ..., profile: _Optional[str] = ..., link: _Optional[_Union[LinkState, str]] = ..., features: _Optional[_Iterable[str]] = ..., capabilities: _Optional[_Union[Capabilities, _Mapping]] = ..., state_count: _Optional[int] = ..., policy_count: _Optional[int] = ..., cable_peer: _Optional[str] = ..., crypto_tx_packets: _Optional[int] = ..., debugfs: _Optional[str] = ..., bond: _Optional[_Union[BondInfo, _Mapping]] = ..., engine: _Optional[str] = ...) -> None: ...
+    interfaces: Interfaces
+    def __init__(self, name: _Optional[str] = ..., ifindex: _Optional[int] = ..., profile: _Optional[str] = ..., link: _Optional[_Union[LinkState, str]] = ..., features: _Optional[_Iterable[str]] = ..., capabilities: _Optional[_Union[Capabilities, _Mapping]] = ..., state_count: _Optional[int] = ..., policy_count: _Optional[int] = ..., cable_peer: _Optional[str] = ..., crypto_tx_packets: _Optional[int] = ..., debugfs: _Optional[str] = ..., bond: _Optional[_Union[BondInfo, _Mapping]] = ..., engine: _Optional[str] = ..., interfaces: _Optional[_Union[Interfaces, _Mapping]] = ...) -> None: ...
 
 class BondInfo(_message.Message):
     __slots__ = ("mode", "members", "active")
@@ -890,3 +892,71 @@ class EchoStreamResponse(_message.Message):
     PACKETS_FIELD_NUMBER: _ClassVar[int]
     packets: _containers.RepeatedScalarFieldContainer[bytes]
     def __init__(self, packets: _Optional[_Iterable[bytes]] = ...) -> None: ...
+
+class Interfaces(_message.Message):
+    __slots__ = ("host_tun", "wire_if", "host_mtu", "wire_mtu", "wire_running", "host_rx_packets", "host_tx_packets", "wire_rx_packets", "wire_tx_packets", "wire_rx_dropped", "wire_tx_dropped", "host_tx_dropped", "too_big", "fragmented", "wire_udp", "host_rx_dropped")
+    HOST_TUN_FIELD_NUMBER: _ClassVar[int]
+    WIRE_IF_FIELD_NUMBER: _ClassVar[int]
+    HOST_MTU_FIELD_NUMBER: _ClassVar[int]
+    WIRE_MTU_FIELD_NUMBER: _ClassVar[int]
+    WIRE_RUNNING_FIELD_NUMBER: _ClassVar[int]
+    HOST_RX_PACKETS_FIELD_NUMBER: _ClassVar[int]
+    HOST_TX_PACKETS_FIELD_NUMBER: _ClassVar[int]
+    WIRE_RX_PACKETS_FIELD_NUMBER: _ClassVar[int]
+    WIRE_TX_PACKETS_FIELD_NUMBER: _ClassVar[int]
+    WIRE_RX_DROPPED_FIELD_NUMBER: _ClassVar[int]
+    WIRE_TX_DROPPED_FIELD_NUMBER: _ClassVar[int]
+    HOST_TX_DROPPED_FIELD_NUMBER: _ClassVar[int]
+    TOO_BIG_FIELD_NUMBER: _ClassVar[int]
+    FRAGMENTED_FIELD_NUMBER: _ClassVar[int]
+    WIRE_UDP_FIELD_NUMBER: _ClassVar[int]
+    HOST_RX_DROPPED_FIELD_NUMBER: _ClassVar[int]
+    host_tun: str
+    wire_if: str
+    host_mtu: int
+    wire_mtu: int
+    wire_running: bool
+    host_rx_packets: int
+    host_tx_packets: int
+    wire_rx_packets: int
+    wire_tx_packets: int
+    wire_rx_dropped: int
+    wire_tx_dropped: int
+    host_tx_dropped: int
+    too_big: int
+    fragmented: int
+    wire_udp: str
+    host_rx_dropped: int
+    def __init__(self, host_tun: _Optional[str] = ..., wire_if: _Optional[str] = ..., host_mtu: _Optional[int] = ..., wire_mtu: _Optional[int] = ..., wire_running: _Optional[bool] = ..., host_rx_packets: _Optional[int] = ..., host_tx_packets: _Optional[int] = ..., wire_rx_packets: _Optional[int] = ..., wire_tx_packets: _Optional[int] = ..., wire_rx_dropped: _Optional[int] = ..., wire_tx_dropped: _Optional[int] = ..., host_tx_dropped: _Optional[int] = ..., too_big: _Optional[int] = ..., fragmented: _Optional[int] = ..., wire_udp: _Optional[str] = ..., host_rx_dropped: _Optional[int] = ...) -> None: ...
+
+class AttachInterfacesRequest(_message.Message):
+    __slots__ = ("dev", "host_tun", "wire_if", "host_mtu", "wire_udp")
+    DEV_FIELD_NUMBER: _ClassVar[int]
+    HOST_TUN_FIELD_NUMBER: _ClassVar[int]
+    WIRE_IF_FIELD_NUMBER: _ClassVar[int]
+    HOST_MTU_FIELD_NUMBER: _ClassVar[int]
+    WIRE_UDP_FIELD_NUMBER: _ClassVar[int]
+    dev: str
+    host_tun: str
+    wire_if: str
+    host_mtu: int
+    wire_udp: str
+    def __init__(self, dev: _Optional[str] = ..., host_tun: _Optional[str] = ..., wire_if: _Optional[str] = ..., host_mtu: _Optional[int] = ..., wire_udp: _Optional[str] = ...) -> None: ...
+
+class AttachInterfacesResponse(_message.Message):
+    __slots__ = ("interfaces",)
+    INTERFACES_FIELD_NUMBER: _ClassVar[int]
+    interfaces: Interfaces
+    def __init__(self, interfaces: _Optional[_Union[Interfaces, _Mapping]] = ...) -> None: ...
+
+class DetachInterfacesRequest(_message.Message):
+    __slots__ = ("dev",)
+    DEV_FIELD_NUMBER: _ClassVar[int]
+    dev: str
+    def __init__(self, dev: _Optional[str] = ...) -> None: ...
+
+class DetachInterfacesResponse(_message.Message):
+    __slots__ = ("interfaces",)
+    INTERFACES_FIELD_NUMBER: _ClassVar[int]
+    interfaces: Interfaces
+    def __init__(self, interfaces: _Optional[_Union[Interfaces, _Mapping]] = ...) -> None: ...

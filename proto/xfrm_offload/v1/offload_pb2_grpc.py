@@ -1137,6 +1137,127 @@ class DatapathService:
             _registered_method=True)
 
 
+class InterfaceServiceStub:
+    """Real Linux interfaces on a device's two sides: a TUN as its host, a link as its wire.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.AttachInterfaces = channel.unary_unary(
+                '/xfrm_offload.v1.InterfaceService/AttachInterfaces',
+                request_serializer=xfrm__offload_dot_v1_dot_offload__pb2.AttachInterfacesRequest.SerializeToString,
+                response_deserializer=xfrm__offload_dot_v1_dot_offload__pb2.AttachInterfacesResponse.FromString,
+                _registered_method=True)
+        self.DetachInterfaces = channel.unary_unary(
+                '/xfrm_offload.v1.InterfaceService/DetachInterfaces',
+                request_serializer=xfrm__offload_dot_v1_dot_offload__pb2.DetachInterfacesRequest.SerializeToString,
+                response_deserializer=xfrm__offload_dot_v1_dot_offload__pb2.DetachInterfacesResponse.FromString,
+                _registered_method=True)
+
+
+class InterfaceServiceServicer:
+    """Real Linux interfaces on a device's two sides: a TUN as its host, a link as its wire.
+    """
+
+    def AttachInterfaces(self, request, context):
+        """Put a device between a TUN (what the host routes into it is the device's TX) and a
+        link (its wire, through an AF_PACKET socket). Packet offload only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DetachInterfaces(self, request, context):
+        """Take the interfaces off a device; its states and policies stay.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_InterfaceServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'AttachInterfaces': grpc.unary_unary_rpc_method_handler(
+                    servicer.AttachInterfaces,
+                    request_deserializer=xfrm__offload_dot_v1_dot_offload__pb2.AttachInterfacesRequest.FromString,
+                    response_serializer=xfrm__offload_dot_v1_dot_offload__pb2.AttachInterfacesResponse.SerializeToString,
+            ),
+            'DetachInterfaces': grpc.unary_unary_rpc_method_handler(
+                    servicer.DetachInterfaces,
+                    request_deserializer=xfrm__offload_dot_v1_dot_offload__pb2.DetachInterfacesRequest.FromString,
+                    response_serializer=xfrm__offload_dot_v1_dot_offload__pb2.DetachInterfacesResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'xfrm_offload.v1.InterfaceService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('xfrm_offload.v1.InterfaceService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class InterfaceService:
+    """Real Linux interfaces on a device's two sides: a TUN as its host, a link as its wire.
+    """
+
+    @staticmethod
+    def AttachInterfaces(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xfrm_offload.v1.InterfaceService/AttachInterfaces',
+            xfrm__offload_dot_v1_dot_offload__pb2.AttachInterfacesRequest.SerializeToString,
+            xfrm__offload_dot_v1_dot_offload__pb2.AttachInterfacesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DetachInterfaces(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xfrm_offload.v1.InterfaceService/DetachInterfaces',
+            xfrm__offload_dot_v1_dot_offload__pb2.DetachInterfacesRequest.SerializeToString,
+            xfrm__offload_dot_v1_dot_offload__pb2.DetachInterfacesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
 class DiagServiceStub:
     """Test clock and transport diagnostics.
     """

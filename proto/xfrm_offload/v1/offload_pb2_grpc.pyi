@@ -393,6 +393,55 @@ class DatapathServiceServicer(metaclass=_abc_1.ABCMeta):
 
 def add_DatapathServiceServicer_to_server(servicer: DatapathServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 
+class InterfaceServiceStub:
+    """Real Linux interfaces on a device's two sides: a TUN as its host, a link as its wire."""
+
+    @_typing.overload
+    def __new__(cls, channel: _grpc.Channel) -> _Self: ...
+    @_typing.overload
+    def __new__(cls, channel: _aio.Channel) -> InterfaceServiceAsyncStub: ...
+    AttachInterfaces: _grpc.UnaryUnaryMultiCallable[_offload_pb2.AttachInterfacesRequest, _offload_pb2.AttachInterfacesResponse]
+    """Put a device between a TUN (what the host routes into it is the device's TX) and a
+    link (its wire, through an AF_PACKET socket). Packet offload only.
+    """
+    DetachInterfaces: _grpc.UnaryUnaryMultiCallable[_offload_pb2.DetachInterfacesRequest, _offload_pb2.DetachInterfacesResponse]
+    """Take the interfaces off a device; its states and policies stay."""
+
+@_typing.type_check_only
+class InterfaceServiceAsyncStub(InterfaceServiceStub):
+    """Real Linux interfaces on a device's two sides: a TUN as its host, a link as its wire."""
+
+    def __init__(self, channel: _aio.Channel) -> None: ...
+    AttachInterfaces: _aio.UnaryUnaryMultiCallable[_offload_pb2.AttachInterfacesRequest, _offload_pb2.AttachInterfacesResponse]  # type: ignore[assignment]
+    """Put a device between a TUN (what the host routes into it is the device's TX) and a
+    link (its wire, through an AF_PACKET socket). Packet offload only.
+    """
+    DetachInterfaces: _aio.UnaryUnaryMultiCallable[_offload_pb2.DetachInterfacesRequest, _offload_pb2.DetachInterfacesResponse]  # type: ignore[assignment]
+    """Take the interfaces off a device; its states and policies stay."""
+
+class InterfaceServiceServicer(metaclass=_abc_1.ABCMeta):
+    """Real Linux interfaces on a device's two sides: a TUN as its host, a link as its wire."""
+
+    @_abc_1.abstractmethod
+    def AttachInterfaces(
+        self,
+        request: _offload_pb2.AttachInterfacesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_offload_pb2.AttachInterfacesResponse, _abc.Awaitable[_offload_pb2.AttachInterfacesResponse]]:
+        """Put a device between a TUN (what the host routes into it is the device's TX) and a
+        link (its wire, through an AF_PACKET socket). Packet offload only.
+        """
+
+    @_abc_1.abstractmethod
+    def DetachInterfaces(
+        self,
+        request: _offload_pb2.DetachInterfacesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_offload_pb2.DetachInterfacesResponse, _abc.Awaitable[_offload_pb2.DetachInterfacesResponse]]:
+        """Take the interfaces off a device; its states and policies stay."""
+
+def add_InterfaceServiceServicer_to_server(servicer: InterfaceServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
+
 class DiagServiceStub:
     """Test clock and transport diagnostics."""
 

@@ -83,7 +83,7 @@ typedef struct {
     int outer_v6;
     int natt;
     int sport, dport;
-    int tfcpad;
+    int tfc_padto; /* tunnel mode: pad shorter inner packets to this (0: none) */
     uint8_t saddr[16], daddr[16];
     int addr_len;
     int nopmtudisc;
@@ -519,8 +519,8 @@ static PyObject *encap_one(SAObject *self, const uint8_t *p, size_t n, OutSeq *s
         hdr = self->outer_v6 ? 40 : 20;
         payload_off = 0;
         payload_len = n;
-        if (n < (size_t)self->tfcpad)
-            fill = (size_t)self->tfcpad - n;
+        if (n < (size_t)self->tfc_padto)
+            fill = (size_t)self->tfc_padto - n;
     } else if (!self->outer_v6) {
         size_t ihl, total;
         if (n < 20 || p[0] >> 4 != 4) {
@@ -1005,7 +1005,7 @@ static const EVP_CIPHER *aes_cipher(Py_ssize_t key_len, int mode)
 
 /*
  * SA(kind, chacha, key, salt, digest, auth_key, icv_len, iv_salt, spi, esn, tunnel,
- *    outer_v6, natt, sport, dport, tfcpad, saddr, daddr, nopmtudisc, decap_ecn,
+ *    outer_v6, natt, sport, dport, tfc_padto, saddr, daddr, nopmtudisc, decap_ecn,
  *    decap_dscp, tos_map, window, results)
  */
 static int SA_init(SAObject *self, PyObject *args, PyObject *kwargs)
@@ -1013,9 +1013,9 @@ static int SA_init(SAObject *self, PyObject *args, PyObject *kwargs)
     static char *kw[] = {"kind",      "chacha",  "key",       "salt",       "digest",
                          "auth_key",  "icv_len", "iv_salt",   "spi",        "esn",
                          "tunnel",    "outer_v6", "natt",     "sport",      "dport",
-                         "tfcpad",    "saddr",   "daddr",     "nopmtudisc", "decap_ecn",
+                         "tfc_padto", "saddr",   "daddr",     "nopmtudisc", "decap_ecn",
                          "decap_dscp", "tos_map", "window",   "results",    NULL};
-    int kind, chacha, icv_len, esn, tunnel, outer_v6, natt, sport, dport, tfcpad, nopmtu;
+    int kind, chacha, icv_len, esn, tunnel, outer_v6, natt, sport, dport, tfc_padto, nopmtu;
     int decap_ecn, decap_dscp, window;
     unsigned int spi;
     Py_buffer key = {0}, salt = {0}, auth_key = {0}, iv_salt = {0}, saddr = {0}, daddr = {0};
@@ -1032,13 +1032,14 @@ static int SA_init(SAObject *self, PyObject *args, PyObject *kwargs)
     if (!PyArg_ParseTupleAndKeywords(
             args, kwargs, "iiy*y*sy*iy*Ippppiiiy*y*pppy*iO!", kw, &kind, &chacha, &key, &salt,
             &digest, &auth_key, &icv_len, &iv_salt, &spi, &esn, &tunnel, &outer_v6, &natt,
-            &sport, &dport, &tfcpad, &saddr, &daddr, &nopmtu, &decap_ecn, &decap_dscp,
+            &sport, &dport, &tfc_padto, &saddr, &daddr, &nopmtu, &decap_ecn, &decap_dscp,
             &tos_map, &window, &PyTuple_Type, &results))
         return -1;
     if (PyTuple_GET_SIZE(results) != R_COUNT || tos_map.len != 256 || iv_salt.len < 16 ||
         salt.len != (kind == K_AEAD || kind == K_GMAC ? 4 : 0) || icv_len < 0 ||
         icv_len > MAX_ICV || window < 0 || window > (1 << 16) ||
-        saddr.len != (outer_v6 ? 16 : 4) || daddr.len != saddr.len || kind < 0 || kind > 3) {
+        saddr.len != (outer_v6 ? 16 : 4) || daddr.len != saddr.len || kind < 0 || kind > 3 ||
+        tfc_padto < 0 || tfc_padto > 0xFFFF || (tfc_padto && !tunnel)) {
         PyErr_SetString(PyExc_ValueError, "SA: inconsistent parameters");
         goto done;
     }
@@ -1116,7 +1117,9 @@ static int SA_init(SAObject *self, PyObject *args, PyObject *kwargs)
     self->natt = natt;
     self->sport = sport;
     self->dport = dport;
-    self->tfcpad = tunnel ? tfcpad : 0;
+    /* padto of esp_output: tfcpad already clamped to xfrm_state_mtu by the caller; the
+     * kernel refuses tfcpad outside tunnel mode (verify_newsa_info), so does init. */
+    self->tfc_padto = tfc_padto;
     self->addr_len = (int)saddr.len;
     memcpy(self->saddr, saddr.buf, (size_t)saddr.len);
     memcpy(self->daddr, daddr.buf, (size_t)daddr.len);

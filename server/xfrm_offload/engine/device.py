@@ -46,7 +46,7 @@ import enum
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
-from .algorithms import AlgorithmKind, ResolvedTransforms
+from .algorithms import AlgorithmKind
 from .errors import (
     InvalidArgument,
     LocalError,
@@ -272,7 +272,6 @@ class OffloadedState:
     """One state in the device's table."""
 
     __slots__ = (
-        "_mtu_params",
         "config",
         "dir",
         "handle",
@@ -302,8 +301,6 @@ class OffloadedState:
         self.lifecycle = Lifecycle.ACTIVE
         #: netdevsim table slot, -1 when the profile has no slots.
         self.slot = slot
-        #: (header_len, icv_len, block_align) for xfrm_state_mtu, once first asked.
-        self._mtu_params: tuple[int, int, int] | None = None
         #: The mapping rate limit (x->new_mapping_sport, x->new_mapping): the source
         #: port and whole second of the last MAPPING event sent.
         self.mapping_sport = 0
@@ -319,13 +316,7 @@ class OffloadedState:
 
     def state_mtu(self, mtu: int) -> int:
         """The largest cleartext packet that fits ``mtu`` once ESP is added (xfrm_state_mtu)."""
-        if self._mtu_params is None:
-            self._mtu_params = _mtu_params(self.config, self.sa.transforms)
-        header_len, icv_len, align = self._mtu_params
-        net_adj = 0
-        if self.config.mode == Mode.TRANSPORT:
-            net_adj = 20 if self.config.family == Family.INET else 40
-        return ((mtu - header_len - icv_len - net_adj) & ~(align - 1)) + net_adj - 2
+        return self.sa.state_mtu(mtu)
 
     def __repr__(self) -> str:
         return (
@@ -372,16 +363,6 @@ class PolicyAddResult:
 
     handle: int
     index: int
-
-
-def _mtu_params(config: SAConfig, t: ResolvedTransforms) -> tuple[int, int, int]:
-    header_len = 8 + t.cipher.iv_size  # ESP header + explicit IV
-    if config.mode == Mode.TUNNEL:
-        header_len += 20 if config.family == Family.INET else 40
-    if config.encap is not None:
-        header_len += 8
-    align = (max(t.cipher.block_size, 1) + 3) & ~3
-    return header_len, t.icv_len, align
 
 
 def _usable_for_packet_policy(entry: OffloadedState) -> bool:
@@ -480,7 +461,8 @@ class Device:
         # -EOPNOTSUPP.
         self._mapping_checks(config)
         try:
-            sa = SecurityAssociation(config, now, iv_salt=iv_salt, stats=self.stats)
+            # The device's MTU is the path MTU its SAs' TFC padding is clamped to.
+            sa = SecurityAssociation(config, now, iv_salt=iv_salt, stats=self.stats, mtu=self.mtu)
         except NotSupported as exc:
             exc.field = proto_field(exc.field)
             if packet:

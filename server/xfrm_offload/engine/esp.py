@@ -6,7 +6,8 @@ around it and runs the batch loops; ``crypto_offload`` holds the host's and the 
 halves of crypto offload; ``nonesp`` the NAT-T control kinds. The names stay importable
 from here. ``EspTransform`` frames transport mode (ESP after the IPv4 header / the IPv6
 hop-by-hop, routing and fragment headers) and tunnel mode (new outer header, any
-inner/outer family), NAT-T UDP encapsulation (RFC 3948), TFC padding.
+inner/outer family), NAT-T UDP encapsulation (RFC 3948), TFC padding (tunnel mode, up to
+the limit ``SecurityAssociation.tfc_padto`` computes from tfcpad and the MTU).
 
 Drops are raised as ``PacketDrop(XfrmStat)``; the SA's packet loops catch and count them.
 Inbound counters, chosen to give each a single meaning (see the report for the kernel
@@ -86,7 +87,10 @@ class EspTransform:
         transforms: ResolvedTransforms,
         *,
         iv_salt: bytes,
+        tfc_padto: int = 0,
     ) -> None:
+        """``tfc_padto``: tunnel mode pads shorter inner packets up to this length
+        (``SecurityAssociation.tfc_padto``, tfcpad clamped to the MTU; 0: no padding)."""
         self.config = config
         self.crypto = EspCrypto(transforms, config.spi, esn=config.esn, iv_salt=iv_salt)
         self.tunnel = config.mode == Mode.TUNNEL
@@ -94,7 +98,7 @@ class EspTransform:
         self.natt = config.encap is not None
         self.sport = config.encap.sport if config.encap else 0
         self.dport = config.encap.dport if config.encap else 0
-        self.tfcpad = config.tfcpad if self.tunnel else 0
+        self.tfc_padto = tfc_padto
         self.saddr = config.saddr.packed
         self.daddr = config.daddr.packed
         self.nopmtudisc = bool(config.flags & SAFlag.NOPMTUDISC)
@@ -224,10 +228,11 @@ class EspTransform:
             trailers = self.trailers6
         else:
             raise PacketDrop(XfrmStat.OUT_STATE_MODE_ERROR)
-        if n < self.tfcpad:
-            # TFC padding: zeros after the inner packet, before the ESP padding.
-            packet = packet + bytes(self.tfcpad - n)
-            n = self.tfcpad
+        if n < self.tfc_padto:
+            # TFC padding (esp_output's tfclen): zeros after the inner packet, before
+            # the ESP padding.
+            packet = packet + bytes(self.tfc_padto - n)
+            n = self.tfc_padto
         esp = self.crypto.seal(packet + trailers[-(n + 2) & self.pad_mask], next_seq())
         if not self.natt and not self.outer_v6:
             # The hot path (ESP in IPv4, the common tunnel), inlined.

@@ -131,7 +131,9 @@ class NativeEsp:
 
     __slots__ = ("_sa", "_wbytes", "ident")
 
-    def __init__(self, config: SAConfig, t: ResolvedTransforms, *, iv_salt: bytes) -> None:
+    def __init__(
+        self, config: SAConfig, t: ResolvedTransforms, *, iv_salt: bytes, tfc_padto: int = 0
+    ) -> None:
         assert _esp is not None
         if t.auth is None:
             kind = _K_GMAC if t.cipher.auth_only else _K_AEAD
@@ -157,7 +159,7 @@ class NativeEsp:
             natt=encap is not None,
             sport=encap.sport if encap is not None else 0,
             dport=encap.dport if encap is not None else 0,
-            tfcpad=config.tfcpad,
+            tfc_padto=tfc_padto,
             saddr=config.saddr.packed,
             daddr=config.daddr.packed,
             nopmtudisc=bool(flags & SAFlag.NOPMTUDISC),

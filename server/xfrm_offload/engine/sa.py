@@ -39,9 +39,20 @@ from .events import EsnAdvanced, Event, Expired, SAId, SeqOverflow
 from .lifetime import Lifetime
 from .replay import OutboundSequence, ReplayWindow, check_u32, check_window_size
 from .stats import XfrmStat, XfrmStats
-from .types import IPPROTO_ESP, NO_REPLAY, XFRM_INF, Direction, EncapType, Family, SAConfig
+from .types import (
+    IPPROTO_ESP,
+    NO_REPLAY,
+    XFRM_INF,
+    Direction,
+    EncapType,
+    Family,
+    Mode,
+    SAConfig,
+)
 
 U32 = 0xFFFFFFFF
+#: The MTU an SA assumes when no device gives one (ETH_DATA_LEN, every profile's default).
+DEFAULT_MTU = 1500
 
 #: What ``encap`` gives per packet: the ESP packet or the drop reason.
 EncapResult = bytes | XfrmStat
@@ -86,6 +97,10 @@ def _validate(config: SAConfig) -> None:
         )
     if config.tfcpad < 0 or config.tfcpad > 0xFFFF:
         raise InvalidArgument("tfcpad out of range", field="tfcpad")
+    if config.tfcpad and config.mode != Mode.TUNNEL:
+        # verify_newsa_info refuses XFRMA_TFCPAD on an ESP state that is not tunnel
+        # mode: padding after a transport payload would reach the upper layer.
+        raise InvalidArgument("TFC padding can only be used in tunnel mode", field="tfcpad")
     rs = config.replay
     if config.esn:
         if config.replay_window == 0 and config.sa_dir != Direction.OUT:
@@ -129,6 +144,9 @@ def _validate(config: SAConfig) -> None:
 class SecurityAssociation:
     """One SA at run time. ``iv_salt`` (>= 16 bytes) fixes the IV salt for tests.
 
+    ``mtu`` is the MTU of the device the SA's packets leave by (``Device.mtu``); it
+    bounds TFC padding as the route's MTU does in the kernel (``tfc_padto``).
+
     ``engine`` (``native``/``python``/``auto``; default: ``native.engine()``, the
     process-wide choice) picks which implementation runs the batch calls.
     """
@@ -141,8 +159,11 @@ class SecurityAssociation:
         iv_salt: bytes | None = None,
         stats: XfrmStats | None = None,
         engine: str | None = None,
+        mtu: int = DEFAULT_MTU,
     ) -> None:
         _validate(config)
+        #: The device MTU TFC padding is clamped to (see ``tfc_padto``).
+        self.mtu = mtu
         #: ``native`` or ``python``: which engine runs this SA's packet batches.
         self.engine = native.engine() if engine is None else native.resolve(engine)
         if iv_salt is not None and len(iv_salt) < 16:
@@ -195,15 +216,54 @@ class SecurityAssociation:
         return self._iv_salt if self._iv_salt is not None else os.urandom(16)
 
     @functools.cached_property
+    def _mtu_params(self) -> tuple[int, int, int]:
+        """(header_len, ICV length, block alignment): x->props.header_len as
+        esp_init_state sets it, crypto_aead_authsize, ALIGN(blocksize, 4)."""
+        c = self.config
+        t = self.transforms
+        header_len = 8 + t.cipher.iv_size  # ESP header + explicit IV
+        if c.mode == Mode.TUNNEL:
+            header_len += 20 if c.family == Family.INET else 40
+        if c.encap is not None:
+            header_len += 8
+        align = (max(t.cipher.block_size, 1) + 3) & ~3
+        return header_len, t.icv_len, align
+
+    def state_mtu(self, mtu: int) -> int:
+        """The largest cleartext packet that fits ``mtu`` once ESP is added (xfrm_state_mtu)."""
+        header_len, icv_len, align = self._mtu_params
+        net_adj = 0
+        if self.config.mode == Mode.TRANSPORT:
+            net_adj = 20 if self.config.family == Family.INET else 40
+        return ((mtu - header_len - icv_len - net_adj) & ~(align - 1)) + net_adj - 2
+
+    @functools.cached_property
+    def tfc_padto(self) -> int:
+        """The length tunnel-mode TFC padding fills an inner packet up to (0: none).
+
+        esp_output (esp4.c, esp6.c): padto = min(x->tfcpad, xfrm_state_mtu(x, mtu)) and
+        only a packet shorter than padto is padded, so padding never makes the ESP packet
+        exceed the MTU. xfrm_state_mtu is a u32 there: an MTU too small for the headers
+        wraps to a huge value and leaves tfcpad itself as the limit, as here.
+        """
+        if not self.config.tfcpad:
+            return 0
+        return min(self.config.tfcpad, self.state_mtu(self.mtu) & U32)
+
+    @functools.cached_property
     def esp(self) -> EspTransform:
         """The ESP framing and the cipher contexts (the Python reference)."""
-        return EspTransform(self.config, self.transforms, iv_salt=self.iv_salt)
+        return EspTransform(
+            self.config, self.transforms, iv_salt=self.iv_salt, tfc_padto=self.tfc_padto
+        )
 
     @functools.cached_property
     def batch(self) -> EspTransform | native.NativeEsp:
         """What runs the packet batches: the native path or the reference ``esp``."""
         if self.engine == "native":
-            return native.NativeEsp(self.config, self.transforms, iv_salt=self.iv_salt)
+            return native.NativeEsp(
+                self.config, self.transforms, iv_salt=self.iv_salt, tfc_padto=self.tfc_padto
+            )
         return self.esp
 
     # -- state ------------------------------------------------------------------------

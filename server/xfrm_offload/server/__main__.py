@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 
 from xfrm_offload.engine import native
-from xfrm_offload.engine.errors import InvalidArgument
+from xfrm_offload.engine.errors import InvalidArgument, LocalError
 
 from . import logs
 from .app import OffloadServer
@@ -51,7 +51,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             uvloop.run(serve(config))
         else:
             asyncio.run(serve(config))
-    except (OSError, RuntimeError) as exc:  # grpc raises RuntimeError when it cannot bind
+    except (OSError, RuntimeError, LocalError) as exc:  # RuntimeError: grpc cannot bind;
+        # LocalError: an interface of --host-tun / --wire-if cannot be attached
         log.error("cannot start", extra=logs.fields(error=str(exc)))
         return 1
     return 0

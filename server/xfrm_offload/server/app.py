@@ -25,6 +25,7 @@ from .limits import CallLimit, grpc_options
 from .malformed import MalformedRequests
 from .metrics import Metrics
 from .nic import Nic
+from .realif import InterfaceServicer, RealInterfaces
 from .security import Security
 from .servicers import DeviceServicer, DiagServicer, XfrmDevServicer
 
@@ -32,7 +33,13 @@ log = logging.getLogger("xfrm_offload.server")
 
 SERVICE_NAMES = tuple(
     offload_pb2.DESCRIPTOR.services_by_name[name].full_name
-    for name in ("XfrmDevService", "DeviceService", "DatapathService", "DiagService")
+    for name in (
+        "XfrmDevService",
+        "DeviceService",
+        "DatapathService",
+        "DiagService",
+        "InterfaceService",
+    )
 )
 #: At a graceful stop with packet streams open: time for their clients to take the end.
 STREAM_LINGER_SECONDS = 0.2
@@ -89,6 +96,10 @@ class OffloadServer:
         offload_pb2_grpc.add_DiagServiceServicer_to_server(
             DiagServicer(self.nic, self.clock), self.server
         )
+        self.interfaces = RealInterfaces(self.nic)
+        offload_pb2_grpc.add_InterfaceServiceServicer_to_server(
+            InterfaceServicer(self.interfaces), self.server
+        )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(
             (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server
@@ -110,6 +121,21 @@ class OffloadServer:
                 self._sockets.append(path)
             self.addresses.append(self.security.bind(self.server, endpoint))
         await self.nic.start()  # workers first: no RPC may reach a device before it exists
+        try:
+            for spec in self.config.interfaces:
+                await self.interfaces.attach(
+                    spec.dev,
+                    str(spec.host_tun),
+                    str(spec.wire_if or ""),
+                    wire_udp=str(spec.wire_udp or ""),
+                )
+        except BaseException:  # not started: leave no interface or socket file behind
+            await self.interfaces.close()
+            await self.nic.stop_workers()
+            await self.security.wait_closed()  # its private socket directory
+            for path in self._sockets:
+                path.unlink(missing_ok=True)
+            raise
         if self.metrics is not None and self.config.metrics is not None:
             self.metrics.start(self.config.metrics, asyncio.get_running_loop())
         await self.server.start()
@@ -157,6 +183,7 @@ class OffloadServer:
             await asyncio.sleep(STREAM_LINGER_SECONDS)
         await self.security.close()
         await self.server.stop(self.config.grace if grace is None else grace)
+        await self.interfaces.close()
         await self.security.wait_closed()
         await self.nic.stop_workers()
         if self.metrics is not None:

@@ -123,6 +123,7 @@ _X = "/xfrm_offload.v1.XfrmDevService/"
 _D = "/xfrm_offload.v1.DeviceService/"
 _P = "/xfrm_offload.v1.DatapathService/"
 _G = "/xfrm_offload.v1.DiagService/"
+_I = "/xfrm_offload.v1.InterfaceService/"
 
 #: Every RPC of the API, the role it needs and the devices it names.
 RPC_RULES: dict[str, RpcRule] = {
@@ -149,6 +150,8 @@ RPC_RULES: dict[str, RpcRule] = {
     _P + "SetCable": RpcRule(ADMIN, _cable, audited=True),
     _P + "SetImpairment": RpcRule(ADMIN, _dev, audited=True),
     _P + "GetImpairment": RpcRule(VIEWER, _dev),
+    _I + "AttachInterfaces": RpcRule(ADMIN, _dev, audited=True),
+    _I + "DetachInterfaces": RpcRule(ADMIN, _dev, audited=True),
     _G + "AdvanceClock": RpcRule(ADMIN, _none, audited=True),
     _G + "Echo": RpcRule(ADMIN, _none),
     _G + "EchoStream": RpcRule(ADMIN, _none),

@@ -12,6 +12,7 @@ from xfrm_offload.engine.profiles import PROFILES
 from xfrm_offload.v1.endpoint import Endpoint, default_socket_path, parse_endpoint
 
 from . import logs, security
+from .ifaces import IfRef, UdpRef, parse_ifref, parse_udpref
 
 DEFAULT_DEVICE = "eth0"
 DEFAULT_PROFILE = "full"
@@ -25,6 +26,17 @@ class DeviceSpec:
 
     name: str
     profile: str = DEFAULT_PROFILE
+
+
+@dataclass(frozen=True)
+class InterfaceSpec:
+    """--host-tun with --wire-if or --wire-udp of one device: a TUN as its host, a link
+    or a UDP cable as its wire."""
+
+    dev: str
+    host_tun: IfRef
+    wire_if: IfRef | None = None
+    wire_udp: UdpRef | None = None
 
 
 @dataclass(frozen=True)
@@ -58,6 +70,7 @@ class ServerConfig:
     metrics: Endpoint | None = None
     #: --engine: auto/native/python; None keeps XFRM_OFFLOAD_ENGINE's choice (default auto).
     engine: str | None = None
+    interfaces: tuple[InterfaceSpec, ...] = ()
 
 
 def _endpoint(text: str) -> Endpoint:
@@ -93,6 +106,66 @@ def _cable(text: str) -> tuple[str, str]:
     if not sep or not a or not b or a == b:
         raise argparse.ArgumentTypeError(f"{text!r}: expected DEV_A:DEV_B, two different devices")
     return a, b
+
+
+def _dev_ifref(text: str) -> tuple[str, IfRef]:
+    """``[DEV=]IFNAME[@NETNS]`` (DEV empty: the first --device)."""
+    dev, _, rest = text.rpartition("=")
+    try:
+        return dev, parse_ifref(rest)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _dev_udpref(text: str) -> tuple[str, UdpRef]:
+    """``[DEV=]LOCAL:PORT,PEER:PORT[@NETNS]``."""
+    dev, _, rest = text.rpartition("=")
+    try:
+        return dev, parse_udpref(rest)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _interfaces(
+    parser: argparse.ArgumentParser,
+    names: list[str],
+    tuns: list[tuple[str, IfRef]],
+    wires: list[tuple[str, IfRef]],
+    cables: list[tuple[str, UdpRef]],
+) -> tuple[InterfaceSpec, ...]:
+    """Pair each device's --host-tun with its --wire-if or --wire-udp."""
+    sides: dict[str, dict[str, IfRef | UdpRef]] = {}
+    given_sides: tuple[tuple[str, list[tuple[str, IfRef]] | list[tuple[str, UdpRef]]], ...] = (
+        ("--host-tun", tuns),
+        ("--wire-if", wires),
+        ("--wire-udp", cables),
+    )
+    for option, given in given_sides:
+        for dev, ref in given:
+            dev = dev or names[0]
+            if dev not in names:
+                parser.error(f"argument {option}: no device {dev!r} (have: {', '.join(names)})")
+            if option in sides.setdefault(dev, {}):
+                parser.error(f"argument {option}: {dev} given more than once")
+            sides[dev][option] = ref
+    specs = []
+    for dev, pair in sides.items():
+        tun = pair.get("--host-tun")
+        link, cable = pair.get("--wire-if"), pair.get("--wire-udp")
+        if not isinstance(tun, IfRef) or (link is None) == (cable is None):
+            missing = "--wire-if" if tun is not None else "--host-tun"
+            parser.error(
+                f"argument {missing}: {dev} needs --host-tun and one of --wire-if, --wire-udp"
+            )
+        specs.append(
+            InterfaceSpec(
+                dev,
+                tun,
+                link if isinstance(link, IfRef) else None,
+                cable if isinstance(cable, UdpRef) else None,
+            )
+        )
+    return tuple(specs)
 
 
 def _bond(text: str) -> BondSpec:
@@ -208,6 +281,32 @@ def build_parser() -> argparse.ArgumentParser:
         help="packet bytes in flight across all packet streams, MiB; streams past it "
         "wait on flow control (default: 256)",
     )
+    parser.add_argument(
+        "--host-tun",
+        metavar="[DEV=]IFNAME[@NETNS]",
+        action="append",
+        type=_dev_ifref,
+        default=[],
+        help="a TUN as DEV's host side (default DEV: the first --device), in network "
+        "namespace NETNS if given; created if missing",
+    )
+    parser.add_argument(
+        "--wire-if",
+        metavar="[DEV=]IFNAME[@NETNS]",
+        action="append",
+        type=_dev_ifref,
+        default=[],
+        help="a link (veth, ...) as DEV's wire side, through an AF_PACKET socket",
+    )
+    parser.add_argument(
+        "--wire-udp",
+        metavar="[DEV=]LOCAL:PORT,PEER:PORT[@NETNS]",
+        action="append",
+        type=_dev_udpref,
+        default=[],
+        help="instead of --wire-if: a UDP cable to another server's DEV (one datagram per "
+        "ESP frame)",
+    )
     security.add_arguments(parser)
     parser.add_argument(
         "--metrics",
@@ -242,6 +341,7 @@ def parse_args(argv: Sequence[str] | None = None) -> ServerConfig:
             if end in cabled:
                 parser.error(f"argument --cable: {end} is in two cables (a wire has two ends)")
             cabled.add(end)
+    interfaces = _interfaces(parser, names, args.host_tun, args.wire_if, args.wire_udp)
     bonded: set[str] = set()
     for bond in args.bond:
         if bond.name in names or bond.name in {b.name for b in args.bond if b is not bond}:
@@ -275,6 +375,7 @@ def parse_args(argv: Sequence[str] | None = None) -> ServerConfig:
         workers=args.workers,
         max_calls=args.max_calls,
         packet_budget=args.packet_budget,
+        interfaces=interfaces,
         bonds=tuple(args.bond),
         security=security.from_args(parser, args, listen),
         metrics=args.metrics,

@@ -68,6 +68,8 @@ class Nic:
         for a, b in config.cables:
             self.cables[a] = b
             self.cables[b] = a
+        #: The real interfaces attached to a device, for its description (realif.py).
+        self.describe_interfaces: Callable[[str], pb.Interfaces | None] = lambda _dev: None
 
     @property
     def devices(self) -> dict[str, Device]:

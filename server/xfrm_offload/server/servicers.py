@@ -232,6 +232,9 @@ class DeviceServicer(offload_pb2_grpc.DeviceServiceServicer):
     async def _describe(self, dev: str) -> pb.Device:
         device: pb.Device = await self.nic.call(dev, ops.describe)
         device.cable_peer = self.nic.cables.get(dev, "")
+        interfaces = self.nic.describe_interfaces(dev)
+        if interfaces is not None:
+            device.interfaces.CopyFrom(interfaces)
         return device
 
     @refusals()
