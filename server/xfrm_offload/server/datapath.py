@@ -26,7 +26,9 @@ nothing is logged.
 
 Taps (WatchPackets) see copies: PORT_WIRE everything a device transmits, PORT_HOST
 what a device receives through a cable from another device and hands to its host.
-A cable feeds what device A transmits into device B's receive path.
+A cable feeds what device A transmits into device B's receive path. A device attached
+to a real link (realif.py) registers its link here: what leaves its impairment, if it
+has one, goes out on that link (its unimpaired frames go straight there, not here).
 """
 
 from __future__ import annotations
@@ -141,6 +143,10 @@ class PacketBudget:
             self._room.clear()
 
 
+#: Sends frames on a device's real link (an Attachment's, realif.py).
+OnLink = Callable[[list[bytes]], Awaitable[None]]
+
+
 def _lost_packets(count: int) -> pb.WatchPacketsResponse:
     return pb.WatchPacketsResponse(lost=count)
 
@@ -161,7 +167,9 @@ class Wires:
             collections.defaultdict(set)
         )
         #: Impaired wires: what such a device transmits leaves through its impairment.
-        self.impairments = WireImpairments(nic.clock, self._on_wire)
+        self.impairments = WireImpairments(nic.clock, self._left_impairment)
+        #: Devices attached to a real link (realif.py) -> what sends frames on it.
+        self.links: dict[str, OnLink] = {}
 
     def connect(self, a: str, b: str) -> None:
         for end in (a, b):
@@ -204,6 +212,16 @@ class Wires:
             self.impairments.push(dev, items)  # its delivery task calls _on_wire
             return
         await self._on_wire(dev, items)
+
+    async def _left_impairment(self, dev: str, items: list[tuple[int, bytes]]) -> None:
+        """What left ``dev``'s impairment: to its wire taps, then to its real link if it
+        is attached to one, else through its cable."""
+        link = self.links.get(dev)
+        if link is None:
+            await self._on_wire(dev, items)
+            return
+        self._deliver(dev, pb.PORT_WIRE, items)
+        await link([data for _, data in items])
 
     async def _on_wire(self, dev: str, items: list[tuple[int, bytes]]) -> None:
         self._deliver(dev, pb.PORT_WIRE, items)

@@ -3,9 +3,10 @@ and the task that puts its packets on the wire when they are due.
 
 What an impaired device transmits goes into its impairment instead of straight to its
 wire; one delivery task per impaired device takes out what is due, in departure order,
-and hands it on (to the PORT_WIRE taps and through the cable), so the taps and the
-peer see the impaired stream: losses missing, duplicates twice, corruptions flipped,
-reordered and delayed packets when they leave. The sending stream does not wait for
+and hands it on (to the PORT_WIRE taps, then through the cable or, for a device attached
+to a real link, onto that link: realif.py), so the taps and the peer see the impaired
+stream: losses missing, duplicates twice, corruptions flipped, reordered and delayed
+packets when they leave. The sending stream does not wait for
 delayed packets (a wire with a delay does not hold its sender back); the queue is
 bounded by the impairment's limit.
 

@@ -14,6 +14,11 @@ does not fit; the socket's count is read back into ``wire_rx_dropped``.
 
 Every packet reaches the device through ``exchange``: the one place that knows how a
 batch of raw packets is handed to a device and its outcomes come back.
+
+A device with a wire impairment (SetImpairment) sends its TX frames into it instead
+(``Wires.impairments``, the cables' own); what leaves the impairment comes back to
+``_send_impaired``, the same writer thread, and the device's wire taps see it. Without
+an impairment, frames go from the pump to the writer thread as they always did.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import socket
 import struct
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 from xfrm_offload.engine.datapath import DevicePath, Results
 from xfrm_offload.engine.device import Device
@@ -43,6 +49,9 @@ from .nic import Nic
 from .servicers import refusals
 from .status import Context
 from .workers import WorkerDied
+
+if TYPE_CHECKING:
+    from .datapath import Wires
 
 log = logging.getLogger("xfrm_offload.server")
 
@@ -142,9 +151,19 @@ class Attachment:
     """One device's TUN and wire, their readers, pumps and link watch."""
 
     def __init__(
-        self, nic: Nic, dev: str, tun: IfRef, wire: IfRef | UdpRef, host_mtu: int = 0
+        self,
+        nic: Nic,
+        dev: str,
+        tun: IfRef,
+        wire: IfRef | UdpRef,
+        host_mtu: int = 0,
+        wires: Wires | None = None,
     ) -> None:
         self.nic = nic
+        #: The server's wires: impairments and taps (None: frames always go straight out).
+        self.wires = wires
+        #: TX frames handed to an impairment so far (the ids its taps show).
+        self._impaired_frames = 0
         self.dev = dev
         self.tun_ref = tun
         self.wire_ref = wire
@@ -241,6 +260,8 @@ class Attachment:
             ),
             loop.create_task(self._follow_device_link(self._link_sub)),
         ]
+        if self.wires is not None:
+            self.wires.links[dev] = self._send_impaired
         if isinstance(self.wire_ref, UdpRef):  # a cable has no carrier to follow
             await self._apply_wire_state(True)
             return
@@ -252,6 +273,8 @@ class Attachment:
 
     async def close(self) -> None:
         loop = self._loop
+        if self.wires is not None and self.wires.links.get(self.dev) == self._send_impaired:
+            del self.wires.links[self.dev]
         if self.tun_fd >= 0:
             loop.remove_reader(self.tun_fd)
         for sock in (self.wire, self.watch):
@@ -432,6 +455,12 @@ class Attachment:
         if oversize:
             self._tx.packets.extendleft(reversed(oversize))
             self._tx.ready.set()
+        wires = self.wires
+        if frames and wires is not None and wires.impairments.impaired(self.dev):
+            first = self._impaired_frames
+            self._impaired_frames += len(frames)
+            wires.impairments.push(self.dev, list(enumerate(frames, first)))
+            return []  # they leave through _send_impaired when due
         return frames
 
     def _received(self, packets: Sequence[bytes], results: Results) -> list[bytes]:
@@ -457,6 +486,12 @@ class Attachment:
                 counters.wire_tx_dropped += 1
                 continue
             counters.wire_tx_packets += 1
+
+    async def _send_impaired(self, frames: list[bytes]) -> None:
+        """What left the device's impairment, onto the wire (loop thread; the send runs in
+        the wire's writer thread, after any batch the pump handed it before)."""
+        if self.wire is not None:
+            await self._loop.run_in_executor(self._wire_writer, self._send_wire, frames)
 
     def _write_tun(self, packets: list[bytes]) -> None:
         write, fd, counters = os.write, self.tun_fd, self.counters
@@ -520,8 +555,9 @@ class Attachment:
 class RealInterfaces:
     """The attachments of one server's devices."""
 
-    def __init__(self, nic: Nic) -> None:
+    def __init__(self, nic: Nic, wires: Wires | None = None) -> None:
         self.nic = nic
+        self.wires = wires
         self.attached: dict[str, Attachment] = {}
         nic.describe_interfaces = self.describe
 
@@ -556,7 +592,7 @@ class RealInterfaces:
                 other.wire_ref,
             ):
                 raise AlreadyExists(f"{other.dev} already uses that interface", field="wire_if")
-        attachment = Attachment(self.nic, dev, tun_ref, wire_ref, host_mtu)
+        attachment = Attachment(self.nic, dev, tun_ref, wire_ref, host_mtu, self.wires)
         attachment.open()
         try:
             await attachment.start()
