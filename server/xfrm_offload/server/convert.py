@@ -36,11 +36,6 @@ from xfrm_offload.engine.events import (
     StateEvent,
 )
 from xfrm_offload.engine.impair import GilbertElliott, Impairment, ImpairmentConfig
-from xfrm_offload.engine.offload_rules import (
-    XFRM_OFFLOAD_INBOUND,
-    XFRM_OFFLOAD_IPV6,
-    XFRM_OFFLOAD_PACKET,
-)
 from xfrm_offload.engine.profiles import Capabilities
 from xfrm_offload.engine.sa import CurLifetime
 from xfrm_offload.engine.spd import (
