@@ -515,7 +515,7 @@ async def layout_part(plan: Plan) -> dict[str, Any]:
             for dev in devs:
                 for inbound in (False, True):
                     await nic.call(dev, ops.state_add, pb_sa(dev, inbound), now)
-                    await nic.call(dev, ops.policy_add, pb_policy(dev, inbound))
+                    await nic.call(dev, ops.policy_add, pb_policy(dev, inbound), now)
             rates, main_cores, worker_cores = [], [], []
             workers = children(os.getpid())
             for _ in range(plan.rounds):
