@@ -105,7 +105,7 @@ def sa_pb(i: int) -> xpb.XfrmUsersaInfo:
         reqid=1,
         replay_window=32,
         aead=xpb.XfrmAlgoAead(alg_name=GCM, alg_key=KEYMAT, alg_icv_len=128),
-        offload=xpb.XfrmUserOffload(dev=DEV, flags=XFRM_OFFLOAD_INBOUND),
+        offload=xpb.XfrmUserOffload(dev=DEV, flags=xpb.OFFLOAD_FLAG_INBOUND),
     )
 
 

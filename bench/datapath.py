@@ -185,7 +185,9 @@ def pb_sa(dev: str, inbound: bool) -> xpb.XfrmUsersaInfo:
         aead=xpb.XfrmAlgoAead(alg_name="rfc4106(gcm(aes))", alg_key=KEYMAT, alg_icv_len=128),
         sel=xpb.XfrmSelector(saddr=str(src), prefixlen_s=24, daddr=str(dst), prefixlen_d=24),
         dir=xpb.SA_DIR_IN if inbound else xpb.SA_DIR_OUT,
-        offload=xpb.XfrmUserOffload(dev=dev, flags=XFRM_OFFLOAD_PACKET | (2 if inbound else 0)),
+        offload=xpb.XfrmUserOffload(
+            dev=dev, flags=xpb.OFFLOAD_FLAG_PACKET | (xpb.OFFLOAD_FLAG_INBOUND if inbound else 0)
+        ),
     )
 
 
@@ -205,7 +207,7 @@ def pb_policy(dev: str, inbound: bool) -> xpb.XfrmUserpolicyInfo:
                 mode=xpb.XFRM_MODE_TUNNEL,
             )
         ],
-        offload=xpb.XfrmUserOffload(dev=dev, flags=XFRM_OFFLOAD_PACKET),
+        offload=xpb.XfrmUserOffload(dev=dev, flags=xpb.OFFLOAD_FLAG_PACKET),
     )
 
 

@@ -127,7 +127,7 @@ def crypto_sa() -> xpb.XfrmUsersaInfo:
         saddr=f"198.51.100.{spi % 250 + 1}",
         mode=xpb.XFRM_MODE_TRANSPORT,
         aead=xpb.XfrmAlgoAead(alg_name="rfc4106(gcm(aes))", alg_key=bytes(20), alg_icv_len=128),
-        offload=xpb.XfrmUserOffload(dev="eth0", flags=2),  # crypto offload, inbound
+        offload=xpb.XfrmUserOffload(dev="eth0", flags=xpb.OFFLOAD_FLAG_INBOUND),  # crypto offload
     )
 
 

@@ -218,6 +218,18 @@ async def test_version(option: str) -> None:
     assert out.getvalue() == "xfrmctl utility, xfrm-offload-0.1.0\n"
 
 
+@pytest.mark.parametrize(
+    "argv", [[XFRMCTL, "--version"], [sys.executable, "-m", "xfrm_offload.client.cli", "--version"]]
+)
+async def test_version_of_the_script_and_of_python_m(argv: list[str]) -> None:
+    """The console script and ``python -m xfrm_offload.client.cli`` are the same program."""
+    proc = await asyncio.create_subprocess_exec(
+        *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await proc.communicate()
+    assert (proc.returncode, out, err) == (0, b"xfrmctl utility, xfrm-offload-0.1.0\n", b"")
+
+
 async def test_packet_help() -> None:
     out, err = io.StringIO(), io.StringIO()
     assert await run(["packet", "help"], out, err) == ExitStatus.OK

@@ -5,7 +5,7 @@
 
 The scripts are thin: on TAB the shell runs ``xfrmctl completion complete CWORD WORD...``
 and offers the lines it prints. The candidates come from the ip xfrm grammar's own tables
-(grammar.py: actions, flags, protocols, limits, encapsulations, monitor groups) and the
+(the grammar package: commands, flags, protocols, limits, encapsulations, monitor groups) and the
 keyword lists below, which tests check against the grammar's usage text. Completion never
 contacts the server: a TAB must not wait on a timeout.
 """
@@ -189,7 +189,7 @@ def _resolve(word: str, table: Sequence[tuple[tuple[str, ...], str]]) -> str | N
 
 def _xfrm_words(obj: str, words: Sequence[str]) -> tuple[str, ...]:
     """Candidates after ``state``/``policy``: its actions, or what the action takes next."""
-    table = grammar._STATE_ACTIONS if obj == "state" else grammar._POLICY_ACTIONS_WORDS
+    table = grammar.STATE_COMMANDS if obj == "state" else grammar.POLICY_COMMANDS
     keywords = STATE_KEYWORDS if obj == "state" else POLICY_KEYWORDS
     if not words:
         return tuple(spellings[0] for spellings, _ in table)
@@ -235,7 +235,7 @@ def candidates(words: Sequence[str], cword: int) -> list[str]:
             skip = True
         elif not word.startswith("-"):
             before.append(word)
-    if before and grammar._matches(before[0], "xfrm"):
+    if before and grammar.matches(before[0], "xfrm"):
         before = before[1:]
     found: Sequence[str]
     if current.startswith("-") and before[:1] != ["packet"]:
@@ -254,11 +254,11 @@ _FILES: tuple[str, ...] = ("<files>",)
 
 def _object_words(before: Sequence[str]) -> Sequence[str]:
     head, rest = before[0], before[1:]
-    if grammar._matches(head, "state") or grammar._matches(head, "sa"):
+    if grammar.matches(head, "state") or grammar.matches(head, "sa"):
         return _xfrm_words("state", rest)
-    if grammar._matches(head, "policy"):
+    if grammar.matches(head, "policy"):
         return _xfrm_words("policy", rest)
-    if grammar._matches(head, "monitor"):
+    if grammar.matches(head, "monitor"):
         if rest and rest[-1] == "--count":
             return ()
         return ("all", *grammar.MONITOR_GROUPS, "--count")

@@ -52,7 +52,6 @@ SOFT_PACKETS = FIRST_ROUND + 20
 BATCH = 25
 AEAD = "rfc4106(gcm(aes))"
 TSHARK_AEAD = "AES-GCM with 16 octet ICV [RFC4106]"
-OFFLOAD_PACKET, OFFLOAD_INBOUND = 4, 2  # XFRM_OFFLOAD_PACKET, XFRM_OFFLOAD_INBOUND
 DEFAULT_PCAP = Path(tempfile.gettempdir()) / "xfrm-offload-demo.pcap"
 TIMEOUT = 10.0
 
@@ -100,7 +99,7 @@ class SaPair:
             dir=xpb.SA_DIR_IN if inbound else xpb.SA_DIR_OUT,
             offload=xpb.XfrmUserOffload(
                 dev=self.rx_dev if inbound else self.tx_dev,
-                flags=OFFLOAD_PACKET | (OFFLOAD_INBOUND if inbound else 0),
+                flags=xpb.OFFLOAD_FLAG_PACKET | (xpb.OFFLOAD_FLAG_INBOUND if inbound else 0),
             ),
         )
         if soft_packets is not None:
@@ -132,7 +131,7 @@ def policy(
                 mode=xpb.XFRM_MODE_TUNNEL,
             )
         ],
-        offload=xpb.XfrmUserOffload(dev=dev, flags=OFFLOAD_PACKET),
+        offload=xpb.XfrmUserOffload(dev=dev, flags=xpb.OFFLOAD_FLAG_PACKET),
     )
 
 

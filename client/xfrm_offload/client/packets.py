@@ -38,6 +38,7 @@ from xfrm_offload.v1 import offload_pb2 as pb
 from .api import Client
 from .errors import XfrmOffloadError
 from .pcap import PcapError, PcapReader, PcapWriter, join_link, split_link
+from .status import ExitStatus
 from .tls import TlsError, TlsOptions
 
 #: Batches sent and not yet answered, at most: what bounds the memory a run pins.
@@ -377,8 +378,6 @@ async def packet_main(
     tls: TlsOptions | None = None,
 ) -> int:
     """``xfrmctl packet ...`` (tokens start with "packet"); returns xfrmctl's exit status."""
-    from .cli import ExitStatus  # cli imports this module lazily: no import cycle
-
     try:
         args = build_parser(out).parse_args(list(tokens[1:]))
         dev = args.dev or default_dev

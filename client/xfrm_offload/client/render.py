@@ -8,7 +8,8 @@ xfrm_selector_print, xfrm_lifetime_print, xfrm_stats_print), re-expressed here: 
 every detail line, a space after most fields (so some lines end with a space, as there), hex
 as ``0x%08x``, and the kernel's attribute order: mark, auth-trunc, aead, enc, encap, tmpl,
 anti-replay context, offload, if_id, tfcpad, dir; then the selector, then (with -s) the
-lifetime and stats blocks.
+lifetime and stats blocks. ``format_device`` (with ``format_interfaces``) is xfrmctl's own
+``ip link``-like view of a device, its capabilities and attached interfaces.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import datetime
 import ipaddress
 from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 from xfrm_offload.v1 import offload_pb2, xfrm_pb2
 
@@ -83,8 +85,6 @@ _DEFAULT_TRUNC_BITS = {
     "xcbc(aes)": 96,
     "cmac(aes)": 96,
 }
-_XFRM_OFFLOAD_INBOUND = 2
-_XFRM_OFFLOAD_PACKET = 4
 _ESN_FLAG = 128
 _LEGACY_REPLAY_BITS = 32  # width of the non-ESN replay bitmap
 _AF_UNSPEC_FLAG = 32
@@ -309,12 +309,14 @@ def _replay_lines(state: offload_pb2.State) -> str:
 def _offload_line(state: offload_pb2.State, ifname: str) -> str:
     flags = state.sa.offload.flags
     inbound = (
-        state.dir == xfrm_pb2.OFFLOAD_DIR_IN if state.dir else bool(flags & _XFRM_OFFLOAD_INBOUND)
+        state.dir == xfrm_pb2.OFFLOAD_DIR_IN
+        if state.dir
+        else bool(flags & xfrm_pb2.OFFLOAD_FLAG_INBOUND)
     )
     packet = (
         state.type == xfrm_pb2.OFFLOAD_TYPE_PACKET
         if state.type
-        else bool(flags & _XFRM_OFFLOAD_PACKET)
+        else bool(flags & xfrm_pb2.OFFLOAD_FLAG_PACKET)
     )
     return (
         f"{_T}crypto offload parameters: dev {ifname}"
@@ -624,3 +626,88 @@ def format_event(
     if kind == "lost":
         return f"Lost {event.lost.count} events\n"
     return f"Unknown event {event.kind}\n"
+
+
+def _enum_name(enum_type: Any, value: int, prefix: str) -> str:
+    return str(enum_type.Name(value)).removeprefix(prefix).lower()
+
+
+def format_device(device: offload_pb2.Device, *, details: bool) -> str:
+    """Human output of one device, `ip link`-like."""
+    link = _enum_name(offload_pb2.LinkState, device.link, "LINK_STATE_")
+    lines = [
+        f"{device.ifindex}: {device.name}: profile {device.profile} link {link}"
+        + (f" cable {device.cable_peer}" if device.cable_peer else ""),
+        f"    features: {' '.join(device.features) or '-'}",
+        f"    states {device.state_count} policies {device.policy_count}",
+    ]
+    if device.HasField("interfaces"):
+        lines += format_interfaces(device.interfaces)
+    if device.HasField("bond"):  # a bond has no capabilities of its own: its members do
+        bond = device.bond
+        lines.append(
+            f"    bond mode {bond.mode} members {','.join(bond.members)}"
+            f" active {bond.active or '(none)'}"
+        )
+        return "\n".join(lines)
+    if details:
+        if device.engine:
+            lines.append(f"    engine {device.engine}")
+        caps = device.capabilities
+        types = ",".join(
+            _enum_name(xfrm_pb2.OffloadType, t, "OFFLOAD_TYPE_") for t in caps.offload_types
+        )
+        modes = ",".join(_enum_name(xfrm_pb2.XfrmMode, m, "XFRM_MODE_") for m in caps.modes)
+        lines.append(f"    offload {types} modes {modes} esn {'on' if caps.esn else 'off'}")
+        lines.append(
+            f"    max-states {caps.max_states or 'unlimited'} max-replay-window "
+            f"{caps.max_replay_window} mtu {caps.mtu}"
+        )
+        if caps.packet_in_replay_windows:
+            windows = ",".join(str(w) for w in caps.packet_in_replay_windows)
+            lines.append(f"    packet-in replay-windows {windows}")
+        rules = [
+            name
+            for name, on in (
+                ("reqid-required", caps.reqid_required),
+                ("soft-below-hard", caps.soft_below_hard),
+            )
+            if on
+        ]
+        if rules:
+            lines.append(f"    rules {' '.join(rules)}")
+        if caps.natt:
+            natt_types = ",".join(
+                _enum_name(xfrm_pb2.OffloadType, t, "OFFLOAD_TYPE_")
+                for t in caps.natt_offload_types
+            )
+            natt_modes = ",".join(
+                _enum_name(xfrm_pb2.XfrmMode, m, "XFRM_MODE_") for m in caps.natt_modes
+            )
+            lines.append(f"    nat-t espinudp offload {natt_types} modes {natt_modes}")
+        if caps.policy_offload:
+            dirs = ",".join(
+                _enum_name(xfrm_pb2.PolicyDir, d, "POLICY_DIR_") for d in caps.policy_dirs
+            )
+            lines.append(
+                f"    policy-offload dirs {dirs} max-templates {caps.max_policy_templates}"
+            )
+        for alg in caps.algorithms:
+            keys = ",".join(str(k) for k in alg.key_bits)
+            icvs = ",".join(str(i) for i in alg.icv_bits)
+            lines.append(f"    {alg.kind} {alg.name} key-bits {keys} icv-bits {icvs or '-'}")
+    return "\n".join(lines)
+
+
+def format_interfaces(ifs: offload_pb2.Interfaces) -> list[str]:
+    """The real interfaces on a device's two sides and their counters."""
+    running = "running" if ifs.wire_running else "down"
+    wire = ifs.wire_if or f"udp {ifs.wire_udp}"
+    return [
+        f"    host tun {ifs.host_tun} mtu {ifs.host_mtu} wire {wire} mtu {ifs.wire_mtu} {running}",
+        f"    host rx {ifs.host_rx_packets} tx {ifs.host_tx_packets}"
+        f" rx-dropped {ifs.host_rx_dropped} tx-dropped {ifs.host_tx_dropped}"
+        f"  wire rx {ifs.wire_rx_packets} tx {ifs.wire_tx_packets}"
+        f" rx-dropped {ifs.wire_rx_dropped} tx-dropped {ifs.wire_tx_dropped}"
+        f"  too-big {ifs.too_big} fragmented {ifs.fragmented}",
+    ]

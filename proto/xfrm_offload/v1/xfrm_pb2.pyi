@@ -57,6 +57,13 @@ class OffloadDir(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     OFFLOAD_DIR_IN: _ClassVar[OffloadDir]
     OFFLOAD_DIR_OUT: _ClassVar[OffloadDir]
     OFFLOAD_DIR_FWD: _ClassVar[OffloadDir]
+
+class OffloadFlag(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    OFFLOAD_FLAG_UNSPECIFIED: _ClassVar[OffloadFlag]
+    OFFLOAD_FLAG_IPV6: _ClassVar[OffloadFlag]
+    OFFLOAD_FLAG_INBOUND: _ClassVar[OffloadFlag]
+    OFFLOAD_FLAG_PACKET: _ClassVar[OffloadFlag]
 ADDRESS_FAMILY_UNSPECIFIED: AddressFamily
 ADDRESS_FAMILY_INET: AddressFamily
 ADDRESS_FAMILY_INET6: AddressFamily
@@ -84,6 +91,10 @@ OFFLOAD_DIR_UNSPECIFIED: OffloadDir
 OFFLOAD_DIR_IN: OffloadDir
 OFFLOAD_DIR_OUT: OffloadDir
 OFFLOAD_DIR_FWD: OffloadDir
+OFFLOAD_FLAG_UNSPECIFIED: OffloadFlag
+OFFLOAD_FLAG_IPV6: OffloadFlag
+OFFLOAD_FLAG_INBOUND: OffloadFlag
+OFFLOAD_FLAG_PACKET: OffloadFlag
 
 class XfrmSelector(_message.Message):
     __slots__ = ("daddr", "saddr", "dport", "dport_mask", "sport", "sport_mask", "family", "prefixlen_d", "prefixlen_s", "proto", "ifindex", "user")

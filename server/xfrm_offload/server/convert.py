@@ -11,9 +11,6 @@ from typing import TypeVar, cast
 from xfrm_offload.engine import native
 from xfrm_offload.engine.bond import Bond, BondFailover, BondMode
 from xfrm_offload.engine.device import (
-    XFRM_OFFLOAD_INBOUND,
-    XFRM_OFFLOAD_IPV6,
-    XFRM_OFFLOAD_PACKET,
     Device,
     Lifecycle,
     LinkChanged,
@@ -623,11 +620,11 @@ def sa_config_to_pb(
 
 
 def _offload_flags(type: OffloadType, direction: Direction, v6: bool) -> int:
-    flags = XFRM_OFFLOAD_IPV6 if v6 else 0
+    flags = xpb.OFFLOAD_FLAG_IPV6 if v6 else 0
     if direction == Direction.IN:
-        flags |= XFRM_OFFLOAD_INBOUND
+        flags |= xpb.OFFLOAD_FLAG_INBOUND
     if type == OffloadType.PACKET:
-        flags |= XFRM_OFFLOAD_PACKET
+        flags |= xpb.OFFLOAD_FLAG_PACKET
     return flags
 
 
@@ -719,7 +716,7 @@ def _policy_pb(
         tmpl=[template_to_pb(t) for t in p.templates],
         mark=xpb.XfrmMark(v=p.mark, m=p.mark_mask),
         if_id=p.if_id,
-        offload=xpb.XfrmUserOffload(dev=dev, ifindex=ifindex, flags=XFRM_OFFLOAD_PACKET),
+        offload=xpb.XfrmUserOffload(dev=dev, ifindex=ifindex, flags=xpb.OFFLOAD_FLAG_PACKET),
     )
     return pb.Policy(
         policy=info,
