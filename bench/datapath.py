@@ -10,7 +10,14 @@ AES-128-GCM (rfc4106), packet offload, tunnel mode, IPv4 outer, inner IPv4/UDP p
   nonce and AAD, in this process: the Python limit, reference 1.0.
 - ``engine``: an engine ``Device`` and its ``DevicePath.tx``/``rx`` called directly on
   batches of ENGINE_BATCH, in this process (policy lookup, flow cache, ESP, replay,
-  lifetimes: everything but gRPC).
+  lifetimes: everything but gRPC), on the native ESP engine when it is built.
+- ``raw C``: the native extension's raw C EVP loop (``native.raw_seal``, benchmark only,
+  as bench/esp.py calls it): one AES-128-GCM seal per packet over the same batches, key
+  set once, the floor any engine on EVP pays. RX rounds seal the ciphertext bytes the
+  engine opens (AEAD open costs what seal does). Raw, raw C and engine rounds alternate;
+  each is timed in wall time and in this thread's CPU time (``time.thread_time``), and
+  the CPU-time table (engine / raw C, ns per packet above it) is the one a shared machine
+  leaves stable.
 - ``echo``: ``DiagService.EchoStream`` of ``xfrm-offloadd`` in a SEPARATE PROCESS over a
   Unix socket, with the same packets in the same batches: the transport's own ceiling.
 - ``grpc``: ``DatapathService.PacketStream`` of that server, batches of 1, 16, 64, 256;
@@ -56,6 +63,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from serverproc import children, cpu_seconds, server_process, tune_malloc, vm_rss
 
 from xfrm_offload.client import Client
+from xfrm_offload.engine import native
 from xfrm_offload.engine.datapath import DevicePath, Verdict
 from xfrm_offload.engine.device import Device
 from xfrm_offload.engine.ipheader import ipv4_checksum
@@ -212,13 +220,22 @@ def pb_policy(dev: str, inbound: bool) -> xpb.XfrmUserpolicyInfo:
 
 def median_rates(runs: list[Callable[[], int]], rounds: int) -> list[float]:
     """Packets/s of each run (returning its packet count), rounds alternating; medians."""
+    return median_rates_cpu(runs, rounds)[0]
+
+
+def median_rates_cpu(runs: list[Callable[[], int]], rounds: int) -> tuple[list[float], list[float]]:
+    """Like ``median_rates``: the wall-time rates, and the rates in this thread's CPU time
+    (what a loop descheduled on a shared machine is not charged for)."""
     rates: list[list[float]] = [[] for _ in runs]
+    cpu: list[list[float]] = [[] for _ in runs]
     for _ in range(rounds):
-        for run, out in zip(runs, rates, strict=True):
-            t0 = time.perf_counter()
+        for run, out, out_cpu in zip(runs, rates, cpu, strict=True):
+            t0, c0 = time.perf_counter(), time.thread_time()
             n = run()
-            out.append(n / (time.perf_counter() - t0))
-    return [statistics.median(r) for r in rates]
+            c1, t1 = time.thread_time(), time.perf_counter()
+            out.append(n / (t1 - t0))
+            out_cpu.append(n / max(c1 - c0, 1e-9))
+    return [statistics.median(r) for r in rates], [statistics.median(r) for r in cpu]
 
 
 def in_process(size: int, plan: Plan) -> dict[str, float]:
@@ -234,6 +251,8 @@ def in_process(size: int, plan: Plan) -> dict[str, float]:
         for _ in range(total):
             enc(nonce, trailer_plain, aad)
         return total
+
+    raw_key = KEYMAT[:16]
 
     device = Device("eth0", 2, PROFILES["full"])
     for inbound in (False, True):
@@ -252,8 +271,16 @@ def in_process(size: int, plan: Plan) -> dict[str, float]:
         device.pop_events()
         return batches * ENGINE_BATCH
 
+    def raw_c_tx() -> int:
+        seal = native.raw_seal
+        for _ in range(batches):
+            seal("aes-128-gcm", raw_key, tx_batch)
+        return batches * ENGINE_BATCH
+
     r: dict[str, float] = {}
-    r["raw_tx"], r["engine_tx"] = median_rates([raw_encrypt, engine_tx], plan.rounds)
+    wall, cpu = median_rates_cpu([raw_encrypt, raw_c_tx, engine_tx], plan.rounds)
+    r["raw_tx"], r["c_tx"], r["engine_tx"] = wall
+    r["cpu_raw_tx"], r["cpu_c_tx"], r["cpu_engine_tx"] = cpu
 
     reply = inner_packet(size, "203.0.113.20", "198.51.100.10")
     esp = make_esp(peer_sender(), reply, batches * ENGINE_BATCH * plan.rounds)
@@ -275,7 +302,21 @@ def in_process(size: int, plan: Plan) -> dict[str, float]:
         device.pop_events()
         return batches * ENGINE_BATCH
 
-    r["raw_rx"], r["engine_rx"] = median_rates([raw_decrypt, engine_rx], plan.rounds)
+    # The bytes the engine opens (ciphertext without the ICV), per batch, made untimed.
+    sealed = [
+        [c[:-16] for _, c, _ in prebuilt[s : s + ENGINE_BATCH]]
+        for s in range(0, len(prebuilt), ENGINE_BATCH)
+    ]
+
+    def raw_c_rx() -> int:
+        seal = native.raw_seal
+        for b in sealed:
+            seal("aes-128-gcm", raw_key, b)
+        return len(prebuilt)
+
+    wall, cpu = median_rates_cpu([raw_decrypt, raw_c_rx, engine_rx], plan.rounds)
+    r["raw_rx"], r["c_rx"], r["engine_rx"] = wall
+    r["cpu_raw_rx"], r["cpu_c_rx"], r["cpu_engine_rx"] = cpu
     return r
 
 
@@ -480,7 +521,7 @@ async def layout_part(plan: Plan) -> dict[str, Any]:
             for dev in devs:
                 for inbound in (False, True):
                     await nic.call(dev, ops.state_add, pb_sa(dev, inbound), now)
-                    await nic.call(dev, ops.policy_add, pb_policy(dev, inbound))
+                    await nic.call(dev, ops.policy_add, pb_policy(dev, inbound), now)
             rates, main_cores, worker_cores = [], [], []
             workers = children(os.getpid())
             for _ in range(plan.rounds):
@@ -521,6 +562,7 @@ def _own_cpu() -> float:
 class Result:
     plan: dict[str, Any]
     client_loop: str
+    engine: str = ""
     in_process: dict[str, dict[str, float]] = field(default_factory=dict)
     asyncio_server: dict[str, Any] = field(default_factory=dict)
     uvloop_server: dict[str, Any] = field(default_factory=dict)
@@ -547,7 +589,28 @@ def _row(size: int, d: str, raw: float, name: str, rate: float, echo: float = 0.
     )
 
 
+def print_cpu_table(r: Result) -> None:
+    """The in-process rows in this thread's CPU time, against the raw C EVP loop."""
+    print(f"in process, CPU time of this thread, ESP engine {r.engine}, batches of {ENGINE_BATCH}")
+    head = (
+        f"{'size':>5} {'dir':>3} {'raw C':>7} {'AESGCM':>7} {'engine':>7} "
+        f"{'engine/C':>9} {'ns above C':>11} {'AESGCM/C':>9}"
+    )
+    print(head)
+    print("-" * len(head))
+    for size in SIZES:
+        ip = r.in_process[str(size)]
+        for d in ("tx", "rx"):
+            c, py, eng = (ip[f"cpu_{k}_{d}"] for k in ("c", "raw", "engine"))
+            print(
+                f"{size:>5} {d:>3} {1e9 / c:>7.0f} {1e9 / py:>7.0f} {1e9 / eng:>7.0f} "
+                f"{eng / c:>9.2f} {ns_above(eng, c):>11.0f} {py / c:>9.2f}"
+            )
+    print("(ns of CPU per packet; engine/C and AESGCM/C are rate ratios)\n")
+
+
 def print_report(r: Result) -> None:
+    print_cpu_table(r)
     print(f"AES-128-GCM tunnel IPv4, packet offload; client loop: {r.client_loop}; medians of")
     print(f"{r.plan['rounds']} rounds; server in a separate process over a Unix socket")
     head = (
@@ -563,6 +626,7 @@ def print_report(r: Result) -> None:
 
             row = functools.partial(_row, size, d, raw)
             row("raw AESGCM", raw)
+            row("raw C EVP loop", ip[f"c_{d}"])
             row(f"engine (batch {ENGINE_BATCH})", ip[f"engine_{d}"])
             for batch in GRPC_BATCHES:
                 e = r.asyncio_server[f"{size}/{d}/{batch}"]
@@ -625,7 +689,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         loop_name = "uvloop"
     except ImportError:
         runner, loop_name = asyncio.run, "asyncio"
-    result = Result(plan=asdict(plan), client_loop=loop_name)
+    if not native.available():
+        print("bench/datapath.py: the native engine is not built", file=sys.stderr)
+        return 1
+    native.set_engine("native")  # the in-process device's SAs
+    result = Result(plan=asdict(plan), client_loop=loop_name, engine=native.describe())
     for size in SIZES:
         result.in_process[str(size)] = in_process(size, plan)
     runner(remote_parts(plan, result))

@@ -27,6 +27,7 @@ per packet above the C loop, and the reference's ratio to the C loop.
 
 from __future__ import annotations
 
+import argparse
 import hmac
 import ipaddress
 import os
@@ -221,14 +222,20 @@ def bench(s: Suite, size: int) -> dict[str, float]:
     return r
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     global ROUNDS, BATCHES
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="5 rounds of 4 batches")
+    parser.add_argument(
+        "--no-malloc-tuning", action="store_true", help="keep glibc's heap trim threshold"
+    )
+    args = parser.parse_args(argv)
     if not native.available():
         print("bench/esp.py: the native engine is not built", file=sys.stderr)
         return 1
-    if "--quick" in sys.argv:
+    if args.quick:
         ROUNDS, BATCHES = 5, 4
-    tuned = "--no-malloc-tuning" not in sys.argv and tune_malloc()
+    tuned = not args.no_malloc_tuning and tune_malloc()
     print(f"glibc heap trim threshold raised: {tuned}; {native.describe()}")
     print(f"tunnel IPv4, batch {BATCH}, median of {ROUNDS} rounds, ns of CPU per packet")
     head = (

@@ -20,6 +20,12 @@ rounds interleaved (median of ROUNDS):
 - ``batch``: this tree's server, the packed ``PacketBatch`` form.
 - ``xfrmctl``: ``xfrmctl packet tx`` of a capture of XFRMCTL_PACKETS x 1400 B, start-up
   included, as a subprocess: this tree's (PacketBatch) and the baseline's (Packet).
+- CPU: each stream row also reports the CPU its server process spent per packet (from
+  /proc, all threads) and the CPU this client process spent per packet, summed over the
+  rounds (/proc counts 10 ms ticks); each xfrmctl row the CPU of the xfrmctl process and
+  of its server (median over its runs). On a machine shared with other work the rates
+  move with the load, the CPU per packet much less: the "CPU x today" column is today's
+  server+client CPU per packet over this one's.
 - ``http2``: the bare echo again under HTTP/2 and channel settings (frame size, stream
   window, BDP probe), server and client alike, against gRPC's defaults.
 """
@@ -31,6 +37,7 @@ import asyncio
 import contextlib
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -45,7 +52,7 @@ from typing import Any
 import grpc
 from datapath import inner_packet, install
 from grpc import aio
-from serverproc import tune_malloc
+from serverproc import cpu_seconds, tune_malloc
 
 from xfrm_offload.client import Client
 from xfrm_offload.client.pcap import LINKTYPE_IPV4, PcapWriter
@@ -230,15 +237,32 @@ def write_capture(path: Path, count: int) -> None:
             writer.write(packet, timestamp_ns=i * 1000)
 
 
-def xfrmctl_rate(env: dict[str, str], sock: Path, capture: Path, out: Path, count: int) -> float:
+def own_cpu() -> float:
+    """User + system CPU seconds of this process, all threads."""
+    t = os.times()
+    return t.user + t.system
+
+
+def children_cpu() -> float:
+    """CPU seconds of this process's children that have been waited for."""
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def xfrmctl_rate(
+    env: dict[str, str], sock: Path, capture: Path, out: Path, count: int, server: int
+) -> tuple[float, float, float]:
+    """Packets/s of one ``xfrmctl packet tx``; its CPU and its server's, s per packet."""
     cmd = [sys.executable, "-m", "xfrm_offload.client.cli", "--server", f"unix:{sock}"]
     cmd += ["packet", "tx", "--dev", "eth0", "--in", str(capture), "--out", str(out)]
+    k0, s0 = children_cpu(), cpu_seconds(server)
     t0 = time.perf_counter()
     done = subprocess.run(cmd, env=env, capture_output=True, text=True)
     elapsed = time.perf_counter() - t0
+    k1, s1 = children_cpu(), cpu_seconds(server)
     if done.returncode != 0 or f"out {count}," not in done.stdout:
         raise RuntimeError(f"xfrmctl: {done.returncode} {done.stdout} {done.stderr}")
-    return count / elapsed
+    return count / elapsed, (k1 - k0) / count, (s1 - s0) / count
 
 
 # -- the run -------------------------------------------------------------------------------
@@ -255,10 +279,11 @@ async def run(
         server = [sys.executable, "-m", "xfrm_offload.server", "--log-level", "warning"]
         socks = {name: tmp / f"{name}.sock" for name in ("echo", "today", "now")}
         with (
-            process([*me, "--echo-server", str(socks["echo"]), json.dumps(SET)]),
-            process([*server, "--listen", f"unix:{socks['today']}"], tree_env(old_tree)),
-            process([*server, "--listen", f"unix:{socks['now']}"], tree_env(ROOT)),
+            process([*me, "--echo-server", str(socks["echo"]), json.dumps(SET)]) as echo_p,
+            process([*server, "--listen", f"unix:{socks['today']}"], tree_env(old_tree)) as today_p,
+            process([*server, "--listen", f"unix:{socks['now']}"], tree_env(ROOT)) as now_p,
         ):
+            pids = {"echo": echo_p.pid, "today": today_p.pid, "now": now_p.pid}
             for sock in socks.values():
                 await wait_socket(sock)
             result["engine"] = {
@@ -273,37 +298,63 @@ async def run(
                 "packets": (socks["now"], packets_form, "packets"),
                 "batch": (socks["now"], batch_form, "batch"),
             }
+            server_of = {"echo": "echo", "today": "today", "packets": "now", "batch": "now"}
             # Today's path with today's client settings; the others with this tree's.
             channels = {
                 name: channel(sock, () if name == "today" else SET)
                 for name, (sock, _, _) in runs.items()
             }
             rates: dict[str, list[float]] = {name: [] for name in runs}
+            # CPU summed over all rounds: /proc counts in clock ticks (10 ms), too coarse
+            # for one round.
+            server_cpu = dict.fromkeys(runs, 0.0)
+            client_cpu = dict.fromkeys(runs, 0.0)
+            counted = dict.fromkeys(runs, 0)
             for _ in range(rounds):
                 for name, (_, reqs, parse) in runs.items():
+                    pid = pids[server_of[name]]
+                    s0, c0 = cpu_seconds(pid), own_cpu()
                     rates[name].append(await timed(channels[name], reqs, parse))
+                    server_cpu[name] += cpu_seconds(pid) - s0
+                    client_cpu[name] += own_cpu() - c0
+                    counted[name] += len(reqs) * BATCH
             for ch in channels.values():
                 await ch.close(None)
             result["stream"] = {name: statistics.median(r) for name, r in rates.items()}
+            result["stream_cpu"] = {
+                name: {
+                    "server": server_cpu[name] / counted[name],
+                    "client": client_cpu[name] / counted[name],
+                }
+                for name in runs
+            }
 
             capture, out = tmp / "in.pcap", tmp / "out.pcap"
             write_capture(capture, xfrmctl_packets)
             ctl: dict[str, list[float]] = {"today": [], "now": []}
+            ctl_cpu: dict[str, list[tuple[float, float]]] = {"today": [], "now": []}
             echo_ch = channel(socks["echo"], SET)
             echo_reqs = requests("packets", xfrmctl_packets)
             echo_rates = []
             for _ in range(max(1, rounds // 2)):
                 echo_rates.append(await timed(echo_ch, echo_reqs, "echo"))
-                ctl["today"].append(
-                    xfrmctl_rate(tree_env(old_tree), socks["today"], capture, out, xfrmctl_packets)
-                )
-                ctl["now"].append(
-                    xfrmctl_rate(tree_env(ROOT), socks["now"], capture, out, xfrmctl_packets)
-                )
+                for name, root in (("today", old_tree), ("now", ROOT)):
+                    rate, client, server_s = xfrmctl_rate(
+                        tree_env(root), socks[name], capture, out, xfrmctl_packets, pids[name]
+                    )
+                    ctl[name].append(rate)
+                    ctl_cpu[name].append((client, server_s))
             await echo_ch.close(None)
             result["xfrmctl"] = {name: statistics.median(r) for name, r in ctl.items()}
             result["xfrmctl"]["echo"] = statistics.median(echo_rates)
             result["xfrmctl"]["packets"] = xfrmctl_packets
+            result["xfrmctl_cpu"] = {
+                name: {
+                    "client": statistics.median(c for c, _ in v),
+                    "server": statistics.median(s for _, s in v),
+                }
+                for name, v in ctl_cpu.items()
+            }
 
         # Every variant's echo server at once, rounds interleaved: a shared machine's
         # moments fall on all of them alike.
@@ -327,8 +378,22 @@ async def run(
     return result
 
 
-def row(label: str, rate: float, today: float, echo: float) -> None:
-    print(f"{label:<34}{rate:>10.0f}{1e9 / rate:>9.0f}{rate / today:>9.2f}{rate / echo:>8.2f}")
+def row(
+    label: str,
+    rate: float,
+    today: float,
+    echo: float,
+    cpu: dict[str, float] | None = None,
+    cpu_today: dict[str, float] | None = None,
+) -> None:
+    line = f"{label:<34}{rate:>10.0f}{1e9 / rate:>9.0f}{rate / today:>9.2f}{rate / echo:>8.2f}"
+    if cpu is not None and cpu_today is not None:
+        mine, theirs = cpu["server"] + cpu["client"], cpu_today["server"] + cpu_today["client"]
+        line += f"{cpu['server'] * 1e9:>11.0f}{cpu['client'] * 1e9:>11.0f}{theirs / mine:>12.2f}"
+    print(line)
+
+
+CPU_HEAD = f"{'server ns':>11}{'client ns':>11}{'CPU x today':>12}"
 
 
 def report(r: dict[str, Any]) -> None:
@@ -336,7 +401,8 @@ def report(r: dict[str, Any]) -> None:
     print(f"PacketStream, TX, AES-128-GCM tunnel, {BATCH} x {SIZE} B (baseline: {r['baseline']})")
     engine = r["engine"]
     print(f"ESP engine: today's server {engine['today']}, this server {engine['now']}")
-    print(f"{'path':<34}{'pkt/s':>10}{'ns/pkt':>9}{'x today':>9}{'/ echo':>8}")
+    print(f"{'path':<34}{'pkt/s':>10}{'ns/pkt':>9}{'x today':>9}{'/ echo':>8}{CPU_HEAD}")
+    cpu = r["stream_cpu"]
     names = {
         "echo": "bare gRPC echo (bytes untouched)",
         "today": "today's server, Packet form",
@@ -344,16 +410,18 @@ def report(r: dict[str, Any]) -> None:
         "batch": "this server, PacketBatch form",
     }
     for key, label in names.items():
-        row(label, s[key], s["today"], s["echo"])
+        row(label, s[key], s["today"], s["echo"], cpu[key], cpu["today"])
     x = r["xfrmctl"]
     print(f"\nxfrmctl packet tx, {x['packets']} x {SIZE} B, start-up included")
-    print(f"{'':<34}{'pkt/s':>10}{'ns/pkt':>9}{'x today':>9}{'/ echo':>8}")
+    print(f"{'':<34}{'pkt/s':>10}{'ns/pkt':>9}{'x today':>9}{'/ echo':>8}{CPU_HEAD}")
+    xc = r["xfrmctl_cpu"]
     for key, label in (
         ("echo", "bare gRPC echo, same batches"),
         ("today", "today's xfrmctl + server"),
         ("now", "this xfrmctl + server"),
     ):
-        row(label, x[key], x["today"], x["echo"])
+        row(label, x[key], x["today"], x["echo"], xc.get(key), xc["today"])
+    print("(server ns, client ns: CPU per packet; the echo's client is this bench process)")
     h = r["http2"]
     print(f"\nbare echo under HTTP/2 settings ({BATCH} x {SIZE} B)")
     for name, rate in h.items():
