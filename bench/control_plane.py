@@ -46,7 +46,11 @@ from typing import Any
 from serverproc import cpu_seconds, server_process, vm_rss
 
 from xfrm_offload.client import Client
-from xfrm_offload.engine.device import XFRM_OFFLOAD_INBOUND, XFRM_OFFLOAD_PACKET, Device
+from xfrm_offload.engine.device import Device
+from xfrm_offload.engine.offload_rules import (
+    XFRM_OFFLOAD_INBOUND,
+    XFRM_OFFLOAD_PACKET,
+)
 from xfrm_offload.engine.profiles import PROFILES
 from xfrm_offload.engine.selector import FlowKey
 from xfrm_offload.engine.spd import Policy, Template

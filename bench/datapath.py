@@ -65,8 +65,12 @@ from serverproc import children, cpu_seconds, server_process, tune_malloc, vm_rs
 from xfrm_offload.client import Client
 from xfrm_offload.engine import native
 from xfrm_offload.engine.datapath import DevicePath, Verdict
-from xfrm_offload.engine.device import XFRM_OFFLOAD_INBOUND, XFRM_OFFLOAD_PACKET, Device
+from xfrm_offload.engine.device import Device
 from xfrm_offload.engine.ipheader import ipv4_checksum
+from xfrm_offload.engine.offload_rules import (
+    XFRM_OFFLOAD_INBOUND,
+    XFRM_OFFLOAD_PACKET,
+)
 from xfrm_offload.engine.profiles import PROFILES
 from xfrm_offload.engine.sa import SecurityAssociation
 from xfrm_offload.engine.spd import Policy, Template

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from xfrm_offload.engine import device
+from xfrm_offload.engine import offload_rules
 from xfrm_offload.v1 import xfrm_pb2 as xpb
 
 # include/uapi/linux/xfrm.h: #define XFRM_OFFLOAD_IPV6 1, _INBOUND 2, _PACKET 4
@@ -22,7 +22,7 @@ def test_proto_enum_value_is_the_kernel_bit(bit: str, value: int) -> None:
 
 @pytest.mark.parametrize(("bit", "value"), KERNEL_BITS)
 def test_engine_constant_is_the_kernel_bit(bit: str, value: int) -> None:
-    assert getattr(device, f"XFRM_OFFLOAD_{bit}") == value
+    assert getattr(offload_rules, f"XFRM_OFFLOAD_{bit}") == value
 
 
 def test_enum_names_every_bit_and_nothing_else() -> None:

@@ -15,16 +15,20 @@ import pytest
 from xfrm_offload.engine.bond import Bond, BondFailover, BondMode
 from xfrm_offload.engine.datapath import DevicePath, Verdict
 from xfrm_offload.engine.device import (
-    XFRM_OFFLOAD_INBOUND,
-    XFRM_OFFLOAD_PACKET,
     Device,
-    LinkChanged,
     OffloadedPolicy,
-    StateAdded,
-    StateDeleted,
 )
 from xfrm_offload.engine.errors import InvalidArgument, LocalError, NotFound
 from xfrm_offload.engine.esp import host_tx_frame
+from xfrm_offload.engine.events import (
+    LinkChanged,
+    StateAdded,
+    StateDeleted,
+)
+from xfrm_offload.engine.offload_rules import (
+    XFRM_OFFLOAD_INBOUND,
+    XFRM_OFFLOAD_PACKET,
+)
 from xfrm_offload.engine.profiles import PROFILES
 from xfrm_offload.engine.sa import SecurityAssociation
 from xfrm_offload.engine.spd import Policy

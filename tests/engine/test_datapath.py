@@ -9,8 +9,12 @@ from dataclasses import replace
 import pytest
 
 from xfrm_offload.engine.datapath import DevicePath, Outcome, Verdict
-from xfrm_offload.engine.device import XFRM_OFFLOAD_INBOUND, XFRM_OFFLOAD_PACKET, Device
+from xfrm_offload.engine.device import Device
 from xfrm_offload.engine.events import Acquire
+from xfrm_offload.engine.offload_rules import (
+    XFRM_OFFLOAD_INBOUND,
+    XFRM_OFFLOAD_PACKET,
+)
 from xfrm_offload.engine.profiles import PROFILES
 from xfrm_offload.engine.spd import Policy, PolicyAction, Template
 from xfrm_offload.engine.stats import XfrmStat

@@ -8,8 +8,14 @@ from __future__ import annotations
 from dataclasses import replace
 
 from xfrm_offload.engine.datapath import DevicePath, Verdict
-from xfrm_offload.engine.device import XFRM_OFFLOAD_PACKET, Device, StateEvent
-from xfrm_offload.engine.events import SeqOverflow
+from xfrm_offload.engine.device import Device
+from xfrm_offload.engine.events import (
+    SeqOverflow,
+    StateEvent,
+)
+from xfrm_offload.engine.offload_rules import (
+    XFRM_OFFLOAD_PACKET,
+)
 from xfrm_offload.engine.profiles import PROFILES
 from xfrm_offload.engine.spd import Policy
 from xfrm_offload.engine.stats import XfrmStat

@@ -15,15 +15,17 @@ import ipaddress
 import pytest
 
 from xfrm_offload.engine.datapath import DevicePath, Verdict
-from xfrm_offload.engine.device import (
-    XFRM_OFFLOAD_INBOUND,
-    XFRM_OFFLOAD_PACKET,
+from xfrm_offload.engine.device import Device
+from xfrm_offload.engine.errors import NotFound
+from xfrm_offload.engine.events import (
     DeleteReason,
-    Device,
     PolicyDeleted,
     PolicyExpired,
 )
-from xfrm_offload.engine.errors import NotFound
+from xfrm_offload.engine.offload_rules import (
+    XFRM_OFFLOAD_INBOUND,
+    XFRM_OFFLOAD_PACKET,
+)
 from xfrm_offload.engine.profiles import PROFILES
 from xfrm_offload.engine.spd import (
     Policy,

@@ -3,8 +3,12 @@ exactly, and the limits fired at it."""
 
 from __future__ import annotations
 
-from xfrm_offload.engine.device import StateEvent
-from xfrm_offload.engine.events import Expired, LimitKind, SAId
+from xfrm_offload.engine.events import (
+    Expired,
+    LimitKind,
+    SAId,
+    StateEvent,
+)
 from xfrm_offload.engine.timers import TimerQueue
 from xfrm_offload.engine.types import LifetimeConfig
 

@@ -316,3 +316,49 @@ async def test_state_and_policy_handles_share_one_counter(nic: Pair) -> None:
     assert err.code == NOT_FOUND
     err = await refused(client.state_delete("eth0", p.offload_handle))
     assert err.code == NOT_FOUND
+
+
+#: Selector values the engine refuses (selector.check_selector), for states and
+#: policies alike: (selector field, value, message).
+SELECTOR_REFUSALS = [
+    ("prefixlen_d", 33, "sel.prefixlen_d 33 is longer than an IPv4 address"),
+    ("prefixlen_s", 129, "sel.prefixlen_s 129 is longer than an IPv4 address"),
+    ("proto", 256, "sel.proto must be 0-255"),
+    ("dport", 65536, "sel.dport must be at most 65535"),
+    ("dport_mask", 65536, "sel.dport_mask must be at most 65535"),
+    ("sport", 70000, "sel.sport must be at most 65535"),
+    ("sport_mask", 65536, "sel.sport_mask must be at most 65535"),
+]
+
+
+@pytest.mark.parametrize("offloaded", [True, False], ids=["offload", "no-offload"])
+@pytest.mark.parametrize(("name", "value", "message"), SELECTOR_REFUSALS)
+async def test_selector_refusals_name_the_selector_field(
+    nic: Pair, name: str, value: int, message: str, offloaded: bool
+) -> None:
+    """One check, one answer: a state's and a policy's selector are refused alike, with
+    or without an offload (the message's own errors come first, as netlink parses it)."""
+    _, client = nic
+    sa = tweak(gcm_sa("eth0"), **{f"sel__{name}": value})
+    policy = tweak(packet_policy("eth0"), **{f"sel__{name}": value})
+    if not offloaded:
+        sa.ClearField("offload")
+        policy.ClearField("offload")
+    for call, prefix in ((client.state_add(sa), "sa"), (client.policy_add(policy), "policy")):
+        err = await refused(call)
+        assert (err.code, err.field, err.message) == (INVALID, f"{prefix}.sel.{name}", message)
+        assert (err.errno, err.reason) == (errno.EINVAL, "EINVAL")
+    assert await client.list_states() == []
+    assert await client.list_policies() == []
+
+
+async def test_selector_values_come_before_the_profile_rules(nic: Pair) -> None:
+    """mlx5 refuses a policy protocol other than TCP/UDP, but a protocol that is no
+    protocol at all is the selector's own error first (verify_newpolicy_info)."""
+    _, client = nic
+    err = await refused(client.policy_add(tweak(packet_policy("mlx0"), sel__proto=256)))
+    assert (err.code, err.field, err.message) == (
+        INVALID,
+        "policy.sel.proto",
+        "sel.proto must be 0-255",
+    )

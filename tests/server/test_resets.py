@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pickle
 
-from xfrm_offload.engine.device import (
+from xfrm_offload.engine.events import (
     DeleteReason,
     LinkChanged,
     PolicyDeleted,

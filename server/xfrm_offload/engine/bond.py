@@ -41,9 +41,7 @@ from dataclasses import dataclass, replace
 
 from .datapath import DevicePath, Results, Verdict
 from .device import (
-    XFRM_OFFLOAD_PACKET,
     Device,
-    LinkChanged,
     OffloadedPolicy,
     OffloadedState,
     PolicyAddResult,
@@ -52,7 +50,13 @@ from .device import (
     StateCounters,
 )
 from .errors import InvalidArgument, LocalError, NotFound, WrongState
-from .events import Event
+from .events import (
+    Event,
+    LinkChanged,
+)
+from .offload_rules import (
+    XFRM_OFFLOAD_PACKET,
+)
 from .spd import Policy
 from .stats import XfrmStat, XfrmStats
 from .types import Direction, OffloadType, ReplayState, SAConfig

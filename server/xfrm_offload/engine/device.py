@@ -18,19 +18,20 @@ research/kernel-anchors.md §2.1):
 5. a device without NETIF_F_HW_ESP: crypto offload quietly stays in software
    (answer "not offloaded"), packet offload is -EINVAL;
 6. crypto offload + ESN on a device without ``advance_esn``;
-7. the driver's own rules: the device ``Profile``.
+7. the driver's own rules: the device ``Profile``, checked by ``offload_rules``.
 
 A driver's -EOPNOTSUPP in crypto offload is an *answer*: ``StateAddResult.offloaded``
 is False, nothing is stored and the host keeps the state in software. In packet offload
 every refusal is an error.
 
-Errors name the request field with the proto's spelling (``aead.alg_icv_len``,
-``lft.soft_packet_limit``, ``offload.flags``...): ``proto_field`` translates the
-engine's own field names (``aead.icv_bits``...) for errors raised below us.
+Errors name the field at fault by the engine's own names (``SAConfig``'s
+``aead.icv_bits``, ``lifetime.soft_packet_limit``, ``sa_dir``; ``offload.flags`` and
+``offload.dev`` for the offload request): the server spells them the request's way
+(``status.sa_field``).
 
-Events (``pop_events``): ``StateAdded``, ``StateDeleted``, ``PolicyAdded``,
-``PolicyDeleted``, ``PolicyExpired``, ``NewMapping``, ``LinkChanged`` and
-``StateEvent`` (an SA's own Expired / SeqOverflow / EsnAdvanced, tagged with the
+Events (``pop_events``, classes in ``events``): ``StateAdded``, ``StateDeleted``,
+``PolicyAdded``, ``PolicyDeleted``, ``PolicyExpired``, ``NewMapping``, ``LinkChanged``
+and ``StateEvent`` (an SA's own Expired / SeqOverflow / EsnAdvanced, tagged with the
 device and handle). SA events are gathered by ``poll`` and by
 ``collect_state_events`` (the packet path calls it for the states a batch touched).
 
@@ -46,25 +47,37 @@ import enum
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
-from .algorithms import AlgorithmKind
+from . import offload_rules
 from .errors import (
     InvalidArgument,
-    LocalError,
-    NoSpace,
     NotFound,
     NotSupported,
     WrongState,
 )
-from .events import Event, Expired, SAId
+from .events import (
+    DeleteReason,
+    Event,
+    Expired,
+    LinkChanged,
+    NewMapping,
+    PolicyAdded,
+    PolicyDeleted,
+    PolicyExpired,
+    SAId,
+    StateAdded,
+    StateDeleted,
+    StateEvent,
+)
 from .lifetime import Lifetime
+from .offload_rules import XFRM_OFFLOAD_INBOUND, XFRM_OFFLOAD_PACKET
 from .profiles import NETDEVSIM_HANDLE_VALID, Profile
 from .sa import CurLifetime, SecurityAssociation
 from .sad import SADatabase
+from .selector import check_selector
 from .spd import Policy, PolicyLifetime, PolicyTimerResult, SPDatabase, Template
 from .stats import XfrmStat, XfrmStats
 from .timers import TimerQueue
 from .types import (
-    XFRM_INF,
     Direction,
     Family,
     IPAddress,
@@ -74,155 +87,12 @@ from .types import (
     SAConfig,
 )
 
-# -- xfrm_user_offload.flags ------------------------------------------------------------
-XFRM_OFFLOAD_IPV6 = 1
-XFRM_OFFLOAD_INBOUND = 2
-XFRM_OFFLOAD_PACKET = 4
-_KNOWN_OFFLOAD_FLAGS = XFRM_OFFLOAD_IPV6 | XFRM_OFFLOAD_INBOUND | XFRM_OFFLOAD_PACKET
-
-_U32 = 0xFFFFFFFF
-
-#: Engine field names -> the proto's (xfrm.proto XfrmUsersaInfo), for BadRequest.
-_PROTO_FIELDS = {
-    "proto": "id.proto",
-    "daddr": "id.daddr",
-    "spi": "id.spi",
-    "sa_dir": "dir",
-    "selector": "sel",
-    "lifetime": "lft",
-    "replay": "replay_esn",
-    "extra_flags": "extra_flags",
-}
-_PROTO_LEAVES = {
-    "key": "alg_key",
-    "name": "alg_name",
-}
-
-
-def proto_field(name: str | None) -> str | None:
-    """The proto spelling of an engine field name (``aead.icv_bits`` -> ``aead.alg_icv_len``)."""
-    if not name:
-        return name
-    head, _, rest = name.partition(".")
-    if head in ("aead", "enc", "auth") and rest:
-        if rest == "icv_bits":
-            return f"{head}.alg_icv_len" if head == "aead" else f"{head}.alg_trunc_len"
-        return f"{head}.{_PROTO_LEAVES.get(rest, rest)}"
-    head = _PROTO_FIELDS.get(head, head)
-    return f"{head}.{rest}" if rest else head
-
 
 class Lifecycle(enum.Enum):
     """An offloaded object: in use, or deleted and waiting for free."""
 
     ACTIVE = "active"
     DELETED = "deleted"
-
-
-class DeleteReason(enum.StrEnum):
-    """Why a state or policy was deleted (ObjectEvent.reason)."""
-
-    USER = "user"
-    LINK_DOWN = "link-down"
-    #: A policy's hard time limit (the kernel deletes an expired policy itself).
-    EXPIRED = "expired"
-
-
-# -- events -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class StateAdded(Event):
-    """A state was offloaded (xdo_dev_state_add succeeded)."""
-
-    dev: str
-    handle: int
-    sa: SAId
-    type: OffloadType
-    dir: Direction
-
-
-@dataclass(frozen=True, slots=True)
-class StateDeleted(Event):
-    """A state was deleted (XFRM_MSG_DELSA): by the host, or by a link-down flush."""
-
-    dev: str
-    handle: int
-    sa: SAId
-    reason: DeleteReason
-
-
-@dataclass(frozen=True, slots=True)
-class PolicyAdded(Event):
-    """A policy was offloaded."""
-
-    dev: str
-    handle: int
-    index: int
-    dir: Direction
-
-
-@dataclass(frozen=True, slots=True)
-class PolicyDeleted(Event):
-    """A policy was deleted (XFRM_MSG_DELPOLICY)."""
-
-    dev: str
-    handle: int
-    index: int
-    dir: Direction
-    reason: DeleteReason
-
-
-@dataclass(frozen=True, slots=True)
-class PolicyExpired(Event):
-    """XFRM_MSG_POLEXPIRE: a policy's soft (rekey) or hard (deleted) time limit.
-
-    Carries the policy as it was and its current lifetime, as xfrm_user_polexpire
-    carries the whole xfrm_userpolicy_info.
-    """
-
-    dev: str
-    handle: int
-    policy: Policy
-    add_time: float
-    use_time: float | None
-    hard: bool
-
-
-@dataclass(frozen=True, slots=True)
-class NewMapping(Event):
-    """XFRM_MSG_MAPPING: an ESP-in-UDP packet verified for an inbound SA came from
-    another source address or port than the SA's (a NAT rebinding).
-
-    ``old_*`` are the SA's own (saddr and encap sport), ``new_*`` the packet's. The SA
-    keeps its encapsulation: changing it is the keymanager's move.
-    """
-
-    dev: str
-    handle: int
-    sa: SAId
-    reqid: int
-    old_saddr: IPAddress
-    old_sport: int
-    new_saddr: IPAddress
-    new_sport: int
-
-
-@dataclass(frozen=True, slots=True)
-class LinkChanged(Event):
-    """The link went up or down."""
-
-    dev: str
-    up: bool
-
-
-@dataclass(frozen=True, slots=True)
-class StateEvent(Event):
-    """An SA's own event (Expired, SeqOverflow, EsnAdvanced) and where it happened."""
-
-    dev: str
-    handle: int
-    event: Event
 
 
 # -- results ----------------------------------------------------------------------------
@@ -459,20 +329,16 @@ class Device:
         # 0. What every state gets (verify_newsa_info, xfrm_init_state). Engine-level
         # NotSupported (what this emulator cannot do at all) is treated as the device's
         # -EOPNOTSUPP.
-        self._mapping_checks(config)
+        offload_rules.mapping_checks(config)
         try:
             # The device's MTU is the path MTU its SAs' TFC padding is clamped to.
             sa = SecurityAssociation(config, now, iv_salt=iv_salt, stats=self.stats, mtu=self.mtu)
         except NotSupported as exc:
-            exc.field = proto_field(exc.field)
             if packet:
                 raise
-            self._core_state_checks(config, offload_flags, odir)
+            offload_rules.core_state_checks(config, offload_flags, odir)
             return _declined(exc.message, otype, odir)
-        except LocalError as exc:
-            exc.field = proto_field(exc.field)
-            raise
-        self._core_state_checks(config, offload_flags, odir)
+        offload_rules.core_state_checks(config, offload_flags, odir)
         if not self.profile.has_offload:
             if not packet:
                 return _declined(f"{self.name} has no IPsec offload (NETIF_F_HW_ESP)", otype, odir)
@@ -482,7 +348,7 @@ class Device:
         if not packet and config.esn and not self.profile.esn:
             raise InvalidArgument("Device doesn't support offload with ESN", field="flags")
         try:
-            self._driver_state_checks(config, otype, odir)
+            offload_rules.driver_state_checks(self.profile, config, otype, odir, len(self._states))
         except NotSupported as exc:
             if packet:
                 raise
@@ -492,12 +358,8 @@ class Device:
         # The offload as applied lives in the entry (type, dir) and this device; the
         # configuration is kept as given (a dataclass copy per add cost a tenth of it).
         entry = OffloadedState(handle, config, sa, otype, odir, slot)
-        try:
-            # Same (daddr, spi, proto) twice: the kernel's xfrm_state_add -EEXIST.
-            self.sad.add(config, entry)
-        except LocalError as exc:
-            exc.field = proto_field(exc.field)
-            raise
+        # Same (daddr, spi, proto) twice: the kernel's xfrm_state_add -EEXIST.
+        self.sad.add(config, entry)
         # Stored from here on: nothing below may fail.
         if slot >= 0:
             self._slots.add(slot)
@@ -518,186 +380,6 @@ class Device:
         if sa.lifetime.soft_expired:  # a limit of 0 fired at creation: report it now
             self.collect_state_events(entry)
         return StateAddResult(offloaded=True, handle=handle, type=otype, dir=odir)
-
-    def _core_state_checks(self, config: SAConfig, flags: int, odir: Direction) -> None:
-        """xfrm_dev_state_add's own checks (kernel-anchors §2.1 steps 1-4)."""
-        if flags & ~_KNOWN_OFFLOAD_FLAGS:
-            raise InvalidArgument(
-                f"Unrecognized flags in offload request: {flags & ~_KNOWN_OFFLOAD_FLAGS:#x}",
-                field="offload.flags",
-                allowed=("IPV6=1", "INBOUND=2", "PACKET=4"),
-            )
-        if config.sa_dir is not None and config.sa_dir != odir:
-            raise InvalidArgument("Mismatched SA and offload direction", field="dir")
-        if odir == Direction.IN and config.if_id:
-            raise InvalidArgument("XFRM if_id is not supported in RX path", field="if_id")
-        if config.tfcpad:
-            raise InvalidArgument("TFC padding can't be offloaded", field="tfcpad")
-
-    @staticmethod
-    def _mapping_checks(config: SAConfig) -> None:
-        """verify_newsa_info / verify_mtimer_thresh: a mapping max age needs ESP-in-UDP
-        and an inbound SA."""
-        if not config.mapping_maxage:
-            return
-        if config.encap is None:
-            raise InvalidArgument(
-                "MTIMER_THRESH attribute can only be set on ENCAP states",
-                field="mapping_maxage",
-            )
-        if config.sa_dir == Direction.OUT:
-            raise InvalidArgument(
-                "MTIMER_THRESH attribute should not be set on output SA",
-                field="mapping_maxage",
-            )
-
-    def _driver_state_checks(self, config: SAConfig, otype: OffloadType, odir: Direction) -> None:
-        """The profile's rules: what the driver's xdo_dev_state_add refuses."""
-        p = self.profile
-        packet = otype == OffloadType.PACKET
-        if config.proto not in p.protos:
-            raise InvalidArgument(
-                "Unsupported protocol for ipsec offload",
-                field="id.proto",
-                allowed=tuple(str(x) for x in p.protos),
-            )
-        if otype not in p.offload_types:
-            raise InvalidArgument(
-                "Unsupported ipsec offload type",
-                field="offload.flags",
-                allowed=tuple(t.name for t in p.offload_types),
-            )
-        if config.mode not in p.modes:
-            raise InvalidArgument(
-                f"{config.mode.name.lower()} mode can't be offloaded",
-                field="mode",
-                allowed=tuple(m.name for m in p.modes),
-            )
-        if p.max_states and len(self._states) >= p.max_states:
-            raise NoSpace("No space for SA in Rx table!")
-        self._check_algorithms(config)
-        if config.esn and not p.esn:
-            raise InvalidArgument("Device doesn't support offload with ESN", field="flags")
-        if p.selector_protos and config.selector.proto not in p.selector_protos:
-            raise InvalidArgument(
-                "Device does not support upper protocol other than TCP/UDP",
-                field="sel.proto",
-                allowed=tuple(str(x) for x in p.selector_protos),
-            )
-        if config.encap is not None:
-            self._check_natt(config, otype)
-        if config.replay_window > p.max_replay_window:
-            raise InvalidArgument(
-                f"replay window larger than {p.max_replay_window}",
-                field="replay_window",
-            )
-        if not packet:
-            return
-        # The kernel keeps windows <= 32 without ESN in the legacy form, which mlx5
-        # does not look at; the bitmap form (ESN, or > 32) must be a size HW has.
-        bitmap_form = config.esn or config.replay_window > 32
-        if (
-            p.packet_in_replay_windows
-            and odir == Direction.IN
-            and bitmap_form
-            and config.replay_window not in p.packet_in_replay_windows
-        ):
-            raise InvalidArgument(
-                "Unsupported replay window size",
-                field="replay_window",
-                allowed=tuple(str(w) for w in p.packet_in_replay_windows),
-            )
-        if p.packet_reqid_required and not config.reqid:
-            raise InvalidArgument("Cannot offload without reqid", field="reqid")
-        if p.packet_soft_below_hard:
-            lft = config.lifetime
-            for kind in ("byte", "packet"):
-                soft = getattr(lft, f"soft_{kind}_limit")
-                hard = getattr(lft, f"hard_{kind}_limit")
-                if soft >= hard and hard != XFRM_INF:
-                    raise InvalidArgument(
-                        f"Hard {kind} limit must be greater than soft one",
-                        field=f"lft.soft_{kind}_limit",
-                    )
-                if not soft or not hard:
-                    raise InvalidArgument(
-                        f"Soft/hard {kind} limits can't be 0",
-                        field=f"lft.{'soft' if not soft else 'hard'}_{kind}_limit",
-                    )
-
-    def _unsupported_alg(self, message: str, field: str, allowed: tuple[str, ...]) -> LocalError:
-        if self.profile.decline_unsupported_algorithms:
-            return NotSupported(message, field=field, allowed=allowed)
-        return InvalidArgument(message, field=field, allowed=allowed)
-
-    def _check_algorithms(self, config: SAConfig) -> None:
-        """Algorithm rules, in netdevsim's order: AEAD present, ICV, name, key."""
-        algs = self.profile.algorithms
-        for slot, alg in (("aead", config.aead), ("enc", config.enc), ("auth", config.auth)):
-            if alg is None:
-                continue
-            support = algs.get(alg.name)
-            if support is None:
-                names = tuple(algs)
-                if slot != "aead" and not any(
-                    a.kind is not AlgorithmKind.AEAD for a in algs.values()
-                ):
-                    raise self._unsupported_alg(
-                        "Unsupported IPsec algorithm: only AEADs can be offloaded",
-                        field=slot,
-                        allowed=names,
-                    )
-                raise self._unsupported_alg(
-                    f"Cannot offload xfrm states with {alg.name}",
-                    field=f"{slot}.alg_name",
-                    allowed=names,
-                )
-            spec = support.spec
-            icv = alg.icv_bits or spec.default_icv_bits
-            if support.icv_bits and icv not in support.icv_bits:
-                what = "AEAD ICV length" if slot == "aead" else "truncation length"
-                raise self._unsupported_alg(
-                    f"Cannot offload xfrm states with {what} other than "
-                    + "/".join(str(b) for b in support.icv_bits)
-                    + " bit",
-                    field=f"{slot}.alg_icv_len" if slot == "aead" else f"{slot}.alg_trunc_len",
-                    allowed=tuple(str(b) for b in support.icv_bits),
-                )
-            key_bits = len(alg.key) * 8 - spec.salt_bits
-            if support.key_bits and key_bits not in support.key_bits:
-                raise self._unsupported_alg(
-                    f"Cannot offload xfrm states with {alg.name} key length other than "
-                    + "/".join(str(b) for b in support.key_bits)
-                    + f" bit (got {len(alg.key) * 8} bits of keying material)",
-                    field=f"{slot}.alg_key",
-                    allowed=tuple(f"{b} bits" for b in support.keymat_bits),
-                )
-
-    def _check_natt(self, config: SAConfig, otype: OffloadType) -> None:
-        p = self.profile
-        assert config.encap is not None
-        if not p.natt_encap_types:
-            raise InvalidArgument("Encapsulation is not supported", field="encap")
-        if config.encap.encap_type not in p.natt_encap_types:
-            raise InvalidArgument(
-                "Encapsulation other than UDP is not supported",
-                field="encap.encap_type",
-                allowed=tuple(t.name for t in p.natt_encap_types),
-            )
-        if otype not in p.natt_offload_types:
-            raise InvalidArgument(
-                "Encapsulation is supported in "
-                + "/".join(t.name.lower() for t in p.natt_offload_types)
-                + " offload mode only",
-                field="encap",
-            )
-        if config.mode not in p.natt_modes:
-            raise InvalidArgument(
-                "Encapsulation is supported in "
-                + "/".join(m.name.lower() for m in p.natt_modes)
-                + " mode only",
-                field="mode",
-            )
 
     # -- xdo_dev_state_delete / free ---------------------------------------------------
 
@@ -756,51 +438,9 @@ class Device:
 
         ``now`` is the policy's add time (its lifetime counts from it).
         """
-        if offload_flags != XFRM_OFFLOAD_PACKET:
-            raise InvalidArgument(
-                "Unrecognized flags in offload request: a policy offload is packet offload",
-                field="offload.flags",
-                allowed=("PACKET=4",),
-            )
-        p = self.profile
-        if not p.has_offload or not p.policy_dirs:
-            raise InvalidArgument("Policy offload is not supported", field="offload.dev")
-        templates = policy.templates
-        if p.max_policy_templates and len(templates) > p.max_policy_templates:
-            raise InvalidArgument(
-                f"Cannot offload more than {p.max_policy_templates} template(s)",
-                field="tmpl",
-            )
-        if policy.dir not in p.policy_dirs:
-            raise InvalidArgument(
-                f"Cannot offload {policy.dir.name.lower()} policy",
-                field="dir",
-                allowed=tuple(d.name for d in p.policy_dirs),
-            )
-        sel = policy.sel
-        if p.policy_reject_reqid0_wildcard:
-            reqid = templates[0].reqid if templates else 0
-            wildcard = (
-                not sel.proto
-                and (sel.saddr is None or not int(sel.saddr))
-                and (sel.daddr is None or not int(sel.daddr))
-            )
-            if not reqid and wildcard:
-                raise InvalidArgument(
-                    "Unsupported policy with reqid 0 without at least one of upper protocol "
-                    "or ip addr(s) different than 0",
-                    field="tmpl[0].reqid" if templates else "tmpl",
-                )
-        if p.policy_selector_protos and sel.proto not in p.policy_selector_protos:
-            raise InvalidArgument(
-                "Device does not support upper protocol other than TCP/UDP",
-                field="sel.proto",
-                allowed=tuple(str(x) for x in p.policy_selector_protos),
-            )
-        if p.policy_reject_max_priority and policy.priority == _U32:
-            raise InvalidArgument(
-                "Device does not support requested policy priority", field="priority"
-            )
+        # verify_newpolicy_info's selector checks come before any offload rule.
+        check_selector(policy.sel)
+        offload_rules.policy_checks(self.profile, policy, offload_flags)
         applied = replace(
             policy,
             offload=OffloadRequest(dev=self.name, type=OffloadType.PACKET, dir=policy.dir),
@@ -957,13 +597,7 @@ class Device:
                 f"state {handle:#x} is outbound: advance_esn moves an inbound window",
                 field="ref.offload_handle",
             )
-        try:
-            entry.sa.replay.set_seq_hi(seq_hi, seq)
-        except LocalError as exc:
-            exc.field = {"replay.seq_hi": "seq_hi", "replay.seq": "seq"}.get(
-                exc.field or "", exc.field
-            )
-            raise
+        entry.sa.replay.set_seq_hi(seq_hi, seq)
         return self._replay_state(entry)
 
     def _replay_state(self, entry: OffloadedState) -> ReplayStateEsn:

@@ -25,9 +25,10 @@ class EngineError(Exception):
 class LocalError(EngineError):
     """The caller asked for something the NIC refuses (the kernel's negative errno).
 
-    ``field`` names the request field at fault, in the proto's dotted spelling
-    (``aead.icv_bits``, ``offload.dir``); ``allowed`` lists acceptable values when
-    the set is small. Messages never contain key material.
+    ``field`` names the field at fault by the engine's own dotted names (``SAConfig``'s
+    ``aead.icv_bits``, ``lifetime.soft_byte_limit``, ``sa_dir``; ``offload.flags``);
+    the server maps them to request paths (``server/status.py``). ``allowed`` lists
+    acceptable values when the set is small. Messages never contain key material.
     """
 
     errno: int = _errno.EINVAL

@@ -10,7 +10,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from .types import IPAddress, Mode, Selector
+from .spd import Policy
+from .types import Direction, IPAddress, Mode, OffloadType, Selector
 
 
 class LimitKind(enum.Enum):
@@ -82,3 +83,109 @@ class Acquire(Event):
     reqid: int
     proto: int
     mode: Mode
+
+
+class DeleteReason(enum.StrEnum):
+    """Why a state or policy was deleted (ObjectEvent.reason)."""
+
+    USER = "user"
+    LINK_DOWN = "link-down"
+    #: A policy's hard time limit (the kernel deletes an expired policy itself).
+    EXPIRED = "expired"
+
+
+# -- the device's events: its tables and its link ------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StateAdded(Event):
+    """A state was offloaded (xdo_dev_state_add succeeded)."""
+
+    dev: str
+    handle: int
+    sa: SAId
+    type: OffloadType
+    dir: Direction
+
+
+@dataclass(frozen=True, slots=True)
+class StateDeleted(Event):
+    """A state was deleted (XFRM_MSG_DELSA): by the host, or by a link-down flush."""
+
+    dev: str
+    handle: int
+    sa: SAId
+    reason: DeleteReason
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyAdded(Event):
+    """A policy was offloaded."""
+
+    dev: str
+    handle: int
+    index: int
+    dir: Direction
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyDeleted(Event):
+    """A policy was deleted (XFRM_MSG_DELPOLICY)."""
+
+    dev: str
+    handle: int
+    index: int
+    dir: Direction
+    reason: DeleteReason
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyExpired(Event):
+    """XFRM_MSG_POLEXPIRE: a policy's soft (rekey) or hard (deleted) time limit.
+
+    Carries the policy as it was and its current lifetime, as xfrm_user_polexpire
+    carries the whole xfrm_userpolicy_info.
+    """
+
+    dev: str
+    handle: int
+    policy: Policy
+    add_time: float
+    use_time: float | None
+    hard: bool
+
+
+@dataclass(frozen=True, slots=True)
+class NewMapping(Event):
+    """XFRM_MSG_MAPPING: an ESP-in-UDP packet verified for an inbound SA came from
+    another source address or port than the SA's (a NAT rebinding).
+
+    ``old_*`` are the SA's own (saddr and encap sport), ``new_*`` the packet's. The SA
+    keeps its encapsulation: changing it is the keymanager's move.
+    """
+
+    dev: str
+    handle: int
+    sa: SAId
+    reqid: int
+    old_saddr: IPAddress
+    old_sport: int
+    new_saddr: IPAddress
+    new_sport: int
+
+
+@dataclass(frozen=True, slots=True)
+class LinkChanged(Event):
+    """The link went up or down."""
+
+    dev: str
+    up: bool
+
+
+@dataclass(frozen=True, slots=True)
+class StateEvent(Event):
+    """An SA's own event (Expired, SeqOverflow, EsnAdvanced) and where it happened."""
+
+    dev: str
+    handle: int
+    event: Event

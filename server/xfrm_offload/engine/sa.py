@@ -38,6 +38,7 @@ from .esp import EspTransform, NonEsp
 from .events import EsnAdvanced, Event, Expired, SAId, SeqOverflow
 from .lifetime import Lifetime
 from .replay import OutboundSequence, ReplayWindow, check_u32, check_window_size
+from .selector import check_selector
 from .stats import XfrmStat, XfrmStats
 from .types import (
     IPPROTO_ESP,
@@ -78,6 +79,7 @@ def _validate(config: SAConfig) -> None:
     check the SA's parts built on first use (transforms, replay window, output sequence)
     would make, so that a bad configuration is refused when it is added.
     """
+    check_selector(config.selector)
     if config.proto != IPPROTO_ESP:
         raise NotSupported("only ESP is implemented", field="proto", allowed=("50",))
     version = 4 if config.family == Family.INET else 6

@@ -107,16 +107,32 @@ def prefix_mask(family: Family, prefixlen: int) -> int:
     return ((1 << prefixlen) - 1) << (bits - prefixlen)
 
 
-def _selector_addr(sel: Selector, which: str) -> tuple[int, int]:
-    """(masked address, mask) of the selector's ``daddr`` or ``saddr``, validated."""
-    addr: IPAddress | None = getattr(sel, which)
-    plen: int = getattr(sel, "prefixlen_d" if which == "daddr" else "prefixlen_s")
+def check_selector(sel: Selector) -> None:
+    """The checks every selector gets (an SA's and a policy's), in the order the
+    server reports them: family, prefix lengths, protocol, ports. Fields are
+    ``sel.*``."""
     bits = ADDR_BITS.get(sel.family)
     if bits is None:
         raise InvalidArgument("selector family must be inet or inet6", field="sel.family")
-    if not 0 <= plen <= bits:
-        field = "sel.prefixlen_d" if which == "daddr" else "sel.prefixlen_s"
-        raise InvalidArgument(f"prefix length must be 0..{bits}", field=field)
+    for name in ("prefixlen_d", "prefixlen_s"):
+        plen: int = getattr(sel, name)
+        if not 0 <= plen <= bits:
+            raise InvalidArgument(
+                f"sel.{name} {plen} is longer than an IPv{4 if bits == 32 else 6} address",
+                field=f"sel.{name}",
+            )
+    if not 0 <= sel.proto <= 255:
+        raise InvalidArgument("sel.proto must be 0-255", field="sel.proto")
+    for name in ("dport", "dport_mask", "sport", "sport_mask"):
+        if not 0 <= getattr(sel, name) <= 0xFFFF:
+            raise InvalidArgument(f"sel.{name} must be at most 65535", field=f"sel.{name}")
+
+
+def _selector_addr(sel: Selector, which: str) -> tuple[int, int]:
+    """(masked address, mask) of the selector's ``daddr`` or ``saddr`` (``check_selector``
+    passed), validated against the family."""
+    addr: IPAddress | None = getattr(sel, which)
+    plen: int = getattr(sel, "prefixlen_d" if which == "daddr" else "prefixlen_s")
     if addr is None:
         if plen:
             raise InvalidArgument("a prefix length needs an address", field=f"sel.{which}")
@@ -146,11 +162,7 @@ class SelectorMatcher:
     )
 
     def __init__(self, sel: Selector) -> None:
-        for name in ("sport", "sport_mask", "dport", "dport_mask"):
-            if not 0 <= getattr(sel, name) <= 0xFFFF:
-                raise InvalidArgument(f"{name} must be 0..65535", field=f"sel.{name}")
-        if not 0 <= sel.proto <= 255:
-            raise InvalidArgument("proto must be 0..255", field="sel.proto")
+        check_selector(sel)
         self.selector = sel
         self.family = sel.family
         self.daddr, self.dmask = _selector_addr(sel, "daddr")

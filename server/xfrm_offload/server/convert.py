@@ -13,21 +13,28 @@ from xfrm_offload.engine.bond import Bond, BondFailover, BondMode
 from xfrm_offload.engine.device import (
     Device,
     Lifecycle,
-    LinkChanged,
-    NewMapping,
     OffloadedPolicy,
     OffloadedState,
+    ReplayStateEsn,
+    StateCounters,
+)
+from xfrm_offload.engine.errors import InvalidArgument
+from xfrm_offload.engine.events import (
+    Acquire,
+    EsnAdvanced,
+    Event,
+    Expired,
+    LinkChanged,
+    NewMapping,
     PolicyAdded,
     PolicyDeleted,
     PolicyExpired,
-    ReplayStateEsn,
+    SAId,
+    SeqOverflow,
     StateAdded,
-    StateCounters,
     StateDeleted,
     StateEvent,
 )
-from xfrm_offload.engine.errors import InvalidArgument
-from xfrm_offload.engine.events import Acquire, EsnAdvanced, Event, Expired, SAId, SeqOverflow
 from xfrm_offload.engine.impair import GilbertElliott, Impairment, ImpairmentConfig
 from xfrm_offload.engine.profiles import Capabilities
 from xfrm_offload.engine.sa import CurLifetime
@@ -219,12 +226,6 @@ def parse_address(text: str, field: str, *, required: bool = True) -> IPAddress 
         raise InvalidArgument(f"{field}: {text!r} is not an IP address", field=field) from None
 
 
-def _check_u16(value: int, field: str) -> int:
-    if value > 0xFFFF:
-        raise InvalidArgument(f"{field} must be at most 65535", field=field)
-    return value
-
-
 def _family(
     requested: int, addrs: list[tuple[IPAddress | None, str]], field: str, default: Family
 ) -> Family:
@@ -255,24 +256,16 @@ def selector_from_pb(sel: xpb.XfrmSelector, field: str, default_family: Family) 
         f"{field}.family",
         default_family,
     )
-    bits = 32 if family == Family.INET else 128
-    for name, plen in (("prefixlen_d", sel.prefixlen_d), ("prefixlen_s", sel.prefixlen_s)):
-        if plen > bits:
-            raise InvalidArgument(
-                f"{field}.{name} {plen} is longer than an IPv{4 if bits == 32 else 6} address",
-                field=f"{field}.{name}",
-            )
-    if sel.proto > 255:
-        raise InvalidArgument(f"{field}.proto must be 0-255", field=f"{field}.proto")
+    # The values are checked by the engine (selector.check_selector), for SAs and policies.
     return Selector(
         daddr=daddr,
         saddr=saddr,
         prefixlen_d=sel.prefixlen_d,
         prefixlen_s=sel.prefixlen_s,
-        dport=_check_u16(sel.dport, f"{field}.dport"),
-        dport_mask=_check_u16(sel.dport_mask, f"{field}.dport_mask"),
-        sport=_check_u16(sel.sport, f"{field}.sport"),
-        sport_mask=_check_u16(sel.sport_mask, f"{field}.sport_mask"),
+        dport=sel.dport,
+        dport_mask=sel.dport_mask,
+        sport=sel.sport,
+        sport_mask=sel.sport_mask,
         family=family,
         proto=sel.proto,
         ifindex=sel.ifindex,

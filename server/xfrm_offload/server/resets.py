@@ -17,15 +17,16 @@ import ipaddress
 from collections.abc import Iterable
 from typing import Any
 
-from xfrm_offload.engine.device import (
+from xfrm_offload.engine.events import (
     DeleteReason,
+    Event,
     LinkChanged,
     PolicyAdded,
     PolicyDeleted,
+    SAId,
     StateAdded,
     StateDeleted,
 )
-from xfrm_offload.engine.events import Event, SAId
 from xfrm_offload.engine.types import Direction
 
 #: A table change as a worker's reply carries it: a plain tuple, (kind, dev, ...). The

@@ -10,6 +10,7 @@ from typing import Any, TypeVar, cast
 import grpc
 
 from xfrm_offload.engine.errors import InvalidArgument, LocalError
+from xfrm_offload.engine.selector import check_selector
 from xfrm_offload.v1 import offload_pb2 as pb
 from xfrm_offload.v1 import offload_pb2_grpc
 from xfrm_offload.v1 import xfrm_pb2 as xpb
@@ -19,10 +20,13 @@ from .clock import Clock, VirtualClock
 from .nic import Nic
 from .status import (
     Context,
+    FieldPath,
     abort,
     abort_invalid,
     abort_not_found,
     build_status,
+    esn_field,
+    sa_field,
     status_from_error,
 )
 from .workers import WorkerDied
@@ -37,8 +41,11 @@ MAX_CLOCK_STEP = 10 * 365 * 86400.0
 Method = TypeVar("Method", bound=Callable[..., Awaitable[Any]])
 
 
-def refusals(field_prefix: str = "") -> Callable[[Method], Method]:
-    """Turn the engine's LocalError into the RPC's status, fields prefixed to request paths."""
+def refusals(
+    field_prefix: str = "", field_path: FieldPath | None = None
+) -> Callable[[Method], Method]:
+    """Turn the engine's LocalError into the RPC's status, fields mapped to request paths
+    (``field_path``, then ``field_prefix``: see ``status.status_from_error``)."""
 
     def wrap(method: Method) -> Method:
         @functools.wraps(method)
@@ -46,7 +53,10 @@ def refusals(field_prefix: str = "") -> Callable[[Method], Method]:
             try:
                 return await method(self, request, context)
             except LocalError as exc:
-                await abort(context, status_from_error(exc, field_prefix=field_prefix))
+                await abort(
+                    context,
+                    status_from_error(exc, field_prefix=field_prefix, field_path=field_path),
+                )
             except WorkerDied as exc:
                 await abort(context, build_status(grpc.StatusCode.UNAVAILABLE, str(exc)))
 
@@ -64,7 +74,8 @@ class XfrmDevServicer(offload_pb2_grpc.XfrmDevServiceServicer):
     def _state_device(self, sa: xpb.XfrmUsersaInfo) -> str:
         """The device a state is for; LocalError (fields relative to ``sa``) if none."""
         if not sa.HasField("offload"):
-            convert.sa_config_from_pb(sa)  # the state's own errors first, as netlink parses it
+            # The state's own errors first, as netlink parses it (its selector included).
+            check_selector(convert.sa_config_from_pb(sa).selector)
             raise InvalidArgument(
                 "this NIC holds offloaded states only: set offload.dev and offload.flags",
                 field="offload",
@@ -84,7 +95,7 @@ class XfrmDevServicer(offload_pb2_grpc.XfrmDevServiceServicer):
             )
         return reply
 
-    @refusals("sa.")
+    @refusals("sa.", sa_field)
     async def StateAdd(self, request: pb.StateAddRequest, context: Context) -> pb.StateAddResponse:
         if not request.HasField("sa"):
             await abort_invalid(context, "sa", "sa is required")
@@ -141,7 +152,7 @@ class XfrmDevServicer(offload_pb2_grpc.XfrmDevServiceServicer):
         )
         return reply
 
-    @refusals()
+    @refusals(field_path=esn_field)
     async def AdvanceEsn(
         self, request: pb.AdvanceEsnRequest, context: Context
     ) -> pb.AdvanceEsnResponse:
@@ -169,7 +180,8 @@ class XfrmDevServicer(offload_pb2_grpc.XfrmDevServiceServicer):
             await abort_invalid(context, "policy", "policy is required")
         info = request.policy
         if not info.HasField("offload"):
-            convert.policy_from_pb(info)  # the policy's own errors first, as netlink parses it
+            # The policy's own errors first, as netlink parses it (its selector included).
+            check_selector(convert.policy_from_pb(info).sel)
             raise InvalidArgument(
                 "this NIC holds offloaded policies only: set offload.dev and "
                 "offload.flags = XFRM_OFFLOAD_PACKET (4)",
@@ -211,7 +223,7 @@ def _bulk_result(
                 error=pb.ItemError(
                     code=status.code,
                     message=status.message,
-                    field=outcome.field or "",
+                    field=sa_field(outcome.field) if outcome.field else "",
                     errno=outcome.errno,
                 ),
             )

@@ -4,11 +4,17 @@ Every refusal carries a ``google.rpc.ErrorInfo`` (reason = the errno's name,
 metadata ``errno`` = its number) and, when one field is to blame, a
 ``google.rpc.BadRequest`` field violation naming it with its full path in the
 request (``sa.aead.alg_icv_len``).
+
+The engine names fields by its own config names (``aead.icv_bits``, ``lifetime.*``,
+``sa_dir``); the ``*_field`` functions below are the one place they become the
+request's paths. They leave a name that already is a request path as it is (the
+server's own parsing in ``convert`` names request fields directly).
 """
 
 from __future__ import annotations
 
 import errno as errno_mod
+from collections.abc import Callable
 from typing import Any, NoReturn, TypeAlias
 
 import grpc
@@ -70,10 +76,52 @@ def build_status(
     return status_pb2.Status(code=getattr(code_pb2, code.name), message=message, details=details)
 
 
-def status_from_error(exc: LocalError, *, field_prefix: str = "") -> status_pb2.Status:
-    """Map an engine LocalError; ``field_prefix`` locates the engine's field in the request."""
+#: Maps an engine field name to its path in one request message.
+FieldPath: TypeAlias = Callable[[str], str]
+
+#: SAConfig's top-level names -> XfrmUsersaInfo's (xfrm.proto).
+_SA_HEADS = {
+    "proto": "id.proto",
+    "daddr": "id.daddr",
+    "spi": "id.spi",
+    "sa_dir": "dir",
+    "selector": "sel",
+    "lifetime": "lft",
+    "replay": "replay_esn",
+}
+#: Algorithm's names -> XfrmAlgo's (XfrmAlgoAead / XfrmAlgoAuth name the ICV length).
+_ALG_LEAVES = {"key": "alg_key", "name": "alg_name"}
+_ICV_LEAVES = {"aead": "alg_icv_len", "auth": "alg_trunc_len"}
+
+
+def sa_field(name: str) -> str:
+    """An SAConfig field's path in XfrmUsersaInfo (``aead.icv_bits`` -> ``aead.alg_icv_len``)."""
+    head, _, rest = name.partition(".")
+    if head in ("aead", "enc", "auth") and rest:
+        leaf = _ICV_LEAVES.get(head, rest) if rest == "icv_bits" else _ALG_LEAVES.get(rest, rest)
+        return f"{head}.{leaf}"
+    head = _SA_HEADS.get(head, head)
+    return f"{head}.{rest}" if rest else head
+
+
+#: AdvanceEsnRequest carries the replay state's seq_hi and seq at its top level.
+_ESN_FIELDS = {"replay.seq_hi": "seq_hi", "replay.seq": "seq"}
+
+
+def esn_field(name: str) -> str:
+    """A replay-state field's path in AdvanceEsnRequest."""
+    return _ESN_FIELDS.get(name, name)
+
+
+def status_from_error(
+    exc: LocalError, *, field_prefix: str = "", field_path: FieldPath | None = None
+) -> status_pb2.Status:
+    """Map an engine LocalError: ``field_path`` spells the engine's field the request's
+    way, ``field_prefix`` locates that message in the request (``sa.``)."""
     code = ERRNO_TO_CODE.get(exc.errno, grpc.StatusCode.INVALID_ARGUMENT)
-    field = f"{field_prefix}{exc.field}" if exc.field else None
+    field = None
+    if exc.field:
+        field = f"{field_prefix}{field_path(exc.field) if field_path else exc.field}"
     return build_status(
         code,
         str(exc),
