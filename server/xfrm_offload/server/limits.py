@@ -14,16 +14,15 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, TypeAlias
+from typing import Any
 
 import grpc
 from google.protobuf import any_pb2, duration_pb2
 from google.rpc import error_details_pb2
 from grpc import aio
 
+from .handlers import Behaviour, Handler, with_behaviour
 from .status import Context, abort, build_status
-
-Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
 
 #: Calls in flight the server takes before it answers RESOURCE_EXHAUSTED (--max-calls).
 DEFAULT_MAX_CALLS = 10_000
@@ -94,16 +93,9 @@ class CallLimit(aio.ServerInterceptor):  # type: ignore[type-arg]
 
     def _wrap(self, handler: Handler) -> Handler:
         """The same handler, its behaviour inside the count (each of the four kinds)."""
-        kind = (
-            "stream_stream"
-            if handler.request_streaming and handler.response_streaming
-            else "stream_unary"
-            if handler.request_streaming
-            else "unary_stream"
-            if handler.response_streaming
-            else "unary_unary"
-        )
-        behaviour: Callable[..., Any] = getattr(handler, kind)
+        return with_behaviour(handler, lambda _kind, behaviour: self._counted(behaviour))
+
+    def _counted(self, behaviour: Behaviour) -> Behaviour:
         limit = self
 
         if inspect.isasyncgenfunction(behaviour):
@@ -130,10 +122,4 @@ class CallLimit(aio.ServerInterceptor):  # type: ignore[type-arg]
                     limit._leave()
 
             wrapped = once
-        make = getattr(grpc, f"{kind}_rpc_method_handler")
-        handler_fn: Handler = make(
-            wrapped,
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
-        return handler_fn
+        return wrapped

@@ -34,6 +34,7 @@ from xfrm_offload.v1 import xfrm_pb2 as xpb
 from xfrm_offload.v1.endpoint import Endpoint
 
 from . import ops
+from .handlers import Behaviour, Handler, with_behaviour
 from .nic import Nic
 
 #: How long a scrape waits for the event loop to read the devices.
@@ -97,15 +98,12 @@ class _NicCollector:
         yield sa_packets
 
 
-Behavior = Callable[..., Any]
 # grpc's classes are generic in its stubs only, not at run time.
 if TYPE_CHECKING:
     Context = aio.ServicerContext[Any, Any]
-    Handler = grpc.RpcMethodHandler[Any, Any]
     _InterceptorBase = aio.ServerInterceptor[Any, Any]
 else:
     Context = aio.ServicerContext
-    Handler = grpc.RpcMethodHandler
     _InterceptorBase = aio.ServerInterceptor
 
 
@@ -184,23 +182,12 @@ class _Interceptor(_InterceptorBase):
         if handler is None:
             return handler
         method = str(handler_call_details.method).rsplit("/", 1)[-1]
-        for kind, wrap in (
-            ("unary_unary", grpc.unary_unary_rpc_method_handler),
-            ("unary_stream", grpc.unary_stream_rpc_method_handler),
-            ("stream_unary", grpc.stream_unary_rpc_method_handler),
-            ("stream_stream", grpc.stream_stream_rpc_method_handler),
-        ):
-            behavior = getattr(handler, kind)
-            if behavior is not None:
-                streaming = kind != "unary_unary"
-                return wrap(
-                    self._wrapped(method, behavior, streaming),
-                    request_deserializer=handler.request_deserializer,
-                    response_serializer=handler.response_serializer,
-                )
-        return handler
+        return with_behaviour(
+            handler,
+            lambda kind, behavior: self._wrapped(method, behavior, kind != "unary_unary"),
+        )
 
-    def _wrapped(self, method: str, behavior: Behavior, streaming: bool) -> Behavior:
+    def _wrapped(self, method: str, behavior: Behaviour, streaming: bool) -> Behaviour:
         metrics = self.metrics
         gauge = metrics.open_streams.labels(method) if streaming else None
 
