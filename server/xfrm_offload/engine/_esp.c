@@ -405,6 +405,22 @@ static void udp6_checksum(uint8_t *u, size_t ulen, const uint8_t *src, const uin
     put16(u + 6, c ? c : 0xFFFF);
 }
 
+/* Step over the IPv6 extension header ``*nh`` at ``*off``: its next-header field becomes
+ * ``*field``, what it names ``*nh``, and ``*off`` moves past it; -1 if it runs past
+ * ``total``. */
+static int v6_skip(const uint8_t *p, size_t total, int *nh, size_t *off, size_t *field)
+{
+    if (*off + 2 > total)
+        return -1;
+    size_t len = *nh == IPPROTO_FRAGMENT_ ? 8 : ((size_t)p[*off + 1] + 1) * 8;
+    if (*off + len > total)
+        return -1;
+    *field = *off;
+    *nh = p[*off];
+    *off += len;
+    return 0;
+}
+
 /* Where transport ESP goes in an IPv6 packet (ipheader.ipv6_esp_insert_point). */
 static int v6_insert_point(const uint8_t *p, size_t total, size_t *off_out, size_t *field_out)
 {
@@ -421,14 +437,8 @@ static int v6_insert_point(const uint8_t *p, size_t total, size_t *off_out, size
         } else {
             break;
         }
-        if (off + 2 > total)
+        if (v6_skip(p, total, &nh, &off, &field) < 0)
             return -1;
-        size_t len = nh == IPPROTO_FRAGMENT_ ? 8 : ((size_t)p[off + 1] + 1) * 8;
-        if (off + len > total)
-            return -1;
-        field = off;
-        nh = p[off];
-        off += len;
     }
     *off_out = off;
     *field_out = field;
@@ -445,14 +455,8 @@ static int v6_find(const uint8_t *p, size_t total, int wanted, size_t *off_out,
         if (nh != IPPROTO_HOPOPTS_ && nh != IPPROTO_ROUTING_ && nh != IPPROTO_DSTOPTS_ &&
             nh != IPPROTO_FRAGMENT_)
             return -1;
-        if (off + 2 > total)
+        if (v6_skip(p, total, &nh, &off, &field) < 0)
             return -1;
-        size_t len = nh == IPPROTO_FRAGMENT_ ? 8 : ((size_t)p[off + 1] + 1) * 8;
-        if (off + len > total)
-            return -1;
-        field = off;
-        nh = p[off];
-        off += len;
     }
     *off_out = off;
     *field_out = field;
