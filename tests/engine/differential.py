@@ -5,9 +5,10 @@ native engine, same IV salt, the same device MTU bounding TFC padding), pushes t
 encap batches and then the same decap batches (the good packets, mutated ones, forged
 ones with a valid ICV around a chosen plaintext, replays, NAT-T control datagrams)
 through both, and asserts identical outputs, verdicts, drop reasons, counters, replay
-state, lifetimes and events after every batch, and that no packet TFC padding grew is
-longer than the MTU. It returns how many packets it compared. Used by
-test_native_property.py and scripts/differential.
+state, lifetimes (byte/packet limits reached inside batches: counters, where in the
+batch soft and hard fired, the expired drops after it) and events after every batch,
+and that no packet TFC padding grew is longer than the MTU. It returns how many packets
+it compared. Used by test_native_property.py and scripts/differential.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from hypothesis import strategies as st
 from xfrm_offload.engine.ipheader import ipv4_checksum, udp6_checksum, udp_header
 from xfrm_offload.engine.sa import SecurityAssociation
 from xfrm_offload.engine.types import (
+    XFRM_INF,
     Algorithm,
     EncapTemplate,
     Family,
@@ -104,11 +106,15 @@ def configs(draw: st.DrawFn) -> SAConfig:
         near = 2**32 - 300  # not both 0xffffffff later... and close to the 2^64 end
     limits = LifetimeConfig()
     if draw(st.integers(0, 3)) == 0:
+        # small enough to be reached inside a batch; now and then none (XFRM_INF)
+        def limit(top: int) -> int:
+            return draw(st.one_of(st.integers(0, top), st.just(XFRM_INF)))
+
         limits = LifetimeConfig(
-            soft_packet_limit=draw(st.integers(0, 200)),
-            hard_packet_limit=draw(st.integers(0, 400)),
-            soft_byte_limit=draw(st.integers(0, 40_000)),
-            hard_byte_limit=draw(st.integers(0, 80_000)),
+            soft_packet_limit=limit(200),
+            hard_packet_limit=limit(400),
+            soft_byte_limit=limit(40_000),
+            hard_byte_limit=limit(80_000),
         )
     saddr, daddr = ADDRS[family]
     return SAConfig(
@@ -295,6 +301,7 @@ def state(s: SecurityAssociation) -> tuple[Any, ...]:
         s.curlft,
         s.lifetime.soft_expired,
         s.lifetime.hard_expired,
+        s.batch_fired,
         s.pop_events(),
         s.stats.as_dict(),
     )

@@ -3,10 +3,12 @@
  *
  * This is the same protocol as the Python reference (esp.py, replay.py): every step
  * here has its readable counterpart there, and the differential tests hold both to
- * the same bytes, verdicts and state. Policy stays in Python (sa.py): lifetimes,
+ * the same bytes, verdicts and state. Policy stays in Python (sa.py): time limits,
  * events, counters by reason. This file frames, seals/opens with OpenSSL 3 EVP
  * (contexts kept per SA, the key set once), checks and moves the sequence counter
- * and the replay window it is handed, and reports per packet a compact verdict.
+ * and the replay window it is handed, counts the lifetime's bytes and packets against
+ * the limits it is handed (lifetime.BatchCount), and reports per packet a compact
+ * verdict.
  *
  * Rules of the file: no buffer the caller owns is ever written (decryption and output
  * go to fresh bytes objects, decrypted where the result will be); no error message carries key
@@ -40,6 +42,8 @@ enum {
     R_OUT_ERROR,    /* XfrmOutError */
     R_OUT_MODE,     /* XfrmOutStateModeError */
     R_OUT_SEQ,      /* XfrmOutStateSeqError */
+    R_IN_EXPIRED,   /* XfrmInStateExpired */
+    R_OUT_EXPIRED,  /* XfrmOutStateExpired */
     R_COUNT
 };
 /* Verdict flag: the packet passed the ICV (counted in the lifetime, window advanced). */
@@ -325,6 +329,45 @@ openssl_error:
     Py_CLEAR(*resp);
     fail_openssl();
     return OPEN_ERROR;
+}
+
+/* -- lifetime: lifetime.BatchCount, the same rules --------------------------------- */
+
+#define XFRM_INF UINT64_MAX
+enum { L_BYTES = 1, L_PACKETS = 2 }; /* the kind of limit that fired */
+
+typedef struct {
+    uint64_t bytes, packets;
+    uint64_t soft_bytes, soft_packets, hard_bytes, hard_packets; /* XFRM_INF: none */
+    Py_ssize_t soft_at, hard_at; /* batch index where the limit fired, -1: not */
+    int soft_kind, hard_kind;
+} Life;
+
+static inline int reached(uint64_t count, uint64_t limit)
+{
+    return limit != XFRM_INF && count >= limit;
+}
+
+/* BatchCount.count: packet ``i`` passed with ``n`` bytes of cleartext. */
+static void life_count(Life *l, Py_ssize_t i, uint64_t n)
+{
+    l->bytes += n;
+    l->packets++;
+    if (reached(l->bytes, l->hard_bytes)) {
+        l->hard_at = i;
+        l->hard_kind = L_BYTES;
+    } else if (reached(l->packets, l->hard_packets)) {
+        l->hard_at = i;
+        l->hard_kind = L_PACKETS;
+    } else if (l->soft_at < 0) {
+        if (reached(l->bytes, l->soft_bytes)) {
+            l->soft_at = i;
+            l->soft_kind = L_BYTES;
+        } else if (reached(l->packets, l->soft_packets)) {
+            l->soft_at = i;
+            l->soft_kind = L_PACKETS;
+        }
+    }
 }
 
 /* -- outbound ---------------------------------------------------------------------- */
@@ -1169,27 +1212,50 @@ static int packet_of(PyObject *item, Py_buffer *view)
     return PyObject_GetBuffer(item, view, PyBUF_SIMPLE);
 }
 
+/* The ``life`` argument of encap / decap: (bytes, packets, soft_bytes, soft_packets,
+ * hard_bytes, hard_packets) as BatchCount starts them. */
+static int parse_life(PyObject *t, Life *l)
+{
+    if (!PyArg_ParseTuple(t, "KKKKKK;life: six counters", &l->bytes, &l->packets,
+                          &l->soft_bytes, &l->soft_packets, &l->hard_bytes, &l->hard_packets))
+        return -1;
+    l->soft_at = l->hard_at = -1;
+    l->soft_kind = l->hard_kind = 0;
+    return 0;
+}
+
+/* What a batch counted: (bytes, packets, soft_at, soft_kind, hard_at, hard_kind). */
+static PyObject *life_result(const Life *l)
+{
+    return Py_BuildValue("(KKnini)", (unsigned long long)l->bytes,
+                         (unsigned long long)l->packets, l->soft_at, l->soft_kind, l->hard_at,
+                         l->hard_kind);
+}
+
 /*
- * encap(packets, oseq, epoch, limit, wraps, ident)
- *   -> (results, verdicts, oseq, epoch, overflowed, nok, nbytes, ident)
+ * encap(packets, oseq, epoch, limit, wraps, ident, life)
+ *   -> (results, verdicts, oseq, epoch, overflowed, nok, ident, life)
  */
 static PyObject *SA_encap(SAObject *self, PyObject *args)
 {
-    PyObject *packets, *out = NULL, *verdicts = NULL, *ret = NULL;
+    PyObject *packets, *life_in, *out = NULL, *verdicts = NULL, *ret = NULL;
     unsigned long long oseq, epoch, limit;
     int wraps;
     unsigned int ident;
+    Life life;
     if (ready(self) < 0)
         return NULL;
-    if (!PyArg_ParseTuple(args, "O!KKKpI", &PyList_Type, &packets, &oseq, &epoch, &limit,
-                          &wraps, &ident))
+    if (!PyArg_ParseTuple(args, "O!KKKpIO!", &PyList_Type, &packets, &oseq, &epoch, &limit,
+                          &wraps, &ident, &PyTuple_Type, &life_in))
+        return NULL;
+    if (parse_life(life_in, &life) < 0)
         return NULL;
     PyObject *snap = PyList_AsTuple(packets);
     if (snap == NULL)
         return NULL;
     Py_ssize_t count = PyTuple_GET_SIZE(snap), i;
     OutSeq sq = {oseq, epoch, limit, wraps, 0};
-    unsigned long long nok = 0, nbytes = 0;
+    unsigned long long nok = 0;
     self->ident = ident & 0xFFFF;
     out = PyList_New(count);
     verdicts = PyBytes_FromStringAndSize(NULL, count);
@@ -1199,28 +1265,37 @@ static PyObject *SA_encap(SAObject *self, PyObject *args)
     for (i = 0; i < count; i++) {
         Py_buffer view;
         int code;
-        /* a snapshot: a finalizer run by an allocation cannot change what we read */
-        PyObject *item = PyTuple_GET_ITEM(snap, i);
-        if (packet_of(item, &view) < 0)
-            goto fail;
-        PyObject *r = encap_one(self, view.buf, (size_t)view.len, &sq, &code);
-        Py_ssize_t len = view.len;
-        PyBuffer_Release(&view);
-        if (r == NULL && code < 0)
-            goto fail;
+        PyObject *r = NULL;
+        if (life.hard_at >= 0) {
+            code = R_OUT_EXPIRED; /* the hard limit fired at an earlier packet */
+        } else {
+            /* a snapshot: a finalizer run by an allocation cannot change what we read */
+            PyObject *item = PyTuple_GET_ITEM(snap, i);
+            if (packet_of(item, &view) < 0)
+                goto fail;
+            r = encap_one(self, view.buf, (size_t)view.len, &sq, &code);
+            Py_ssize_t len = view.len;
+            PyBuffer_Release(&view);
+            if (r == NULL && code < 0)
+                goto fail;
+            if (r != NULL) {
+                nok++;
+                life_count(&life, i, (uint64_t)len);
+            }
+        }
         if (r == NULL) {
             r = PyTuple_GET_ITEM(self->results, code);
             Py_INCREF(r);
-        } else {
-            nok++;
-            nbytes += (unsigned long long)len;
         }
         v[i] = (uint8_t)code;
         PyList_SET_ITEM(out, i, r);
     }
-    ret = Py_BuildValue("(NNKKiKKI)", out, verdicts, (unsigned long long)sq.oseq,
-                        (unsigned long long)sq.epoch, sq.overflowed, nok, nbytes,
-                        (unsigned int)self->ident);
+    PyObject *counted = life_result(&life);
+    if (counted == NULL)
+        goto fail;
+    ret = Py_BuildValue("(NNKKiKIN)", out, verdicts, (unsigned long long)sq.oseq,
+                        (unsigned long long)sq.epoch, sq.overflowed, nok,
+                        (unsigned int)self->ident, counted);
     Py_DECREF(snap);
     return ret;
 fail:
@@ -1263,29 +1338,32 @@ static PyObject *store_window(SAObject *self)
 }
 
 /*
- * decap(packets, top, bitmap)
- *   -> (results, verdicts, top, bitmap, passed, nbytes, ngood, d_window, d_replay, advanced)
+ * decap(packets, top, bitmap, life)
+ *   -> (results, verdicts, top, bitmap, ngood, d_window, d_replay, advanced, life)
  * ``bitmap``: the window as little-endian bytes (bit k: top - k received), 8 per 64 bits.
  */
 static PyObject *SA_decap(SAObject *self, PyObject *args)
 {
-    PyObject *packets, *out = NULL, *verdicts = NULL, *advanced = NULL, *bitmap = NULL;
+    PyObject *packets, *life_in, *out = NULL, *verdicts = NULL, *advanced = NULL;
+    PyObject *bitmap = NULL;
     unsigned long long top;
     Py_buffer bm;
+    Life life;
     if (ready(self) < 0)
         return NULL;
-    if (!PyArg_ParseTuple(args, "O!Ky*", &PyList_Type, &packets, &top, &bm))
+    if (!PyArg_ParseTuple(args, "O!Ky*O!", &PyList_Type, &packets, &top, &bm, &PyTuple_Type,
+                          &life_in))
         return NULL;
     int bad = load_window(self, &bm);
     PyBuffer_Release(&bm);
-    if (bad < 0)
+    if (bad < 0 || parse_life(life_in, &life) < 0)
         return NULL;
     PyObject *snap = PyList_AsTuple(packets);
     if (snap == NULL)
         return NULL;
     Py_ssize_t count = PyTuple_GET_SIZE(snap), i;
     Replay rp = {top, 0, 0};
-    unsigned long long passed = 0, nbytes = 0, ngood = 0;
+    unsigned long long ngood = 0;
     out = PyList_New(count);
     verdicts = PyBytes_FromStringAndSize(NULL, count);
     advanced = PyList_New(0);
@@ -1294,24 +1372,29 @@ static PyObject *SA_decap(SAObject *self, PyObject *args)
     uint8_t *v = (uint8_t *)PyBytes_AS_STRING(verdicts);
     for (i = 0; i < count; i++) {
         Py_buffer view;
-        int code, ok, moved;
+        int code, ok = 0, moved = 0;
         uint32_t hi = 0;
-        PyObject *item = PyTuple_GET_ITEM(snap, i);
-        if (packet_of(item, &view) < 0)
-            goto fail;
-        PyObject *r = decap_one(self, view.buf, (size_t)view.len, &rp, &code, &ok, &moved, &hi);
-        PyBuffer_Release(&view);
-        if (code < 0)
-            goto fail;
+        PyObject *r = NULL;
+        if (life.hard_at >= 0) {
+            code = R_IN_EXPIRED; /* the hard limit fired at an earlier packet */
+        } else {
+            PyObject *item = PyTuple_GET_ITEM(snap, i);
+            if (packet_of(item, &view) < 0)
+                goto fail;
+            r = decap_one(self, view.buf, (size_t)view.len, &rp, &code, &ok, &moved, &hi);
+            PyBuffer_Release(&view);
+            if (code < 0)
+                goto fail;
+            if (r != NULL)
+                ngood++;
+            /* passed the ICV: counted, with 0 bytes for a dummy or a post-ICV drop */
+            if (ok)
+                life_count(&life, i, r != NULL ? (uint64_t)PyBytes_GET_SIZE(r) : 0);
+        }
         if (r == NULL) {
             r = PyTuple_GET_ITEM(self->results, code);
             Py_INCREF(r);
-        } else {
-            ngood++;
-            nbytes += (unsigned long long)PyBytes_GET_SIZE(r);
         }
-        if (ok)
-            passed++;
         v[i] = (uint8_t)(code | (ok ? V_PASSED : 0));
         PyList_SET_ITEM(out, i, r);
         if (moved) {
@@ -1326,10 +1409,15 @@ static PyObject *SA_decap(SAObject *self, PyObject *args)
     bitmap = store_window(self);
     if (bitmap == NULL)
         goto fail;
+    PyObject *counted = life_result(&life);
+    if (counted == NULL) {
+        Py_DECREF(bitmap);
+        goto fail;
+    }
     Py_DECREF(snap);
-    return Py_BuildValue("(NNKNKKKKKN)", out, verdicts, (unsigned long long)rp.top, bitmap,
-                         passed, nbytes, ngood, (unsigned long long)rp.d_window,
-                         (unsigned long long)rp.d_replay, advanced);
+    return Py_BuildValue("(NNKNKKKNN)", out, verdicts, (unsigned long long)rp.top, bitmap,
+                         ngood, (unsigned long long)rp.d_window,
+                         (unsigned long long)rp.d_replay, advanced, counted);
 fail:
     /* an internal error mid-batch: the caller keeps its window as it was */
     Py_DECREF(snap);
