@@ -1542,8 +1542,109 @@ done:
     return out;
 }
 
+/* -- flow keys: datapath.key_runs, the same rules ----------------------------------- */
+
+enum { KEY_FLOW = 0, KEY_ESP4 = 1 };
+#define MAX_KEY 37
+
+/* datapath._flow_cache_key / _esp_state_key of p[0:n] into ``key``: its length, or 0
+ * for None (not simple enough to key on). */
+static size_t cache_key(const uint8_t *p, size_t n, int kind, uint8_t *key)
+{
+    if (kind == KEY_ESP4) {
+        if (n < 28 || p[0] != 0x45 || p[9] != IPPROTO_ESP_)
+            return 0;
+        memcpy(key, p + 16, 8); /* daddr, SPI */
+        return 8;
+    }
+    if (n >= 24 && p[0] == 0x45) {
+        if ((p[6] & 0x3F) || p[7] || p[9] == 47)
+            return 0; /* a fragment, or GRE */
+        key[0] = p[9];
+        memcpy(key + 1, p + 12, 12);
+        return 13;
+    }
+    if (n >= 44 && p[0] >> 4 == 6) {
+        int nh = p[6];
+        if (nh == IPPROTO_HOPOPTS_ || nh == IPPROTO_ROUTING_ || nh == IPPROTO_FRAGMENT_ ||
+            nh == IPPROTO_ESP_ || nh == 51 || nh == IPPROTO_DSTOPTS_ || nh == 47)
+            return 0;
+        key[0] = p[6];
+        memcpy(key + 1, p + 8, 36);
+        return 37;
+    }
+    return 0;
+}
+
+/*
+ * key_runs(items, kind) -> [(key or None, end), ...]: consecutive items with the same
+ * cache key as one run ending before index ``end``; items that are not bytes, or have no
+ * key, get None (and consecutive ones share a run too). A bytes object per run, not per
+ * packet.
+ */
+static PyObject *key_runs(PyObject *mod, PyObject *args)
+{
+    PyObject *items, *keys = NULL, *runs = NULL;
+    int kind;
+    uint8_t cur[MAX_KEY], prev[MAX_KEY];
+    size_t cur_len, prev_len = 0;
+    Py_ssize_t i, count, nruns = 0, *ends = NULL;
+    (void)mod;
+    if (!PyArg_ParseTuple(args, "O!i", &PyList_Type, &items, &kind))
+        return NULL;
+    if (kind != KEY_FLOW && kind != KEY_ESP4) {
+        PyErr_SetString(PyExc_ValueError, "key_runs: unknown kind");
+        return NULL;
+    }
+    count = PyList_GET_SIZE(items);
+    keys = PyList_New(0);
+    ends = PyMem_Malloc(sizeof(Py_ssize_t) * (size_t)(count ? count : 1));
+    if (keys == NULL || ends == NULL)
+        goto done;
+    /* nothing in this loop runs Python code: the list and its items stay as they are */
+    for (i = 0; i < count; i++) {
+        PyObject *item = PyList_GET_ITEM(items, i);
+        cur_len = 0;
+        if (PyBytes_CheckExact(item))
+            cur_len = cache_key((const uint8_t *)PyBytes_AS_STRING(item),
+                                (size_t)PyBytes_GET_SIZE(item), kind, cur);
+        if (nruns && cur_len == prev_len && memcmp(cur, prev, cur_len) == 0) {
+            ends[nruns - 1] = i + 1; /* the same key (or None again): the run grows */
+            continue;
+        }
+        PyObject *key = cur_len ? PyBytes_FromStringAndSize((const char *)cur, (Py_ssize_t)cur_len)
+                                : Py_NewRef(Py_None);
+        if (key == NULL || PyList_Append(keys, key) < 0) {
+            Py_XDECREF(key);
+            goto done;
+        }
+        Py_DECREF(key);
+        ends[nruns++] = i + 1;
+        memcpy(prev, cur, cur_len);
+        prev_len = cur_len;
+    }
+    runs = PyList_New(nruns);
+    if (runs == NULL)
+        goto done;
+    for (i = 0; i < nruns; i++) {
+        PyObject *run = Py_BuildValue("(On)", PyList_GET_ITEM(keys, i), ends[i]);
+        if (run == NULL) {
+            Py_CLEAR(runs);
+            goto done;
+        }
+        PyList_SET_ITEM(runs, i, run);
+    }
+done:
+    Py_XDECREF(keys);
+    PyMem_Free(ends);
+    if (ends == NULL && runs == NULL && !PyErr_Occurred())
+        PyErr_NoMemory();
+    return runs;
+}
+
 static PyMethodDef module_methods[] = {
     {"raw_seal", raw_seal, METH_VARARGS, "Benchmark only: one EVP seal per packet."},
+    {"key_runs", key_runs, METH_VARARGS, "Runs of items with the same flow cache key."},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef moduledef = {

@@ -243,3 +243,12 @@ def raw_seal(cipher: str, key: bytes, packets: list[bytes]) -> list[bytes]:
         raise InvalidArgument("the native engine is not built", field="engine")
     result: list[bytes] = _esp.raw_seal(cipher, key, packets)
     return result
+
+
+#: ``key_runs`` kinds (KEY_FLOW / KEY_ESP4 in _esp.c).
+KEY_FLOW, KEY_ESP4 = 0, 1
+
+
+def key_runs_native() -> Callable[[list[Any], int], list[tuple[bytes | None, int]]] | None:
+    """The C ``key_runs`` (datapath.key_runs restated), or None when not built."""
+    return None if _esp is None else _esp.key_runs
