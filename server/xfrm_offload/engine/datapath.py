@@ -418,17 +418,20 @@ class DevicePath:
         whole = len(run) == len(packets)  # the common case: one run is the batch
         data: list[Any] = list(packets) if whole else [packets[i] for i in run]
         handle = 0
+        clean = True  # every item of data is a packet (no drop yet)
         for entry in states:  # innermost template first, as the kernel applies them
             touched[entry.handle] = entry
             handle = entry.handle
-            live = [j for j, d in enumerate(data) if d.__class__ is bytes]
-            if len(live) == len(data):
-                data = entry.sa.encap_batch(data, now)
+            sa = entry.sa
+            if clean:
+                data = sa.encap_batch(data, now)
+                clean = sa.batch_packets == len(data)
             else:
-                results = entry.sa.encap_batch([data[j] for j in live], now)
+                live = [j for j, d in enumerate(data) if d.__class__ is bytes]
+                results = sa.encap_batch([data[j] for j in live], now)
                 for j, r in zip(live, results, strict=True):
                     data[j] = r
-        if whole and all(d.__class__ is bytes for d in data):
+        if whole and clean:
             out.data = data
             out.handle = [handle] * len(data)
             return

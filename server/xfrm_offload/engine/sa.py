@@ -188,6 +188,8 @@ class SecurityAssociation:
         #: Where the last batch reached the soft and the hard byte/packet limit: the
         #: indexes of the packets at which they fired (-1: not in that batch).
         self.batch_fired: tuple[int, int] = (-1, -1)
+        #: How many results of the last batch are packets (bytes): all of them, or not.
+        self.batch_packets = 0
         if self.lifetime.soft_expired:  # a limit of 0: fired already
             self._collect(now)
 
@@ -329,6 +331,7 @@ class SecurityAssociation:
     def _expired(self, batch: list[bytes], reason: XfrmStat) -> list[Any]:
         """A batch that arrives after the hard limit: every packet dropped, none read."""
         self.batch_fired = (-1, -1)
+        self.batch_packets = 0
         return [self._drop(reason) for _ in batch]
 
     def encap_batch(self, packets: Iterable[bytes], now: float) -> list[EncapResult]:
@@ -346,6 +349,7 @@ class SecurityAssociation:
             out, nok = self.batch.encap_many(batch, self.oseq.next, self.oseq, run)
             lt.end_batch(run, now)
             self.batch_fired = (run.soft_at, run.hard_at)
+            self.batch_packets = nok
             if nok != len(out):
                 self._count_drops(out)
         self._collect(now)
@@ -368,6 +372,7 @@ class SecurityAssociation:
             )
             lt.end_batch(run, now)
             self.batch_fired = (run.soft_at, run.hard_at)
+            self.batch_packets = ngood
             if ngood != len(out):
                 self._count_drops(out)
             for seq_hi in advanced:
