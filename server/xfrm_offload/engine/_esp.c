@@ -822,6 +822,63 @@ static int replay_advance(SAObject *self, Replay *rp, uint32_t seq_lo, uint32_t 
 static void apply_tos(uint8_t *o, size_t inner, int outer_tos, int ecn, int dscp);
 
 /*
+ * EspTransform.locate: the ESP part of p[0:n] as [*start_out, *end_out) and the offset of
+ * the next-header field before it (9 for IPv4). Returns R_BYTES, or the drop's code
+ * (R_IN_HDR, R_IN_MISMATCH), or R_KEEPALIVE / R_IKE for NAT-T control datagrams.
+ */
+static int locate_esp(SAObject *self, const uint8_t *p, size_t n, size_t *start_out,
+                      size_t *end_out, size_t *field_out)
+{
+    size_t start, end, field;
+    if (self->outer_v6) {
+        if (n < 40 || p[0] >> 4 != 6)
+            return R_IN_HDR;
+        end = 40 + (size_t)be16(p + 4);
+        if (end > n)
+            return R_IN_HDR;
+        if (v6_find(p, end, self->outer_proto, &start, &field) < 0) {
+            size_t a, b;
+            int other = self->natt ? IPPROTO_ESP_ : IPPROTO_UDP_;
+            return v6_find(p, end, other, &a, &b) == 0 ? R_IN_MISMATCH : R_IN_HDR;
+        }
+    } else {
+        if (n < 20 || p[0] >> 4 != 4)
+            return R_IN_HDR;
+        start = (size_t)(p[0] & 0x0F) * 4;
+        end = be16(p + 2);
+        if (start < 20 || end < start || end > n)
+            return R_IN_HDR;
+        /* a fragment (reassembled before xfrm in the kernel) or a bad header checksum */
+        if ((p[6] & 0x3F) || p[7] || csum_add(0, p, start) != 0xFFFF)
+            return R_IN_HDR;
+        if (p[9] != self->outer_proto)
+            return (p[9] == IPPROTO_ESP_ || p[9] == IPPROTO_UDP_) ? R_IN_MISMATCH : R_IN_HDR;
+        field = 9;
+    }
+    if (self->natt) {
+        if (end - start < 8)
+            return R_IN_HDR;
+        size_t ulen = be16(p + start + 4);
+        if (ulen < 8 || start + ulen > end)
+            return R_IN_HDR;
+        if (!udp_checksum_ok(p, start, ulen, self->outer_v6))
+            return R_IN_HDR; /* udp_rcv drops it before the encap socket sees it */
+        end = start + ulen;
+        start += 8;
+        if (end - start == 1 && p[start] == 0xFF)
+            return R_KEEPALIVE;
+        if (end - start >= 4 && be32(p + start) == 0)
+            return R_IKE;
+    }
+    if (end - start < 8)
+        return R_IN_HDR;
+    *start_out = start;
+    *end_out = end;
+    *field_out = field;
+    return R_BYTES;
+}
+
+/*
  * Decapsulate one packet. *code: R_BYTES (returned object), a result code; *passed set
  * when the ICV verified. *moved: the window's seq_hi moved (value in *new_hi).
  * Returns NULL with an exception set and *code == -1 on an internal error.
@@ -832,74 +889,10 @@ static PyObject *decap_one(SAObject *self, const uint8_t *p, size_t n, Replay *r
     size_t start, end, field;
     *passed = 0;
     *moved = 0;
-    *code = -1;
-    if (self->outer_v6) {
-        if (n < 40 || p[0] >> 4 != 6) {
-            *code = R_IN_HDR;
-            return NULL;
-        }
-        end = 40 + (size_t)be16(p + 4);
-        if (end > n) {
-            *code = R_IN_HDR;
-            return NULL;
-        }
-        if (v6_find(p, end, self->outer_proto, &start, &field) < 0) {
-            size_t a, b;
-            int other = self->natt ? IPPROTO_ESP_ : IPPROTO_UDP_;
-            *code = v6_find(p, end, other, &a, &b) == 0 ? R_IN_MISMATCH : R_IN_HDR;
-            return NULL;
-        }
-    } else {
-        if (n < 20 || p[0] >> 4 != 4) {
-            *code = R_IN_HDR;
-            return NULL;
-        }
-        start = (size_t)(p[0] & 0x0F) * 4;
-        end = be16(p + 2);
-        if (start < 20 || end < start || end > n) {
-            *code = R_IN_HDR;
-            return NULL;
-        }
-        /* a fragment (reassembled before xfrm in the kernel) or a bad header checksum */
-        if ((p[6] & 0x3F) || p[7] || csum_add(0, p, start) != 0xFFFF) {
-            *code = R_IN_HDR;
-            return NULL;
-        }
-        if (p[9] != self->outer_proto) {
-            *code = (p[9] == IPPROTO_ESP_ || p[9] == IPPROTO_UDP_) ? R_IN_MISMATCH : R_IN_HDR;
-            return NULL;
-        }
-        field = 9;
-    }
-    if (self->natt) {
-        if (end - start < 8) {
-            *code = R_IN_HDR;
-            return NULL;
-        }
-        size_t ulen = be16(p + start + 4);
-        if (ulen < 8 || start + ulen > end) {
-            *code = R_IN_HDR;
-            return NULL;
-        }
-        if (!udp_checksum_ok(p, start, ulen, self->outer_v6)) {
-            *code = R_IN_HDR; /* udp_rcv drops it before the encap socket sees it */
-            return NULL;
-        }
-        end = start + ulen;
-        start += 8;
-        if (end - start == 1 && p[start] == 0xFF) {
-            *code = R_KEEPALIVE;
-            return NULL;
-        }
-        if (end - start >= 4 && be32(p + start) == 0) {
-            *code = R_IKE;
-            return NULL;
-        }
-    }
-    if (end - start < 8) {
-        *code = R_IN_HDR;
+    *code = locate_esp(self, p, n, &start, &end, &field);
+    if (*code != R_BYTES)
         return NULL;
-    }
+    *code = -1;
     if (memcmp(p + start, self->spi, 4) != 0) {
         *code = R_IN_NO_STATES;
         return NULL;
@@ -1427,9 +1420,109 @@ fail:
     return NULL;
 }
 
+/* -- crypto offload: the NIC's halves (crypto_offload.py) ----------------------------- */
+
+/* The kernel's crypto offload RX status (enum in include/net/xfrm.h). */
+#define CRYPTO_SUCCESS 1
+#define CRYPTO_TRANSPORT_ESP_AUTH_FAILED 8
+#define CRYPTO_TUNNEL_ESP_AUTH_FAILED 32
+#define CRYPTO_INVALID_PACKET_SYNTAX 64
+#define CRYPTO_INVALID_PROTOCOL 128
+
+/*
+ * nic_seal(frame, seq) -> bytes or None: crypto_offload.nic_tx_seal. The host's frame
+ * with its ESP part sealed in a copy: IV, ciphertext of frame[esp + 8 + iv : -icv], ICV.
+ * None for a frame the NIC cannot seal (no ESP part where the SA puts it, CBC payload not
+ * a whole number of blocks).
+ */
+static PyObject *SA_nic_seal(SAObject *self, PyObject *args)
+{
+    Py_buffer f;
+    unsigned long long seq;
+    PyObject *res = NULL;
+    size_t start, end, field;
+    if (ready(self) < 0)
+        return NULL;
+    if (!PyArg_ParseTuple(args, "y*K", &f, &seq))
+        return NULL;
+    const uint8_t *p = f.buf;
+    size_t n = (size_t)f.len;
+    if (locate_esp(self, p, n, &start, &end, &field) != R_BYTES)
+        goto none;
+    size_t body = start + 8 + (size_t)self->iv_len, icv = (size_t)self->icv_len;
+    /* the payload slice frame[body : len - icv], empty when the frame is shorter */
+    size_t plen = n > body + icv ? n - body - icv : 0;
+    if (self->kind == K_CBC && plen % (size_t)self->block)
+        goto none;
+    res = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(body + plen + icv));
+    if (res == NULL)
+        goto done;
+    uint8_t *o = (uint8_t *)PyBytes_AS_STRING(res);
+    memcpy(o, p, start);
+    memcpy(o + body, p + body, plen);
+    if (seal(self, o + start, plen, (uint64_t)seq) < 0)
+        Py_CLEAR(res);
+    goto done;
+none:
+    res = Py_NewRef(Py_None);
+done:
+    PyBuffer_Release(&f);
+    return res;
+}
+
+/*
+ * nic_open(packet, seq_hi) -> (status, bytes or None): crypto_offload.nic_rx_crypto.
+ * On CRYPTO_SUCCESS a copy of the packet with the ESP ciphertext replaced by the
+ * plaintext (headers, IV, trailer and ICV where they were); otherwise the status alone.
+ */
+static PyObject *SA_nic_open(SAObject *self, PyObject *args)
+{
+    Py_buffer f;
+    unsigned int seq_hi;
+    PyObject *plain = NULL, *res = NULL;
+    size_t start, end, field;
+    int status;
+    if (ready(self) < 0)
+        return NULL;
+    if (!PyArg_ParseTuple(args, "y*I", &f, &seq_hi))
+        return NULL;
+    const uint8_t *p = f.buf;
+    size_t n = (size_t)f.len;
+    int rc = locate_esp(self, p, n, &start, &end, &field);
+    if (rc == R_KEEPALIVE || rc == R_IKE) {
+        status = CRYPTO_INVALID_PROTOCOL;
+    } else if (rc != R_BYTES) {
+        status = CRYPTO_INVALID_PACKET_SYNTAX;
+    } else {
+        Py_ssize_t got = open_esp(self, p + start, end - start, seq_hi, 0, &plain);
+        if (got == OPEN_ERROR)
+            goto done;
+        if (got == -R_IN_PROTO) {
+            status = self->tunnel ? CRYPTO_TUNNEL_ESP_AUTH_FAILED : CRYPTO_TRANSPORT_ESP_AUTH_FAILED;
+        } else if (got < 0) {
+            status = CRYPTO_INVALID_PACKET_SYNTAX;
+        } else {
+            PyObject *frame = PyBytes_FromStringAndSize((const char *)p, (Py_ssize_t)n);
+            if (frame == NULL)
+                goto done;
+            memcpy(PyBytes_AS_STRING(frame) + start + 8 + self->iv_len, PyBytes_AS_STRING(plain),
+                   (size_t)got);
+            res = Py_BuildValue("(iN)", CRYPTO_SUCCESS, frame);
+            goto done;
+        }
+    }
+    res = Py_BuildValue("(iO)", status, Py_None);
+done:
+    Py_XDECREF(plain);
+    PyBuffer_Release(&f);
+    return res;
+}
+
 static PyMethodDef SA_methods[] = {
     {"encap", (PyCFunction)SA_encap, METH_VARARGS, "Encapsulate a batch (see sa.py)."},
     {"decap", (PyCFunction)SA_decap, METH_VARARGS, "Decapsulate a batch (see sa.py)."},
+    {"nic_seal", (PyCFunction)SA_nic_seal, METH_VARARGS, "Crypto offload TX: seal a frame."},
+    {"nic_open", (PyCFunction)SA_nic_open, METH_VARARGS, "Crypto offload RX: open a packet."},
     {NULL, NULL, 0, NULL}};
 
 static PyObject *SA_repr(SAObject *self)

@@ -43,7 +43,7 @@ from . import ipheader as ip
 from . import native
 from .device import Device, OffloadedState
 from .errors import InvalidArgument, NotFound
-from .esp import CryptoStatus, NonEsp, nic_rx_crypto, nic_tx_crypto
+from .esp import CryptoStatus, NonEsp
 from .events import Acquire
 from .native import KEY_ESP4, KEY_FLOW
 from .selector import FlowKey, flow_from_packet
@@ -459,11 +459,8 @@ class DevicePath:
                 else XfrmStat.OUT_STATE_INVALID
             )
             return self._tx_drop(reason, handle)
-        esp = entry.sa.esp
-        try:
-            start, _end, _ = esp.locate(frame)
-            sealed = nic_tx_crypto(esp, frame, start, seq)
-        except Exception:  # a frame the host built wrong: the driver's ESP xmit error
+        sealed = entry.sa.batch.nic_seal(frame, seq)
+        if sealed is None:  # a frame the host built wrong: the driver's ESP xmit error
             return self._tx_drop(XfrmStat.OUT_STATE_PROTO_ERROR, handle)
         device.offload_tx_packets += 1
         return (PASS, sealed, handle, 0)
@@ -707,16 +704,15 @@ class DevicePath:
             self.device.new_mapping(entry, ip_address(saddr), sport, now)
 
     def _crypto_rx(self, packet: bytes, entry: OffloadedState) -> Outcome:
-        esp = entry.sa.esp
         seq_hi = 0
         if entry.config.esn:
             try:
-                start, _end, _ = esp.locate(packet)
+                start, _end, _ = entry.sa.esp.locate(packet)
                 seq_lo = int.from_bytes(packet[start + 4 : start + 8], "big")
                 seq_hi = entry.sa.replay.infer_seq_hi(seq_lo)
             except Exception:  # nic_rx_crypto reports the syntax error below
                 seq_hi = entry.sa.replay.seq_hi
-        status, data = nic_rx_crypto(esp, packet, seq_hi)
+        status, data = entry.sa.batch.nic_open(packet, seq_hi)
         if status in (
             CryptoStatus.CRYPTO_TUNNEL_ESP_AUTH_FAILED,
             CryptoStatus.CRYPTO_TRANSPORT_ESP_AUTH_FAILED,

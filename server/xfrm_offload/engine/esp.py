@@ -37,6 +37,7 @@ from .crypto_offload import host_rx_finish as host_rx_finish
 from .crypto_offload import host_tx_frame as host_tx_frame
 from .crypto_offload import nic_rx_crypto as nic_rx_crypto
 from .crypto_offload import nic_tx_crypto as nic_tx_crypto
+from .crypto_offload import nic_tx_seal
 from .errors import PacketDrop
 from .espcrypto import EspCrypto as EspCrypto
 from .lifetime import BatchCount
@@ -194,6 +195,13 @@ class EspTransform:
                 life.count(i, 0)
             append(result)
         return out, ngood, advanced
+
+    # -- crypto offload: the NIC's halves (crypto_offload.py; native.py has the same) ---
+    def nic_seal(self, frame: bytes, seq: int) -> bytes | None:
+        return nic_tx_seal(self, frame, seq)
+
+    def nic_open(self, packet: bytes, seq_hi: int) -> tuple[CryptoStatus, bytes]:
+        return nic_rx_crypto(self, packet, seq_hi)
 
     # -- outbound ---------------------------------------------------------------------
     def _trailer(self, length: int, next_header: int) -> bytes:

@@ -27,7 +27,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from .errors import InvalidArgument
-from .esp import DecapMany, EncapMany, NonEsp, _tos_map
+from .esp import CryptoStatus, DecapMany, EncapMany, NonEsp, _tos_map
 from .events import LimitKind
 from .stats import XfrmStat
 from .types import Family, Mode, SAConfig, SAExtraFlag, SAFlag
@@ -216,6 +216,22 @@ class NativeEsp:
         replay.replay += seen
         _take_count(life, counted)
         return out, ngood, advanced
+
+    def nic_seal(self, frame: bytes, seq: int) -> bytes | None:
+        """crypto_offload.nic_tx_seal in C."""
+        if not 0 <= seq <= _U64:  # the reference cannot write it in 8 bytes either
+            return None
+        sealed: bytes | None = self._sa.nic_seal(frame, seq)
+        return sealed
+
+    def nic_open(self, packet: bytes, seq_hi: int) -> tuple[CryptoStatus, bytes]:
+        """crypto_offload.nic_rx_crypto in C (the packet itself back unless it opened)."""
+        status, data = self._sa.nic_open(packet, seq_hi)
+        return _STATUS[status], packet if data is None else data
+
+
+_U64 = 2**64 - 1
+_STATUS = {int(s): s for s in CryptoStatus}
 
 
 def _life_args(life: BatchCount) -> tuple[int, int, int, int, int, int]:
