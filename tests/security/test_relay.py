@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import errno
 import os
+import socket
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
@@ -246,3 +247,46 @@ def test_the_c_pump_reports_the_error_that_stopped_it() -> None:
     finally:
         os.close(pipe_r)
         os.close(pipe_w)
+
+
+async def test_bytes_flow_while_the_event_loop_is_busy(pump: str, sock_dir: Path) -> None:
+    # The upstream is a thread and the client a blocking socket used from the loop's own
+    # thread: the loop does not run at all while the 1 MiB goes there and back, which a
+    # relay on the event loop could never carry.
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(sock_dir / "private"))
+    listener.listen()
+
+    def echo_once() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            while data := conn.recv(65536):
+                conn.sendall(data)
+
+    upstream = threading.Thread(target=echo_once, daemon=True)
+    upstream.start()
+    gate = UnixGate(sock_dir / "public", 0o600, sock_dir / "private")
+    await gate.start()
+    try:
+        data = os.urandom(1 << 20)
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
+            client.settimeout(30)
+            client.connect(str(gate.path))
+
+            def send() -> None:
+                client.sendall(data)
+                client.shutdown(socket.SHUT_WR)
+
+            sender = threading.Thread(target=send)
+            sender.start()
+            got = bytearray()
+            while chunk := client.recv(65536):  # blocking: the loop is held here
+                got += chunk
+            sender.join()
+        assert bytes(got) == data
+        upstream.join(30)
+        assert not upstream.is_alive()
+    finally:
+        listener.close()
+        await gate.close()
+        await gate.wait_closed(1.0)
