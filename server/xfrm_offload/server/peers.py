@@ -63,6 +63,8 @@ CHUNK = 256 * 1024
 #: Accept errors that mean "out of descriptors or memory, for now": retry after this.
 _ACCEPT_BACKOFF = 0.1
 _TRANSIENT = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
+#: How long close() waits for the accept thread (it ends at once; this only bounds a bug).
+_ACCEPTOR_JOIN = 5.0
 
 
 @dataclass(frozen=True)
@@ -237,7 +239,9 @@ class UnixGate:
             with contextlib.suppress(OSError):
                 self._listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept
         if self._acceptor is not None:
-            self._acceptor.join()
+            self._acceptor.join(_ACCEPTOR_JOIN)  # at once: the shutdown woke it
+            if self._acceptor.is_alive():
+                log.warning("unix gate: the accept thread did not stop")
         self.path.unlink(missing_ok=True)
 
     async def wait_closed(self, timeout: float) -> None:
