@@ -290,3 +290,26 @@ async def test_bytes_flow_while_the_event_loop_is_busy(pump: str, sock_dir: Path
         listener.close()
         await gate.close()
         await gate.wait_closed(1.0)
+
+
+async def test_out_of_descriptors_drops_the_connection_not_the_gate(
+    sock_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_pipe(flags: int) -> tuple[int, int]:
+        raise OSError(errno.EMFILE, os.strerror(errno.EMFILE))
+
+    async with gate_to(sock_dir, echo_then_mark_eof) as gate:
+        threads = threading.active_count()
+        with monkeypatch.context() as patch:
+            patch.setattr(os, "pipe2", no_pipe)
+            reader, writer = await connect(gate)
+            assert await asyncio.wait_for(reader.read(), 30) == b""  # cut, not hung
+            writer.close()
+            await until(lambda: gate.open_connections == 0, "dropped")
+        await until(lambda: threading.active_count() == threads, "its threads ended")
+        assert gate._peers == {}
+        reader, writer = await connect(gate)
+        writer.write(b"again")
+        writer.write_eof()
+        assert await asyncio.wait_for(reader.read(), 30) == b"againEOF"
+        writer.close()

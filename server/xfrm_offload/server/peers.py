@@ -104,7 +104,11 @@ class _Relayed:
 def _pump(src: socket.socket, dst: socket.socket, relayed: _Relayed) -> None:
     """Move bytes from ``src`` to ``dst`` until end of file, then half-close ``dst``
     (gRPC's own ends travel); on any error cut the connection both ways."""
-    pipe_r, pipe_w = os.pipe2(os.O_CLOEXEC)
+    try:
+        pipe_r, pipe_w = os.pipe2(os.O_CLOEXEC)
+    except OSError:  # out of descriptors: this connection goes
+        relayed.abort()
+        return
     try:
         with contextlib.suppress(OSError):  # the default (64 KiB) also works
             fcntl.fcntl(pipe_w, fcntl.F_SETPIPE_SZ, CHUNK)
