@@ -20,6 +20,7 @@ import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -292,16 +293,21 @@ async def test_bytes_flow_while_the_event_loop_is_busy(pump: str, sock_dir: Path
         await gate.wait_closed(1.0)
 
 
-async def test_out_of_descriptors_drops_the_connection_not_the_gate(
-    sock_dir: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    def no_pipe(flags: int) -> tuple[int, int]:
-        raise OSError(errno.EMFILE, os.strerror(errno.EMFILE))
+def _out_of_descriptors(*args: Any) -> Any:
+    raise OSError(errno.EMFILE, os.strerror(errno.EMFILE))
 
+
+@pytest.mark.parametrize("lacking", ["pipe", "upstream socket"])
+async def test_out_of_descriptors_drops_the_connection_not_the_gate(
+    lacking: str, sock_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     async with gate_to(sock_dir, echo_then_mark_eof) as gate:
         threads = threading.active_count()
         with monkeypatch.context() as patch:
-            patch.setattr(os, "pipe2", no_pipe)
+            if lacking == "pipe":
+                patch.setattr(os, "pipe2", _out_of_descriptors)
+            else:  # the socket to gRPC's listener, made as the connection is accepted
+                patch.setattr(peers, "_Relayed", _out_of_descriptors)
             reader, writer = await connect(gate)
             assert await asyncio.wait_for(reader.read(), 30) == b""  # cut, not hung
             writer.close()

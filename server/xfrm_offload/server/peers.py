@@ -189,7 +189,12 @@ class UnixGate:
                     log.warning("unix accept failed", extra={"fields": {"error": str(exc)}})
                     self._closing.wait(_ACCEPT_BACKOFF)
                 continue
-            relayed = _Relayed(client)
+            try:
+                relayed = _Relayed(client)
+            except OSError as exc:  # no descriptor for the upstream side: this one goes
+                log.warning("unix connection dropped", extra={"fields": {"error": str(exc)}})
+                client.close()
+                continue
             self._open.add(relayed)
             try:
                 threading.Thread(
