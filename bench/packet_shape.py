@@ -2,7 +2,8 @@
 
 Run: ``PYTHONPATH=proto:server:client python bench/packet_shape.py`` (``--quick`` for a
 smoke run; ``--baseline REF`` names the git ref whose server is "today's path",
-default ``main``; ``--json`` for machine-readable output).
+default ``main``; ``--stream-only`` skips the xfrmctl and HTTP/2 parts; ``--json`` for
+machine-readable output).
 
 AES-128-GCM tunnel IPv4 packet offload TX, inner packets of 1400 B, batches of 64. Every
 server is a separate process on a Unix socket; every request is serialized before a round
@@ -18,6 +19,9 @@ rounds interleaved (median of ROUNDS):
   the same), ``repeated Packet`` form. The report names each server's ESP engine.
 - ``packets``: this tree's server, ``repeated Packet`` form.
 - ``batch``: this tree's server, the packed ``PacketBatch`` form.
+- ``packets tcp``, ``batch tcp``: the same server and forms over plaintext loopback TCP
+  (its second listener, ``--plaintext``), where gRPC owns the connection: the Unix
+  socket's SO_PEERCRED relay costs ``batch / batch tcp``.
 - ``xfrmctl``: ``xfrmctl packet tx`` of a capture of XFRMCTL_PACKETS x 1400 B, start-up
   included, as a subprocess: this tree's (PacketBatch) and the baseline's (Packet).
 - CPU: each stream row also reports the CPU its server process spent per packet (from
@@ -39,6 +43,7 @@ import json
 import os
 import resource
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -169,9 +174,16 @@ async def wait_socket(sock: Path) -> None:
     raise RuntimeError(f"{sock}: no server")
 
 
-def channel(sock: Path, options: Sequence[tuple[str, int]] = ()) -> aio.Channel:
+def free_port() -> int:
+    """A loopback TCP port nobody listens on now (the server binds it a moment later)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def channel(target: Path | str, options: Sequence[tuple[str, int]] = ()) -> aio.Channel:
     return aio.insecure_channel(
-        f"unix:{sock}",
+        f"unix:{target}" if isinstance(target, Path) else target,
         options=[
             ("grpc.max_send_message_length", MAX_MESSAGE),
             ("grpc.max_receive_message_length", MAX_MESSAGE),
@@ -269,7 +281,7 @@ def xfrmctl_rate(
 
 
 async def run(
-    baseline: str, rounds: int, stream_packets: int, xfrmctl_packets: int
+    baseline: str, rounds: int, stream_packets: int, xfrmctl_packets: int, stream_only: bool
 ) -> dict[str, Any]:
     result: dict[str, Any] = {"baseline": baseline}
     me = [sys.executable, str(Path(__file__).resolve())]
@@ -278,10 +290,12 @@ async def run(
         old_tree = archive(baseline, tmp)
         server = [sys.executable, "-m", "xfrm_offload.server", "--log-level", "warning"]
         socks = {name: tmp / f"{name}.sock" for name in ("echo", "today", "now")}
+        tcp = f"127.0.0.1:{free_port()}"
+        now_cmd = [*server, "--listen", f"unix:{socks['now']}", "--listen", tcp, "--plaintext"]
         with (
             process([*me, "--echo-server", str(socks["echo"]), json.dumps(SET)]) as echo_p,
             process([*server, "--listen", f"unix:{socks['today']}"], tree_env(old_tree)) as today_p,
-            process([*server, "--listen", f"unix:{socks['now']}"], tree_env(ROOT)) as now_p,
+            process(now_cmd, tree_env(ROOT)) as now_p,
         ):
             pids = {"echo": echo_p.pid, "today": today_p.pid, "now": now_p.pid}
             for sock in socks.values():
@@ -292,13 +306,15 @@ async def run(
             }
             packets_form = requests("packets", stream_packets)
             batch_form = requests("batch", stream_packets)
-            runs = {
+            runs: dict[str, tuple[Path | str, list[bytes], str]] = {
                 "echo": (socks["echo"], packets_form, "echo"),
                 "today": (socks["today"], packets_form, "packets"),
                 "packets": (socks["now"], packets_form, "packets"),
                 "batch": (socks["now"], batch_form, "batch"),
+                "packets tcp": (tcp, packets_form, "packets"),
+                "batch tcp": (tcp, batch_form, "batch"),
             }
-            server_of = {"echo": "echo", "today": "today", "packets": "now", "batch": "now"}
+            server_of = {"echo": "echo", "today": "today"}
             # Today's path with today's client settings; the others with this tree's.
             channels = {
                 name: channel(sock, () if name == "today" else SET)
@@ -312,7 +328,7 @@ async def run(
             counted = dict.fromkeys(runs, 0)
             for _ in range(rounds):
                 for name, (_, reqs, parse) in runs.items():
-                    pid = pids[server_of[name]]
+                    pid = pids[server_of.get(name, "now")]
                     s0, c0 = cpu_seconds(pid), own_cpu()
                     rates[name].append(await timed(channels[name], reqs, parse))
                     server_cpu[name] += cpu_seconds(pid) - s0
@@ -329,6 +345,8 @@ async def run(
                 for name in runs
             }
 
+            if stream_only:
+                return result
             capture, out = tmp / "in.pcap", tmp / "out.pcap"
             write_capture(capture, xfrmctl_packets)
             ctl: dict[str, list[float]] = {"today": [], "now": []}
@@ -408,9 +426,17 @@ def report(r: dict[str, Any]) -> None:
         "today": "today's server, Packet form",
         "packets": "this server, Packet form",
         "batch": "this server, PacketBatch form",
+        "packets tcp": "  the same, Packet, over TCP",
+        "batch tcp": "  the same, PacketBatch, over TCP",
     }
     for key, label in names.items():
         row(label, s[key], s["today"], s["echo"], cpu[key], cpu["today"])
+    print(
+        f"Unix socket / loopback TCP: Packet {s['packets'] / s['packets tcp']:.2f}, "
+        f"PacketBatch {s['batch'] / s['batch tcp']:.2f}"
+    )
+    if "xfrmctl" not in r:
+        return
     x = r["xfrmctl"]
     print(f"\nxfrmctl packet tx, {x['packets']} x {SIZE} B, start-up included")
     print(f"{'':<34}{'pkt/s':>10}{'ns/pkt':>9}{'x today':>9}{'/ echo':>8}{CPU_HEAD}")
@@ -432,6 +458,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--stream-only", action="store_true", help="PacketStream rows only")
     parser.add_argument("--baseline", default="main", help="git ref of today's path")
     parser.add_argument(
         "--echo-server", nargs=2, metavar=("SOCK", "OPTIONS"), help=argparse.SUPPRESS
@@ -443,9 +470,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     tune_malloc()
     if args.quick:
-        result = asyncio.run(run(args.baseline, 2, 4096, 20_000))
+        result = asyncio.run(run(args.baseline, 2, 4096, 20_000, args.stream_only))
     else:
-        result = asyncio.run(run(args.baseline, 9, 16384, 300_000))
+        result = asyncio.run(run(args.baseline, 9, 16384, 300_000, args.stream_only))
     if args.json:
         print(json.dumps(result, indent=2))
     else:
