@@ -36,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import errno
 import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -46,6 +47,7 @@ from xfrm_offload.engine.datapath import Results
 from xfrm_offload.engine.errors import InvalidArgument, LocalError
 from xfrm_offload.v1 import offload_pb2 as pb
 from xfrm_offload.v1 import offload_pb2_grpc
+from xfrm_offload.v1.transport import MAX_PACKET_REQUEST_BYTES
 
 from . import ops, packetwire
 from .convert import impairment_from_pb, impairment_to_pb
@@ -319,10 +321,17 @@ async def _write(context: Context, response: bytes) -> bool:
 class DatapathServicer(offload_pb2_grpc.DatapathServiceServicer):
     """The packet path."""
 
-    def __init__(self, nic: Nic, packet_budget: int = DEFAULT_PACKET_BUDGET) -> None:
+    def __init__(
+        self,
+        nic: Nic,
+        packet_budget: int = DEFAULT_PACKET_BUDGET,
+        max_request: int = MAX_PACKET_REQUEST_BYTES,
+    ) -> None:
         self.nic = nic
         self.wires = Wires(nic)
         self.budget = PacketBudget(packet_budget)
+        #: --max-packet-request: a larger request ends its stream RESOURCE_EXHAUSTED.
+        self.max_request = max_request
         #: Set at shutdown: streams stop reading, answer what they have, and end OK.
         self.stopping = asyncio.Event()
         #: PacketStreams open now, and how many of them wait for an answer to be taken.
@@ -430,6 +439,7 @@ class DatapathServicer(offload_pb2_grpc.DatapathServiceServicer):
             last: asyncio.Future[Results] | None = None
             try:
                 async for raw in self._until_shutdown(request_iterator, budget.room):
+                    self._check_size(len(raw))
                     charge = budget.charge(len(raw))
                     await budget.acquire(charge)
                     job = _Job(Batch("", 0, []), charge)
@@ -485,6 +495,19 @@ class DatapathServicer(offload_pb2_grpc.DatapathServiceServicer):
                     _drop(call)
                 budget.release(job.charge)
             held.clear()
+
+    def _check_size(self, size: int) -> None:
+        """Refuse a request over --max-packet-request (EMSGSIZE: RESOURCE_EXHAUSTED):
+        gRPC Python copies each request on the event loop before the servicer sees it,
+        about 2 ms per MiB during which no control call is answered (transport.py)."""
+        if size > self.max_request:
+            raise LocalError(
+                f"a PacketStream request of {size} bytes is over this server's limit of "
+                f"{self.max_request} bytes per request (--max-packet-request); "
+                "send the batch as several requests",
+                field="batch",
+                errno=errno.EMSGSIZE,
+            )
 
     def _check_head(self, first: list[tuple[str, int]], batch: Batch) -> None:
         """The first batch names a device and a direction (kept in ``first``, not the

@@ -34,6 +34,7 @@ Context: TypeAlias = "aio.ServicerContext[Any, Any]"
 ERRNO_TO_CODE: dict[int, grpc.StatusCode] = {
     errno_mod.EINVAL: grpc.StatusCode.INVALID_ARGUMENT,
     errno_mod.ENOSPC: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    errno_mod.EMSGSIZE: grpc.StatusCode.RESOURCE_EXHAUSTED,
     errno_mod.EEXIST: grpc.StatusCode.ALREADY_EXISTS,
     errno_mod.ENOENT: grpc.StatusCode.NOT_FOUND,
     errno_mod.ESRCH: grpc.StatusCode.NOT_FOUND,
