@@ -11,11 +11,11 @@ process:
 
 - ``64 MiB``: requests of about 64 MiB (1400 B packets, TX through an AES-GCM tunnel
   SA, gRPC's message limit) pushed as fast as the server takes them, no answer read. A
-  server with a PacketStream request limit (``--max-packet-request``, 4 MiB by default)
+  server with a PacketStream request limit (``--server-args "--max-packet-request 4"``)
   refuses each: the flood client opens a new stream and sends again (the refusals are
-  counted), so this is the hostile case of a client that ignores the limit;
-- ``4 MiB``: the same with requests just under that default limit (what the client
-  library sends of a larger batch), never read;
+  counted);
+- ``4 MiB``: the same with requests just under 4 MiB (what the client library sends of
+  a larger batch), never read;
 - ``64 x 120 B``: batches of 64 short ESP packets for an SA that does not exist (every
   one dropped) pushed and answered as fast as the server goes.
 
@@ -79,13 +79,18 @@ def free_port() -> int:
 
 
 async def flood_part(
-    seconds: float, workers: int, flood: str, tcp: bool, tree: Path | None = None
+    seconds: float,
+    workers: int,
+    flood: str,
+    tcp: bool,
+    tree: Path | None = None,
+    server_args: Sequence[str] = (),
 ) -> dict[str, Any]:
     """One server (this tree's, or the one at ``tree``) under one flood."""
     env = tree_env(tree) if tree is not None else None
     with tempfile.TemporaryDirectory(prefix="xo-flood-") as d:
         sock = Path(d) / "s.sock"
-        args = ["--workers", str(workers)] if workers else []
+        args = [*server_args, *(["--workers", str(workers)] if workers else [])]
         target = f"unix:{sock}"
         if tcp:  # plaintext loopback TCP: no Unix-socket gate between clients and gRPC
             target = f"127.0.0.1:{free_port()}"
@@ -156,6 +161,7 @@ async def flood_part(
 
     return {
         "server": "this tree" if tree is None else "baseline",
+        "server_args": list(server_args),
         "flood": flood,
         "transport": "tcp" if tcp else "unix",
         "workers": workers,
@@ -230,6 +236,8 @@ def report(runs: list[dict[str, Any]]) -> None:
     print(head)
     for r in runs:
         name = r["server"] + (f", --workers {r['workers']}" if r["workers"] else ", in-process")
+        if r["server_args"]:
+            name += " " + " ".join(r["server_args"])
         print(
             f"{r['flood']:<32}{name:<24}{r['requests_sent']:>6}{r['streams_refused']:>8}"
             f"{r['rss_before_mib']:>11.0f}{r['rss_peak_mib']:>7.0f}{r['rss_after_mib']:>7.0f}"
@@ -253,6 +261,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--baseline", metavar="REF", help="also run git REF's server, first")
     parser.add_argument("--floods", default="0,1,2", help="which floods, by index (default: 0,1,2)")
     parser.add_argument("--workers", default="0,1", help="worker counts to run (default 0,1)")
+    parser.add_argument(
+        "--server-args", default="", help="more arguments for this tree's server, one string"
+    )
     args = parser.parse_args(argv)
     if args.flood_client:
         asyncio.run(flood_client(*args.flood_client))
@@ -267,7 +278,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         for flood in floods:
             for workers in counts:
                 for tree in trees:  # baseline and this tree one after the other
-                    runs.append(asyncio.run(flood_part(seconds, workers, flood, args.tcp, tree)))
+                    extra = args.server_args.split() if tree is None else []
+                    runs.append(
+                        asyncio.run(flood_part(seconds, workers, flood, args.tcp, tree, extra))
+                    )
     if args.json:
         print(json.dumps(runs, indent=2))
     else:

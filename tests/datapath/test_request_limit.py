@@ -1,6 +1,6 @@
-"""PacketStream requests have a size limit (--max-packet-request): a larger one ends its
-stream RESOURCE_EXHAUSTED naming the limit, and the client library sends a larger batch
-as several requests, answered as the one batch would have been."""
+"""PacketStream requests may have a size limit (--max-packet-request, off by default): a
+larger one ends its stream RESOURCE_EXHAUSTED naming the limit; the client library sends
+a batch larger than 4 MiB as several requests, answered as the one batch would have been."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ import grpc
 import pytest
 from grpc import aio
 
-from xfrm_offload.client import split
+from xfrm_offload.client import Client, split
 from xfrm_offload.client.errors import XfrmOffloadError
 from xfrm_offload.server.config import parse_args
 from xfrm_offload.v1 import offload_pb2 as pb
-from xfrm_offload.v1.transport import MAX_PACKET_REQUEST_BYTES
+from xfrm_offload.v1.transport import MAX_MESSAGE_BYTES, PACKET_REQUEST_BYTES
 
 from ..conftest import running_server
 from .builders import Tunnel, packets, policy, sa, udp4
@@ -26,10 +26,11 @@ OUT = Tunnel()
 MIB = 1 << 20
 
 
-def test_the_limit_is_4_mib_by_default_and_at_most_grpcs_message_limit(
+def test_the_limit_is_grpcs_message_limit_by_default_and_at_most_that(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    assert parse_args([]).max_packet_request == MAX_PACKET_REQUEST_BYTES == 4 * MIB
+    assert parse_args([]).max_packet_request == MAX_MESSAGE_BYTES == 64 * MIB
+    assert Client.packet_request_limit == PACKET_REQUEST_BYTES == 4 * MIB
     assert parse_args(["--max-packet-request", "16"]).max_packet_request == 16 * MIB
     with pytest.raises(SystemExit) as exited:
         parse_args(["--max-packet-request", "65"])

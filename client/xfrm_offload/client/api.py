@@ -20,7 +20,7 @@ from xfrm_offload.v1 import offload_pb2 as pb
 from xfrm_offload.v1 import offload_pb2_grpc
 from xfrm_offload.v1 import xfrm_pb2 as xpb
 from xfrm_offload.v1.endpoint import default_address, parse_endpoint
-from xfrm_offload.v1.transport import CHANNEL_OPTIONS, MAX_PACKET_REQUEST_BYTES
+from xfrm_offload.v1.transport import CHANNEL_OPTIONS, PACKET_REQUEST_BYTES
 
 from .errors import XfrmOffloadError
 from .split import join_replies, split_requests
@@ -57,9 +57,9 @@ class Client:
     ``xfrm_offload.client.tls``); a Unix socket never uses TLS.
     """
 
-    #: The largest PacketStream request sent (the server's --max-packet-request):
+    #: The largest PacketStream request sent (at most a server's --max-packet-request):
     #: a larger batch goes as several requests, answered as one (split.py).
-    packet_request_limit: int = MAX_PACKET_REQUEST_BYTES
+    packet_request_limit: int = PACKET_REQUEST_BYTES
 
     def __init__(
         self,

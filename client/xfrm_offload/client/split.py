@@ -1,8 +1,9 @@
 """Packet batches larger than one PacketStream request may be: sent as several requests,
 their answers joined into one.
 
-A server takes PacketStream requests of at most ``MAX_PACKET_REQUEST_BYTES`` (its
-``--max-packet-request``; see ``xfrm_offload.v1.transport`` for why). ``parts`` cuts a
+The client library sends PacketStream requests of at most ``PACKET_REQUEST_BYTES``
+(``xfrm_offload.v1.transport`` says why; a server may refuse larger ones, its
+``--max-packet-request``). ``parts`` cuts a
 larger request, in packet order, into requests under the limit; the server answers each
 part in order on the same stream, and ``join`` makes the one response the whole request
 would have had (the same results, in the same order). A single packet larger than the

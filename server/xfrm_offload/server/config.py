@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from xfrm_offload.engine.bond import BondMode
 from xfrm_offload.engine.profiles import PROFILES
 from xfrm_offload.v1.endpoint import Endpoint, default_socket_path, parse_endpoint
-from xfrm_offload.v1.transport import MAX_MESSAGE_BYTES, MAX_PACKET_REQUEST_BYTES
+from xfrm_offload.v1.transport import MAX_MESSAGE_BYTES
 
 from . import logs, security
 from .ifaces import IfRef, UdpRef, parse_ifref, parse_udpref
@@ -67,7 +67,7 @@ class ServerConfig:
     #: Packet bytes in flight across every PacketStream (datapath.py's PacketBudget).
     packet_budget: int = 256 << 20
     #: The largest PacketStream request taken (datapath.py); larger ones are refused.
-    max_packet_request: int = MAX_PACKET_REQUEST_BYTES
+    max_packet_request: int = MAX_MESSAGE_BYTES
     bonds: tuple[BondSpec, ...] = ()
     security: security.SecurityConfig = field(default_factory=security.SecurityConfig)
     metrics: Endpoint | None = None
@@ -287,10 +287,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--max-packet-request",
         type=_mebibytes,
-        default=MAX_PACKET_REQUEST_BYTES,
+        default=MAX_MESSAGE_BYTES,
         metavar="MIB",
         help="the largest PacketStream request taken, MiB, at most 64; a larger one is "
-        f"answered RESOURCE_EXHAUSTED (default: {MAX_PACKET_REQUEST_BYTES >> 20})",
+        f"answered RESOURCE_EXHAUSTED (default: {MAX_MESSAGE_BYTES >> 20}, gRPC's limit)",
     )
     parser.add_argument(
         "--host-tun",

@@ -38,7 +38,7 @@ import collections
 import contextlib
 import errno
 import functools
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -47,7 +47,7 @@ from xfrm_offload.engine.datapath import Results
 from xfrm_offload.engine.errors import InvalidArgument, LocalError
 from xfrm_offload.v1 import offload_pb2 as pb
 from xfrm_offload.v1 import offload_pb2_grpc
-from xfrm_offload.v1.transport import MAX_PACKET_REQUEST_BYTES
+from xfrm_offload.v1.transport import MAX_MESSAGE_BYTES
 
 from . import ops, packetwire
 from .convert import impairment_from_pb, impairment_to_pb
@@ -56,7 +56,14 @@ from .impair import WireImpairments
 from .nic import Nic
 from .packetwire import Batch
 from .servicers import refusals
-from .status import Context, abort, abort_invalid, abort_not_found, build_status, status_from_error
+from .status import (
+    Context,
+    abort_invalid,
+    abort_not_found,
+    build_status,
+    end_with,
+    status_from_error,
+)
 from .workers import LocalDevices, WorkerDied
 
 #: Batches a watcher may have waiting before new ones are counted as lost.
@@ -325,7 +332,7 @@ class DatapathServicer(offload_pb2_grpc.DatapathServiceServicer):
         self,
         nic: Nic,
         packet_budget: int = DEFAULT_PACKET_BUDGET,
-        max_request: int = MAX_PACKET_REQUEST_BYTES,
+        max_request: int = MAX_MESSAGE_BYTES,
     ) -> None:
         self.nic = nic
         self.wires = Wires(nic)
@@ -345,7 +352,7 @@ class DatapathServicer(offload_pb2_grpc.DatapathServiceServicer):
 
     async def _until_shutdown(
         self, requests: AsyncIterator[bytes], before_each: Callable[[], Awaitable[None]]
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncGenerator[bytes, None]:
         """The stream's requests, until it ends or the server starts shutting down; each is
         read only once ``before_each()`` returns."""
         iterator = aiter(requests)
@@ -363,6 +370,7 @@ class DatapathServicer(offload_pb2_grpc.DatapathServiceServicer):
                 if not following.done():
                     return
                 raw = following.result()
+                following = None
                 if raw is None:
                     return
                 yield raw
@@ -437,9 +445,13 @@ class DatapathServicer(offload_pb2_grpc.DatapathServiceServicer):
             """Read, charge, decode and submit requests; end the pipeline with None, also
             after a refusal."""
             last: asyncio.Future[Results] | None = None
+            requests = self._until_shutdown(request_iterator, budget.room)
             try:
-                async for raw in self._until_shutdown(request_iterator, budget.room):
-                    self._check_size(len(raw))
+                async for raw in requests:
+                    if len(raw) > self.max_request:
+                        size = len(raw)
+                        del raw  # nor by this frame: a refused request may be 64 MiB
+                        raise self._too_large(size)
                     charge = budget.charge(len(raw))
                     await budget.acquire(charge)
                     job = _Job(Batch("", 0, []), charge)
@@ -458,10 +470,15 @@ class DatapathServicer(offload_pb2_grpc.DatapathServiceServicer):
             except BaseException:
                 await in_flight.put(None)
                 raise
+            finally:
+                # Closed on the way out, so that its frame (and the request it read)
+                # is not kept alive by a refusal's traceback.
+                await requests.aclose()
             await in_flight.put(None)
 
         feeder = asyncio.ensure_future(feed())
         self.open_streams += 1
+        refusal = None
         try:
             while (job := await in_flight.get()) is not None:
                 results = [await call for call in job.calls]
@@ -484,9 +501,9 @@ class DatapathServicer(offload_pb2_grpc.DatapathServiceServicer):
                 budget.release(job.charge)
             await feeder  # surfaces a refusal of the stream's framing
         except LocalError as exc:
-            await abort(context, status_from_error(exc))
+            refusal = status_from_error(exc)
         except WorkerDied as exc:
-            await abort(context, build_status(grpc.StatusCode.UNAVAILABLE, str(exc)))
+            refusal = build_status(grpc.StatusCode.UNAVAILABLE, str(exc))
         finally:
             self.open_streams -= 1
             _drop(feeder)
@@ -495,19 +512,24 @@ class DatapathServicer(offload_pb2_grpc.DatapathServiceServicer):
                     _drop(call)
                 budget.release(job.charge)
             held.clear()
+        if refusal is not None:
+            # Ended without raising (and outside the except clause): gRPC keeps an abort's
+            # exception with the call, and its traceback would keep what the stream read
+            # (a refused request of up to 64 MiB) alive with it.
+            end_with(context, refusal)
 
-    def _check_size(self, size: int) -> None:
-        """Refuse a request over --max-packet-request (EMSGSIZE: RESOURCE_EXHAUSTED):
-        gRPC Python copies each request on the event loop before the servicer sees it,
-        about 2 ms per MiB during which no control call is answered (transport.py)."""
-        if size > self.max_request:
-            raise LocalError(
-                f"a PacketStream request of {size} bytes is over this server's limit of "
-                f"{self.max_request} bytes per request (--max-packet-request); "
-                "send the batch as several requests",
-                field="batch",
-                errno=errno.EMSGSIZE,
-            )
+    def _too_large(self, size: int) -> LocalError:
+        """The refusal of a request over --max-packet-request (EMSGSIZE:
+        RESOURCE_EXHAUSTED): gRPC Python copies each request on the event loop before
+        the servicer sees it, about 2 ms per MiB during which no control call is
+        answered (transport.py)."""
+        return LocalError(
+            f"a PacketStream request of {size} bytes is over this server's limit of "
+            f"{self.max_request} bytes per request (--max-packet-request); "
+            "send the batch as several requests",
+            field="batch",
+            errno=errno.EMSGSIZE,
+        )
 
     def _check_head(self, first: list[tuple[str, int]], batch: Batch) -> None:
         """The first batch names a device and a direction (kept in ``first``, not the

@@ -164,6 +164,16 @@ async def abort(context: Context, status: status_pb2.Status) -> NoReturn:
     raise AssertionError("abort returned")  # pragma: no cover
 
 
+def end_with(context: Context, status: status_pb2.Status) -> None:
+    """Set ``status`` as the RPC's end, for a handler that then returns: unlike
+    ``abort``, no exception is raised, so nothing the handler's frames hold (a stream's
+    last request) lives on in a traceback that gRPC keeps with the call."""
+    rich = rpc_status.to_status(status)
+    context.set_trailing_metadata(rich.trailing_metadata)
+    context.set_code(rich.code)
+    context.set_details(rich.details)
+
+
 async def abort_invalid(context: Context, field: str, message: str) -> NoReturn:
     """INVALID_ARGUMENT naming ``field`` (for malformed requests caught in the adapter)."""
     await abort(
