@@ -145,3 +145,17 @@ def test_parts_cut_in_packet_order_and_keep_handles_and_seqs_with_their_packets(
     assert [h for p in pieces for h in p.batch.offload_handle] == list(range(10))
     assert [s for p in pieces for s in p.batch.seq] == list(range(100, 110))
     assert split.parts(request, request.ByteSize()) == [request]
+
+
+async def test_the_client_librarys_default_requests_fit_a_4_mib_server(sock_dir: Path) -> None:
+    """A 5 MiB batch through the library, as it is by default, passes a server that
+    refuses requests over 4 MiB: none of the requests it sent was larger."""
+    async with running_server(sock_dir, "--max-packet-request", "4") as (_, client):
+        assert (await client.state_add(sa(OUT, "eth0", False))).offloaded
+        await client.policy_add(policy(OUT, "eth0", False))
+        data = packets(udp4, "198.51.100.10", "203.0.113.20", 3700, 1400)
+        assert pb.PacketBatch(data=data).ByteSize() > PACKET_REQUEST_BYTES
+        (result,) = [
+            r async for r in client.packet_batches("eth0", TX, [pb.PacketBatch(data=data)])
+        ]
+        assert list(result.verdict) == [pb.VERDICT_PASS] * 3700
