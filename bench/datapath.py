@@ -324,13 +324,15 @@ def in_process(size: int, plan: Plan) -> dict[str, float]:
 # -- the server process ---------------------------------------------------------------------
 
 
-async def connect(sock: Path) -> Client:
+async def connect(sock: Path, target: str | None = None) -> Client:
+    """A client of the server whose Unix socket is ``sock`` (once it exists), on
+    ``target`` if given (another of its listeners), else on that socket."""
     deadline = time.monotonic() + 20
     while not sock.exists():
         if time.monotonic() > deadline:
             raise RuntimeError("server did not start")
         await asyncio.sleep(0.05)
-    client = Client(f"unix:{sock}", timeout=30)
+    client = Client(target or f"unix:{sock}", timeout=30)
     await client.wait_ready()
     return client
 

@@ -24,12 +24,15 @@ def server_command() -> list[str]:
 
 
 @contextlib.contextmanager
-def server_process(sock: Path, *args: str) -> Iterator[subprocess.Popen[bytes]]:
-    """``xfrm-offloadd --listen unix:SOCK ARGS`` for the duration; its log is shown only
-    when it did not stop cleanly on SIGTERM."""
+def server_process(
+    sock: Path, *args: str, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``xfrm-offloadd --listen unix:SOCK ARGS`` for the duration (``env``: another
+    tree's, bench/packet_shape.py's ``tree_env``); its log is shown only when it did not
+    stop cleanly on SIGTERM."""
     cmd = [*server_command(), "--listen", f"unix:{sock}", "--log-level", "warning", *args]
     with tempfile.TemporaryFile() as log:
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log)
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log, env=env)
         try:
             yield proc
         finally:

@@ -1058,7 +1058,7 @@ POLICY_REFUSALS = {
         F_PKT,
         pol(templates=(Template(reqid=1), Template(reqid=2))),
         InvalidArgument,
-        "tmpl",
+        "templates",
         "more than 1 template",
     ),
     "mlx5 fwd": ("mlx5", F_PKT, pol(dir=FWD), InvalidArgument, "dir", "Cannot offload fwd policy"),
@@ -1067,7 +1067,7 @@ POLICY_REFUSALS = {
         F_PKT,
         pol(sel=Selector(), templates=(Template(),)),
         InvalidArgument,
-        "tmpl[0].reqid",
+        "templates[0].reqid",
         "reqid 0",
     ),
     "mlx5 no template empty selector": (
@@ -1075,7 +1075,7 @@ POLICY_REFUSALS = {
         F_PKT,
         pol(sel=Selector(), templates=()),
         InvalidArgument,
-        "tmpl",
+        "templates",
         "reqid 0",
     ),
     "mlx5 selector icmp": (

@@ -326,7 +326,7 @@ def test_template_endpoints() -> None:
     assert no_src.endpoints(flow) == (ip("203.0.113.2"), None)
     with pytest.raises(InvalidArgument) as exc:
         Template(mode=Mode.TUNNEL).endpoints(flow)
-    assert exc.value.field == "tmpl.id.daddr"
+    assert exc.value.field == "templates.daddr"
 
 
 def test_policy_keeps_templates_and_is_frozen() -> None:

@@ -1,7 +1,8 @@
 """Every field a BadRequest names is a real path in the request message.
 
 The engine names fields by its own config names; ``status.sa_field`` (and
-``esn_field``) are the one place they become request paths. These tests walk the
+``esn_field``, and ``policy_field`` for policies) are the one place they become request
+paths. These tests walk the
 proto descriptors: a path that names no field of the request (a typo, an engine
 name that leaked through unmapped) fails here, whatever test exercises it.
 """
@@ -16,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from xfrm_offload.engine.spd import Policy, Template
 from xfrm_offload.engine.types import (
     Algorithm,
     EncapTemplate,
@@ -26,11 +28,11 @@ from xfrm_offload.engine.types import (
     Selector,
 )
 from xfrm_offload.server import convert
-from xfrm_offload.server.status import esn_field, sa_field
+from xfrm_offload.server.status import esn_field, policy_field, sa_field
 from xfrm_offload.v1 import offload_pb2 as pb
 from xfrm_offload.v1 import xfrm_pb2 as xpb
 
-from ..engine.test_device import REFUSALS, Refusal
+from ..engine.test_device import POLICY_REFUSALS, REFUSALS, Refusal
 
 SOURCES = Path(__file__).parents[2] / "server" / "xfrm_offload"
 
@@ -87,6 +89,8 @@ def test_the_walk_finds_nested_and_repeated_paths() -> None:
         ("selector.proto", "sel.proto"),
         ("replay_window", "replay_window"),
         ("encap.encap_type", "encap.encap_type"),
+        ("encap.sport", "encap.encap_sport"),
+        ("encap.dport", "encap.encap_dport"),
         ("offload.flags", "offload.flags"),
         # Request paths (the server's own parsing names them) stay as they are.
         ("aead.alg_icv_len", "aead.alg_icv_len"),
@@ -106,6 +110,44 @@ def test_sa_field(engine: str, request_path: str) -> None:
 def test_esn_field(engine: str, request_path: str) -> None:
     assert esn_field(engine) == request_path
     assert resolves(pb.AdvanceEsnRequest.DESCRIPTOR, request_path)
+
+
+@pytest.mark.parametrize(
+    ("engine", "request_path"),
+    [
+        ("templates", "tmpl"),
+        ("templates[0].daddr", "tmpl[0].id.daddr"),
+        ("templates[2].spi", "tmpl[2].id.spi"),
+        ("templates[0].level", "tmpl[0].optional"),
+        ("templates[0].reqid", "tmpl[0].reqid"),
+        ("templates.daddr", "tmpl.id.daddr"),
+        ("lifetime.hard_add_expires_seconds", "lft.hard_add_expires_seconds"),
+        ("mark", "mark.v"),
+        ("mark_mask", "mark.m"),
+        ("sel.proto", "sel.proto"),
+        ("dir", "dir"),
+        ("index", "index"),
+        ("offload.flags", "offload.flags"),
+        # Request paths (the server's own parsing names them) stay as they are.
+        ("tmpl[1].id.daddr", "tmpl[1].id.daddr"),
+        ("lft.soft_byte_limit", "lft.soft_byte_limit"),
+    ],
+)
+def test_policy_field(engine: str, request_path: str) -> None:
+    assert policy_field(engine) == request_path
+    assert resolves(xpb.XfrmUserpolicyInfo.DESCRIPTOR, request_path)
+
+
+@pytest.mark.parametrize(
+    ("profile", "flags", "policy", "exc", "field", "message"),
+    POLICY_REFUSALS.values(),
+    ids=POLICY_REFUSALS.keys(),
+)
+def test_every_policy_refusal_names_a_policy_add_field(
+    profile: str, flags: int, policy: Policy, exc: type, field: str, message: str
+) -> None:
+    """Each of the device's policy-add refusals, as PolicyAdd reports it."""
+    assert resolves(pb.PolicyAddRequest.DESCRIPTOR, f"policy.{policy_field(field)}"), field
 
 
 @pytest.mark.parametrize("case", REFUSALS.values(), ids=REFUSALS.keys())
@@ -158,15 +200,18 @@ def test_the_scan_sees_the_engine_and_the_server() -> None:
     assert len(FIELD_ARGUMENTS) > 100
 
 
-def _engine_names() -> set[str]:
-    """SAConfig's field names, nested one level (``aead.icv_bits``, ``lifetime.*``), and
-    the offload request's (``offload.flags``)."""
+def _engine_names(config: type, nested: dict[str, type]) -> set[str]:
+    """A config's field names, nested one level (``aead.icv_bits``, ``lifetime.*``; a
+    repeated one as ``templates[N].daddr`` too), and the offload request's
+    (``offload.flags``)."""
     names = {f"offload.{f.name}" for f in dataclasses.fields(OffloadRequest)} | {"offload.flags"}
-    for f in dataclasses.fields(SAConfig):
+    for f in dataclasses.fields(config):
         names.add(f.name)
-        sub = _NESTED.get(f.name)
+        sub = nested.get(f.name)
         if sub is not None:
-            names.update(f"{f.name}.{g.name}" for g in dataclasses.fields(sub))
+            for head in (f.name, f"{f.name}[N]"):
+                names.update(f"{head}.{g.name}" for g in dataclasses.fields(sub))
+            names.add(f"{f.name}[N]")
     return names
 
 
@@ -179,11 +224,24 @@ _NESTED: dict[str, type] = {
     "replay": ReplayState,
     "selector": Selector,
 }
+_POLICY_NESTED: dict[str, type] = {
+    "sel": Selector,
+    "templates": Template,
+    "lifetime": LifetimeConfig,
+}
 #: What a field name can become: itself (the server's own names are request paths),
-#: or the mapping of an engine name.
+#: or the mapping of an engine name (a state's, an ESN update's or a policy's).
 REACHABLE = (
     {(p, p) for p in ALL_PATHS}
-    | {(name, mapped) for name in _engine_names() for mapped in (sa_field(name), esn_field(name))}
+    | {
+        (name, mapped)
+        for name in _engine_names(SAConfig, _NESTED)
+        for mapped in (sa_field(name), esn_field(name))
+    }
+    | {
+        (name, policy_field(name.replace("[N]", "[0]")).replace("[0]", "[N]"))
+        for name in _engine_names(Policy, _POLICY_NESTED)
+    }
     | set(convert._IMPAIRMENT_FIELDS.items())
 )
 #: Fields named by checks no request reaches: the server's own configuration

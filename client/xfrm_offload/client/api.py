@@ -20,9 +20,10 @@ from xfrm_offload.v1 import offload_pb2 as pb
 from xfrm_offload.v1 import offload_pb2_grpc
 from xfrm_offload.v1 import xfrm_pb2 as xpb
 from xfrm_offload.v1.endpoint import default_address, parse_endpoint
-from xfrm_offload.v1.transport import CHANNEL_OPTIONS
+from xfrm_offload.v1.transport import CHANNEL_OPTIONS, PACKET_REQUEST_BYTES
 
 from .errors import XfrmOffloadError
+from .split import join_replies, split_requests
 from .tls import TlsOptions
 
 T = TypeVar("T")
@@ -55,6 +56,10 @@ class Client:
     ``$XFRM_OFFLOAD_TLS_CA``, ``$XFRM_OFFLOAD_TLS_CERT``, ``$XFRM_OFFLOAD_TLS_KEY``; see
     ``xfrm_offload.client.tls``); a Unix socket never uses TLS.
     """
+
+    #: The largest PacketStream request sent (at most a server's --max-packet-request):
+    #: a larger batch goes as several requests, answered as one (split.py).
+    packet_request_limit: int = PACKET_REQUEST_BYTES
 
     def __init__(
         self,
@@ -311,10 +316,20 @@ class Client:
     async def _packet_stream(
         self, requests: AsyncIterator[pb.PacketStreamRequest]
     ) -> AsyncIterator[pb.PacketStreamResponse]:
-        call = self.datapath.PacketStream(requests)
+        # A batch over the server's request limit goes as several requests; their
+        # answers come in order and are joined into the batch's one answer (split.py).
+        counts: list[int] = []
+        call = self.datapath.PacketStream(
+            split_requests(requests, self.packet_request_limit, counts)
+        )
         try:
+            replies: list[pb.PacketStreamResponse] = []
             async for reply in call:
-                yield reply
+                replies.append(reply)
+                if len(replies) == counts[0]:
+                    del counts[0]
+                    yield join_replies(replies)
+                    replies = []
         except aio.AioRpcError as exc:
             raise XfrmOffloadError.from_rpc_error(exc) from None
         finally:

@@ -74,7 +74,14 @@ from .profiles import NETDEVSIM_HANDLE_VALID, Profile
 from .sa import CurLifetime, SecurityAssociation
 from .sad import SADatabase
 from .selector import check_selector
-from .spd import Policy, PolicyLifetime, PolicyTimerResult, SPDatabase, Template
+from .spd import (
+    Policy,
+    PolicyLifetime,
+    PolicyTimerResult,
+    SPDatabase,
+    Template,
+    check_templates,
+)
 from .stats import XfrmStat, XfrmStats
 from .timers import TimerQueue
 from .types import (
@@ -438,8 +445,10 @@ class Device:
 
         ``now`` is the policy's add time (its lifetime counts from it).
         """
-        # verify_newpolicy_info's selector checks come before any offload rule.
+        # verify_newpolicy_info's selector checks and validate_tmpl come before any
+        # offload rule.
         check_selector(policy.sel)
+        check_templates(policy)
         offload_rules.policy_checks(self.profile, policy, offload_flags)
         applied = replace(
             policy,

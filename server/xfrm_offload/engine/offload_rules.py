@@ -232,7 +232,7 @@ def policy_checks(p: Profile, policy: Policy, flags: int) -> None:
     if p.max_policy_templates and len(templates) > p.max_policy_templates:
         raise InvalidArgument(
             f"Cannot offload more than {p.max_policy_templates} template(s)",
-            field="tmpl",
+            field="templates",
         )
     if policy.dir not in p.policy_dirs:
         raise InvalidArgument(
@@ -252,7 +252,7 @@ def policy_checks(p: Profile, policy: Policy, flags: int) -> None:
             raise InvalidArgument(
                 "Unsupported policy with reqid 0 without at least one of upper protocol "
                 "or ip addr(s) different than 0",
-                field="tmpl[0].reqid" if templates else "tmpl",
+                field="templates[0].reqid" if templates else "templates",
             )
     if p.policy_selector_protos and sel.proto not in p.policy_selector_protos:
         raise InvalidArgument(

@@ -78,24 +78,16 @@ def _validate(config: SAConfig) -> None:
     check the SA's parts built on first use (transforms, replay window, output sequence)
     would make, so that a bad configuration is refused when it is added.
     """
+    # verify_newsa_info's order: the family, the selector, the protocol, then the rest.
+    version = 4 if config.family == Family.INET else 6
+    for name in ("daddr", "saddr"):
+        if getattr(config, name).version != version:
+            raise InvalidArgument(
+                f"{name} is not an address of family {config.family.name}", field=name
+            )
     check_selector(config.selector)
     if config.proto != IPPROTO_ESP:
         raise NotSupported("only ESP is implemented", field="proto", allowed=("50",))
-    version = 4 if config.family == Family.INET else 6
-    if config.daddr.version != version:
-        raise InvalidArgument(
-            f"daddr is not an address of family {config.family.name}", field="daddr"
-        )
-    if config.saddr.version != version:
-        raise InvalidArgument(
-            f"saddr is not an address of family {config.family.name}", field="saddr"
-        )
-    if config.encap is not None and config.encap.encap_type != EncapType.ESPINUDP:
-        raise NotSupported(
-            "only ESP-in-UDP (RFC 3948) encapsulation is implemented",
-            field="encap.encap_type",
-            allowed=(EncapType.ESPINUDP.name,),
-        )
     if config.tfcpad < 0 or config.tfcpad > 0xFFFF:
         raise InvalidArgument("tfcpad out of range", field="tfcpad")
     if config.tfcpad and config.mode != Mode.TUNNEL:
@@ -136,10 +128,29 @@ def _validate(config: SAConfig) -> None:
     elif config.sa_dir == Direction.FWD:
         raise InvalidArgument("an SA's dir is in or out", field="sa_dir", allowed=("IN", "OUT"))
     check_transforms(config.aead, config.enc, config.auth)
+    # The encapsulation after the algorithms: the kernel checks it in esp_init_state.
+    encap = config.encap
+    if encap is not None:
+        if encap.encap_type != EncapType.ESPINUDP:
+            raise NotSupported(
+                "only ESP-in-UDP (RFC 3948) encapsulation is implemented",
+                field="encap.encap_type",
+                allowed=(EncapType.ESPINUDP.name,),
+            )
+        for name in ("sport", "dport"):
+            # The kernel takes port 0; no UDP datagram can carry it.
+            if not 0 < getattr(encap, name) <= 0xFFFF:
+                raise InvalidArgument(f"encap {name} must be 1-65535", field=f"encap.{name}")
     check_window_size(config.replay_window)
     if rs is not NO_REPLAY:
         for name in ("seq", "seq_hi", "oseq", "oseq_hi"):
             check_u32(getattr(rs, name), f"replay.{name}")
+
+
+def check_config(config: SAConfig) -> None:
+    """The kernel's generic checks of a new SA (``_validate``), for a caller that will
+    not build it (a state the NIC refuses for another reason still gets them first)."""
+    _validate(config)
 
 
 class SecurityAssociation:

@@ -113,10 +113,23 @@ class Template:
         if self.mode == Mode.TRANSPORT:
             return flow.daddr_ip, flow.saddr_ip
         if self.daddr is None:
-            raise InvalidArgument("a tunnel template needs a destination", field="tmpl.id.daddr")
+            raise InvalidArgument("a tunnel template needs a destination", field="templates.daddr")
         if self.saddr is None or not int(self.saddr):
             return self.daddr, None
         return self.daddr, self.saddr
+
+
+def check_templates(policy: Policy) -> None:
+    """What the NIC requires of a policy's templates (after its selector, before any
+    offload rule, as the kernel's validate_tmpl comes after verify_newpolicy_info and
+    before xfrm_dev_policy_add). Fields are the engine's (``templates[0].daddr``)."""
+    for i, tmpl in enumerate(policy.templates):
+        if tmpl.mode == Mode.TUNNEL and tmpl.daddr is None:
+            # The kernel takes it (a zero address); this NIC could never resolve it.
+            raise InvalidArgument(
+                f"template {i}: a tunnel-mode template needs the tunnel's destination",
+                field=f"templates[{i}].daddr",
+            )
 
 
 @dataclass(frozen=True, slots=True)

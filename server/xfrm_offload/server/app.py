@@ -91,7 +91,7 @@ class OffloadServer:
             XfrmDevServicer(self.nic), self.server
         )
         offload_pb2_grpc.add_DeviceServiceServicer_to_server(DeviceServicer(self.nic), self.server)
-        self.datapath = DatapathServicer(self.nic, config.packet_budget)
+        self.datapath = DatapathServicer(self.nic, config.packet_budget, config.max_packet_request)
         self.datapath.register(self.server)
         offload_pb2_grpc.add_DiagServiceServicer_to_server(
             DiagServicer(self.nic, self.clock), self.server

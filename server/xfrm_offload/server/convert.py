@@ -327,9 +327,11 @@ def sa_config_from_pb(sa: xpb.XfrmUsersaInfo) -> SAConfig:
     daddr = parse_address(sid.daddr, "id.daddr")
     saddr = parse_address(sa.saddr, "saddr")
     assert daddr is not None and saddr is not None
-    family = _family_of(daddr)
-    if sa.family or saddr.version != daddr.version:  # the general rule and its errors
-        family = _family(sa.family, [(daddr, "id.daddr"), (saddr, "saddr")], "family", family)
+    # The family as the engine's value; whether the addresses are of it is the
+    # engine's first check (sa._validate, as verify_newsa_info's).
+    family = _FAMILY_FROM_PB.get(sa.family) if sa.family else _family_of(daddr)
+    if family is None:
+        raise InvalidArgument(f"family: unknown address family {sa.family}", field="family")
     if sa.mode not in _MODE_FROM_PB:
         raise InvalidArgument(f"mode: unknown mode {sa.mode}", field="mode")
     if sa.dir and sa.dir not in _SA_DIR_FROM_PB:
@@ -364,10 +366,6 @@ def sa_config_from_pb(sa: xpb.XfrmUsersaInfo) -> SAConfig:
         encap_type = _ENCAP_FROM_PB.get(sa.encap.encap_type)
         if encap_type is None:
             raise InvalidArgument("encap.encap_type is required", field="encap.encap_type")
-        for name in ("encap_sport", "encap_dport"):
-            port = getattr(sa.encap, name)
-            if not 0 < port <= 0xFFFF:
-                raise InvalidArgument(f"encap.{name} must be 1-65535", field=f"encap.{name}")
         encap = EncapTemplate(
             encap_type=encap_type,
             sport=sa.encap.encap_sport,
@@ -427,11 +425,7 @@ def template_from_pb(tmpl: xpb.XfrmUserTmpl, field: str) -> Template:
     )
     if tmpl.mode not in _MODE_FROM_PB:
         raise InvalidArgument(f"{field}.mode: unknown mode {tmpl.mode}", field=f"{field}.mode")
-    if _MODE_FROM_PB[tmpl.mode] == Mode.TUNNEL and daddr is None:
-        raise InvalidArgument(
-            f"{field}.id.daddr: a tunnel-mode template needs the tunnel's destination",
-            field=f"{field}.id.daddr",
-        )
+    # A tunnel-mode template without daddr: the engine's spd.check_templates.
     if tmpl.share > max(Share):
         raise InvalidArgument(f"{field}.share: unknown share {tmpl.share}", field=f"{field}.share")
     return Template(

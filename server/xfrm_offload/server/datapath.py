@@ -36,8 +36,9 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import errno
 import functools
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -46,6 +47,7 @@ from xfrm_offload.engine.datapath import Results
 from xfrm_offload.engine.errors import InvalidArgument, LocalError
 from xfrm_offload.v1 import offload_pb2 as pb
 from xfrm_offload.v1 import offload_pb2_grpc
+from xfrm_offload.v1.transport import MAX_MESSAGE_BYTES
 
 from . import ops, packetwire
 from .convert import impairment_from_pb, impairment_to_pb
@@ -54,7 +56,14 @@ from .impair import WireImpairments
 from .nic import Nic
 from .packetwire import Batch
 from .servicers import refusals
-from .status import Context, abort, abort_invalid, abort_not_found, build_status, status_from_error
+from .status import (
+    Context,
+    abort_invalid,
+    abort_not_found,
+    build_status,
+    end_with,
+    status_from_error,
+)
 from .workers import LocalDevices, WorkerDied
 
 #: Batches a watcher may have waiting before new ones are counted as lost.
@@ -319,10 +328,17 @@ async def _write(context: Context, response: bytes) -> bool:
 class DatapathServicer(offload_pb2_grpc.DatapathServiceServicer):
     """The packet path."""
 
-    def __init__(self, nic: Nic, packet_budget: int = DEFAULT_PACKET_BUDGET) -> None:
+    def __init__(
+        self,
+        nic: Nic,
+        packet_budget: int = DEFAULT_PACKET_BUDGET,
+        max_request: int = MAX_MESSAGE_BYTES,
+    ) -> None:
         self.nic = nic
         self.wires = Wires(nic)
         self.budget = PacketBudget(packet_budget)
+        #: --max-packet-request: a larger request ends its stream RESOURCE_EXHAUSTED.
+        self.max_request = max_request
         #: Set at shutdown: streams stop reading, answer what they have, and end OK.
         self.stopping = asyncio.Event()
         #: PacketStreams open now, and how many of them wait for an answer to be taken.
@@ -336,7 +352,7 @@ class DatapathServicer(offload_pb2_grpc.DatapathServiceServicer):
 
     async def _until_shutdown(
         self, requests: AsyncIterator[bytes], before_each: Callable[[], Awaitable[None]]
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncGenerator[bytes, None]:
         """The stream's requests, until it ends or the server starts shutting down; each is
         read only once ``before_each()`` returns."""
         iterator = aiter(requests)
@@ -354,6 +370,7 @@ class DatapathServicer(offload_pb2_grpc.DatapathServiceServicer):
                 if not following.done():
                     return
                 raw = following.result()
+                following = None
                 if raw is None:
                     return
                 yield raw
@@ -428,8 +445,13 @@ class DatapathServicer(offload_pb2_grpc.DatapathServiceServicer):
             """Read, charge, decode and submit requests; end the pipeline with None, also
             after a refusal."""
             last: asyncio.Future[Results] | None = None
+            requests = self._until_shutdown(request_iterator, budget.room)
             try:
-                async for raw in self._until_shutdown(request_iterator, budget.room):
+                async for raw in requests:
+                    if len(raw) > self.max_request:
+                        size = len(raw)
+                        del raw  # nor by this frame: a refused request may be 64 MiB
+                        raise self._too_large(size)
                     charge = budget.charge(len(raw))
                     await budget.acquire(charge)
                     job = _Job(Batch("", 0, []), charge)
@@ -448,10 +470,15 @@ class DatapathServicer(offload_pb2_grpc.DatapathServiceServicer):
             except BaseException:
                 await in_flight.put(None)
                 raise
+            finally:
+                # Closed on the way out, so that its frame (and the request it read)
+                # is not kept alive by a refusal's traceback.
+                await requests.aclose()
             await in_flight.put(None)
 
         feeder = asyncio.ensure_future(feed())
         self.open_streams += 1
+        refusal = None
         try:
             while (job := await in_flight.get()) is not None:
                 results = [await call for call in job.calls]
@@ -474,9 +501,9 @@ class DatapathServicer(offload_pb2_grpc.DatapathServiceServicer):
                 budget.release(job.charge)
             await feeder  # surfaces a refusal of the stream's framing
         except LocalError as exc:
-            await abort(context, status_from_error(exc))
+            refusal = status_from_error(exc)
         except WorkerDied as exc:
-            await abort(context, build_status(grpc.StatusCode.UNAVAILABLE, str(exc)))
+            refusal = build_status(grpc.StatusCode.UNAVAILABLE, str(exc))
         finally:
             self.open_streams -= 1
             _drop(feeder)
@@ -485,6 +512,24 @@ class DatapathServicer(offload_pb2_grpc.DatapathServiceServicer):
                     _drop(call)
                 budget.release(job.charge)
             held.clear()
+        if refusal is not None:
+            # Ended without raising (and outside the except clause): gRPC keeps an abort's
+            # exception with the call, and its traceback would keep what the stream read
+            # (a refused request of up to 64 MiB) alive with it.
+            end_with(context, refusal)
+
+    def _too_large(self, size: int) -> LocalError:
+        """The refusal of a request over --max-packet-request (EMSGSIZE:
+        RESOURCE_EXHAUSTED): gRPC Python copies each request on the event loop before
+        the servicer sees it, about 2 ms per MiB during which no control call is
+        answered (transport.py)."""
+        return LocalError(
+            f"a PacketStream request of {size} bytes is over this server's limit of "
+            f"{self.max_request} bytes per request (--max-packet-request); "
+            "send the batch as several requests",
+            field="batch",
+            errno=errno.EMSGSIZE,
+        )
 
     def _check_head(self, first: list[tuple[str, int]], batch: Batch) -> None:
         """The first batch names a device and a direction (kept in ``first``, not the

@@ -10,7 +10,9 @@ from typing import Any, TypeVar, cast
 import grpc
 
 from xfrm_offload.engine.errors import InvalidArgument, LocalError
+from xfrm_offload.engine.sa import check_config
 from xfrm_offload.engine.selector import check_selector
+from xfrm_offload.engine.spd import check_templates
 from xfrm_offload.v1 import offload_pb2 as pb
 from xfrm_offload.v1 import offload_pb2_grpc
 from xfrm_offload.v1 import xfrm_pb2 as xpb
@@ -26,6 +28,7 @@ from .status import (
     abort_not_found,
     build_status,
     esn_field,
+    policy_field,
     sa_field,
     status_from_error,
 )
@@ -74,8 +77,9 @@ class XfrmDevServicer(offload_pb2_grpc.XfrmDevServiceServicer):
     def _state_device(self, sa: xpb.XfrmUsersaInfo) -> str:
         """The device a state is for; LocalError (fields relative to ``sa``) if none."""
         if not sa.HasField("offload"):
-            # The state's own errors first, as netlink parses it (its selector included).
-            check_selector(convert.sa_config_from_pb(sa).selector)
+            # The state's own errors first, as netlink parses it (all the kernel's
+            # generic checks: family, selector, algorithms, replay, encapsulation).
+            check_config(convert.sa_config_from_pb(sa))
             raise InvalidArgument(
                 "this NIC holds offloaded states only: set offload.dev and offload.flags",
                 field="offload",
@@ -172,7 +176,7 @@ class XfrmDevServicer(offload_pb2_grpc.XfrmDevServiceServicer):
         )
         return reply
 
-    @refusals("policy.")
+    @refusals("policy.", policy_field)
     async def PolicyAdd(
         self, request: pb.PolicyAddRequest, context: Context
     ) -> pb.PolicyAddResponse:
@@ -180,8 +184,11 @@ class XfrmDevServicer(offload_pb2_grpc.XfrmDevServiceServicer):
             await abort_invalid(context, "policy", "policy is required")
         info = request.policy
         if not info.HasField("offload"):
-            # The policy's own errors first, as netlink parses it (its selector included).
-            check_selector(convert.policy_from_pb(info).sel)
+            # The policy's own errors first, as netlink parses it (its selector and
+            # templates included).
+            policy = convert.policy_from_pb(info)
+            check_selector(policy.sel)
+            check_templates(policy)
             raise InvalidArgument(
                 "this NIC holds offloaded policies only: set offload.dev and "
                 "offload.flags = XFRM_OFFLOAD_PACKET (4)",

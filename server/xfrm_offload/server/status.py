@@ -6,14 +6,16 @@ metadata ``errno`` = its number) and, when one field is to blame, a
 request (``sa.aead.alg_icv_len``).
 
 The engine names fields by its own config names (``aead.icv_bits``, ``lifetime.*``,
-``sa_dir``); the ``*_field`` functions below are the one place they become the
-request's paths. They leave a name that already is a request path as it is (the
-server's own parsing in ``convert`` names request fields directly).
+``sa_dir``; a policy's ``templates[0].daddr``); the ``*_field`` functions below are
+the one place they become the request's paths. They leave a name that already is a
+request path as it is (the server's own parsing in ``convert`` names request fields
+directly).
 """
 
 from __future__ import annotations
 
 import errno as errno_mod
+import re
 from collections.abc import Callable
 from typing import Any, NoReturn, TypeAlias
 
@@ -34,6 +36,7 @@ Context: TypeAlias = "aio.ServicerContext[Any, Any]"
 ERRNO_TO_CODE: dict[int, grpc.StatusCode] = {
     errno_mod.EINVAL: grpc.StatusCode.INVALID_ARGUMENT,
     errno_mod.ENOSPC: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    errno_mod.EMSGSIZE: grpc.StatusCode.RESOURCE_EXHAUSTED,
     errno_mod.EEXIST: grpc.StatusCode.ALREADY_EXISTS,
     errno_mod.ENOENT: grpc.StatusCode.NOT_FOUND,
     errno_mod.ESRCH: grpc.StatusCode.NOT_FOUND,
@@ -92,6 +95,8 @@ _SA_HEADS = {
 #: Algorithm's names -> XfrmAlgo's (XfrmAlgoAead / XfrmAlgoAuth name the ICV length).
 _ALG_LEAVES = {"key": "alg_key", "name": "alg_name"}
 _ICV_LEAVES = {"aead": "alg_icv_len", "auth": "alg_trunc_len"}
+#: EncapTemplate's names -> XfrmEncapTmpl's.
+_ENCAP_LEAVES = {"sport": "encap_sport", "dport": "encap_dport", "oa": "encap_oa"}
 
 
 def sa_field(name: str) -> str:
@@ -100,7 +105,27 @@ def sa_field(name: str) -> str:
     if head in ("aead", "enc", "auth") and rest:
         leaf = _ICV_LEAVES.get(head, rest) if rest == "icv_bits" else _ALG_LEAVES.get(rest, rest)
         return f"{head}.{leaf}"
+    if head == "encap" and rest:
+        return f"encap.{_ENCAP_LEAVES.get(rest, rest)}"
     head = _SA_HEADS.get(head, head)
+    return f"{head}.{rest}" if rest else head
+
+
+#: Policy's names -> XfrmUserpolicyInfo's, and Template's -> XfrmUserTmpl's.
+_POLICY_HEADS = {"lifetime": "lft", "mark": "mark.v", "mark_mask": "mark.m"}
+_TEMPLATE_LEAVES = {"daddr": "id.daddr", "spi": "id.spi", "proto": "id.proto", "level": "optional"}
+_TEMPLATES = re.compile(r"templates(\[\d+\])?(?:\.(.+))?")
+
+
+def policy_field(name: str) -> str:
+    """A Policy field's path in XfrmUserpolicyInfo (``templates[0].daddr`` ->
+    ``tmpl[0].id.daddr``, ``lifetime.hard_add_expires_seconds`` -> ``lft.*``)."""
+    templates = _TEMPLATES.fullmatch(name)
+    if templates is not None:
+        index, leaf = templates.group(1) or "", templates.group(2)
+        return f"tmpl{index}" + (f".{_TEMPLATE_LEAVES.get(leaf, leaf)}" if leaf else "")
+    head, _, rest = name.partition(".")
+    head = _POLICY_HEADS.get(head, head)
     return f"{head}.{rest}" if rest else head
 
 
@@ -137,6 +162,16 @@ async def abort(context: Context, status: status_pb2.Status) -> NoReturn:
     rich = rpc_status.to_status(status)
     await context.abort(rich.code, rich.details, rich.trailing_metadata)
     raise AssertionError("abort returned")  # pragma: no cover
+
+
+def end_with(context: Context, status: status_pb2.Status) -> None:
+    """Set ``status`` as the RPC's end, for a handler that then returns: unlike
+    ``abort``, no exception is raised, so nothing the handler's frames hold (a stream's
+    last request) lives on in a traceback that gRPC keeps with the call."""
+    rich = rpc_status.to_status(status)
+    context.set_trailing_metadata(rich.trailing_metadata)
+    context.set_code(rich.code)
+    context.set_details(rich.details)
 
 
 async def abort_invalid(context: Context, field: str, message: str) -> NoReturn:
