@@ -19,7 +19,11 @@ rounds interleaved (median of ROUNDS):
 - ``packets``: this tree's server, ``repeated Packet`` form.
 - ``batch``: this tree's server, the packed ``PacketBatch`` form.
 - ``xfrmctl``: ``xfrmctl packet tx`` of a capture of XFRMCTL_PACKETS x 1400 B, start-up
-  included, as a subprocess: this tree's (PacketBatch) and the baseline's (Packet).
+  included, as a subprocess: this tree's (PacketBatch) and the baseline's (Packet), and
+  this tree's again against an "answering echo" (this script with ``--echo-server ...
+  --answer``: every PacketBatch answered with its own packets, all PASS, no ESP), which
+  shows what xfrmctl itself costs and how fast it goes when the server costs next to
+  nothing. Each run starts with no output file (the last run's is removed untimed).
 - CPU: each stream row also reports the CPU its server process spent per packet (from
   /proc, all threads) and the CPU this client process spent per packet, summed over the
   rounds (/proc counts 10 ms ticks); each xfrmctl row the CPU of the xfrmctl process and
@@ -79,6 +83,10 @@ HTTP2: dict[str, list[tuple[str, int]]] = {
         ("grpc.http2.max_frame_size", 1 << 20),
         ("grpc.http2.lookahead_bytes", 8 << 20),
     ],
+    "frame 1 MiB + window 2 MiB": [
+        ("grpc.http2.max_frame_size", 1 << 20),
+        ("grpc.http2.lookahead_bytes", 2 << 20),
+    ],
     "write buffer 1 MiB": [("grpc.http2.write_buffer_size", 1 << 20)],
     "window 4 MiB, no BDP, frame 1 MiB": [
         ("grpc.http2.lookahead_bytes", 4 << 20),
@@ -91,12 +99,22 @@ HTTP2: dict[str, list[tuple[str, int]]] = {
 # -- the bare echo server ------------------------------------------------------------------
 
 
-async def echo_server(sock: str, options: list[tuple[str, int]]) -> None:
-    """Serve PacketStream's path by sending each request's bytes back untouched."""
+async def echo_server(sock: str, options: list[tuple[str, int]], answer: bool = False) -> None:
+    """Serve PacketStream's path by sending each request's bytes back untouched, or
+    (``answer``) by answering each PacketBatch with its own packets, all PASS: a server
+    as cheap as one can be that xfrmctl accepts, so xfrmctl's own cost shows."""
 
     async def echo(requests: Any, context: Any) -> Any:
         async for raw in requests:
             yield raw
+
+    async def answer_batches(requests: Any, context: Any) -> Any:
+        async for raw in requests:
+            data = pb.PacketStreamRequest.FromString(raw).batch.data
+            reply = pb.PacketStreamResponse()
+            reply.batch.verdict.extend([pb.VERDICT_PASS] * len(data))
+            reply.batch.data.extend(data)
+            yield reply.SerializeToString()
 
     server = aio.server(
         options=[
@@ -105,7 +123,8 @@ async def echo_server(sock: str, options: list[tuple[str, int]]) -> None:
             *options,
         ]
     )
-    handler = grpc.stream_stream_rpc_method_handler(echo)  # no (de)serializers: raw bytes
+    # No (de)serializers: raw bytes.
+    handler = grpc.stream_stream_rpc_method_handler(answer_batches if answer else echo)
     server.add_generic_rpc_handlers(
         (
             grpc.method_handlers_generic_handler(
@@ -256,6 +275,9 @@ def xfrmctl_rate(
     """Packets/s of one ``xfrmctl packet tx``; its CPU and its server's, s per packet."""
     cmd = [sys.executable, "-m", "xfrm_offload.client.cli", "--server", f"unix:{sock}"]
     cmd += ["packet", "tx", "--dev", "eth0", "--in", str(capture), "--out", str(out)]
+    # The last run's output goes first, untimed: replacing it would make this run free
+    # the page cache of a 420 MB file, whichever tree wrote it.
+    out.unlink(missing_ok=True)
     k0, s0 = children_cpu(), cpu_seconds(server)
     t0 = time.perf_counter()
     done = subprocess.run(cmd, env=env, capture_output=True, text=True)
@@ -280,15 +302,22 @@ async def run(
         if only in ("", "stream", "xfrmctl"):
             old_tree = archive(baseline, tmp)
             server = [sys.executable, "-m", "xfrm_offload.server", "--log-level", "warning"]
-            socks = {name: tmp / f"{name}.sock" for name in ("echo", "today", "now")}
+            socks = {name: tmp / f"{name}.sock" for name in ("echo", "today", "now", "answer")}
+            answer = [*ME, "--echo-server", str(socks["answer"]), json.dumps(SET), "--answer"]
             with (
                 process([*ME, "--echo-server", str(socks["echo"]), json.dumps(SET)]) as echo_p,
                 process(
                     [*server, "--listen", f"unix:{socks['today']}"], tree_env(old_tree)
                 ) as today_p,
                 process([*server, "--listen", f"unix:{socks['now']}"], tree_env(ROOT)) as now_p,
+                process(answer) as answer_p,
             ):
-                pids = {"echo": echo_p.pid, "today": today_p.pid, "now": now_p.pid}
+                pids = {
+                    "echo": echo_p.pid,
+                    "today": today_p.pid,
+                    "now": now_p.pid,
+                    "answer": answer_p.pid,
+                }
                 for sock in socks.values():
                     await wait_socket(sock)
                 result["engine"] = {
@@ -298,7 +327,7 @@ async def run(
                 if only in ("", "stream"):
                     await stream_section(result, socks, pids, rounds, stream_packets)
                 if only in ("", "xfrmctl"):
-                    trees = {"today": old_tree, "now": ROOT}
+                    trees = {"today": old_tree, "now": ROOT, "answer": ROOT}
                     await xfrmctl_section(result, tmp, socks, pids, trees, rounds, xfrmctl_packets)
         if only in ("", "http2"):
             result["http2"] = await http2_section(tmp, packets_form, rounds)
@@ -475,12 +504,14 @@ def report(r: dict[str, Any]) -> None:
             ("echo", "bare gRPC echo, same batches"),
             ("today", "today's xfrmctl + server"),
             ("now", "this xfrmctl + server"),
+            ("answer", "this xfrmctl + answering echo"),
         ):
             row(label, x[key], x["today"], x["echo"], xc.get(key), xc["today"])
         ratio = r["xfrmctl_ratio"]
         print(
             "per-round ratio to the echo (median): "
-            f"today {ratio['today']:.2f}, this tree {ratio['now']:.2f}"
+            f"today {ratio['today']:.2f}, this tree {ratio['now']:.2f},"
+            f" this xfrmctl against the answering echo {ratio['answer']:.2f}"
         )
         print("(server ns, client ns: CPU per packet; the echo's client is this bench process)")
     if "http2" in r:
@@ -506,10 +537,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--echo-server", nargs=2, metavar=("SOCK", "OPTIONS"), help=argparse.SUPPRESS
     )
+    parser.add_argument("--answer", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.echo_server:
         sock, options = args.echo_server
-        asyncio.run(echo_server(sock, [tuple(o) for o in json.loads(options)]))
+        asyncio.run(echo_server(sock, [tuple(o) for o in json.loads(options)], args.answer))
         return 0
     tune_malloc()
     if args.quick:

@@ -293,20 +293,22 @@ async def push_capture(
 
     failure: list[PcapError] = []  # raised in the request iterator, re-raised below
 
-    async def batches() -> AsyncIterator[pb.PacketBatch]:
+    async def batches() -> AsyncIterator[pb.PacketStreamRequest]:
         try:
             async for item in _batches():
                 yield item
         except PcapError as exc:  # grpc would turn it into CANCELLED: keep it for the caller
             failure.append(exc)
 
-    def packed(data: list[bytes], seq: int) -> pb.PacketBatch:
-        if not handle:
-            return pb.PacketBatch(data=data)
-        n = len(data)
-        return pb.PacketBatch(data=data, offload_handle=[handle] * n, seq=range(seq, seq + n))
+    def packed(data: list[bytes], seq: int) -> pb.PacketStreamRequest:
+        # The batch built inside the request (a PacketBatch message would be copied in).
+        batch: dict[str, Any] = {"data": data}
+        if handle:
+            n = len(data)
+            batch.update(offload_handle=[handle] * n, seq=range(seq, seq + n))
+        return pb.PacketStreamRequest(dev=dev, direction=direction, batch=batch)
 
-    async def _batches() -> AsyncIterator[pb.PacketBatch]:
+    async def _batches() -> AsyncIterator[pb.PacketStreamRequest]:
         seq = seq_start
         for chunk in reader.chunks(batch):
             meta, data = _usable(linktype, chunk, counts)
@@ -320,7 +322,7 @@ async def push_capture(
         read_all.set()
 
     read_all = asyncio.Event()
-    async for reply in client.packet_batches(dev, direction, batches()):
+    async for reply in client.packet_batch_requests(batches()):
         meta = in_flight.popleft()
         room.release()
         verdicts = list(reply.verdict)
