@@ -6,12 +6,14 @@
   batches under larger frames (1 MiB, 16 MiB), fixed windows (2, 4, 8 MiB, with and
   without the BDP probe) and a larger write buffer, rounds interleaved, each round's
   rate against the default's: on this 2-core machine shared with other work no setting
-  won every round (in two sessions, each ranked from about 0.5x to 1.6x of the default
-  in different rounds), none spent less CPU per packet than the default, and turning the
-  BDP probe off without a larger window lost in every round. 1 MiB frames with an 8 MiB
-  window on both sides, tried on ``xfrmctl packet tx`` of 300k x 1400 B against the
-  real server (5 interleaved rounds), ranked 0.71x-1.57x. Set what the bench shows to
-  win in every round where it runs quietly.
+  won every round (two sessions; in the second, three runs of 5-7 rounds: each setting's
+  worst round at 0.16-0.65x of the default, its best at 1.0-1.9x), the echo's
+  CPU per packet favoured none in every run (1 MiB frames 10 % under the default in one
+  run, 29 % over in another), and turning the BDP probe off without a larger window lost
+  nearly every round. 1 MiB frames with an 8 MiB window on both sides, tried on
+  ``xfrmctl packet tx`` of 300k x 1400 B against the real server (8 interleaved rounds
+  in two runs), ranked 0.71-1.73x. Set what the bench shows to win in every round where
+  it runs quietly.
 """
 
 from __future__ import annotations
