@@ -23,7 +23,9 @@ rounds interleaved (median of ROUNDS):
   this tree's again against an "answering echo" (this script with ``--echo-server ...
   --answer``: every PacketBatch answered with its own packets, all PASS, no ESP), which
   shows what xfrmctl itself costs and how fast it goes when the server costs next to
-  nothing. Each run starts with no output file (the last run's is removed untimed).
+  nothing. Each run starts with no output file (the last run's is removed untimed). The
+  echo these rows are measured against carries the same 64-packet batches in the
+  PacketBatch form, the form xfrmctl sends.
 - CPU: each stream row also reports the CPU its server process spent per packet (from
   /proc, all threads) and the CPU this client process spent per packet, summed over the
   rounds (/proc counts 10 ms ticks); each xfrmctl row the CPU of the xfrmctl process and
@@ -394,7 +396,7 @@ async def xfrmctl_section(
     ctl: dict[str, list[float]] = {name: [] for name in trees}
     ctl_cpu: dict[str, list[tuple[float, float]]] = {name: [] for name in trees}
     echo_ch = channel(socks["echo"], SET)
-    echo_reqs = requests("packets", xfrmctl_packets)
+    echo_reqs = requests("batch", xfrmctl_packets)  # what xfrmctl sends
     echo_rates = []
     for _ in range(max(1, rounds // 2)):
         echo_rates.append(await timed(echo_ch, echo_reqs, "echo"))
@@ -501,7 +503,7 @@ def report(r: dict[str, Any]) -> None:
         print(f"{'':<34}{'pkt/s':>10}{'ns/pkt':>9}{'x today':>9}{'/ echo':>8}{CPU_HEAD}")
         xc = r["xfrmctl_cpu"]
         for key, label in (
-            ("echo", "bare gRPC echo, same batches"),
+            ("echo", "bare gRPC echo, same PacketBatches"),
             ("today", "today's xfrmctl + server"),
             ("now", "this xfrmctl + server"),
             ("answer", "this xfrmctl + answering echo"),
