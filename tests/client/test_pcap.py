@@ -24,7 +24,9 @@ from xfrm_offload.client.pcap import (
     PcapReader,
     PcapWriter,
     join_link,
+    join_links,
     split_link,
+    split_links,
 )
 
 V4 = bytes(IP(src="192.0.2.1", dst="192.0.2.2") / UDP(sport=1, dport=2) / b"four")
@@ -84,10 +86,46 @@ def test_split_link_headers() -> None:
     assert join_link(LINKTYPE_ETHERNET, b"", V4) == DEFAULT_ETHERNET_HEADER + V4
 
 
+ARP = ETH_V4[:12] + b"\x08\x06" + b"arp"
+ETH_V6 = ETH_V4[:12] + b"\x86\xdd" + V6
+
+
+@pytest.mark.parametrize(
+    "linktype,frames,batched",
+    [
+        (LINKTYPE_ETHERNET, [ETH_V4, ETH_V6, ETH_V4], True),
+        (LINKTYPE_ETHERNET, [ETH_V4, VLAN_V6], False),  # a tag: frame by frame
+        (LINKTYPE_ETHERNET, [ETH_V4, ARP], False),
+        (LINKTYPE_ETHERNET, [ETH_V4, ETH_V4[:13]], False),
+        (LINKTYPE_RAW, [V4, V6], True),
+        (LINKTYPE_IPV4, [V4, V4], True),
+        (LINKTYPE_IPV4, [V4, V6], False),
+        (LINKTYPE_IPV6, [V6, b""], False),
+        (LINKTYPE_RAW, [], True),
+    ],
+)
+def test_batch_split_and_join_are_the_per_frame_ones(
+    linktype: int, frames: list[bytes], batched: bool
+) -> None:
+    """split_links answers for a batch only when every frame would split (else None: the
+    caller goes frame by frame); join_links gives what join_link gives for each."""
+    split = split_links(linktype, frames)
+    assert (split is not None) == batched
+    if split is None:
+        return
+    assert list(zip(*split, strict=True)) == [split_link(linktype, f) for f in frames]
+    headers, packets = split
+    assert join_links(linktype, headers, packets) == frames
+    if linktype == LINKTYPE_ETHERNET:  # a tunnel turned every packet into IPv6
+        assert join_links(linktype, headers, [V6] * len(frames)) == [
+            join_link(linktype, h, V6) for h in headers
+        ]
+
+
 @pytest.mark.parametrize(
     "linktype,frame,message",
     [
-        (LINKTYPE_ETHERNET, ETH_V4[:12] + b"\x08\x06" + b"arp", "ethertype 0x0806, not IP"),
+        (LINKTYPE_ETHERNET, ARP, "ethertype 0x0806, not IP"),
         (LINKTYPE_ETHERNET, b"\x00" * 10, "too short"),
         (LINKTYPE_IPV4, V6, "raw IPv4 record holds IP version 6"),
         (LINKTYPE_IPV6, V4, "raw IPv6 record holds IP version 4"),

@@ -341,33 +341,59 @@ def split_link(linktype: int, frame: bytes) -> tuple[bytes, bytes]:
     return b"", frame
 
 
-def _raw_versions_fit(linktype: int, packets: Sequence[bytes]) -> bool:
-    """True when every packet is non-empty and of an IP version the raw link type holds
-    (the check runs in C: one set of first bytes per batch)."""
+def _versions(packets: Sequence[bytes]) -> set[int] | None:
+    """The IP versions of packets, None if one is empty (the loop over the packets runs in
+    C: one set of first bytes per batch)."""
     try:
         firsts = set(map(_FIRST_BYTE, packets))
     except IndexError:  # an empty packet
-        return False
-    wanted = _RAW_VERSIONS[linktype]
-    return all(b >> 4 in wanted for b in firsts)
+        return None
+    return {b >> 4 for b in firsts}
 
 
 _FIRST_BYTE = operator.itemgetter(0)
+_ETHERTYPE_AT_12 = operator.itemgetter(slice(12, 14))
+_ETH_HEADER = operator.itemgetter(slice(0, ETH_HEADER_LEN))
+_AFTER_ETH_HEADER = operator.itemgetter(slice(ETH_HEADER_LEN, None))
+_LAST_TWO = operator.itemgetter(slice(-2, None))
+_ETHERTYPES = {
+    4: ETHERTYPE_IPV4.to_bytes(2, "big"),
+    6: ETHERTYPE_IPV6.to_bytes(2, "big"),
+}
 
 
 def split_links(linktype: int, frames: list[bytes]) -> tuple[list[bytes], list[bytes]] | None:
-    """(link-layer headers, IP packets) of many frames of a raw link type at the cost of a
-    few C loops, or None when that takes more (Ethernet, or a frame ``split_link`` would
-    refuse): then call ``split_link`` on each."""
-    if linktype in _RAW_VERSIONS and _raw_versions_fit(linktype, frames):
+    """(link-layer headers, IP packets) of many frames at the cost of a few C loops, or
+    None when that takes more (an 802.1Q tag, or a frame ``split_link`` would refuse):
+    then call ``split_link`` on each."""
+    if linktype == LINKTYPE_ETHERNET:
+        # Untagged IP frames only: each one's ethertype at 12 (a frame shorter than 14
+        # bytes has no two bytes there and goes the long way).
+        if set(map(_ETHERTYPE_AT_12, frames)) <= set(_ETHERTYPES.values()):
+            return list(map(_ETH_HEADER, frames)), list(map(_AFTER_ETH_HEADER, frames))
+        return None
+    versions = _versions(frames)
+    if (
+        linktype in _RAW_VERSIONS
+        and versions is not None
+        and versions <= set(_RAW_VERSIONS[linktype])
+    ):
         return [b""] * len(frames), frames
     return None
 
 
 def join_links(linktype: int, headers: Sequence[bytes], packets: list[bytes]) -> list[bytes]:
-    """``join_link`` of each (header, packet); raises PcapError as it does."""
-    if linktype in _RAW_VERSIONS and _raw_versions_fit(linktype, packets):
-        return packets
+    """``join_link`` of each (header, packet); raises PcapError as it does. A batch of one
+    IP version whose headers all carry its ethertype already (or of a raw link type that
+    holds it) is joined in C loops."""
+    versions = _versions(packets)
+    if versions is not None:
+        if linktype == LINKTYPE_ETHERNET and len(versions) == 1:
+            ethertype = _ETHERTYPES.get(versions.pop())
+            if set(map(_LAST_TWO, headers)) == {ethertype}:
+                return list(map(operator.add, headers, packets))
+        elif linktype in _RAW_VERSIONS and versions <= set(_RAW_VERSIONS[linktype]):
+            return packets
     return [join_link(linktype, h, p) for h, p in zip(headers, packets, strict=True)]
 
 
