@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import re
 import struct
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -192,14 +194,21 @@ def test_scapy_reads_what_we_write_and_we_read_what_scapy_writes(tmp_path: Path)
         assert [r.data for r in reader] == [ETH_V4]
 
 
-def _reader_over(data: bytes, source: str, folder: Path) -> PcapReader:
+@pytest.fixture
+def files() -> Iterator[contextlib.ExitStack]:
+    """Files a test opens, closed when it ends."""
+    with contextlib.ExitStack() as stack:
+        yield stack
+
+
+def _reader_over(data: bytes, source: str, files: contextlib.ExitStack, folder: Path) -> PcapReader:
     """A reader of ``data`` from a stream (read a block at a time) or a regular file
     (mapped)."""
     if source == "stream":
         return PcapReader(io.BytesIO(data))
     path = folder / f"{len(data)}.pcap"
     path.write_bytes(data)
-    return PcapReader(path.open("rb"))
+    return PcapReader(files.enter_context(path.open("rb")))
 
 
 @pytest.mark.parametrize(
@@ -207,7 +216,11 @@ def _reader_over(data: bytes, source: str, folder: Path) -> PcapReader:
     [("stream", 1), ("stream", 17), ("stream", 100), ("stream", 1 << 20), ("file", 1)],
 )
 def test_records_across_read_blocks_and_write_many(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, source: str, block: int
+    monkeypatch: pytest.MonkeyPatch,
+    files: contextlib.ExitStack,
+    tmp_path: Path,
+    source: str,
+    block: int,
 ) -> None:
     """The reader takes a stream a block at a time and maps a file: records that straddle
     blocks, and one larger than a block, read back exactly, one by one or in chunks;
@@ -227,12 +240,12 @@ def test_records_across_read_blocks_and_write_many(
     PcapWriter(many, LINKTYPE_RAW, snaplen=4 << 20).write_many(frames, stamps)
     assert one.getvalue() == many.getvalue()
     data = one.getvalue()
-    reader = _reader_over(data, source, tmp_path)
+    reader = _reader_over(data, source, files, tmp_path)
     records = list(reader)
     assert [r.data for r in records] == frames
     assert [r.timestamp_ns for r in records] == [s // 1000 * 1000 for s in stamps]  # usec file
     assert reader.offset == len(data)
-    chunks = list(_reader_over(data, source, tmp_path).chunks(64))
+    chunks = list(_reader_over(data, source, files, tmp_path).chunks(64))
     assert [len(c.frames) for c in chunks] == [64, 64, 64, 9]
     assert [f for c in chunks for f in c.frames] == frames
     # A chunk written back is the same records.
@@ -250,18 +263,18 @@ def test_records_across_read_blocks_and_write_many(
     for cut, message in cuts.items():
         read: list[object] = []
         with pytest.raises(PcapError, match=re.escape(message)):
-            for record in _reader_over(data[:cut], source, tmp_path):
+            for record in _reader_over(data[:cut], source, files, tmp_path):
                 read.append(record)
         assert len(read) == int(message.split()[1].rstrip(":"))
 
 
 @pytest.mark.parametrize("source", ["stream", "file"])
 def test_an_implausible_length_is_an_error_after_the_records_before_it(
-    tmp_path: Path, source: str
+    files: contextlib.ExitStack, tmp_path: Path, source: str
 ) -> None:
     data = handmade("<", False, LINKTYPE_RAW, [V4, V6])
     bad = data + struct.pack("<IIII", 0, 0, 0xFFFFFFFF, 0xFFFFFFFF) + bytes(10)
-    chunks = _reader_over(bad, source, tmp_path).chunks(64)
+    chunks = _reader_over(bad, source, files, tmp_path).chunks(64)
     assert next(chunks).frames == [V4, V6]
     with pytest.raises(PcapError, match="record 2: length 4294967295 is not plausible"):
         next(chunks)
