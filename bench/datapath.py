@@ -1,7 +1,8 @@
 """The packet path's throughput, from the raw AEAD call out to the full gRPC path.
 
 Run: ``PYTHONPATH=proto:server:client python bench/datapath.py`` (``--quick`` for a smoke
-run, ``--json`` for machine-readable output).
+run, ``--json`` for machine-readable output, ``--in-process`` for the in-process rows
+alone: raw C, AESGCM and the device path, no server).
 
 AES-128-GCM (rfc4106), packet offload, tunnel mode, IPv4 outer, inner IPv4/UDP packets of
 64, 512 and 1400 bytes; TX (encapsulate) and RX (decapsulate). In one run:
@@ -678,6 +679,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="a fast smoke run")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="only the in-process rows (raw C, AESGCM, the device path): no server",
+    )
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL
     t0 = time.perf_counter()
@@ -696,11 +702,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     result = Result(plan=asdict(plan), client_loop=loop_name, engine=native.describe())
     for size in SIZES:
         result.in_process[str(size)] = in_process(size, plan)
-    runner(remote_parts(plan, result))
+    if not args.in_process:
+        runner(remote_parts(plan, result))
     result.seconds = time.perf_counter() - t0
     if args.json:
         json.dump(asdict(result), sys.stdout, indent=2)
         print()
+    elif args.in_process:
+        print_cpu_table(result)
     else:
         print_report(result)
     return 0

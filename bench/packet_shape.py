@@ -2,7 +2,9 @@
 
 Run: ``PYTHONPATH=proto:server:client python bench/packet_shape.py`` (``--quick`` for a
 smoke run; ``--baseline REF`` names the git ref whose server is "today's path",
-default ``main``; ``--json`` for machine-readable output).
+default ``main``; ``--only stream|xfrmctl|http2`` runs one part (``--stream-only`` is
+``--only stream``), ``--rounds N`` sets the rounds; ``--json`` for machine-readable
+output).
 
 AES-128-GCM tunnel IPv4 packet offload TX, inner packets of 1400 B, batches of 64. Every
 server is a separate process on a Unix socket; every request is serialized before a round
@@ -18,6 +20,9 @@ rounds interleaved (median of ROUNDS):
   the same), ``repeated Packet`` form. The report names each server's ESP engine.
 - ``packets``: this tree's server, ``repeated Packet`` form.
 - ``batch``: this tree's server, the packed ``PacketBatch`` form.
+- ``packets tcp``, ``batch tcp``: the same server and forms over plaintext loopback TCP
+  (its second listener, ``--plaintext``), where gRPC owns the connection: the Unix
+  socket's SO_PEERCRED relay costs ``batch / batch tcp``.
 - ``xfrmctl``: ``xfrmctl packet tx`` of a capture of XFRMCTL_PACKETS x 1400 B, start-up
   included, as a subprocess: this tree's (PacketBatch) and the baseline's (Packet), and
   this tree's again against an "answering echo" (this script with ``--echo-server ...
@@ -45,6 +50,7 @@ import json
 import os
 import resource
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -191,9 +197,16 @@ async def wait_socket(sock: Path) -> None:
     raise RuntimeError(f"{sock}: no server")
 
 
-def channel(sock: Path, options: Sequence[tuple[str, int]] = ()) -> aio.Channel:
+def free_port() -> int:
+    """A loopback TCP port nobody listens on now (the server binds it a moment later)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def channel(target: Path | str, options: Sequence[tuple[str, int]] = ()) -> aio.Channel:
     return aio.insecure_channel(
-        f"unix:{sock}",
+        f"unix:{target}" if isinstance(target, Path) else target,
         options=[
             ("grpc.max_send_message_length", MAX_MESSAGE),
             ("grpc.max_receive_message_length", MAX_MESSAGE),
@@ -306,12 +319,14 @@ async def run(
             server = [sys.executable, "-m", "xfrm_offload.server", "--log-level", "warning"]
             socks = {name: tmp / f"{name}.sock" for name in ("echo", "today", "now", "answer")}
             answer = [*ME, "--echo-server", str(socks["answer"]), json.dumps(SET), "--answer"]
+            tcp = f"127.0.0.1:{free_port()}"
+            now_cmd = [*server, "--listen", f"unix:{socks['now']}", "--listen", tcp, "--plaintext"]
             with (
                 process([*ME, "--echo-server", str(socks["echo"]), json.dumps(SET)]) as echo_p,
                 process(
                     [*server, "--listen", f"unix:{socks['today']}"], tree_env(old_tree)
                 ) as today_p,
-                process([*server, "--listen", f"unix:{socks['now']}"], tree_env(ROOT)) as now_p,
+                process(now_cmd, tree_env(ROOT)) as now_p,
                 process(answer) as answer_p,
             ):
                 pids = {
@@ -327,7 +342,7 @@ async def run(
                     "now": await install_on(socks["now"]),
                 }
                 if only in ("", "stream"):
-                    await stream_section(result, socks, pids, rounds, stream_packets)
+                    await stream_section(result, socks, tcp, pids, rounds, stream_packets)
                 if only in ("", "xfrmctl"):
                     trees = {"today": old_tree, "now": ROOT, "answer": ROOT}
                     await xfrmctl_section(result, tmp, socks, pids, trees, rounds, xfrmctl_packets)
@@ -339,19 +354,22 @@ async def run(
 async def stream_section(
     result: dict[str, Any],
     socks: dict[str, Path],
+    tcp: str,
     pids: dict[str, int],
     rounds: int,
     stream_packets: int,
 ) -> None:
     packets_form = requests("packets", stream_packets)
     batch_form = requests("batch", stream_packets)
-    runs = {
+    runs: dict[str, tuple[Path | str, list[bytes], str]] = {
         "echo": (socks["echo"], packets_form, "echo"),
         "today": (socks["today"], packets_form, "packets"),
         "packets": (socks["now"], packets_form, "packets"),
         "batch": (socks["now"], batch_form, "batch"),
+        "packets tcp": (tcp, packets_form, "packets"),
+        "batch tcp": (tcp, batch_form, "batch"),
     }
-    server_of = {"echo": "echo", "today": "today", "packets": "now", "batch": "now"}
+    server_of = {"echo": "echo", "today": "today"}
     # Today's path with today's client settings; the others with this tree's.
     channels = {
         name: channel(sock, () if name == "today" else SET) for name, (sock, _, _) in runs.items()
@@ -364,7 +382,7 @@ async def stream_section(
     counted = dict.fromkeys(runs, 0)
     for _ in range(rounds):
         for name, (_, reqs, parse) in runs.items():
-            pid = pids[server_of[name]]
+            pid = pids[server_of.get(name, "now")]
             s0, c0 = cpu_seconds(pid), own_cpu()
             rates[name].append(await timed(channels[name], reqs, parse))
             server_cpu[name] += cpu_seconds(pid) - s0
@@ -494,9 +512,15 @@ def report(r: dict[str, Any]) -> None:
             "today": "today's server, Packet form",
             "packets": "this server, Packet form",
             "batch": "this server, PacketBatch form",
+            "packets tcp": "  the same, Packet, over TCP",
+            "batch tcp": "  the same, PacketBatch, over TCP",
         }
         for key, label in names.items():
             row(label, s[key], s["today"], s["echo"], cpu[key], cpu["today"])
+        print(
+            f"Unix socket / loopback TCP: Packet {s['packets'] / s['packets tcp']:.2f}, "
+            f"PacketBatch {s['batch'] / s['batch tcp']:.2f}"
+        )
     if "xfrmctl" in r:
         x = r["xfrmctl"]
         print(f"\nxfrmctl packet tx, {x['packets']} x {SIZE} B, start-up included")
@@ -535,6 +559,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--only", choices=["stream", "xfrmctl", "http2"], default="", help="one section"
     )
+    parser.add_argument("--stream-only", action="store_true", help="--only stream")
     parser.add_argument("--rounds", type=int, default=0, help="rounds (default 9, quick 2)")
     parser.add_argument(
         "--echo-server", nargs=2, metavar=("SOCK", "OPTIONS"), help=argparse.SUPPRESS
@@ -546,6 +571,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         asyncio.run(echo_server(sock, [tuple(o) for o in json.loads(options)], args.answer))
         return 0
     tune_malloc()
+    if args.stream_only:
+        args.only = "stream"
     if args.quick:
         result = asyncio.run(run(args.baseline, args.rounds or 2, 4096, 20_000, args.only))
     else:

@@ -3,9 +3,10 @@
 For each of a fixed set of SAs (every algorithm family, both modes and families, NAT-T,
 ESN, windows from 0 to 4096), good packets are encapsulated, then mutated (bit flips,
 truncations, extensions, random headers, random bytes) and fed to decap_batch on the
-native engine. Every result must be bytes, None, a NonEsp or an XfrmStat; the run is
-bounded by the count. Meant to run under scripts/sanitize (ASan + UBSan), where any memory
-error aborts it.
+native engine. Every result must be bytes, None, a NonEsp or an XfrmStat; a quarter of
+them also go through the crypto offload NIC's ``nic_open`` and an eighth, as TX frames,
+through ``nic_seal``. The run is bounded by the count. Meant to run under
+scripts/sanitize (ASan + UBSan), where any memory error aborts it.
 
     python scripts/fuzz_native.py [PACKETS]
 """
@@ -66,6 +67,7 @@ def main() -> int:
     cfgs = configs()
     done = 0
     kinds: dict[str, int] = {}
+    crypto: dict[str, int] = {}
     while done < total:
         for cfg in cfgs:
             tx = SecurityAssociation(cfg, 0.0, iv_salt=SALT)
@@ -80,12 +82,25 @@ def main() -> int:
                     assert isinstance(r, allowed), r
                     name = type(r).__name__ if not isinstance(r, XfrmStat) else r.value
                     kinds[name] = kinds.get(name, 0) + 1
+                # the crypto offload NIC halves on the same garbage, as RX packets and as
+                # TX frames
+                for p in batch[::4]:
+                    status, frame = rx.batch.nic_open(p, rng.randrange(2**32))
+                    assert isinstance(frame, bytes), frame
+                    crypto[status.name] = crypto.get(status.name, 0) + 1
+                for p in batch[1::8]:
+                    sealed = tx.batch.nic_seal(p, rng.randrange(2**64))
+                    assert sealed is None or isinstance(sealed, bytes), sealed
+                    crypto["sealed" if sealed else "unsealed"] = (
+                        crypto.get("sealed" if sealed else "unsealed", 0) + 1
+                    )
                 done += len(batch)
                 if done >= total:
                     break
             if done >= total:
                 break
     print(f"fuzz_native: {done} mutated packets, results {sorted(kinds.items())}")
+    print(f"fuzz_native: crypto offload calls on them {sorted(crypto.items())}")
     return 0
 
 

@@ -178,3 +178,45 @@ async def test_the_relay_forgets_closed_connections_and_survives_garbage() -> No
         assert gate._peers == {}
         async with Client(server.addresses[0]) as nic:  # still serving
             assert [d.name for d in await nic.list_devices()] == ["eth0"]
+
+
+async def test_50_channels_at_once_each_known_by_its_own_connection() -> None:
+    from grpc import aio
+
+    from xfrm_offload.v1 import offload_pb2 as pb
+    from xfrm_offload.v1 import offload_pb2_grpc
+
+    from ..server.sa_builders import gcm_sa
+
+    async with unix_server() as server:
+        gate = server.security.gates[0]
+        # Each its own connection: gRPC shares one between equal channels otherwise.
+        channels = [
+            aio.insecure_channel(
+                server.addresses[0], options=[("grpc.use_local_subchannel_pool", 1)]
+            )
+            for _ in range(50)
+        ]
+        try:
+
+            async def use(i: int, channel: aio.Channel) -> int:
+                await offload_pb2_grpc.DeviceServiceStub(channel).ListDevices(
+                    pb.ListDevicesRequest(), timeout=30
+                )
+                reply = await offload_pb2_grpc.XfrmDevServiceStub(channel).StateAdd(
+                    pb.StateAddRequest(sa=gcm_sa("eth0", spi=0x5000 + i)), timeout=30
+                )
+                return int(reply.offload_handle)
+
+            handles = await asyncio.gather(*(use(i, c) for i, c in enumerate(channels)))
+            assert len(set(handles)) == 50  # every one admitted as the server's uid
+            assert gate.open_connections == 50
+            assert len(gate._peers) == 50
+        finally:
+            for channel in channels:
+                await channel.close(None)
+        for _ in range(3000):  # bounded: the relays end as their peers go
+            if not gate._peers and gate.open_connections == 0:
+                break
+            await asyncio.sleep(0.01)
+        assert gate._peers == {} and gate.open_connections == 0

@@ -272,6 +272,44 @@ async def test_a_grant_limited_to_devices(pki: Pki, policy_file: Path) -> None:
             await ch.close(None)
 
 
+async def test_a_packet_stream_is_checked_on_the_device_its_first_request_names(
+    pki: Pki, policy_file: Path
+) -> None:
+    def first(*devs: str, packets: int = 0) -> bytes:  # concatenated: the last dev wins
+        data = pb.PacketBatch(data=[bytes(1400)] * packets)
+        return b"".join(
+            pb.PacketStreamRequest(
+                dev=d, direction=pb.PACKET_DIRECTION_TX, batch=data
+            ).SerializeToString()
+            for d in devs
+        )
+
+    async with tls_server(pki, *SERVER_ARGS, "--policy", str(policy_file)) as server:
+        ch = channel(server, pki, pki.clients["scoped.test"])  # traffic on eth1 only
+        method = ch.stream_stream("/xfrm_offload.v1.DatapathService/PacketStream", None, None)
+        try:
+            for raw, want in [
+                (first("eth1"), OK),
+                (first("eth0"), DENIED),
+                (first("eth1", packets=2000), OK),  # a big batch: its device alone is read
+                (first("eth0", packets=2000), DENIED),
+                (first("eth1", "eth0"), DENIED),
+                (first("eth0", "eth1"), OK),
+                (first(""), DENIED),  # no device: every device
+            ]:
+                call = method(iter([raw]))
+                try:
+                    await call.read()
+                    code = OK
+                except aio.AioRpcError as exc:
+                    code = exc.code()
+                finally:
+                    call.cancel()
+                assert code == want, raw[:16]
+        finally:
+            await ch.close(None)
+
+
 async def test_without_a_client_certificate_only_health_and_reflection_answer(pki: Pki) -> None:
     # TLS without --tls-client-ca: encrypted, but nobody has an identity.
     async with tls_server(pki, *SERVER_ARGS, mutual=False) as server:

@@ -3,10 +3,12 @@
  *
  * This is the same protocol as the Python reference (esp.py, replay.py): every step
  * here has its readable counterpart there, and the differential tests hold both to
- * the same bytes, verdicts and state. Policy stays in Python (sa.py): lifetimes,
+ * the same bytes, verdicts and state. Policy stays in Python (sa.py): time limits,
  * events, counters by reason. This file frames, seals/opens with OpenSSL 3 EVP
  * (contexts kept per SA, the key set once), checks and moves the sequence counter
- * and the replay window it is handed, and reports per packet a compact verdict.
+ * and the replay window it is handed, counts the lifetime's bytes and packets against
+ * the limits it is handed (lifetime.BatchCount), and reports per packet a compact
+ * verdict.
  *
  * Rules of the file: no buffer the caller owns is ever written (decryption and output
  * go to fresh bytes objects, decrypted where the result will be); no error message carries key
@@ -40,6 +42,8 @@ enum {
     R_OUT_ERROR,    /* XfrmOutError */
     R_OUT_MODE,     /* XfrmOutStateModeError */
     R_OUT_SEQ,      /* XfrmOutStateSeqError */
+    R_IN_EXPIRED,   /* XfrmInStateExpired */
+    R_OUT_EXPIRED,  /* XfrmOutStateExpired */
     R_COUNT
 };
 /* Verdict flag: the packet passed the ICV (counted in the lifetime, window advanced). */
@@ -325,6 +329,45 @@ openssl_error:
     Py_CLEAR(*resp);
     fail_openssl();
     return OPEN_ERROR;
+}
+
+/* -- lifetime: lifetime.BatchCount, the same rules --------------------------------- */
+
+#define XFRM_INF UINT64_MAX
+enum { L_BYTES = 1, L_PACKETS = 2 }; /* the kind of limit that fired */
+
+typedef struct {
+    uint64_t bytes, packets;
+    uint64_t soft_bytes, soft_packets, hard_bytes, hard_packets; /* XFRM_INF: none */
+    Py_ssize_t soft_at, hard_at; /* batch index where the limit fired, -1: not */
+    int soft_kind, hard_kind;
+} Life;
+
+static inline int reached(uint64_t count, uint64_t limit)
+{
+    return limit != XFRM_INF && count >= limit;
+}
+
+/* BatchCount.count: packet ``i`` passed with ``n`` bytes of cleartext. */
+static void life_count(Life *l, Py_ssize_t i, uint64_t n)
+{
+    l->bytes += n;
+    l->packets++;
+    if (reached(l->bytes, l->hard_bytes)) {
+        l->hard_at = i;
+        l->hard_kind = L_BYTES;
+    } else if (reached(l->packets, l->hard_packets)) {
+        l->hard_at = i;
+        l->hard_kind = L_PACKETS;
+    } else if (l->soft_at < 0) {
+        if (reached(l->bytes, l->soft_bytes)) {
+            l->soft_at = i;
+            l->soft_kind = L_BYTES;
+        } else if (reached(l->packets, l->soft_packets)) {
+            l->soft_at = i;
+            l->soft_kind = L_PACKETS;
+        }
+    }
 }
 
 /* -- outbound ---------------------------------------------------------------------- */
@@ -779,6 +822,63 @@ static int replay_advance(SAObject *self, Replay *rp, uint32_t seq_lo, uint32_t 
 static void apply_tos(uint8_t *o, size_t inner, int outer_tos, int ecn, int dscp);
 
 /*
+ * EspTransform.locate: the ESP part of p[0:n] as [*start_out, *end_out) and the offset of
+ * the next-header field before it (9 for IPv4). Returns R_BYTES, or the drop's code
+ * (R_IN_HDR, R_IN_MISMATCH), or R_KEEPALIVE / R_IKE for NAT-T control datagrams.
+ */
+static int locate_esp(SAObject *self, const uint8_t *p, size_t n, size_t *start_out,
+                      size_t *end_out, size_t *field_out)
+{
+    size_t start, end, field;
+    if (self->outer_v6) {
+        if (n < 40 || p[0] >> 4 != 6)
+            return R_IN_HDR;
+        end = 40 + (size_t)be16(p + 4);
+        if (end > n)
+            return R_IN_HDR;
+        if (v6_find(p, end, self->outer_proto, &start, &field) < 0) {
+            size_t a, b;
+            int other = self->natt ? IPPROTO_ESP_ : IPPROTO_UDP_;
+            return v6_find(p, end, other, &a, &b) == 0 ? R_IN_MISMATCH : R_IN_HDR;
+        }
+    } else {
+        if (n < 20 || p[0] >> 4 != 4)
+            return R_IN_HDR;
+        start = (size_t)(p[0] & 0x0F) * 4;
+        end = be16(p + 2);
+        if (start < 20 || end < start || end > n)
+            return R_IN_HDR;
+        /* a fragment (reassembled before xfrm in the kernel) or a bad header checksum */
+        if ((p[6] & 0x3F) || p[7] || csum_add(0, p, start) != 0xFFFF)
+            return R_IN_HDR;
+        if (p[9] != self->outer_proto)
+            return (p[9] == IPPROTO_ESP_ || p[9] == IPPROTO_UDP_) ? R_IN_MISMATCH : R_IN_HDR;
+        field = 9;
+    }
+    if (self->natt) {
+        if (end - start < 8)
+            return R_IN_HDR;
+        size_t ulen = be16(p + start + 4);
+        if (ulen < 8 || start + ulen > end)
+            return R_IN_HDR;
+        if (!udp_checksum_ok(p, start, ulen, self->outer_v6))
+            return R_IN_HDR; /* udp_rcv drops it before the encap socket sees it */
+        end = start + ulen;
+        start += 8;
+        if (end - start == 1 && p[start] == 0xFF)
+            return R_KEEPALIVE;
+        if (end - start >= 4 && be32(p + start) == 0)
+            return R_IKE;
+    }
+    if (end - start < 8)
+        return R_IN_HDR;
+    *start_out = start;
+    *end_out = end;
+    *field_out = field;
+    return R_BYTES;
+}
+
+/*
  * Decapsulate one packet. *code: R_BYTES (returned object), a result code; *passed set
  * when the ICV verified. *moved: the window's seq_hi moved (value in *new_hi).
  * Returns NULL with an exception set and *code == -1 on an internal error.
@@ -789,74 +889,10 @@ static PyObject *decap_one(SAObject *self, const uint8_t *p, size_t n, Replay *r
     size_t start, end, field;
     *passed = 0;
     *moved = 0;
-    *code = -1;
-    if (self->outer_v6) {
-        if (n < 40 || p[0] >> 4 != 6) {
-            *code = R_IN_HDR;
-            return NULL;
-        }
-        end = 40 + (size_t)be16(p + 4);
-        if (end > n) {
-            *code = R_IN_HDR;
-            return NULL;
-        }
-        if (v6_find(p, end, self->outer_proto, &start, &field) < 0) {
-            size_t a, b;
-            int other = self->natt ? IPPROTO_ESP_ : IPPROTO_UDP_;
-            *code = v6_find(p, end, other, &a, &b) == 0 ? R_IN_MISMATCH : R_IN_HDR;
-            return NULL;
-        }
-    } else {
-        if (n < 20 || p[0] >> 4 != 4) {
-            *code = R_IN_HDR;
-            return NULL;
-        }
-        start = (size_t)(p[0] & 0x0F) * 4;
-        end = be16(p + 2);
-        if (start < 20 || end < start || end > n) {
-            *code = R_IN_HDR;
-            return NULL;
-        }
-        /* a fragment (reassembled before xfrm in the kernel) or a bad header checksum */
-        if ((p[6] & 0x3F) || p[7] || csum_add(0, p, start) != 0xFFFF) {
-            *code = R_IN_HDR;
-            return NULL;
-        }
-        if (p[9] != self->outer_proto) {
-            *code = (p[9] == IPPROTO_ESP_ || p[9] == IPPROTO_UDP_) ? R_IN_MISMATCH : R_IN_HDR;
-            return NULL;
-        }
-        field = 9;
-    }
-    if (self->natt) {
-        if (end - start < 8) {
-            *code = R_IN_HDR;
-            return NULL;
-        }
-        size_t ulen = be16(p + start + 4);
-        if (ulen < 8 || start + ulen > end) {
-            *code = R_IN_HDR;
-            return NULL;
-        }
-        if (!udp_checksum_ok(p, start, ulen, self->outer_v6)) {
-            *code = R_IN_HDR; /* udp_rcv drops it before the encap socket sees it */
-            return NULL;
-        }
-        end = start + ulen;
-        start += 8;
-        if (end - start == 1 && p[start] == 0xFF) {
-            *code = R_KEEPALIVE;
-            return NULL;
-        }
-        if (end - start >= 4 && be32(p + start) == 0) {
-            *code = R_IKE;
-            return NULL;
-        }
-    }
-    if (end - start < 8) {
-        *code = R_IN_HDR;
+    *code = locate_esp(self, p, n, &start, &end, &field);
+    if (*code != R_BYTES)
         return NULL;
-    }
+    *code = -1;
     if (memcmp(p + start, self->spi, 4) != 0) {
         *code = R_IN_NO_STATES;
         return NULL;
@@ -1169,27 +1205,50 @@ static int packet_of(PyObject *item, Py_buffer *view)
     return PyObject_GetBuffer(item, view, PyBUF_SIMPLE);
 }
 
+/* The ``life`` argument of encap / decap: (bytes, packets, soft_bytes, soft_packets,
+ * hard_bytes, hard_packets) as BatchCount starts them. */
+static int parse_life(PyObject *t, Life *l)
+{
+    if (!PyArg_ParseTuple(t, "KKKKKK;life: six counters", &l->bytes, &l->packets,
+                          &l->soft_bytes, &l->soft_packets, &l->hard_bytes, &l->hard_packets))
+        return -1;
+    l->soft_at = l->hard_at = -1;
+    l->soft_kind = l->hard_kind = 0;
+    return 0;
+}
+
+/* What a batch counted: (bytes, packets, soft_at, soft_kind, hard_at, hard_kind). */
+static PyObject *life_result(const Life *l)
+{
+    return Py_BuildValue("(KKnini)", (unsigned long long)l->bytes,
+                         (unsigned long long)l->packets, l->soft_at, l->soft_kind, l->hard_at,
+                         l->hard_kind);
+}
+
 /*
- * encap(packets, oseq, epoch, limit, wraps, ident)
- *   -> (results, verdicts, oseq, epoch, overflowed, nok, nbytes, ident)
+ * encap(packets, oseq, epoch, limit, wraps, ident, life)
+ *   -> (results, verdicts, oseq, epoch, overflowed, nok, ident, life)
  */
 static PyObject *SA_encap(SAObject *self, PyObject *args)
 {
-    PyObject *packets, *out = NULL, *verdicts = NULL, *ret = NULL;
+    PyObject *packets, *life_in, *out = NULL, *verdicts = NULL, *ret = NULL;
     unsigned long long oseq, epoch, limit;
     int wraps;
     unsigned int ident;
+    Life life;
     if (ready(self) < 0)
         return NULL;
-    if (!PyArg_ParseTuple(args, "O!KKKpI", &PyList_Type, &packets, &oseq, &epoch, &limit,
-                          &wraps, &ident))
+    if (!PyArg_ParseTuple(args, "O!KKKpIO!", &PyList_Type, &packets, &oseq, &epoch, &limit,
+                          &wraps, &ident, &PyTuple_Type, &life_in))
+        return NULL;
+    if (parse_life(life_in, &life) < 0)
         return NULL;
     PyObject *snap = PyList_AsTuple(packets);
     if (snap == NULL)
         return NULL;
     Py_ssize_t count = PyTuple_GET_SIZE(snap), i;
     OutSeq sq = {oseq, epoch, limit, wraps, 0};
-    unsigned long long nok = 0, nbytes = 0;
+    unsigned long long nok = 0;
     self->ident = ident & 0xFFFF;
     out = PyList_New(count);
     verdicts = PyBytes_FromStringAndSize(NULL, count);
@@ -1199,28 +1258,37 @@ static PyObject *SA_encap(SAObject *self, PyObject *args)
     for (i = 0; i < count; i++) {
         Py_buffer view;
         int code;
-        /* a snapshot: a finalizer run by an allocation cannot change what we read */
-        PyObject *item = PyTuple_GET_ITEM(snap, i);
-        if (packet_of(item, &view) < 0)
-            goto fail;
-        PyObject *r = encap_one(self, view.buf, (size_t)view.len, &sq, &code);
-        Py_ssize_t len = view.len;
-        PyBuffer_Release(&view);
-        if (r == NULL && code < 0)
-            goto fail;
+        PyObject *r = NULL;
+        if (life.hard_at >= 0) {
+            code = R_OUT_EXPIRED; /* the hard limit fired at an earlier packet */
+        } else {
+            /* a snapshot: a finalizer run by an allocation cannot change what we read */
+            PyObject *item = PyTuple_GET_ITEM(snap, i);
+            if (packet_of(item, &view) < 0)
+                goto fail;
+            r = encap_one(self, view.buf, (size_t)view.len, &sq, &code);
+            Py_ssize_t len = view.len;
+            PyBuffer_Release(&view);
+            if (r == NULL && code < 0)
+                goto fail;
+            if (r != NULL) {
+                nok++;
+                life_count(&life, i, (uint64_t)len);
+            }
+        }
         if (r == NULL) {
             r = PyTuple_GET_ITEM(self->results, code);
             Py_INCREF(r);
-        } else {
-            nok++;
-            nbytes += (unsigned long long)len;
         }
         v[i] = (uint8_t)code;
         PyList_SET_ITEM(out, i, r);
     }
-    ret = Py_BuildValue("(NNKKiKKI)", out, verdicts, (unsigned long long)sq.oseq,
-                        (unsigned long long)sq.epoch, sq.overflowed, nok, nbytes,
-                        (unsigned int)self->ident);
+    PyObject *counted = life_result(&life);
+    if (counted == NULL)
+        goto fail;
+    ret = Py_BuildValue("(NNKKiKIN)", out, verdicts, (unsigned long long)sq.oseq,
+                        (unsigned long long)sq.epoch, sq.overflowed, nok,
+                        (unsigned int)self->ident, counted);
     Py_DECREF(snap);
     return ret;
 fail:
@@ -1263,29 +1331,32 @@ static PyObject *store_window(SAObject *self)
 }
 
 /*
- * decap(packets, top, bitmap)
- *   -> (results, verdicts, top, bitmap, passed, nbytes, ngood, d_window, d_replay, advanced)
+ * decap(packets, top, bitmap, life)
+ *   -> (results, verdicts, top, bitmap, ngood, d_window, d_replay, advanced, life)
  * ``bitmap``: the window as little-endian bytes (bit k: top - k received), 8 per 64 bits.
  */
 static PyObject *SA_decap(SAObject *self, PyObject *args)
 {
-    PyObject *packets, *out = NULL, *verdicts = NULL, *advanced = NULL, *bitmap = NULL;
+    PyObject *packets, *life_in, *out = NULL, *verdicts = NULL, *advanced = NULL;
+    PyObject *bitmap = NULL;
     unsigned long long top;
     Py_buffer bm;
+    Life life;
     if (ready(self) < 0)
         return NULL;
-    if (!PyArg_ParseTuple(args, "O!Ky*", &PyList_Type, &packets, &top, &bm))
+    if (!PyArg_ParseTuple(args, "O!Ky*O!", &PyList_Type, &packets, &top, &bm, &PyTuple_Type,
+                          &life_in))
         return NULL;
     int bad = load_window(self, &bm);
     PyBuffer_Release(&bm);
-    if (bad < 0)
+    if (bad < 0 || parse_life(life_in, &life) < 0)
         return NULL;
     PyObject *snap = PyList_AsTuple(packets);
     if (snap == NULL)
         return NULL;
     Py_ssize_t count = PyTuple_GET_SIZE(snap), i;
     Replay rp = {top, 0, 0};
-    unsigned long long passed = 0, nbytes = 0, ngood = 0;
+    unsigned long long ngood = 0;
     out = PyList_New(count);
     verdicts = PyBytes_FromStringAndSize(NULL, count);
     advanced = PyList_New(0);
@@ -1294,24 +1365,29 @@ static PyObject *SA_decap(SAObject *self, PyObject *args)
     uint8_t *v = (uint8_t *)PyBytes_AS_STRING(verdicts);
     for (i = 0; i < count; i++) {
         Py_buffer view;
-        int code, ok, moved;
+        int code, ok = 0, moved = 0;
         uint32_t hi = 0;
-        PyObject *item = PyTuple_GET_ITEM(snap, i);
-        if (packet_of(item, &view) < 0)
-            goto fail;
-        PyObject *r = decap_one(self, view.buf, (size_t)view.len, &rp, &code, &ok, &moved, &hi);
-        PyBuffer_Release(&view);
-        if (code < 0)
-            goto fail;
+        PyObject *r = NULL;
+        if (life.hard_at >= 0) {
+            code = R_IN_EXPIRED; /* the hard limit fired at an earlier packet */
+        } else {
+            PyObject *item = PyTuple_GET_ITEM(snap, i);
+            if (packet_of(item, &view) < 0)
+                goto fail;
+            r = decap_one(self, view.buf, (size_t)view.len, &rp, &code, &ok, &moved, &hi);
+            PyBuffer_Release(&view);
+            if (code < 0)
+                goto fail;
+            if (r != NULL)
+                ngood++;
+            /* passed the ICV: counted, with 0 bytes for a dummy or a post-ICV drop */
+            if (ok)
+                life_count(&life, i, r != NULL ? (uint64_t)PyBytes_GET_SIZE(r) : 0);
+        }
         if (r == NULL) {
             r = PyTuple_GET_ITEM(self->results, code);
             Py_INCREF(r);
-        } else {
-            ngood++;
-            nbytes += (unsigned long long)PyBytes_GET_SIZE(r);
         }
-        if (ok)
-            passed++;
         v[i] = (uint8_t)(code | (ok ? V_PASSED : 0));
         PyList_SET_ITEM(out, i, r);
         if (moved) {
@@ -1326,10 +1402,15 @@ static PyObject *SA_decap(SAObject *self, PyObject *args)
     bitmap = store_window(self);
     if (bitmap == NULL)
         goto fail;
+    PyObject *counted = life_result(&life);
+    if (counted == NULL) {
+        Py_DECREF(bitmap);
+        goto fail;
+    }
     Py_DECREF(snap);
-    return Py_BuildValue("(NNKNKKKKKN)", out, verdicts, (unsigned long long)rp.top, bitmap,
-                         passed, nbytes, ngood, (unsigned long long)rp.d_window,
-                         (unsigned long long)rp.d_replay, advanced);
+    return Py_BuildValue("(NNKNKKKNN)", out, verdicts, (unsigned long long)rp.top, bitmap,
+                         ngood, (unsigned long long)rp.d_window,
+                         (unsigned long long)rp.d_replay, advanced, counted);
 fail:
     /* an internal error mid-batch: the caller keeps its window as it was */
     Py_DECREF(snap);
@@ -1339,9 +1420,109 @@ fail:
     return NULL;
 }
 
+/* -- crypto offload: the NIC's halves (crypto_offload.py) ----------------------------- */
+
+/* The kernel's crypto offload RX status (enum in include/net/xfrm.h). */
+#define CRYPTO_SUCCESS 1
+#define CRYPTO_TRANSPORT_ESP_AUTH_FAILED 8
+#define CRYPTO_TUNNEL_ESP_AUTH_FAILED 32
+#define CRYPTO_INVALID_PACKET_SYNTAX 64
+#define CRYPTO_INVALID_PROTOCOL 128
+
+/*
+ * nic_seal(frame, seq) -> bytes or None: crypto_offload.nic_tx_seal. The host's frame
+ * with its ESP part sealed in a copy: IV, ciphertext of frame[esp + 8 + iv : -icv], ICV.
+ * None for a frame the NIC cannot seal (no ESP part where the SA puts it, CBC payload not
+ * a whole number of blocks).
+ */
+static PyObject *SA_nic_seal(SAObject *self, PyObject *args)
+{
+    Py_buffer f;
+    unsigned long long seq;
+    PyObject *res = NULL;
+    size_t start, end, field;
+    if (ready(self) < 0)
+        return NULL;
+    if (!PyArg_ParseTuple(args, "y*K", &f, &seq))
+        return NULL;
+    const uint8_t *p = f.buf;
+    size_t n = (size_t)f.len;
+    if (locate_esp(self, p, n, &start, &end, &field) != R_BYTES)
+        goto none;
+    size_t body = start + 8 + (size_t)self->iv_len, icv = (size_t)self->icv_len;
+    /* the payload slice frame[body : len - icv], empty when the frame is shorter */
+    size_t plen = n > body + icv ? n - body - icv : 0;
+    if (self->kind == K_CBC && plen % (size_t)self->block)
+        goto none;
+    res = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(body + plen + icv));
+    if (res == NULL)
+        goto done;
+    uint8_t *o = (uint8_t *)PyBytes_AS_STRING(res);
+    memcpy(o, p, start);
+    memcpy(o + body, p + body, plen);
+    if (seal(self, o + start, plen, (uint64_t)seq) < 0)
+        Py_CLEAR(res);
+    goto done;
+none:
+    res = Py_NewRef(Py_None);
+done:
+    PyBuffer_Release(&f);
+    return res;
+}
+
+/*
+ * nic_open(packet, seq_hi) -> (status, bytes or None): crypto_offload.nic_rx_crypto.
+ * On CRYPTO_SUCCESS a copy of the packet with the ESP ciphertext replaced by the
+ * plaintext (headers, IV, trailer and ICV where they were); otherwise the status alone.
+ */
+static PyObject *SA_nic_open(SAObject *self, PyObject *args)
+{
+    Py_buffer f;
+    unsigned int seq_hi;
+    PyObject *plain = NULL, *res = NULL;
+    size_t start, end, field;
+    int status;
+    if (ready(self) < 0)
+        return NULL;
+    if (!PyArg_ParseTuple(args, "y*I", &f, &seq_hi))
+        return NULL;
+    const uint8_t *p = f.buf;
+    size_t n = (size_t)f.len;
+    int rc = locate_esp(self, p, n, &start, &end, &field);
+    if (rc == R_KEEPALIVE || rc == R_IKE) {
+        status = CRYPTO_INVALID_PROTOCOL;
+    } else if (rc != R_BYTES) {
+        status = CRYPTO_INVALID_PACKET_SYNTAX;
+    } else {
+        Py_ssize_t got = open_esp(self, p + start, end - start, seq_hi, 0, &plain);
+        if (got == OPEN_ERROR)
+            goto done;
+        if (got == -R_IN_PROTO) {
+            status = self->tunnel ? CRYPTO_TUNNEL_ESP_AUTH_FAILED : CRYPTO_TRANSPORT_ESP_AUTH_FAILED;
+        } else if (got < 0) {
+            status = CRYPTO_INVALID_PACKET_SYNTAX;
+        } else {
+            PyObject *frame = PyBytes_FromStringAndSize((const char *)p, (Py_ssize_t)n);
+            if (frame == NULL)
+                goto done;
+            memcpy(PyBytes_AS_STRING(frame) + start + 8 + self->iv_len, PyBytes_AS_STRING(plain),
+                   (size_t)got);
+            res = Py_BuildValue("(iN)", CRYPTO_SUCCESS, frame);
+            goto done;
+        }
+    }
+    res = Py_BuildValue("(iO)", status, Py_None);
+done:
+    Py_XDECREF(plain);
+    PyBuffer_Release(&f);
+    return res;
+}
+
 static PyMethodDef SA_methods[] = {
     {"encap", (PyCFunction)SA_encap, METH_VARARGS, "Encapsulate a batch (see sa.py)."},
     {"decap", (PyCFunction)SA_decap, METH_VARARGS, "Decapsulate a batch (see sa.py)."},
+    {"nic_seal", (PyCFunction)SA_nic_seal, METH_VARARGS, "Crypto offload TX: seal a frame."},
+    {"nic_open", (PyCFunction)SA_nic_open, METH_VARARGS, "Crypto offload RX: open a packet."},
     {NULL, NULL, 0, NULL}};
 
 static PyObject *SA_repr(SAObject *self)
@@ -1454,8 +1635,109 @@ done:
     return out;
 }
 
+/* -- flow keys: datapath.key_runs, the same rules ----------------------------------- */
+
+enum { KEY_FLOW = 0, KEY_ESP4 = 1 };
+#define MAX_KEY 37
+
+/* datapath._flow_cache_key / _esp_state_key of p[0:n] into ``key``: its length, or 0
+ * for None (not simple enough to key on). */
+static size_t cache_key(const uint8_t *p, size_t n, int kind, uint8_t *key)
+{
+    if (kind == KEY_ESP4) {
+        if (n < 28 || p[0] != 0x45 || p[9] != IPPROTO_ESP_)
+            return 0;
+        memcpy(key, p + 16, 8); /* daddr, SPI */
+        return 8;
+    }
+    if (n >= 24 && p[0] == 0x45) {
+        if ((p[6] & 0x3F) || p[7] || p[9] == 47)
+            return 0; /* a fragment, or GRE */
+        key[0] = p[9];
+        memcpy(key + 1, p + 12, 12);
+        return 13;
+    }
+    if (n >= 44 && p[0] >> 4 == 6) {
+        int nh = p[6];
+        if (nh == IPPROTO_HOPOPTS_ || nh == IPPROTO_ROUTING_ || nh == IPPROTO_FRAGMENT_ ||
+            nh == IPPROTO_ESP_ || nh == 51 || nh == IPPROTO_DSTOPTS_ || nh == 47)
+            return 0;
+        key[0] = p[6];
+        memcpy(key + 1, p + 8, 36);
+        return 37;
+    }
+    return 0;
+}
+
+/*
+ * key_runs(items, kind) -> [(key or None, end), ...]: consecutive items with the same
+ * cache key as one run ending before index ``end``; items that are not bytes, or have no
+ * key, get None (and consecutive ones share a run too). A bytes object per run, not per
+ * packet.
+ */
+static PyObject *key_runs(PyObject *mod, PyObject *args)
+{
+    PyObject *items, *keys = NULL, *runs = NULL;
+    int kind;
+    uint8_t cur[MAX_KEY], prev[MAX_KEY];
+    size_t cur_len, prev_len = 0;
+    Py_ssize_t i, count, nruns = 0, *ends = NULL;
+    (void)mod;
+    if (!PyArg_ParseTuple(args, "O!i", &PyList_Type, &items, &kind))
+        return NULL;
+    if (kind != KEY_FLOW && kind != KEY_ESP4) {
+        PyErr_SetString(PyExc_ValueError, "key_runs: unknown kind");
+        return NULL;
+    }
+    count = PyList_GET_SIZE(items);
+    keys = PyList_New(0);
+    ends = PyMem_Malloc(sizeof(Py_ssize_t) * (size_t)(count ? count : 1));
+    if (keys == NULL || ends == NULL)
+        goto done;
+    /* nothing in this loop runs Python code: the list and its items stay as they are */
+    for (i = 0; i < count; i++) {
+        PyObject *item = PyList_GET_ITEM(items, i);
+        cur_len = 0;
+        if (PyBytes_CheckExact(item))
+            cur_len = cache_key((const uint8_t *)PyBytes_AS_STRING(item),
+                                (size_t)PyBytes_GET_SIZE(item), kind, cur);
+        if (nruns && cur_len == prev_len && memcmp(cur, prev, cur_len) == 0) {
+            ends[nruns - 1] = i + 1; /* the same key (or None again): the run grows */
+            continue;
+        }
+        PyObject *key = cur_len ? PyBytes_FromStringAndSize((const char *)cur, (Py_ssize_t)cur_len)
+                                : Py_NewRef(Py_None);
+        if (key == NULL || PyList_Append(keys, key) < 0) {
+            Py_XDECREF(key);
+            goto done;
+        }
+        Py_DECREF(key);
+        ends[nruns++] = i + 1;
+        memcpy(prev, cur, cur_len);
+        prev_len = cur_len;
+    }
+    runs = PyList_New(nruns);
+    if (runs == NULL)
+        goto done;
+    for (i = 0; i < nruns; i++) {
+        PyObject *run = Py_BuildValue("(On)", PyList_GET_ITEM(keys, i), ends[i]);
+        if (run == NULL) {
+            Py_CLEAR(runs);
+            goto done;
+        }
+        PyList_SET_ITEM(runs, i, run);
+    }
+done:
+    Py_XDECREF(keys);
+    PyMem_Free(ends);
+    if (ends == NULL && runs == NULL && !PyErr_Occurred())
+        PyErr_NoMemory();
+    return runs;
+}
+
 static PyMethodDef module_methods[] = {
     {"raw_seal", raw_seal, METH_VARARGS, "Benchmark only: one EVP seal per packet."},
+    {"key_runs", key_runs, METH_VARARGS, "Runs of items with the same flow cache key."},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef moduledef = {

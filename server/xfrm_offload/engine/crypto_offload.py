@@ -3,7 +3,10 @@
 In crypto offload (XFRM_DEV_OFFLOAD_CRYPTO) the host frames the packet and runs the
 sequence numbers and the replay window; the NIC only seals and opens in place and reports
 a per-packet status (``CryptoStatus``, the kernel's enum). These functions are the two
-halves over one SA's ``EspTransform``.
+halves over one SA's ``EspTransform``: the Python reference. The native engine has the
+NIC's halves in C too (``nic_seal`` / ``nic_open`` in _esp.c, the same rules as
+``nic_tx_seal`` / ``nic_rx_crypto``); ``EspTransform`` and ``native.NativeEsp`` both
+offer them as ``nic_seal`` / ``nic_open``.
 """
 
 from __future__ import annotations
@@ -65,6 +68,18 @@ def nic_tx_crypto(transform: EspTransform, frame: bytes, esp_offset: int, seq: i
     c = transform.crypto
     plain = frame[esp_offset + 8 + c.iv_len : len(frame) - c.icv_len]
     return frame[:esp_offset] + c.seal(plain, seq)
+
+
+def nic_tx_seal(transform: EspTransform, frame: bytes, seq: int) -> bytes | None:
+    """The NIC's TX work where it finds the ESP part itself (``EspTransform.locate``):
+    the sealed frame, or None for a frame it cannot seal, which the driver reports as an
+    ESP transmit error (no ESP part where the SA puts it, a CBC payload that is not a
+    whole number of blocks, a sequence number outside 64 bits)."""
+    try:
+        start, _end, _ = transform.locate(frame)
+        return nic_tx_crypto(transform, frame, start, seq)
+    except Exception:  # any frame the host built wrong
+        return None
 
 
 def nic_rx_crypto(

@@ -24,9 +24,12 @@ handle, crypto status per packet, and the reason of each drop), filled in place 
 path and read as they are by the server's wire format; no object per packet besides the
 output bytes. Lookups go through a flow cache keyed
 by the header bytes that decide them, valid while ``Device.generation`` stays the same
-(any state, policy or link change clears it), so a steady stream costs a dict probe per
-packet instead of a selector walk. Consecutive packets that resolve to the same states
-are handed to the SA's batch calls together.
+(any state, policy or link change clears it). A batch is first cut into runs of
+consecutive packets with equal key bytes (``key_runs``; in C with the native engine), and
+a run found in the cache is decided with one dict probe, so a steady stream costs a
+probe per run instead of a selector walk, or even a key, per packet; anything else (no
+key, a cache miss, crypto offload frames) is decided packet by packet. Consecutive
+packets that resolve to the same states are handed to the SA's batch calls together.
 """
 
 from __future__ import annotations
@@ -37,10 +40,12 @@ from ipaddress import ip_address
 from typing import Any
 
 from . import ipheader as ip
+from . import native
 from .device import Device, OffloadedState
 from .errors import InvalidArgument, NotFound
-from .esp import CryptoStatus, NonEsp, nic_rx_crypto, nic_tx_crypto
+from .esp import CryptoStatus, NonEsp
 from .events import Acquire
+from .native import KEY_ESP4, KEY_FLOW
 from .selector import FlowKey, flow_from_packet
 from .spd import Policy, PolicyAction, Template, TemplateLevel
 from .stats import XfrmStat
@@ -174,6 +179,35 @@ def _flow_cache_key(packet: bytes) -> bytes | None:
     return None
 
 
+def _esp_state_key(packet: bytes) -> bytes | None:
+    """The bytes that find the inbound state of an ESP packet in option-less IPv4: its
+    destination address and SPI. None for any other packet (looked up the long way)."""
+    if len(packet) >= 28 and packet[0] == 0x45 and packet[9] == IPPROTO_ESP:
+        return packet[16:24]
+    return None
+
+
+_KEYS = {KEY_FLOW: _flow_cache_key, KEY_ESP4: _esp_state_key}
+KeyRuns = list[tuple[bytes | None, int]]
+
+
+def key_runs(items: list[Any], kind: int) -> KeyRuns:
+    """Consecutive items with the same cache key (``_flow_cache_key`` for KEY_FLOW,
+    ``_esp_state_key`` for KEY_ESP4) as runs ``(key, end)``, the run ending before index
+    ``end``. Items that are not bytes, or have no key, have None (consecutive ones share
+    a run too). The paths look a key up once per run; the C ``key_runs`` (_esp.c) is
+    this function restated, one bytes object per run instead of one per packet."""
+    key_of = _KEYS[kind]
+    runs: KeyRuns = []
+    for i, item in enumerate(items):
+        key = key_of(item) if item.__class__ is bytes else None
+        if runs and runs[-1][0] == key:
+            runs[-1] = (key, i + 1)
+        else:
+            runs.append((key, i + 1))
+    return runs
+
+
 class DevicePath:
     """The packet path of one ``Device``."""
 
@@ -192,6 +226,10 @@ class DevicePath:
         self._routes: dict[tuple[int, ...], _Route] = {}
         #: UDP destination ports that carry ESP-in-UDP to this device.
         self._natt_ports: frozenset[int] = frozenset({NAT_T_PORT})
+        #: ``key_runs`` in C with the native engine, the reference otherwise.
+        self._key_runs = (native.key_runs_native() if native.engine() == "native" else None) or (
+            key_runs
+        )
 
     def _sync(self) -> None:
         """Drop every cached lookup if the device's tables changed."""
@@ -240,25 +278,41 @@ class DevicePath:
         touched: dict[int, OffloadedState] = {}
         #: Indexes of the policies this batch's lookups selected (curlft.use_time).
         used: set[int] = set()
+
+        def join(route: _Route, first: int, stop: int) -> None:
+            nonlocal run, run_route
+            if route is not run_route:
+                if run and run_route is not None:
+                    self._encap_run(packets, run, run_route.states, out, now, touched)
+                run, run_route = [], route
+                used.add(route.policy_index)
+            run.extend(range(first, stop))
+
         cache_get = self._tx_cache.get
-        for i, packet in enumerate(packets):
-            if handles and handles[i]:
-                out.put(i, self._crypto_tx(packet, handles[i], seqs[i] if seqs else 0))
-                continue
-            # The common case first: a cached flow's route.
-            key = _flow_cache_key(packet)
-            resolved: Any = None if key is None else cache_get(key)
-            if resolved.__class__ is not _Route:
+        out_data = out.data
+        batch = packets if packets.__class__ is list else list(packets)
+        start = 0
+        # The common case first: a run of packets of one cached flow, looked up once.
+        for key, end in self._key_runs(batch, KEY_FLOW):
+            if key is not None and not (handles and any(handles[start:end])):
+                cached = cache_get(key)
+                if cached.__class__ is _Route:
+                    join(cached, start, end)
+                    start = end
+                elif cached is _BYPASS:  # no policy: out as they are
+                    out_data[start:end] = batch[start:end]
+                    start = end
+            for i in range(start, end):  # one by one: unkeyed, crypto offload, not cached
+                packet = batch[i]
+                if handles and handles[i]:
+                    out.put(i, self._crypto_tx(packet, handles[i], seqs[i] if seqs else 0))
+                    continue
                 resolved = self._tx_resolve(packet, now, used)
-            if resolved.__class__ is _Route:
-                if resolved is not run_route:
-                    if run and run_route is not None:
-                        self._encap_run(packets, run, run_route.states, out, now, touched)
-                    run, run_route = [], resolved
-                    used.add(resolved.policy_index)
-                run.append(i)
-            else:
-                out.put(i, resolved)
+                if resolved.__class__ is _Route:
+                    join(resolved, i, i + 1)
+                else:
+                    out.put(i, resolved)
+            start = end
         if run and run_route is not None:
             self._encap_run(packets, run, run_route.states, out, now, touched)
         for entry in touched.values():
@@ -364,17 +418,20 @@ class DevicePath:
         whole = len(run) == len(packets)  # the common case: one run is the batch
         data: list[Any] = list(packets) if whole else [packets[i] for i in run]
         handle = 0
+        clean = True  # every item of data is a packet (no drop yet)
         for entry in states:  # innermost template first, as the kernel applies them
             touched[entry.handle] = entry
             handle = entry.handle
-            live = [j for j, d in enumerate(data) if d.__class__ is bytes]
-            if len(live) == len(data):
-                data = entry.sa.encap_batch(data, now)
+            sa = entry.sa
+            if clean:
+                data = sa.encap_batch(data, now)
+                clean = sa.batch_packets == len(data)
             else:
-                results = entry.sa.encap_batch([data[j] for j in live], now)
+                live = [j for j, d in enumerate(data) if d.__class__ is bytes]
+                results = sa.encap_batch([data[j] for j in live], now)
                 for j, r in zip(live, results, strict=True):
                     data[j] = r
-        if whole and all(d.__class__ is bytes for d in data):
+        if whole and clean:
             out.data = data
             out.handle = [handle] * len(data)
             return
@@ -402,11 +459,8 @@ class DevicePath:
                 else XfrmStat.OUT_STATE_INVALID
             )
             return self._tx_drop(reason, handle)
-        esp = entry.sa.esp
-        try:
-            start, _end, _ = esp.locate(frame)
-            sealed = nic_tx_crypto(esp, frame, start, seq)
-        except Exception:  # a frame the host built wrong: the driver's ESP xmit error
+        sealed = entry.sa.batch.nic_seal(frame, seq)
+        if sealed is None:  # a frame the host built wrong: the driver's ESP xmit error
             return self._tx_drop(XfrmStat.OUT_STATE_PROTO_ERROR, handle)
         device.offload_tx_packets += 1
         return (PASS, sealed, handle, 0)
@@ -426,28 +480,42 @@ class DevicePath:
         run_entry: OffloadedState | None = None
         touched: dict[int, OffloadedState] = {}
         used: set[int] = set()  # policies the inbound checks selected (curlft.use_time)
+
+        def join(entry: OffloadedState, first: int, stop: int) -> None:
+            nonlocal run, run_entry
+            if entry is not run_entry:
+                if run and run_entry is not None:
+                    self._decap_run(packets, run, run_entry, out, now, touched, used)
+                run, run_entry = [], entry
+            run.extend(range(first, stop))
+
         esp_get = self._esp_cache.get
-        for i, packet in enumerate(packets):
-            # The common case inline: ESP in option-less IPv4, state by (daddr, SPI) bytes.
-            found: Any = None
-            if len(packet) >= 28 and packet[0] == 0x45 and packet[9] == IPPROTO_ESP:
-                found = esp_get(packet[16:24])
-            if found is None:
-                found = self._rx_state(packet)
-            if found.__class__ is OffloadedState:
-                entry: OffloadedState = found
-                if entry.type == OffloadType.CRYPTO:
-                    out.put(i, self._crypto_rx(packet, entry))
-                    continue
-                if entry is not run_entry:
-                    if run and run_entry is not None:
-                        self._decap_run(packets, run, run_entry, out, now, touched, used)
-                    run, run_entry = [], entry
-                run.append(i)
-            elif found is None:
-                out.put(i, self._rx_policy(packet, None, 0, used))
-            else:
-                out.put(i, found)
+        batch = packets if packets.__class__ is list else list(packets)
+        start = 0
+        # The common case first: a run of ESP packets in option-less IPv4 for one state,
+        # found by its (daddr, SPI) bytes once.
+        for key, end in self._key_runs(batch, KEY_ESP4):
+            if key is not None:
+                found: Any = esp_get(key)
+                if found is not None and found.type != OffloadType.CRYPTO:
+                    join(found, start, end)
+                    start = end
+            for i in range(start, end):  # one by one
+                packet = batch[i]
+                key = _esp_state_key(packet)
+                found = None if key is None else esp_get(key)
+                if found is None:
+                    found = self._rx_state(packet)
+                if found.__class__ is OffloadedState:
+                    if found.type == OffloadType.CRYPTO:
+                        out.put(i, self._crypto_rx(packet, found))
+                    else:
+                        join(found, i, i + 1)
+                elif found is None:
+                    out.put(i, self._rx_policy(packet, None, 0, used))
+                else:
+                    out.put(i, found)
+            start = end
         if run and run_entry is not None:
             self._decap_run(packets, run, run_entry, out, now, touched, used)
         for entry in touched.values():
@@ -505,8 +573,9 @@ class DevicePath:
             return self._rx_drop(XfrmStat.IN_NO_STATES)
         if entry.dir != Direction.IN:
             return self._rx_drop(XfrmStat.IN_STATE_DIR_ERROR, entry.handle)
-        if version == 4 and off == 20 and proto == IPPROTO_ESP:
-            self._esp_cache[packet[16:24]] = entry  # the key rx() probes first
+        key = _esp_state_key(packet)
+        if key is not None:
+            self._esp_cache[key] = entry  # the key rx() probes first
         return entry
 
     def _decap_run(
@@ -524,33 +593,42 @@ class DevicePath:
         results = entry.sa.decap_batch(list(packets) if whole else [packets[i] for i in run], now)
         handle = entry.handle
         checked = self._rx_cache.setdefault(handle, {})
-        out_data, out_handle, out_verdict = out.data, out.handle, out.verdict
-        encap = entry.config.encap is not None
-        for i, r in zip(run, results, strict=True):
-            out_handle[i] = handle
-            if r.__class__ is bytes:
-                if encap:  # verified ESP-in-UDP: esp_input_done2's NAT mapping check
+        if entry.config.encap is not None:
+            for i, r in zip(run, results, strict=True):
+                if r.__class__ is bytes:  # verified ESP-in-UDP: esp_input_done2's NAT check
                     self._check_mapping(entry, packets[i], now)
-                # A cached verdict of the inbound policy check for this flow and state:
-                # None passes with no policy, an int passes through that policy.
-                key = _flow_cache_key(r)
-                if key is not None:
-                    cached = checked.get(key, _UNCHECKED)
-                    if cached is None:
-                        out_data[i] = r
-                        continue
-                    if cached.__class__ is int:
-                        used.add(cached)
-                        out_data[i] = r
-                        continue
-                out.put(i, self._rx_policy(r, entry, handle, used))
-            elif r is None:
-                out_verdict[i] = CONSUMED  # a dummy packet (next header 59)
-            elif isinstance(r, NonEsp):
-                out.put(i, (PASS, packets[i], 0, 0))  # IKE or keepalive: the host's business
-            else:
-                out_verdict[i] = DROP
-                out.drops[i] = r  # type: ignore[assignment]
+        out_data, out_handle, out_verdict = out.data, out.handle, out.verdict
+        start = 0
+        for key, end in self._key_runs(results, KEY_FLOW):
+            # A cached verdict of the inbound policy check for this flow and state, once
+            # per run: None passes with no policy, an int passes through that policy.
+            cached = _UNCHECKED if key is None else checked.get(key, _UNCHECKED)
+            if cached is None or cached.__class__ is int:
+                if cached is not None:
+                    used.add(cached)
+                if whole and end - start == len(results):  # the whole batch, one flow
+                    out.data = results  # type: ignore[assignment]  # all bytes: keyed
+                    out.handle = [handle] * len(results)
+                    return
+                for j in range(start, end):
+                    i = run[j]
+                    out_handle[i] = handle
+                    out_data[i] = results[j]  # type: ignore[assignment]  # keyed: bytes
+                start = end
+                continue
+            for j in range(start, end):  # one by one: unkeyed, not cached, not bytes
+                i, r = run[j], results[j]
+                out_handle[i] = handle
+                if r.__class__ is bytes:
+                    out.put(i, self._rx_policy(r, entry, handle, used))
+                elif r is None:
+                    out_verdict[i] = CONSUMED  # a dummy packet (next header 59)
+                elif isinstance(r, NonEsp):
+                    out.put(i, (PASS, packets[i], 0, 0))  # IKE or keepalive: the host's
+                else:
+                    out_verdict[i] = DROP
+                    out.drops[i] = r  # type: ignore[assignment]
+            start = end
 
     def _rx_policy(
         self, packet: bytes, entry: OffloadedState | None, handle: int, used: set[int]
@@ -626,16 +704,15 @@ class DevicePath:
             self.device.new_mapping(entry, ip_address(saddr), sport, now)
 
     def _crypto_rx(self, packet: bytes, entry: OffloadedState) -> Outcome:
-        esp = entry.sa.esp
         seq_hi = 0
         if entry.config.esn:
             try:
-                start, _end, _ = esp.locate(packet)
+                start, _end, _ = entry.sa.esp.locate(packet)
                 seq_lo = int.from_bytes(packet[start + 4 : start + 8], "big")
                 seq_hi = entry.sa.replay.infer_seq_hi(seq_lo)
             except Exception:  # nic_rx_crypto reports the syntax error below
                 seq_hi = entry.sa.replay.seq_hi
-        status, data = nic_rx_crypto(esp, packet, seq_hi)
+        status, data = entry.sa.batch.nic_open(packet, seq_hi)
         if status in (
             CryptoStatus.CRYPTO_TUNNEL_ESP_AUTH_FAILED,
             CryptoStatus.CRYPTO_TRANSPORT_ESP_AUTH_FAILED,

@@ -37,8 +37,10 @@ from .crypto_offload import host_rx_finish as host_rx_finish
 from .crypto_offload import host_tx_frame as host_tx_frame
 from .crypto_offload import nic_rx_crypto as nic_rx_crypto
 from .crypto_offload import nic_tx_crypto as nic_tx_crypto
+from .crypto_offload import nic_tx_seal
 from .errors import PacketDrop
 from .espcrypto import EspCrypto as EspCrypto
+from .lifetime import BatchCount
 from .nonesp import NonEsp as NonEsp
 from .nonesp import NotEsp as NotEsp
 from .replay import OutboundSequence, ReplayWindow
@@ -48,11 +50,12 @@ from .types import Family, Mode, SAConfig, SAExtraFlag, SAFlag
 _PAD = bytes(range(1, 256))
 
 
-#: What the batch loops give back: results, and how many packets passed / bytes they had.
-EncapMany = tuple[list["bytes | XfrmStat"], int, int]
-#: decap_many: results, packets that passed the ICV, their cleartext bytes, how many
-#: results are packets (bytes), and the new seq_hi values the replay window moved to.
-DecapMany = tuple[list["bytes | XfrmStat | NonEsp | None"], int, int, int, list[int]]
+#: What the batch loops give back: results, and how many of them are packets (bytes).
+#: The lifetime counting of the batch is in the ``BatchCount`` they were handed.
+EncapMany = tuple[list["bytes | XfrmStat"], int]
+#: decap_many: results, how many results are packets (bytes), and the new seq_hi values
+#: the replay window moved to.
+DecapMany = tuple[list["bytes | XfrmStat | NonEsp | None"], int, list[int]]
 
 
 @functools.cache
@@ -137,35 +140,43 @@ class EspTransform:
         self,
         packets: list[bytes],
         next_seq: Callable[[], int],
-        oseq: OutboundSequence | None = None,
+        oseq: OutboundSequence | None,
+        life: BatchCount,
     ) -> EncapMany:
         out: list[bytes | XfrmStat] = []
         append = out.append
         encap = self.encap
-        nok = nbytes = 0
-        for q in packets:
+        nok = 0
+        for i, q in enumerate(packets):
+            if life.hard_at >= 0:  # the hard limit fired at an earlier packet
+                append(XfrmStat.OUT_STATE_EXPIRED)
+                continue
             try:
                 append(encap(q, next_seq))
             except PacketDrop as drop:
                 append(drop.reason)
                 continue
             nok += 1
-            nbytes += len(q)
-        return out, nok, nbytes
+            life.count(i, len(q))
+        return out, nok
 
     def decap_many(
         self,
         packets: list[bytes],
         check: Callable[[int], int],
         advance: Callable[[int, int], bool],
-        replay: ReplayWindow | None = None,
+        replay: ReplayWindow | None,
+        life: BatchCount,
     ) -> DecapMany:
         out: list[bytes | XfrmStat | NonEsp | None] = []
         append = out.append
         advanced: list[int] = []
         decap = self.decap
-        passed = nbytes = ngood = 0
-        for q in packets:
+        ngood = 0
+        for i, q in enumerate(packets):
+            if life.hard_at >= 0:
+                append(XfrmStat.IN_STATE_EXPIRED)
+                continue
             try:
                 result, seq_lo, seq_hi = decap(q, check)
                 if advance(seq_lo, seq_hi):
@@ -176,12 +187,21 @@ class EspTransform:
             except NotEsp as not_esp:
                 append(not_esp.kind)
                 continue
-            passed += 1
+            # passed the ICV: counted, with 0 bytes for a dummy or a post-ICV drop
             if result.__class__ is bytes:
                 ngood += 1
-                nbytes += len(result)
+                life.count(i, len(result))
+            else:
+                life.count(i, 0)
             append(result)
-        return out, passed, nbytes, ngood, advanced
+        return out, ngood, advanced
+
+    # -- crypto offload: the NIC's halves (crypto_offload.py; native.py has the same) ---
+    def nic_seal(self, frame: bytes, seq: int) -> bytes | None:
+        return nic_tx_seal(self, frame, seq)
+
+    def nic_open(self, packet: bytes, seq_hi: int) -> tuple[CryptoStatus, bytes]:
+        return nic_rx_crypto(self, packet, seq_hi)
 
     # -- outbound ---------------------------------------------------------------------
     def _trailer(self, length: int, next_header: int) -> bytes:

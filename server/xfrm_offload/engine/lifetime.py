@@ -19,11 +19,18 @@ The engine never reads a clock: every call takes ``now`` (seconds). Fired limits
 queue up until ``poll`` collects them; the owner turns them into ``Expired``
 events. ``account`` and ``allow`` are per-packet: each compares against one
 precomputed threshold and allocates nothing in the common case.
+
+A batch of packets is counted by ``BatchCount`` (``Lifetime.batch`` hands one out,
+``Lifetime.end_batch`` takes its result back): the batch loops of both ESP engines
+(esp.py, and _esp.c, which restates ``BatchCount.count`` in C) count each packet that
+passes and stop at a hard limit, so a batch gives the same counters, the same fired
+limits and the same verdicts as feeding ``account`` one packet at a time.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from .errors import InvalidArgument
 from .events import LimitKind
@@ -44,6 +51,49 @@ _TIME_FIELDS = (
 
 def _count_limit(value: int) -> int:
     return _NEVER_COUNT if value == XFRM_INF else value
+
+
+@dataclass(slots=True)
+class BatchCount:
+    """The byte/packet counting of one batch call, packet by packet.
+
+    Starts from the lifetime's counters and the limits still to fire (``XFRM_INF``: none,
+    or fired already). ``count`` is called for each packet that passes, in order; once
+    the hard limit fired (``hard_at`` >= 0) the batch loops drop every later packet with
+    the expired reason without looking at it. ``soft_at`` / ``hard_at`` are the batch
+    indexes of the packets at which the limits fired (-1: not in this batch), with the
+    limit kind that fired (bytes before packets; a hard limit reached by the same packet
+    as the soft one leaves no soft event, as in ``Lifetime._check_counters``).
+    """
+
+    bytes: int
+    packets: int
+    soft_bytes: int
+    soft_packets: int
+    hard_bytes: int
+    hard_packets: int
+    soft_at: int = -1
+    soft_kind: LimitKind = LimitKind.BYTES
+    hard_at: int = -1
+    hard_kind: LimitKind = LimitKind.BYTES
+
+    def count(self, index: int, nbytes: int) -> None:
+        """Packet ``index`` of the batch passed with ``nbytes`` of cleartext."""
+        self.bytes += nbytes
+        self.packets += 1
+        if _reached(self.bytes, self.hard_bytes):
+            self.hard_at, self.hard_kind = index, LimitKind.BYTES
+        elif _reached(self.packets, self.hard_packets):
+            self.hard_at, self.hard_kind = index, LimitKind.PACKETS
+        elif self.soft_at < 0:
+            if _reached(self.bytes, self.soft_bytes):
+                self.soft_at, self.soft_kind = index, LimitKind.BYTES
+            elif _reached(self.packets, self.soft_packets):
+                self.soft_at, self.soft_kind = index, LimitKind.PACKETS
+
+
+def _reached(count: int, limit: int) -> bool:
+    return limit != XFRM_INF and count >= limit
 
 
 class Lifetime:
@@ -103,14 +153,39 @@ class Lifetime:
     def account(self, nbytes: int, now: float) -> None:
         """Count one packet of ``nbytes``; the first one starts the use-time clock."""
         if self.use_time is None:
-            self.use_time = now
-            self._update_deadlines()
-            if self.on_first_use is not None:
-                self.on_first_use()
+            self._start_use(now)
         self.bytes += nbytes
         self.packets += 1
         if self.bytes >= self._byte_mark or self.packets >= self._packet_mark:
             self._check_counters()
+
+    def batch(self) -> BatchCount:
+        """The counting of a batch that starts now (call ``allow`` first)."""
+        cfg = self.cfg
+        soft_bytes, soft_packets = (
+            (XFRM_INF, XFRM_INF)
+            if self.soft_expired
+            else (cfg.soft_byte_limit, cfg.soft_packet_limit)
+        )
+        return BatchCount(
+            self.bytes,
+            self.packets,
+            soft_bytes,
+            soft_packets,
+            cfg.hard_byte_limit,
+            cfg.hard_packet_limit,
+        )
+
+    def end_batch(self, run: BatchCount, now: float) -> None:
+        """Take over what a batch counted at ``now``: counters, use time, fired limits."""
+        if run.packets != self.packets and self.use_time is None:
+            self._start_use(now)
+        self.bytes = run.bytes
+        self.packets = run.packets
+        if run.soft_at >= 0:
+            self._fire(False, run.soft_kind)
+        if run.hard_at >= 0:
+            self._fire(True, run.hard_kind)
 
     # -- housekeeping --------------------------------------------------------------
 
@@ -137,6 +212,12 @@ class Lifetime:
         fired = self._fired
         self._fired = []
         return fired
+
+    def _start_use(self, now: float) -> None:
+        self.use_time = now
+        self._update_deadlines()
+        if self.on_first_use is not None:
+            self.on_first_use()
 
     def _fire(self, hard: bool, kind: LimitKind) -> None:
         if hard:

@@ -4,9 +4,12 @@ Two engines implement the same per-SA batch calls (``encap_many`` / ``decap_many
 see ``esp.EspTransform``): the Python reference in ``esp.py`` (the readable one) and the
 C extension ``_esp`` built from ``_esp.c`` against the system libcrypto (OpenSSL 3 EVP,
 contexts and keys set once per SA). ``SecurityAssociation`` keeps the policy either way:
-lifetimes, events, drop counters. The C part frames, seals and opens, runs the sequence
-counter and the replay window it is handed, and gives back per packet the output bytes
-or a shared result object (an ``XfrmStat``, ``None``, a ``NonEsp``) plus a verdict byte.
+time limits, events, drop counters. The C part frames, seals and opens, runs the sequence
+counter and the replay window it is handed, counts the lifetime's bytes and packets
+against the limits it is handed (``lifetime.BatchCount``: where the soft and the hard
+limit fired, every packet after the hard one dropped as expired), and gives back per
+packet the output bytes or a shared result object (an ``XfrmStat``, ``None``, a
+``NonEsp``) plus a verdict byte.
 
 Selection: ``XFRM_OFFLOAD_ENGINE`` (``auto``, ``native``, ``python``; default ``auto``:
 native when the extension imports) at import, ``set_engine`` afterwards (the server's
@@ -24,12 +27,14 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from .errors import InvalidArgument
-from .esp import DecapMany, EncapMany, NonEsp, _tos_map
+from .esp import CryptoStatus, DecapMany, EncapMany, NonEsp, _tos_map
+from .events import LimitKind
 from .stats import XfrmStat
 from .types import Family, Mode, SAConfig, SAExtraFlag, SAFlag
 
 if TYPE_CHECKING:
     from .algorithms import ResolvedTransforms
+    from .lifetime import BatchCount
     from .replay import OutboundSequence, ReplayWindow
 
 #: A build of the extension to load instead of the installed one (scripts/sanitize
@@ -73,7 +78,11 @@ _RESULTS = (
     XfrmStat.OUT_ERROR,
     XfrmStat.OUT_STATE_MODE_ERROR,
     XfrmStat.OUT_STATE_SEQ_ERROR,
+    XfrmStat.IN_STATE_EXPIRED,
+    XfrmStat.OUT_STATE_EXPIRED,
 )
+#: The limit kinds by the C's code (0: none fired).
+_KINDS = (LimitKind.BYTES, LimitKind.BYTES, LimitKind.PACKETS)
 _K_AEAD, _K_GMAC, _K_CBC, _K_NULL = range(4)
 
 
@@ -177,32 +186,70 @@ class NativeEsp:
         self,
         packets: list[bytes],
         next_seq: Callable[[], int],
-        oseq: OutboundSequence | None = None,
+        oseq: OutboundSequence | None,
+        life: BatchCount,
     ) -> EncapMany:
         assert oseq is not None  # the SA always hands its counter
         last, epoch, limit, wraps = oseq.batch_state()
-        out, _, last, epoch, overflowed, nok, nbytes, self.ident = self._sa.encap(
-            packets, last, epoch, limit, wraps, self.ident
+        out, _, last, epoch, overflowed, nok, self.ident, counted = self._sa.encap(
+            packets, last, epoch, limit, wraps, self.ident, _life_args(life)
         )
         oseq.set_batch_state(last, epoch, bool(overflowed))
-        return out, nok, nbytes
+        _take_count(life, counted)
+        return out, nok
 
     def decap_many(
         self,
         packets: list[bytes],
         check: Callable[[int], int],
         advance: Callable[[int, int], bool],
-        replay: ReplayWindow | None = None,
+        replay: ReplayWindow | None,
+        life: BatchCount,
     ) -> DecapMany:
         assert replay is not None  # the SA always hands its window
         top, bitmap = replay.run_state()
-        out, _, top, window, passed, nbytes, ngood, too_old, seen, advanced = self._sa.decap(
-            packets, top, bitmap.to_bytes(self._wbytes, "little")
+        out, _, top, window, ngood, too_old, seen, advanced, counted = self._sa.decap(
+            packets, top, bitmap.to_bytes(self._wbytes, "little"), _life_args(life)
         )
         replay.set_run_state(top, int.from_bytes(window, "little"))
         replay.replay_window += too_old
         replay.replay += seen
-        return out, passed, nbytes, ngood, advanced
+        _take_count(life, counted)
+        return out, ngood, advanced
+
+    def nic_seal(self, frame: bytes, seq: int) -> bytes | None:
+        """crypto_offload.nic_tx_seal in C."""
+        if not 0 <= seq <= _U64:  # the reference cannot write it in 8 bytes either
+            return None
+        sealed: bytes | None = self._sa.nic_seal(frame, seq)
+        return sealed
+
+    def nic_open(self, packet: bytes, seq_hi: int) -> tuple[CryptoStatus, bytes]:
+        """crypto_offload.nic_rx_crypto in C (the packet itself back unless it opened)."""
+        status, data = self._sa.nic_open(packet, seq_hi)
+        return _STATUS[status], packet if data is None else data
+
+
+_U64 = 2**64 - 1
+_STATUS = {int(s): s for s in CryptoStatus}
+
+
+def _life_args(life: BatchCount) -> tuple[int, int, int, int, int, int]:
+    return (
+        life.bytes,
+        life.packets,
+        life.soft_bytes,
+        life.soft_packets,
+        life.hard_bytes,
+        life.hard_packets,
+    )
+
+
+def _take_count(life: BatchCount, counted: tuple[int, int, int, int, int, int]) -> None:
+    """What the C counted (``life_result`` in _esp.c) into the batch's ``BatchCount``."""
+    life.bytes, life.packets, life.soft_at, soft_kind, life.hard_at, hard_kind = counted
+    life.soft_kind = _KINDS[soft_kind]
+    life.hard_kind = _KINDS[hard_kind]
 
 
 def raw_seal(cipher: str, key: bytes, packets: list[bytes]) -> list[bytes]:
@@ -212,3 +259,12 @@ def raw_seal(cipher: str, key: bytes, packets: list[bytes]) -> list[bytes]:
         raise InvalidArgument("the native engine is not built", field="engine")
     result: list[bytes] = _esp.raw_seal(cipher, key, packets)
     return result
+
+
+#: ``key_runs`` kinds (KEY_FLOW / KEY_ESP4 in _esp.c).
+KEY_FLOW, KEY_ESP4 = 0, 1
+
+
+def key_runs_native() -> Callable[[list[Any], int], list[tuple[bytes | None, int]]] | None:
+    """The C ``key_runs`` (datapath.key_runs restated), or None when not built."""
+    return None if _esp is None else _esp.key_runs

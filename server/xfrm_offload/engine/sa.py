@@ -43,7 +43,6 @@ from .stats import XfrmStat, XfrmStats
 from .types import (
     IPPROTO_ESP,
     NO_REPLAY,
-    XFRM_INF,
     Direction,
     EncapType,
     Family,
@@ -186,6 +185,11 @@ class SecurityAssociation:
         self.integrity_failed = 0
         self._events: list[Event] = []
         self._overflow_reported = False
+        #: Where the last batch reached the soft and the hard byte/packet limit: the
+        #: indexes of the packets at which they fired (-1: not in that batch).
+        self.batch_fired: tuple[int, int] = (-1, -1)
+        #: How many results of the last batch are packets (bytes): all of them, or not.
+        self.batch_packets = 0
         if self.lifetime.soft_expired:  # a limit of 0: fired already
             self._collect(now)
 
@@ -318,93 +322,61 @@ class SecurityAssociation:
     def decap(self, packet: bytes, now: float) -> DecapResult:
         return self.decap_batch((packet,), now)[0]
 
-    def _headroom(self, batch: list[bytes]) -> bool:
-        """True if this batch cannot reach any byte/packet limit.
-
-        Then the batch loops account the whole batch at once instead of per packet: the
-        same counts ``Lifetime.account`` would reach, without crossing a threshold where
-        it would have had something to do. The batch's bytes (an upper bound for what
-        decap gives out) are summed only if a byte limit is set: XFRM_INF never fires.
-        The first packet (which starts the use-time clock) always takes the per-packet
-        path.
-        """
-        lt = self.lifetime
-        if lt.use_time is None:
-            return False
-        cfg = self.config.lifetime
-        if lt.soft_expired:
-            byte_limit, packet_limit = cfg.hard_byte_limit, cfg.hard_packet_limit
-        else:
-            byte_limit = min(cfg.soft_byte_limit, cfg.hard_byte_limit)
-            packet_limit = min(cfg.soft_packet_limit, cfg.hard_packet_limit)
-        if lt.packets + len(batch) >= packet_limit:
-            return False
-        return byte_limit == XFRM_INF or lt.bytes + sum(map(len, batch)) < byte_limit
-
     def _count_drops(self, results: list[Any]) -> None:
         drop = self._drop
         for r in results:
             if r.__class__ is XfrmStat:
                 drop(r)
 
+    def _expired(self, batch: list[bytes], reason: XfrmStat) -> list[Any]:
+        """A batch that arrives after the hard limit: every packet dropped, none read."""
+        self.batch_fired = (-1, -1)
+        self.batch_packets = 0
+        return [self._drop(reason) for _ in batch]
+
     def encap_batch(self, packets: Iterable[bytes], now: float) -> list[EncapResult]:
-        """Encapsulate each packet: the ESP packet or the drop's XfrmStat, in order."""
+        """Encapsulate each packet: the ESP packet or the drop's XfrmStat, in order.
+
+        The batch call counts the lifetime per packet (``lifetime.BatchCount``); a hard
+        limit reached at packet k drops packets k+1.. as XfrmOutStateExpired.
+        """
         batch = packets if isinstance(packets, list) else list(packets)
         lt = self.lifetime
-        encap_many = self.batch.encap_many
-        next_seq = self.oseq.next
-        if lt.allow(now) and self._headroom(batch):
-            out, nok, nbytes = encap_many(batch, next_seq, self.oseq)
-            lt.bytes += nbytes
-            lt.packets += nok
+        if not lt.allow(now):
+            out: list[EncapResult] = self._expired(batch, XfrmStat.OUT_STATE_EXPIRED)
+        else:
+            run = lt.batch()
+            out, nok = self.batch.encap_many(batch, self.oseq.next, self.oseq, run)
+            lt.end_batch(run, now)
+            self.batch_fired = (run.soft_at, run.hard_at)
+            self.batch_packets = nok
             if nok != len(out):
                 self._count_drops(out)
-        else:
-            out = []
-            for packet in batch:
-                if not lt.allow(now):
-                    out.append(self._drop(XfrmStat.OUT_STATE_EXPIRED))
-                    continue
-                res, nok, nbytes = encap_many([packet], next_seq, self.oseq)
-                if nok:
-                    lt.account(nbytes, now)
-                else:
-                    self._count_drops(res)
-                out.append(res[0])
         self._collect(now)
         return out
 
     def decap_batch(self, packets: Iterable[bytes], now: float) -> list[DecapResult]:
-        """Decapsulate each packet: cleartext, XfrmStat drop, None (dummy) or NonEsp."""
+        """Decapsulate each packet: cleartext, XfrmStat drop, None (dummy) or NonEsp.
+
+        Lifetimes as in ``encap_batch`` (XfrmInStateExpired after the hard limit).
+        """
         batch = packets if isinstance(packets, list) else list(packets)
         lt = self.lifetime
-        decap_many = self.batch.decap_many
-        check = self.replay.check
-        advance = self.replay.advance
-        if lt.allow(now) and self._headroom(batch):
-            out, passed, nbytes, ngood, advanced = decap_many(batch, check, advance, self.replay)
-            lt.bytes += nbytes
-            lt.packets += passed
+        if not lt.allow(now):
+            out: list[DecapResult] = self._expired(batch, XfrmStat.IN_STATE_EXPIRED)
+        else:
+            run = lt.batch()
+            replay = self.replay
+            out, ngood, advanced = self.batch.decap_many(
+                batch, replay.check, replay.advance, replay, run
+            )
+            lt.end_batch(run, now)
+            self.batch_fired = (run.soft_at, run.hard_at)
+            self.batch_packets = ngood
             if ngood != len(out):
                 self._count_drops(out)
             for seq_hi in advanced:
                 self._events.append(EsnAdvanced(sa=self.sa_id, seq_hi=seq_hi))
-        else:
-            out = []
-            for packet in batch:
-                if not lt.allow(now):
-                    out.append(self._drop(XfrmStat.IN_STATE_EXPIRED))
-                    continue
-                res, passed, nbytes, ngood, advanced = decap_many(
-                    [packet], check, advance, self.replay
-                )
-                if passed:
-                    lt.account(nbytes, now)
-                if not ngood:
-                    self._count_drops(res)
-                for seq_hi in advanced:
-                    self._events.append(EsnAdvanced(sa=self.sa_id, seq_hi=seq_hi))
-                out.append(res[0])
         self._collect(now)
         return out
 

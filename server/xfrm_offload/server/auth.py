@@ -13,7 +13,8 @@ every device: a grant limited to devices does not cover them. In a client stream
 (StateAddBulk) every message is checked as it arrives; the first that names a device
 outside the caller's grant ends the call PERMISSION_DENIED (earlier messages were
 processed). A PacketStream's device is fixed by its first message, checked before
-the stream starts.
+the stream starts; only its ``dev`` field is read for that (:func:`_wire_dev`), the
+servicer decodes the packets.
 """
 
 from __future__ import annotations
@@ -107,11 +108,67 @@ def _devs(request: pb.WatchEventsRequest, _nic: Nic) -> list[str] | None:
     return list(request.devs) or None
 
 
-def _packet_stream(raw: bytes, _nic: Nic) -> list[str] | None:
+#: Past this many top-level fields (the form has four) the scan leaves the request to
+#: protobuf.
+_SCAN_FIELDS = 8
+#: ``repeated Packet packets = 3``: one top-level field per packet, which the protobuf
+#: runtime reads faster than a scan in Python steps over them.
+_PACKETS_FIELD = 3
+
+
+def _varint(raw: bytes, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = raw[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, pos
+        shift += 7
+        if shift > 63:
+            raise ValueError("varint too long")
+
+
+def _wire_dev(raw: bytes) -> str | None:
+    """PacketStreamRequest.dev (field 1) read from the wire format alone: every other
+    field is stepped over by its length, so the packets of a 64 MiB ``batch`` are never
+    decoded here (the servicer decodes them once). The last ``dev`` wins, as in any
+    protobuf parser. None unless the request is a few plain fields of the ``batch`` form:
+    then the caller decodes it whole, so that whatever protobuf accepts names the device
+    it will use."""
+    pos, end, dev, fields = 0, len(raw), b"", 0
     try:
-        dev = pb.PacketStreamRequest.FromString(raw).dev
-    except Exception:  # the servicer refuses the framing, naming the field
-        return []
+        while pos < end:
+            fields += 1
+            key, pos = _varint(raw, pos)
+            number, wire = key >> 3, key & 7
+            if fields > _SCAN_FIELDS or number in (0, _PACKETS_FIELD):
+                return None
+            if wire == 2:  # length-delimited: dev, packets, batch, or unknown
+                size, pos = _varint(raw, pos)
+                if number == 1:
+                    dev = raw[pos : pos + size]
+                pos += size
+            elif number == 1:  # dev with another wire type: protobuf's call
+                return None
+            elif wire == 0:
+                _, pos = _varint(raw, pos)
+            elif wire in (1, 5):
+                pos += 8 if wire == 1 else 4
+            else:  # groups
+                return None
+        return dev.decode() if pos == end else None  # else: a length past the end
+    except (IndexError, ValueError, UnicodeDecodeError):
+        return None
+
+
+def _packet_stream(raw: bytes, _nic: Nic) -> list[str] | None:
+    dev = _wire_dev(raw)
+    if dev is None:
+        try:
+            dev = pb.PacketStreamRequest.FromString(raw).dev
+        except Exception:  # the servicer refuses the framing, naming the field
+            return []
     return [dev] if dev else None
 
 

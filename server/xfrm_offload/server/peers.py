@@ -5,12 +5,21 @@ gRPC does not tell a handler which socket its call came on (the peer string of a
 connection is just ``unix:``, and its local credentials carry no uid), so the server
 accepts Unix connections itself (:class:`UnixGate`): it reads the peer's uid, gid and
 pid with SO_PEERCRED, connects to gRPC's own listener in a private directory from a
-socket bound to a fresh abstract name, remembers name -> credentials, and copies bytes
+socket bound to a fresh abstract name, remembers name -> credentials, and relays bytes
 both ways. gRPC then reports that name as the call's peer (``unix-abstract:NAME``), and
 :meth:`UnixGate.lookup` turns it back into the credentials. Abstract names are unique
 while bound and a name leaves the table before its socket closes, so no other
 connection can take one over. Anyone who reaches the private listener directly (only
 the server's uid or root can) has no entry, hence no identity.
+
+The relay runs beside the event loop, never on it: a thread accepts (blocking), and
+each connection gets one thread per direction that moves bytes with ``splice(2)``
+through a pipe of its own. The bytes never enter Python, and a connection holds at most
+one pipe (CHUNK) per direction. The loop is C (``_relay.c``) and holds no GIL from the
+connection's start to its end: the same loop over ``os.splice`` (the fallback where the
+extension is not built) takes the GIL back after every call and waits for it while the
+event loop serves gRPC, which cost more than the copying. An end of file travels on as
+a half-close; an error or a reset cuts both directions.
 
 On loopback TCP the peer string names the client's port; the kernel's socket table
 (NETLINK_SOCK_DIAG, as ``ss -e`` reads it) says which uid owns that socket.
@@ -21,19 +30,41 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import fcntl
+import importlib
 import ipaddress
+import itertools
 import logging
 import os
 import secrets
 import socket
 import struct
+import threading
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
+
+
+def _load_pump() -> ModuleType | None:
+    """The C pump (``_relay.c``, built by hatch_build.py); None: the os.splice loop runs."""
+    try:
+        return importlib.import_module("._relay", __package__)
+    except ImportError:  # a build without a compiler
+        return None
+
+
+native_pump = _load_pump()
 
 log = logging.getLogger("xfrm_offload.server")
 
-#: How much one read of the byte pump takes.
+#: The most one splice moves, and the capacity of each direction's pipe: all that one
+#: connection holds inside the relay per direction.
 CHUNK = 256 * 1024
+#: Accept errors that mean "out of descriptors or memory, for now": retry after this.
+_ACCEPT_BACKOFF = 0.1
+_TRANSIENT = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
+#: How long close() waits for the accept thread (it ends at once; this only bounds a bug).
+_ACCEPTOR_JOIN = 5.0
 
 
 @dataclass(frozen=True)
@@ -50,16 +81,57 @@ def peer_cred(sock: socket.socket) -> PeerCred:
     return PeerCred(pid, uid, gid)
 
 
-async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """Copy until end of file, then half-close the other side (gRPC's own ends travel)."""
+class _Relayed:
+    """One relayed connection: the client's socket and the one to gRPC's listener."""
+
+    def __init__(self, client: socket.socket) -> None:
+        self.client = client
+        self.upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+
+    def abort(self) -> None:
+        """Cut both directions: a blocked splice returns at once. The descriptors stay
+        open until both pumps are gone (closing one a thread still uses could hand its
+        number to another file)."""
+        for sock in (self.client, self.upstream):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        self.upstream.close()
+        self.client.close()
+
+
+def _pump(src: socket.socket, dst: socket.socket, relayed: _Relayed) -> None:
+    """Move bytes from ``src`` to ``dst`` until end of file, then half-close ``dst``
+    (gRPC's own ends travel); on any error cut the connection both ways."""
     try:
-        while data := await reader.read(CHUNK):
-            writer.write(data)
-            await writer.drain()
-        if writer.can_write_eof():
-            writer.write_eof()
-    except (ConnectionError, OSError):
-        writer.transport.abort()
+        pipe_r, pipe_w = os.pipe2(os.O_CLOEXEC)
+    except OSError:  # out of descriptors: this connection goes
+        relayed.abort()
+        return
+    try:
+        with contextlib.suppress(OSError):  # the default (64 KiB) also works
+            fcntl.fcntl(pipe_w, fcntl.F_SETPIPE_SZ, CHUNK)
+        if native_pump is not None:
+            _, error = native_pump.pump(src.fileno(), dst.fileno(), pipe_r, pipe_w, CHUNK)
+            if error:
+                raise OSError(error, os.strerror(error))
+        else:
+            _splice_loop(src.fileno(), dst.fileno(), pipe_r, pipe_w)
+        dst.shutdown(socket.SHUT_WR)
+    except OSError:
+        relayed.abort()
+    finally:
+        os.close(pipe_r)
+        os.close(pipe_w)
+
+
+def _splice_loop(src: int, dst: int, pipe_r: int, pipe_w: int) -> None:
+    """What ``_relay.pump`` does, in Python (the GIL comes back after every call)."""
+    # The pipe is empty before every read, so the read never waits on it.
+    while size := os.splice(src, pipe_w, CHUNK):
+        while size:
+            size -= os.splice(pipe_r, dst, size)
 
 
 class UnixGate:
@@ -70,64 +142,138 @@ class UnixGate:
         self.mode = mode
         self.upstream = upstream
         self._peers: dict[str, PeerCred] = {}
-        self._server: asyncio.AbstractServer | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._open: set[_Relayed] = set()
+        self._listener: socket.socket | None = None
+        self._acceptor: threading.Thread | None = None
+        self._closing = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._idle = asyncio.Event()
+        self._serial = itertools.count()
 
     def lookup(self, grpc_peer: str) -> PeerCred | None:
         """The credentials behind a call whose ``context.peer()`` is ``grpc_peer``."""
         name = grpc_peer.removeprefix("unix-abstract:")
         return self._peers.get(name) if name != grpc_peer else None
 
+    @property
+    def open_connections(self) -> int:
+        """Connections relayed now (accepted and not yet closed)."""
+        return len(self._open)
+
     async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         old_umask = os.umask(0o177)  # born 0600: no window where others may connect
         try:
-            self._server = await asyncio.start_unix_server(self._accepted, path=str(self.path))
+            listener.bind(str(self.path))
+        except OSError:
+            listener.close()
+            raise
         finally:
             os.umask(old_umask)
         os.chmod(self.path, self.mode)
+        listener.listen(socket.SOMAXCONN)
+        self._listener = listener
+        self._acceptor = threading.Thread(
+            target=self._accept, name=f"unix-gate {self.path.name}", daemon=True
+        )
+        self._acceptor.start()
 
-    async def _accepted(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
-        name = f"xfrm-offloadd-{os.getpid()}-{secrets.token_hex(12)}"
-        upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    def _accept(self) -> None:
+        assert self._listener is not None
+        while not self._closing.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except OSError as exc:  # EINVAL once close() shut the listener down
+                if exc.errno in _TRANSIENT:
+                    log.warning("unix accept failed", extra={"fields": {"error": str(exc)}})
+                    self._closing.wait(_ACCEPT_BACKOFF)
+                continue
+            try:
+                relayed = _Relayed(client)
+            except OSError as exc:  # no descriptor for the upstream side: this one goes
+                log.warning("unix connection dropped", extra={"fields": {"error": str(exc)}})
+                client.close()
+                continue
+            self._open.add(relayed)
+            try:
+                threading.Thread(
+                    target=self._relay, args=(relayed,), name="unix-relay", daemon=True
+                ).start()
+            except RuntimeError as exc:  # no thread to spare: this connection goes
+                log.warning("unix connection dropped", extra={"fields": {"error": str(exc)}})
+                self._forget(relayed)
+        self._listener.close()
+
+    def _relay(self, relayed: _Relayed) -> None:
+        """One connection, from SO_PEERCRED to the close of both sockets."""
+        name = f"xfrm-offloadd-{os.getpid()}-{next(self._serial)}-{secrets.token_hex(8)}"
         try:
-            cred = peer_cred(writer.get_extra_info("socket"))
-            upstream.bind("\0" + name)
-            upstream.setblocking(False)
-            await asyncio.get_running_loop().sock_connect(upstream, str(self.upstream))
-            up_reader, up_writer = await asyncio.open_unix_connection(sock=upstream)
-        except OSError as exc:
+            cred = peer_cred(relayed.client)
+            relayed.upstream.bind("\0" + name)
+            self._peers[name] = cred  # bound: the name is ours; known before gRPC sees it
+            relayed.upstream.connect(str(self.upstream))
+            back = threading.Thread(
+                target=_pump,
+                args=(relayed.upstream, relayed.client, relayed),
+                name="unix-relay",
+                daemon=True,
+            )
+            back.start()
+        except (OSError, RuntimeError) as exc:
+            self._peers.pop(name, None)
             log.warning("unix connection dropped", extra={"fields": {"error": str(exc)}})
-            upstream.close()
-            writer.transport.abort()
-            self._tasks.discard(task)
+            self._forget(relayed)
             return
-        self._peers[name] = cred
-        try:
-            await asyncio.gather(_pump(reader, up_writer), _pump(up_reader, writer))
-        finally:
-            del self._peers[name]  # before the name can be bound again
-            up_writer.transport.abort()
-            writer.close()
-            self._tasks.discard(task)
+        _pump(relayed.client, relayed.upstream, relayed)
+        back.join()
+        del self._peers[name]  # before the name can be bound again
+        self._forget(relayed)
+
+    def _forget(self, relayed: _Relayed) -> None:
+        relayed.close()
+        self._open.discard(relayed)
+        if not self._open and self._loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits
+                self._loop.call_soon_threadsafe(self._check_idle)
+
+    def _check_idle(self) -> None:
+        if not self._open:
+            self._idle.set()
 
     async def close(self) -> None:
         """Stop accepting now (the socket file goes); connections end when gRPC's do."""
-        if self._server is not None:
-            self._server.close()
+        self._closing.set()
+        if self._listener is not None:
+            with contextlib.suppress(OSError):
+                self._listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept
+        if self._acceptor is not None:
+            self._acceptor.join(_ACCEPTOR_JOIN)  # at once: the shutdown woke it
+            if self._acceptor.is_alive():
+                log.warning("unix gate: the accept thread did not stop")
         self.path.unlink(missing_ok=True)
 
     async def wait_closed(self, timeout: float) -> None:
         """After gRPC stopped: let the last bytes through, then cut what is left."""
-        if self._tasks:
-            _, pending = await asyncio.wait(set(self._tasks), timeout=timeout)
-            for task in pending:
-                task.cancel()
-        if self._server is not None:
-            with contextlib.suppress(Exception):
-                await self._server.wait_closed()
+        if not await self._wait_idle(timeout):
+            for relayed in list(self._open):
+                relayed.abort()
+            if not await self._wait_idle(timeout):
+                log.warning(
+                    "unix relay: connections still open after shutdown",
+                    extra={"fields": {"count": len(self._open)}},
+                )
+
+    async def _wait_idle(self, timeout: float) -> bool:
+        while self._open:
+            self._idle.clear()
+            if not self._open:
+                break
+            try:
+                await asyncio.wait_for(self._idle.wait(), timeout)
+            except TimeoutError:
+                return not self._open
+        return True
 
 
 # -- loopback TCP: the owner of the client's socket ------------------------------------

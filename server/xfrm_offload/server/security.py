@@ -22,7 +22,7 @@ from grpc import aio
 
 from xfrm_offload.v1.endpoint import Endpoint
 
-from . import logs
+from . import logs, peers
 from .audit import Audit
 from .auth import Authorizer, Identifier
 from .peers import UnixGate
@@ -184,6 +184,7 @@ class Security:
                 else ("server" if self.tls else "off"),
                 policy=self.authorizer.policy.source,
                 socket_mode=f"{self.config.socket_mode:04o}",
+                unix_relay="splice, C" if peers.native_pump is not None else "splice, Python",
                 audit=str(self.config.audit_log or "stderr"),
             ),
         )
