@@ -2,8 +2,9 @@
 
 Run: ``PYTHONPATH=proto:server:client python bench/packet_shape.py`` (``--quick`` for a
 smoke run; ``--baseline REF`` names the git ref whose server is "today's path",
-default ``main``; ``--stream-only`` skips the xfrmctl and HTTP/2 parts; ``--json`` for
-machine-readable output).
+default ``main``; ``--only stream|xfrmctl|http2`` runs one part (``--stream-only`` is
+``--only stream``), ``--rounds N`` sets the rounds; ``--json`` for machine-readable
+output).
 
 AES-128-GCM tunnel IPv4 packet offload TX, inner packets of 1400 B, batches of 64. Every
 server is a separate process on a Unix socket; every request is serialized before a round
@@ -23,7 +24,13 @@ rounds interleaved (median of ROUNDS):
   (its second listener, ``--plaintext``), where gRPC owns the connection: the Unix
   socket's SO_PEERCRED relay costs ``batch / batch tcp``.
 - ``xfrmctl``: ``xfrmctl packet tx`` of a capture of XFRMCTL_PACKETS x 1400 B, start-up
-  included, as a subprocess: this tree's (PacketBatch) and the baseline's (Packet).
+  included, as a subprocess: this tree's (PacketBatch) and the baseline's (Packet), and
+  this tree's again against an "answering echo" (this script with ``--echo-server ...
+  --answer``: every PacketBatch answered with its own packets, all PASS, no ESP), which
+  shows what xfrmctl itself costs and how fast it goes when the server costs next to
+  nothing. Each run starts with no output file (the last run's is removed untimed). The
+  echo these rows are measured against carries the same 64-packet batches in the
+  PacketBatch form, the form xfrmctl sends.
 - CPU: each stream row also reports the CPU its server process spent per packet (from
   /proc, all threads) and the CPU this client process spent per packet, summed over the
   rounds (/proc counts 10 ms ticks); each xfrmctl row the CPU of the xfrmctl process and
@@ -69,6 +76,7 @@ METHOD = "/xfrm_offload.v1.DatapathService/PacketStream"
 SIZE, BATCH = 1400, 64
 TX = pb.PACKET_DIRECTION_TX
 MAX_MESSAGE = 64 << 20
+ME = [sys.executable, str(Path(__file__).resolve())]
 #: The HTTP/2 settings this tree's client and server use beyond the message size.
 SET = list(CHANNEL_OPTIONS[2:])  # none today: see xfrm_offload/v1/transport.py
 #: HTTP/2 and channel settings tried on the bare echo (server and client alike).
@@ -83,6 +91,10 @@ HTTP2: dict[str, list[tuple[str, int]]] = {
         ("grpc.http2.max_frame_size", 1 << 20),
         ("grpc.http2.lookahead_bytes", 8 << 20),
     ],
+    "frame 1 MiB + window 2 MiB": [
+        ("grpc.http2.max_frame_size", 1 << 20),
+        ("grpc.http2.lookahead_bytes", 2 << 20),
+    ],
     "write buffer 1 MiB": [("grpc.http2.write_buffer_size", 1 << 20)],
     "window 4 MiB, no BDP, frame 1 MiB": [
         ("grpc.http2.lookahead_bytes", 4 << 20),
@@ -95,12 +107,22 @@ HTTP2: dict[str, list[tuple[str, int]]] = {
 # -- the bare echo server ------------------------------------------------------------------
 
 
-async def echo_server(sock: str, options: list[tuple[str, int]]) -> None:
-    """Serve PacketStream's path by sending each request's bytes back untouched."""
+async def echo_server(sock: str, options: list[tuple[str, int]], answer: bool = False) -> None:
+    """Serve PacketStream's path by sending each request's bytes back untouched, or
+    (``answer``) by answering each PacketBatch with its own packets, all PASS: a server
+    as cheap as one can be that xfrmctl accepts, so xfrmctl's own cost shows."""
 
     async def echo(requests: Any, context: Any) -> Any:
         async for raw in requests:
             yield raw
+
+    async def answer_batches(requests: Any, context: Any) -> Any:
+        async for raw in requests:
+            data = pb.PacketStreamRequest.FromString(raw).batch.data
+            reply = pb.PacketStreamResponse()
+            reply.batch.verdict.extend([pb.VERDICT_PASS] * len(data))
+            reply.batch.data.extend(data)
+            yield reply.SerializeToString()
 
     server = aio.server(
         options=[
@@ -109,7 +131,8 @@ async def echo_server(sock: str, options: list[tuple[str, int]]) -> None:
             *options,
         ]
     )
-    handler = grpc.stream_stream_rpc_method_handler(echo)  # no (de)serializers: raw bytes
+    # No (de)serializers: raw bytes.
+    handler = grpc.stream_stream_rpc_method_handler(answer_batches if answer else echo)
     server.add_generic_rpc_handlers(
         (
             grpc.method_handlers_generic_handler(
@@ -267,6 +290,9 @@ def xfrmctl_rate(
     """Packets/s of one ``xfrmctl packet tx``; its CPU and its server's, s per packet."""
     cmd = [sys.executable, "-m", "xfrm_offload.client.cli", "--server", f"unix:{sock}"]
     cmd += ["packet", "tx", "--dev", "eth0", "--in", str(capture), "--out", str(out)]
+    # The last run's output goes first, untimed: replacing it would make this run free
+    # the page cache of a 420 MB file, whichever tree wrote it.
+    out.unlink(missing_ok=True)
     k0, s0 = children_cpu(), cpu_seconds(server)
     t0 = time.perf_counter()
     done = subprocess.run(cmd, env=env, capture_output=True, text=True)
@@ -281,119 +307,175 @@ def xfrmctl_rate(
 
 
 async def run(
-    baseline: str, rounds: int, stream_packets: int, xfrmctl_packets: int, stream_only: bool
+    baseline: str, rounds: int, stream_packets: int, xfrmctl_packets: int, only: str = ""
 ) -> dict[str, Any]:
+    """The sections of the run (``only``: one of "stream", "xfrmctl", "http2")."""
     result: dict[str, Any] = {"baseline": baseline}
-    me = [sys.executable, str(Path(__file__).resolve())]
     with tempfile.TemporaryDirectory(prefix="xo-shape-") as d:
         tmp = Path(d)
-        old_tree = archive(baseline, tmp)
-        server = [sys.executable, "-m", "xfrm_offload.server", "--log-level", "warning"]
-        socks = {name: tmp / f"{name}.sock" for name in ("echo", "today", "now")}
-        tcp = f"127.0.0.1:{free_port()}"
-        now_cmd = [*server, "--listen", f"unix:{socks['now']}", "--listen", tcp, "--plaintext"]
-        with (
-            process([*me, "--echo-server", str(socks["echo"]), json.dumps(SET)]) as echo_p,
-            process([*server, "--listen", f"unix:{socks['today']}"], tree_env(old_tree)) as today_p,
-            process(now_cmd, tree_env(ROOT)) as now_p,
-        ):
-            pids = {"echo": echo_p.pid, "today": today_p.pid, "now": now_p.pid}
-            for sock in socks.values():
-                await wait_socket(sock)
-            result["engine"] = {
-                "today": await install_on(socks["today"]),
-                "now": await install_on(socks["now"]),
-            }
-            packets_form = requests("packets", stream_packets)
-            batch_form = requests("batch", stream_packets)
-            runs: dict[str, tuple[Path | str, list[bytes], str]] = {
-                "echo": (socks["echo"], packets_form, "echo"),
-                "today": (socks["today"], packets_form, "packets"),
-                "packets": (socks["now"], packets_form, "packets"),
-                "batch": (socks["now"], batch_form, "batch"),
-                "packets tcp": (tcp, packets_form, "packets"),
-                "batch tcp": (tcp, batch_form, "batch"),
-            }
-            server_of = {"echo": "echo", "today": "today"}
-            # Today's path with today's client settings; the others with this tree's.
-            channels = {
-                name: channel(sock, () if name == "today" else SET)
-                for name, (sock, _, _) in runs.items()
-            }
-            rates: dict[str, list[float]] = {name: [] for name in runs}
-            # CPU summed over all rounds: /proc counts in clock ticks (10 ms), too coarse
-            # for one round.
-            server_cpu = dict.fromkeys(runs, 0.0)
-            client_cpu = dict.fromkeys(runs, 0.0)
-            counted = dict.fromkeys(runs, 0)
-            for _ in range(rounds):
-                for name, (_, reqs, parse) in runs.items():
-                    pid = pids[server_of.get(name, "now")]
-                    s0, c0 = cpu_seconds(pid), own_cpu()
-                    rates[name].append(await timed(channels[name], reqs, parse))
-                    server_cpu[name] += cpu_seconds(pid) - s0
-                    client_cpu[name] += own_cpu() - c0
-                    counted[name] += len(reqs) * BATCH
-            for ch in channels.values():
-                await ch.close(None)
-            result["stream"] = {name: statistics.median(r) for name, r in rates.items()}
-            result["stream_cpu"] = {
-                name: {
-                    "server": server_cpu[name] / counted[name],
-                    "client": client_cpu[name] / counted[name],
+        packets_form = requests("packets", stream_packets)
+        if only in ("", "stream", "xfrmctl"):
+            old_tree = archive(baseline, tmp)
+            server = [sys.executable, "-m", "xfrm_offload.server", "--log-level", "warning"]
+            socks = {name: tmp / f"{name}.sock" for name in ("echo", "today", "now", "answer")}
+            answer = [*ME, "--echo-server", str(socks["answer"]), json.dumps(SET), "--answer"]
+            tcp = f"127.0.0.1:{free_port()}"
+            now_cmd = [*server, "--listen", f"unix:{socks['now']}", "--listen", tcp, "--plaintext"]
+            with (
+                process([*ME, "--echo-server", str(socks["echo"]), json.dumps(SET)]) as echo_p,
+                process(
+                    [*server, "--listen", f"unix:{socks['today']}"], tree_env(old_tree)
+                ) as today_p,
+                process(now_cmd, tree_env(ROOT)) as now_p,
+                process(answer) as answer_p,
+            ):
+                pids = {
+                    "echo": echo_p.pid,
+                    "today": today_p.pid,
+                    "now": now_p.pid,
+                    "answer": answer_p.pid,
                 }
-                for name in runs
-            }
-
-            if stream_only:
-                return result
-            capture, out = tmp / "in.pcap", tmp / "out.pcap"
-            write_capture(capture, xfrmctl_packets)
-            ctl: dict[str, list[float]] = {"today": [], "now": []}
-            ctl_cpu: dict[str, list[tuple[float, float]]] = {"today": [], "now": []}
-            echo_ch = channel(socks["echo"], SET)
-            echo_reqs = requests("packets", xfrmctl_packets)
-            echo_rates = []
-            for _ in range(max(1, rounds // 2)):
-                echo_rates.append(await timed(echo_ch, echo_reqs, "echo"))
-                for name, root in (("today", old_tree), ("now", ROOT)):
-                    rate, client, server_s = xfrmctl_rate(
-                        tree_env(root), socks[name], capture, out, xfrmctl_packets, pids[name]
-                    )
-                    ctl[name].append(rate)
-                    ctl_cpu[name].append((client, server_s))
-            await echo_ch.close(None)
-            result["xfrmctl"] = {name: statistics.median(r) for name, r in ctl.items()}
-            result["xfrmctl"]["echo"] = statistics.median(echo_rates)
-            result["xfrmctl"]["packets"] = xfrmctl_packets
-            result["xfrmctl_cpu"] = {
-                name: {
-                    "client": statistics.median(c for c, _ in v),
-                    "server": statistics.median(s for _, s in v),
+                for sock in socks.values():
+                    await wait_socket(sock)
+                result["engine"] = {
+                    "today": await install_on(socks["today"]),
+                    "now": await install_on(socks["now"]),
                 }
-                for name, v in ctl_cpu.items()
-            }
-
-        # Every variant's echo server at once, rounds interleaved: a shared machine's
-        # moments fall on all of them alike.
-        with contextlib.ExitStack() as servers:
-            h2_channels = {}
-            for i, (name, options) in enumerate(HTTP2.items()):
-                sock = tmp / f"h2-{i}.sock"
-                servers.enter_context(
-                    process([*me, "--echo-server", str(sock), json.dumps(options)])
-                )
-                await wait_socket(sock)
-                h2_channels[name] = channel(sock, options)
-            h2_rates: dict[str, list[float]] = {name: [] for name in HTTP2}
-            for _ in range(rounds):
-                for name, ch in h2_channels.items():
-                    h2_rates[name].append(await timed(ch, packets_form, "echo"))
-            for ch in h2_channels.values():
-                await ch.close(None)
-        http2 = {name: statistics.median(r) for name, r in h2_rates.items()}
-        result["http2"] = http2
+                if only in ("", "stream"):
+                    await stream_section(result, socks, tcp, pids, rounds, stream_packets)
+                if only in ("", "xfrmctl"):
+                    trees = {"today": old_tree, "now": ROOT, "answer": ROOT}
+                    await xfrmctl_section(result, tmp, socks, pids, trees, rounds, xfrmctl_packets)
+        if only in ("", "http2"):
+            result["http2"] = await http2_section(tmp, packets_form, rounds)
     return result
+
+
+async def stream_section(
+    result: dict[str, Any],
+    socks: dict[str, Path],
+    tcp: str,
+    pids: dict[str, int],
+    rounds: int,
+    stream_packets: int,
+) -> None:
+    packets_form = requests("packets", stream_packets)
+    batch_form = requests("batch", stream_packets)
+    runs: dict[str, tuple[Path | str, list[bytes], str]] = {
+        "echo": (socks["echo"], packets_form, "echo"),
+        "today": (socks["today"], packets_form, "packets"),
+        "packets": (socks["now"], packets_form, "packets"),
+        "batch": (socks["now"], batch_form, "batch"),
+        "packets tcp": (tcp, packets_form, "packets"),
+        "batch tcp": (tcp, batch_form, "batch"),
+    }
+    server_of = {"echo": "echo", "today": "today"}
+    # Today's path with today's client settings; the others with this tree's.
+    channels = {
+        name: channel(sock, () if name == "today" else SET) for name, (sock, _, _) in runs.items()
+    }
+    rates: dict[str, list[float]] = {name: [] for name in runs}
+    # CPU summed over all rounds: /proc counts in clock ticks (10 ms), too coarse for one
+    # round.
+    server_cpu = dict.fromkeys(runs, 0.0)
+    client_cpu = dict.fromkeys(runs, 0.0)
+    counted = dict.fromkeys(runs, 0)
+    for _ in range(rounds):
+        for name, (_, reqs, parse) in runs.items():
+            pid = pids[server_of.get(name, "now")]
+            s0, c0 = cpu_seconds(pid), own_cpu()
+            rates[name].append(await timed(channels[name], reqs, parse))
+            server_cpu[name] += cpu_seconds(pid) - s0
+            client_cpu[name] += own_cpu() - c0
+            counted[name] += len(reqs) * BATCH
+    for ch in channels.values():
+        await ch.close(None)
+    result["stream"] = {name: statistics.median(r) for name, r in rates.items()}
+    result["stream_cpu"] = {
+        name: {
+            "server": server_cpu[name] / counted[name],
+            "client": client_cpu[name] / counted[name],
+        }
+        for name in runs
+    }
+
+
+async def xfrmctl_section(
+    result: dict[str, Any],
+    tmp: Path,
+    socks: dict[str, Path],
+    pids: dict[str, int],
+    trees: dict[str, Path],
+    rounds: int,
+    xfrmctl_packets: int,
+) -> None:
+    capture, out = tmp / "in.pcap", tmp / "out.pcap"
+    write_capture(capture, xfrmctl_packets)
+    ctl: dict[str, list[float]] = {name: [] for name in trees}
+    ctl_cpu: dict[str, list[tuple[float, float]]] = {name: [] for name in trees}
+    echo_ch = channel(socks["echo"], SET)
+    echo_reqs = requests("batch", xfrmctl_packets)  # what xfrmctl sends
+    echo_rates = []
+    for _ in range(max(1, rounds // 2)):
+        echo_rates.append(await timed(echo_ch, echo_reqs, "echo"))
+        for name, root in trees.items():
+            rate, client, server_s = xfrmctl_rate(
+                tree_env(root), socks[name], capture, out, xfrmctl_packets, pids[name]
+            )
+            ctl[name].append(rate)
+            ctl_cpu[name].append((client, server_s))
+    await echo_ch.close(None)
+    result["xfrmctl"] = {name: statistics.median(r) for name, r in ctl.items()}
+    result["xfrmctl"]["echo"] = statistics.median(echo_rates)
+    result["xfrmctl"]["packets"] = xfrmctl_packets
+    # Each run's own ratio to the echo of its round: the figure a shared machine moves least.
+    result["xfrmctl_ratio"] = {
+        name: statistics.median(r / e for r, e in zip(v, echo_rates, strict=True))
+        for name, v in ctl.items()
+    }
+    result["xfrmctl_cpu"] = {
+        name: {
+            "client": statistics.median(c for c, _ in v),
+            "server": statistics.median(s for _, s in v),
+        }
+        for name, v in ctl_cpu.items()
+    }
+
+
+async def http2_section(tmp: Path, packets_form: list[bytes], rounds: int) -> dict[str, Any]:
+    """Every variant's echo server at once, rounds interleaved: a shared machine's moments
+    fall on all of them alike. Each variant's rate and its ratio to the default's in the
+    same round, per round (a setting wins only if it wins every round)."""
+    with contextlib.ExitStack() as servers:
+        h2_channels = {}
+        pids = {}
+        for i, (name, options) in enumerate(HTTP2.items()):
+            sock = tmp / f"h2-{i}.sock"
+            proc = servers.enter_context(
+                process([*ME, "--echo-server", str(sock), json.dumps(options)])
+            )
+            pids[name] = proc.pid
+            await wait_socket(sock)
+            h2_channels[name] = channel(sock, options)
+        h2_rates: dict[str, list[float]] = {name: [] for name in HTTP2}
+        cpu = dict.fromkeys(HTTP2, 0.0)  # server + client, summed over the rounds
+        for _ in range(rounds):
+            for name, ch in h2_channels.items():
+                s0, c0 = cpu_seconds(pids[name]), own_cpu()
+                h2_rates[name].append(await timed(ch, packets_form, "echo"))
+                cpu[name] += cpu_seconds(pids[name]) - s0 + own_cpu() - c0
+        for ch in h2_channels.values():
+            await ch.close(None)
+    default = h2_rates["default"]
+    counted = rounds * len(packets_form) * BATCH
+    return {
+        name: {
+            "rate": statistics.median(r),
+            "ratios": [x / d for x, d in zip(r, default, strict=True)],
+            "cpu": cpu[name] / counted,
+        }
+        for name, r in h2_rates.items()
+    }
 
 
 def row(
@@ -415,64 +497,86 @@ CPU_HEAD = f"{'server ns':>11}{'client ns':>11}{'CPU x today':>12}"
 
 
 def report(r: dict[str, Any]) -> None:
-    s = r["stream"]
-    print(f"PacketStream, TX, AES-128-GCM tunnel, {BATCH} x {SIZE} B (baseline: {r['baseline']})")
-    engine = r["engine"]
-    print(f"ESP engine: today's server {engine['today']}, this server {engine['now']}")
-    print(f"{'path':<34}{'pkt/s':>10}{'ns/pkt':>9}{'x today':>9}{'/ echo':>8}{CPU_HEAD}")
-    cpu = r["stream_cpu"]
-    names = {
-        "echo": "bare gRPC echo (bytes untouched)",
-        "today": "today's server, Packet form",
-        "packets": "this server, Packet form",
-        "batch": "this server, PacketBatch form",
-        "packets tcp": "  the same, Packet, over TCP",
-        "batch tcp": "  the same, PacketBatch, over TCP",
-    }
-    for key, label in names.items():
-        row(label, s[key], s["today"], s["echo"], cpu[key], cpu["today"])
-    print(
-        f"Unix socket / loopback TCP: Packet {s['packets'] / s['packets tcp']:.2f}, "
-        f"PacketBatch {s['batch'] / s['batch tcp']:.2f}"
-    )
-    if "xfrmctl" not in r:
-        return
-    x = r["xfrmctl"]
-    print(f"\nxfrmctl packet tx, {x['packets']} x {SIZE} B, start-up included")
-    print(f"{'':<34}{'pkt/s':>10}{'ns/pkt':>9}{'x today':>9}{'/ echo':>8}{CPU_HEAD}")
-    xc = r["xfrmctl_cpu"]
-    for key, label in (
-        ("echo", "bare gRPC echo, same batches"),
-        ("today", "today's xfrmctl + server"),
-        ("now", "this xfrmctl + server"),
-    ):
-        row(label, x[key], x["today"], x["echo"], xc.get(key), xc["today"])
-    print("(server ns, client ns: CPU per packet; the echo's client is this bench process)")
-    h = r["http2"]
-    print(f"\nbare echo under HTTP/2 settings ({BATCH} x {SIZE} B)")
-    for name, rate in h.items():
-        print(f"{name:<44}{rate:>10.0f}{1e9 / rate:>9.0f}{rate / h['default']:>9.2f}")
+    if "engine" in r:
+        engine = r["engine"]
+        print(f"ESP engine: today's server {engine['today']}, this server {engine['now']}")
+    if "stream" in r:
+        s = r["stream"]
+        print(
+            f"PacketStream, TX, AES-128-GCM tunnel, {BATCH} x {SIZE} B (baseline: {r['baseline']})"
+        )
+        print(f"{'path':<34}{'pkt/s':>10}{'ns/pkt':>9}{'x today':>9}{'/ echo':>8}{CPU_HEAD}")
+        cpu = r["stream_cpu"]
+        names = {
+            "echo": "bare gRPC echo (bytes untouched)",
+            "today": "today's server, Packet form",
+            "packets": "this server, Packet form",
+            "batch": "this server, PacketBatch form",
+            "packets tcp": "  the same, Packet, over TCP",
+            "batch tcp": "  the same, PacketBatch, over TCP",
+        }
+        for key, label in names.items():
+            row(label, s[key], s["today"], s["echo"], cpu[key], cpu["today"])
+        print(
+            f"Unix socket / loopback TCP: Packet {s['packets'] / s['packets tcp']:.2f}, "
+            f"PacketBatch {s['batch'] / s['batch tcp']:.2f}"
+        )
+    if "xfrmctl" in r:
+        x = r["xfrmctl"]
+        print(f"\nxfrmctl packet tx, {x['packets']} x {SIZE} B, start-up included")
+        print(f"{'':<34}{'pkt/s':>10}{'ns/pkt':>9}{'x today':>9}{'/ echo':>8}{CPU_HEAD}")
+        xc = r["xfrmctl_cpu"]
+        for key, label in (
+            ("echo", "bare gRPC echo, same PacketBatches"),
+            ("today", "today's xfrmctl + server"),
+            ("now", "this xfrmctl + server"),
+            ("answer", "this xfrmctl + answering echo"),
+        ):
+            row(label, x[key], x["today"], x["echo"], xc.get(key), xc["today"])
+        ratio = r["xfrmctl_ratio"]
+        print(
+            "per-round ratio to the echo (median): "
+            f"today {ratio['today']:.2f}, this tree {ratio['now']:.2f},"
+            f" this xfrmctl against the answering echo {ratio['answer']:.2f}"
+        )
+        print("(server ns, client ns: CPU per packet; the echo's client is this bench process)")
+    if "http2" in r:
+        h = r["http2"]
+        print(f"\nbare echo under HTTP/2 settings ({BATCH} x {SIZE} B)")
+        print(f"{'':<36}{'pkt/s':>10}{'ns/pkt':>9}{'CPU ns':>8}  x default, each round")
+        for name, v in h.items():
+            rate = v["rate"]
+            rounds = " ".join(f"{x:.2f}" for x in v["ratios"])
+            print(f"{name:<36}{rate:>10.0f}{1e9 / rate:>9.0f}{v['cpu'] * 1e9:>8.0f}  {rounds}")
+        print("(CPU ns: the echo server's and this client's CPU per packet, both)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--json", action="store_true")
-    parser.add_argument("--stream-only", action="store_true", help="PacketStream rows only")
     parser.add_argument("--baseline", default="main", help="git ref of today's path")
+    parser.add_argument(
+        "--only", choices=["stream", "xfrmctl", "http2"], default="", help="one section"
+    )
+    parser.add_argument("--stream-only", action="store_true", help="--only stream")
+    parser.add_argument("--rounds", type=int, default=0, help="rounds (default 9, quick 2)")
     parser.add_argument(
         "--echo-server", nargs=2, metavar=("SOCK", "OPTIONS"), help=argparse.SUPPRESS
     )
+    parser.add_argument("--answer", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.echo_server:
         sock, options = args.echo_server
-        asyncio.run(echo_server(sock, [tuple(o) for o in json.loads(options)]))
+        asyncio.run(echo_server(sock, [tuple(o) for o in json.loads(options)], args.answer))
         return 0
     tune_malloc()
+    if args.stream_only:
+        args.only = "stream"
     if args.quick:
-        result = asyncio.run(run(args.baseline, 2, 4096, 20_000, args.stream_only))
+        result = asyncio.run(run(args.baseline, args.rounds or 2, 4096, 20_000, args.only))
     else:
-        result = asyncio.run(run(args.baseline, 9, 16384, 300_000, args.stream_only))
+        result = asyncio.run(run(args.baseline, args.rounds or 9, 16384, 300_000, args.only))
     if args.json:
         print(json.dumps(result, indent=2))
     else:

@@ -267,3 +267,72 @@ async def test_progress_only_on_a_terminal(
     ), last
     assert lines[-2].strip() == ""  # the bar's line erased at the end
     assert out.getvalue() == "sent 10, out 10, dropped 0\n"
+
+
+async def test_raw_frames_the_batch_check_refuses_are_skipped_one_by_one(
+    two_devices: tuple[OffloadServer, Client], tmp_path: Path
+) -> None:
+    """A raw IPv4 capture is checked a batch at a time; a batch holding a frame cut by
+    snaplen, an empty one or an IPv6 one goes packet by packet: those are skipped and
+    counted, the others go through in order with their own times."""
+    _, client = two_devices
+    await install(client, Tunnel(), "eth0", "eth1")
+    plain, esp = tmp_path / "plain.pcap", tmp_path / "esp.pcap"
+    good = inner(10)
+    with plain.open("wb") as f:
+        writer = PcapWriter(f, LINKTYPE_IPV4)
+        for i, frame in enumerate(good):
+            writer.write(frame, timestamp_ns=STAMP + i * 1000)
+            if i == 3:
+                writer.write(good[0][:40], timestamp_ns=STAMP, orig_len=len(good[0]))
+            if i == 5:
+                writer.write(b"", timestamp_ns=STAMP)
+                writer.write(udp6("2001:db8::1", "2001:db8::2", b"v6"), timestamp_ns=STAMP)
+    argv = ["packet", "tx", "--dev", "eth0", "--in", str(plain), "--out", str(esp)]
+    assert await xfrmctl(client, *argv, "--batch", "4") == (
+        0,
+        "sent 10, out 10, dropped 0, skipped 3\n"
+        "  skipped: not an IP packet 2\n"
+        "  skipped: truncated by snaplen 1\n",
+        "",
+    )
+    back = tmp_path / "back.pcap"
+    rx = ["packet", "rx", "--dev", "eth1", "--in", str(esp), "--out", str(back)]
+    assert (await xfrmctl(client, *rx))[0] == 0
+    assert read_pcap(back) == (LINKTYPE_IPV4, good, [STAMP + i * 1000 for i in range(10)])
+
+
+async def test_an_output_the_link_type_cannot_hold_is_a_usage_error(
+    two_devices: tuple[OffloadServer, Client], tmp_path: Path
+) -> None:
+    """IPv4 in an IPv6 tunnel from a raw IPv4 capture: the ESP packets are IPv6, which a
+    raw IPv4 file cannot hold; the run says so and writes nothing."""
+    _, client = two_devices
+    await install(client, V4_IN_V6, "eth0", "eth1")
+    plain, esp = tmp_path / "plain.pcap", tmp_path / "esp.pcap"
+    write_pcap(plain, LINKTYPE_IPV4, inner(5))
+    argv = ["packet", "tx", "--dev", "eth0", "--in", str(plain), "--out", str(esp)]
+    assert await xfrmctl(client, *argv) == (
+        2,
+        "",
+        "xfrmctl: an IPv6 packet cannot be written as raw IPv4"
+        " (use a raw IP (101) or Ethernet capture)\n",
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plain.pcap"]
+
+
+async def test_a_nanosecond_capture_keeps_its_nanoseconds(
+    two_devices: tuple[OffloadServer, Client], tmp_path: Path
+) -> None:
+    _, client = two_devices
+    await install(client, Tunnel(), "eth0", "eth1")
+    plain, esp = tmp_path / "plain.pcap", tmp_path / "esp.pcap"
+    stamps = [STAMP + i * 1001 for i in range(100)]  # not whole microseconds
+    with plain.open("wb") as f:
+        PcapWriter(f, LINKTYPE_RAW, nanosecond=True).write_many(inner(100), stamps)
+    argv = ["packet", "tx", "--dev", "eth0", "--in", str(plain), "--out", str(esp)]
+    assert (await xfrmctl(client, *argv, "--batch", "7"))[0] == 0
+    with esp.open("rb") as f:
+        reader = PcapReader(f)
+        assert reader.nanosecond
+        assert [r.timestamp_ns for r in reader] == stamps

@@ -237,3 +237,76 @@ async def test_out_through_a_symlink_and_to_a_device(
     assert await xfrmctl(client, *tx, os.devnull) == (0, "sent 10, out 10, dropped 0\n", "")
     assert Path(os.devnull).is_char_device()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["link.pcap", "plain.pcap", "real.pcap"]
+
+
+XFRMCTL = str(Path(sys.executable).parent / "xfrmctl")
+
+
+async def _shell(line: str) -> tuple[bytes, bytes]:
+    """stdout and stderr of a bash pipeline (bounded: 60 s)."""
+    proc = await asyncio.create_subprocess_exec(
+        "bash", "-c", line, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    return await asyncio.wait_for(proc.communicate(), 60)
+
+
+async def test_a_capture_through_pipes_both_ways(
+    nic: tuple[OffloadServer, Client], tmp_path: Path
+) -> None:
+    """--in /dev/stdin from a pipe (read a block at a time, not mapped) and --out
+    /dev/stdout into one: the same capture as from and to files; the summary goes to
+    stderr, never into the capture on stdout."""
+    _, client = nic
+    plain, esp = capture(tmp_path, 3000), tmp_path / "esp.pcap"
+    ctl = f"{XFRMCTL} --server {client.address} packet tx --dev eth0"
+    line = f"cat {plain} | {ctl} --in /dev/stdin --out /dev/stdout | cat > {esp}"
+    line += '; echo "status ${PIPESTATUS[*]}" >&2'
+    out, err = await _shell(line)
+    assert (out, err) == (b"", b"sent 3000, out 3000, dropped 0\nstatus 0 0 0\n")
+    _, wire, stamps = read_pcap(esp)
+    assert len(wire) == 3000 and stamps == read_pcap(plain)[2]
+    assert {w[9] for w in wire} == {50}  # ESP
+    # stdout redirected to a file: the capture replaces the file, the summary goes to stderr
+    line = f"{ctl} --in {plain} --out /dev/stdout > {esp}"
+    assert await _shell(line) == (b"", b"sent 3000, out 3000, dropped 0\n")
+    _, again, _ = read_pcap(esp)
+    assert len(again) == 3000 and {w[9] for w in again} == {50}
+
+
+async def test_a_closed_pipe_on_out_ends_xfrmctl_as_it_ends_cat(
+    nic: tuple[OffloadServer, Client], tmp_path: Path
+) -> None:
+    """--out /dev/stdout into head: killed by SIGPIPE (the shell shows 141), no message,
+    no traceback."""
+    _, client = nic
+    plain = capture(tmp_path, 3000)  # about 400 kB out: more than a pipe holds
+    ctl = f"{XFRMCTL} --server {client.address} packet tx --dev eth0"
+    line = f"{ctl} --in {plain} --out /dev/stdout | head -c 100 | wc -c"
+    out, err = await _shell(line + '; echo "status ${PIPESTATUS[0]}" >&2')
+    assert (out, err) == (b"100\n", b"status 141\n")
+
+
+async def test_a_summary_into_head_and_a_malformed_capture(
+    nic: tuple[OffloadServer, Client], tmp_path: Path
+) -> None:
+    """The summary piped into head -1 (drops make it several lines): exit 0 and the first
+    line. A capture cut inside a record: exit 2 naming the record, no output file."""
+    _, client = nic
+    plain = capture(tmp_path, 100)
+    ctl = f"{XFRMCTL} --server {client.address} packet"
+    esp = tmp_path / "esp.pcap"
+    out, err = await _shell(f"{ctl} tx --dev eth0 --in {plain} --out {esp}")
+    assert (out, err) == (b"sent 100, out 100, dropped 0\n", b"")
+    # RX on the device whose SA sent them: no inbound state for that SPI, all dropped.
+    line = f"{ctl} rx --dev eth0 --in {esp} --out {tmp_path / 'back.pcap'} | head -1"
+    out, err = await _shell(line + '; echo "status ${PIPESTATUS[0]}" >&2')
+    assert out == b"sent 100, out 0, dropped 100\n"
+    assert err == b"status 0\n"
+    cut = tmp_path / "cut.pcap"
+    cut.write_bytes(plain.read_bytes()[:-5])
+    out, err = await _shell(f"{ctl} tx --dev eth0 --in {cut} --out {tmp_path / 'x.pcap'}")
+    assert out == b""
+    assert re.fullmatch(rb"xfrmctl: record 99: truncated data \(\d+ of \d+ bytes\)\n", err), err
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "back.pcap", "cut.pcap", "esp.pcap", "plain.pcap",
+    ]  # fmt: skip

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
+import re
 import struct
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,7 +26,9 @@ from xfrm_offload.client.pcap import (
     PcapReader,
     PcapWriter,
     join_link,
+    join_links,
     split_link,
+    split_links,
 )
 
 V4 = bytes(IP(src="192.0.2.1", dst="192.0.2.2") / UDP(sport=1, dport=2) / b"four")
@@ -83,10 +88,46 @@ def test_split_link_headers() -> None:
     assert join_link(LINKTYPE_ETHERNET, b"", V4) == DEFAULT_ETHERNET_HEADER + V4
 
 
+ARP = ETH_V4[:12] + b"\x08\x06" + b"arp"
+ETH_V6 = ETH_V4[:12] + b"\x86\xdd" + V6
+
+
+@pytest.mark.parametrize(
+    "linktype,frames,batched",
+    [
+        (LINKTYPE_ETHERNET, [ETH_V4, ETH_V6, ETH_V4], True),
+        (LINKTYPE_ETHERNET, [ETH_V4, VLAN_V6], False),  # a tag: frame by frame
+        (LINKTYPE_ETHERNET, [ETH_V4, ARP], False),
+        (LINKTYPE_ETHERNET, [ETH_V4, ETH_V4[:13]], False),
+        (LINKTYPE_RAW, [V4, V6], True),
+        (LINKTYPE_IPV4, [V4, V4], True),
+        (LINKTYPE_IPV4, [V4, V6], False),
+        (LINKTYPE_IPV6, [V6, b""], False),
+        (LINKTYPE_RAW, [], True),
+    ],
+)
+def test_batch_split_and_join_are_the_per_frame_ones(
+    linktype: int, frames: list[bytes], batched: bool
+) -> None:
+    """split_links answers for a batch only when every frame would split (else None: the
+    caller goes frame by frame); join_links gives what join_link gives for each."""
+    split = split_links(linktype, frames)
+    assert (split is not None) == batched
+    if split is None:
+        return
+    assert list(zip(*split, strict=True)) == [split_link(linktype, f) for f in frames]
+    headers, packets = split
+    assert join_links(linktype, headers, packets) == frames
+    if linktype == LINKTYPE_ETHERNET:  # a tunnel turned every packet into IPv6
+        assert join_links(linktype, headers, [V6] * len(frames)) == [
+            join_link(linktype, h, V6) for h in headers
+        ]
+
+
 @pytest.mark.parametrize(
     "linktype,frame,message",
     [
-        (LINKTYPE_ETHERNET, ETH_V4[:12] + b"\x08\x06" + b"arp", "ethertype 0x0806, not IP"),
+        (LINKTYPE_ETHERNET, ARP, "ethertype 0x0806, not IP"),
         (LINKTYPE_ETHERNET, b"\x00" * 10, "too short"),
         (LINKTYPE_IPV4, V6, "raw IPv4 record holds IP version 6"),
         (LINKTYPE_IPV6, V4, "raw IPv6 record holds IP version 4"),
@@ -153,12 +194,37 @@ def test_scapy_reads_what_we_write_and_we_read_what_scapy_writes(tmp_path: Path)
         assert [r.data for r in reader] == [ETH_V4]
 
 
-@pytest.mark.parametrize("block", [1, 17, 100, 1 << 20])
+@pytest.fixture
+def files() -> Iterator[contextlib.ExitStack]:
+    """Files a test opens, closed when it ends."""
+    with contextlib.ExitStack() as stack:
+        yield stack
+
+
+def _reader_over(data: bytes, source: str, files: contextlib.ExitStack, folder: Path) -> PcapReader:
+    """A reader of ``data`` from a stream (read a block at a time) or a regular file
+    (mapped)."""
+    if source == "stream":
+        return PcapReader(io.BytesIO(data))
+    path = folder / f"{len(data)}.pcap"
+    path.write_bytes(data)
+    return PcapReader(files.enter_context(path.open("rb")))
+
+
+@pytest.mark.parametrize(
+    "source,block",
+    [("stream", 1), ("stream", 17), ("stream", 100), ("stream", 1 << 20), ("file", 1)],
+)
 def test_records_across_read_blocks_and_write_many(
-    monkeypatch: pytest.MonkeyPatch, block: int
+    monkeypatch: pytest.MonkeyPatch,
+    files: contextlib.ExitStack,
+    tmp_path: Path,
+    source: str,
+    block: int,
 ) -> None:
-    """The reader takes the file a block at a time: records that straddle blocks, and one
-    larger than a block, read back exactly; write_many writes what write would."""
+    """The reader takes a stream a block at a time and maps a file: records that straddle
+    blocks, and one larger than a block, read back exactly, one by one or in chunks;
+    write_many writes what write would."""
     import random
 
     from xfrm_offload.client import pcap
@@ -173,14 +239,53 @@ def test_records_across_read_blocks_and_write_many(
         writer.write(frame, timestamp_ns=stamp)
     PcapWriter(many, LINKTYPE_RAW, snaplen=4 << 20).write_many(frames, stamps)
     assert one.getvalue() == many.getvalue()
-    records = list(PcapReader(io.BytesIO(one.getvalue())))
+    data = one.getvalue()
+    reader = _reader_over(data, source, files, tmp_path)
+    records = list(reader)
     assert [r.data for r in records] == frames
     assert [r.timestamp_ns for r in records] == [s // 1000 * 1000 for s in stamps]  # usec file
+    assert reader.offset == len(data)
+    chunks = list(_reader_over(data, source, files, tmp_path).chunks(64))
+    assert [len(c.frames) for c in chunks] == [64, 64, 64, 9]
+    assert [f for c in chunks for f in c.frames] == frames
+    # A chunk written back is the same records.
+    again = io.BytesIO()
+    copier = PcapWriter(again, LINKTYPE_RAW, snaplen=4 << 20)
+    for chunk in chunks:
+        copier.write_chunk(chunk)
+    assert again.getvalue() == data
     # Cut anywhere inside a record: an error naming that record, after the ones before it.
-    data = one.getvalue()
-    for cut in (24 + 7, 24 + 16 + len(frames[0]) + 3, len(data) - 1):
+    cuts = {
+        24 + 7: "record 0: truncated header (7 bytes)",
+        24 + 16 + len(frames[0]) + 3: "record 1: truncated header (3 bytes)",
+        len(data) - 1: f"record 200: truncated data ({(3 << 20) - 1} of {3 << 20} bytes)",
+    }
+    for cut, message in cuts.items():
         read: list[object] = []
-        with pytest.raises(PcapError, match="truncated"):
-            for record in PcapReader(io.BytesIO(data[:cut])):
+        with pytest.raises(PcapError, match=re.escape(message)):
+            for record in _reader_over(data[:cut], source, files, tmp_path):
                 read.append(record)
-        assert len(read) < len(frames)
+        assert len(read) == int(message.split()[1].rstrip(":"))
+
+
+@pytest.mark.parametrize("source", ["stream", "file"])
+def test_an_implausible_length_is_an_error_after_the_records_before_it(
+    files: contextlib.ExitStack, tmp_path: Path, source: str
+) -> None:
+    data = handmade("<", False, LINKTYPE_RAW, [V4, V6])
+    bad = data + struct.pack("<IIII", 0, 0, 0xFFFFFFFF, 0xFFFFFFFF) + bytes(10)
+    chunks = _reader_over(bad, source, files, tmp_path).chunks(64)
+    assert next(chunks).frames == [V4, V6]
+    with pytest.raises(PcapError, match="record 2: length 4294967295 is not plausible"):
+        next(chunks)
+
+
+def test_a_chunk_knows_when_snaplen_cut_a_frame() -> None:
+    out = io.BytesIO()
+    writer = PcapWriter(out, LINKTYPE_RAW)
+    writer.write(V4, timestamp_ns=STAMP)
+    writer.write(V6[:20], timestamp_ns=STAMP, orig_len=len(V6))
+    whole, cut = PcapReader(io.BytesIO(out.getvalue())).chunks(1)
+    assert (whole.truncated(), cut.truncated()) == (False, True)
+    (both,) = PcapReader(io.BytesIO(out.getvalue())).chunks(2)
+    assert both.truncated()

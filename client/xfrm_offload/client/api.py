@@ -40,6 +40,10 @@ async def _mapped(items: AsyncIterable[T] | Iterable[T], fn: Callable[[T], U]) -
             yield fn(item)
 
 
+def _same(item: T) -> T:
+    return item
+
+
 async def _call(awaitable: Awaitable[T]) -> T:
     try:
         return await awaitable
@@ -310,7 +314,17 @@ class Client:
         def request(batch: pb.PacketBatch) -> pb.PacketStreamRequest:
             return pb.PacketStreamRequest(dev=dev, direction=direction, batch=batch)
 
-        async for reply in self._packet_stream(_mapped(batches, request)):
+        async for result in self.packet_batch_requests(_mapped(batches, request)):
+            yield result
+
+    async def packet_batch_requests(
+        self,
+        requests: AsyncIterable[pb.PacketStreamRequest] | Iterable[pb.PacketStreamRequest],
+    ) -> AsyncIterator[pb.PacketBatchResult]:
+        """``packet_batches`` of requests the caller built whole, each with dev, direction
+        and its batch: a PacketBatch given to a request's constructor is copied into it
+        (about 0.2 us per 1400 B packet), a request built with its batch is not."""
+        async for reply in self._packet_stream(_mapped(requests, _same)):
             yield reply.batch
 
     async def _packet_stream(

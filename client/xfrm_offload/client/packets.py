@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import operator
 import os
 import sys
 import tempfile
@@ -37,7 +38,16 @@ from xfrm_offload.v1 import offload_pb2 as pb
 
 from .api import Client
 from .errors import XfrmOffloadError
-from .pcap import PcapError, PcapReader, PcapWriter, join_link, split_link
+from .pcap import (
+    PcapChunk,
+    PcapError,
+    PcapReader,
+    PcapWriter,
+    RecordHead,
+    join_links,
+    split_link,
+    split_links,
+)
 from .status import ExitStatus
 from .tls import TlsError, TlsOptions
 
@@ -53,6 +63,8 @@ Usage: xfrmctl [ OPTIONS ] packet { tx | rx } --dev DEV --in IN.pcap --out OUT.p
 """
 
 _CRYPTO_PREFIX = "CRYPTO_STATUS_"
+#: The details grpc.aio gives a call whose request write failed in the client's own core.
+_CORE_WRITE_FAILED = "Internal error from Core"
 
 
 class _UsageError(Exception):
@@ -168,7 +180,7 @@ class _Progress:
         self.err = err
         self.on = bool(isatty and isatty())
         self._bar: Any = None
-        self._infile: BinaryIO | None = None
+        self._offset = 0
 
     def watch(self, infile: BinaryIO, label: str) -> None:
         """Start the bar for this capture (call once the file is open)."""
@@ -176,7 +188,6 @@ class _Progress:
             return
         from tqdm import tqdm  # only on a terminal: no import cost for scripts
 
-        self._infile = infile
         self._bar = tqdm(
             total=os.fstat(infile.fileno()).st_size,
             desc=label,
@@ -189,13 +200,19 @@ class _Progress:
             dynamic_ncols=True,
         )
 
-    def update(self, counts: PacketCounts, *, force: bool = False) -> None:
-        if self._bar is None or self._infile is None:
+    def update(
+        self, counts: PacketCounts, offset: int | None = None, *, force: bool = False
+    ) -> None:
+        """The counts, and how far the capture is read (``offset``: bytes; None: as
+        before)."""
+        if self._bar is None:
             return
+        if offset is not None:
+            self._offset = offset
         self._bar.set_postfix_str(
             f"sent {counts.sent}, out {counts.out}, dropped {counts.dropped}", refresh=False
         )
-        self._bar.update(self._infile.tell() - self._bar.n)
+        self._bar.update(self._offset - self._bar.n)
         if force:
             self._bar.refresh()
 
@@ -207,10 +224,40 @@ class _Progress:
 
 @dataclass
 class _Batch:
-    """What the writer needs of one batch in flight: each packet's link header and time."""
+    """What the writer needs of one batch in flight: each packet's link header and its
+    record header in the capture (for its time)."""
 
     headers: list[bytes]
-    timestamps: list[int]
+    heads: list[RecordHead]
+
+
+_SECONDS, _FRACTION = operator.itemgetter(0), operator.itemgetter(1)
+
+
+def _usable(linktype: int, chunk: PcapChunk, counts: PacketCounts) -> tuple[_Batch, list[bytes]]:
+    """The packets of a chunk worth sending, their link headers and record headers; frames
+    truncated by snaplen or holding no IP packet are skipped and counted."""
+    if not chunk.truncated():
+        split = split_links(linktype, chunk.frames)
+        if split is not None:  # the common case, checked per batch
+            headers, packets = split
+            return _Batch(headers, chunk.heads), packets
+    batch, packets = _Batch([], []), []
+    for frame, head in zip(chunk.frames, chunk.heads, strict=True):
+        if head[2] < head[3]:
+            counts.skipped += 1
+            counts.skip_reasons["truncated by snaplen"] += 1
+            continue
+        try:
+            header, packet = split_link(linktype, frame)
+        except PcapError:
+            counts.skipped += 1
+            counts.skip_reasons["not an IP packet"] += 1
+            continue
+        packets.append(packet)
+        batch.headers.append(header)
+        batch.heads.append(head)
+    return batch, packets
 
 
 async def push_capture(
@@ -226,10 +273,19 @@ async def push_capture(
     progress: _Progress | None = None,
 ) -> PacketCounts:
     """Stream a pcap through a device and write what comes out; raises PcapError and
-    XfrmOffloadError."""
+    XfrmOffloadError.
+
+    Packets go in PacketBatch messages, batch by batch as the capture's chunks come, and
+    the per-packet work stays in C loops (record slicing, map, slice assignment) where it
+    can: past that, most of the client's cost per packet is grpc.aio's own per message.
+    A batch holds at most ``batch`` packets: the usable ones of ``batch`` records.
+    """
     reader = PcapReader(infile)
     linktype = reader.linktype
-    writer = PcapWriter(outfile, linktype, snaplen=max(reader.snaplen, 65535))
+    # The input's time unit: each packet's time is copied, not converted.
+    writer = PcapWriter(
+        outfile, linktype, snaplen=max(reader.snaplen, 65535), nanosecond=reader.nanosecond
+    )
     counts = PacketCounts()
     in_flight: collections.deque[_Batch] = collections.deque()
     room = asyncio.Semaphore(MAX_IN_FLIGHT)
@@ -240,85 +296,100 @@ async def push_capture(
 
     failure: list[PcapError] = []  # raised in the request iterator, re-raised below
 
-    async def batches() -> AsyncIterator[pb.PacketBatch]:
+    async def batches() -> AsyncIterator[pb.PacketStreamRequest]:
         try:
             async for item in _batches():
                 yield item
         except PcapError as exc:  # grpc would turn it into CANCELLED: keep it for the caller
             failure.append(exc)
 
-    def packed(data: list[bytes], seq: int) -> pb.PacketBatch:
-        if not handle:
-            return pb.PacketBatch(data=data)
-        n = len(data)
-        return pb.PacketBatch(data=data, offload_handle=[handle] * n, seq=range(seq, seq + n))
+    def packed(data: list[bytes], seq: int) -> pb.PacketStreamRequest:
+        # The batch built inside the request (a PacketBatch message would be copied in).
+        batch: dict[str, Any] = {"data": data}
+        if handle:
+            n = len(data)
+            batch.update(offload_handle=[handle] * n, seq=range(seq, seq + n))
+        return pb.PacketStreamRequest(dev=dev, direction=direction, batch=batch)
 
-    async def _batches() -> AsyncIterator[pb.PacketBatch]:
+    async def _batches() -> AsyncIterator[pb.PacketStreamRequest]:
         seq = seq_start
-        data: list[bytes] = []
-        meta = _Batch([], [])
-        for record in reader:
-            if record.truncated:
-                counts.skipped += 1
-                counts.skip_reasons["truncated by snaplen"] += 1
+        for chunk in reader.chunks(batch):
+            meta, data = _usable(linktype, chunk, counts)
+            if not data:
                 continue
-            try:
-                header, packet = split_link(linktype, record.data)
-            except PcapError:
-                counts.skipped += 1
-                counts.skip_reasons["not an IP packet"] += 1
-                continue
-            data.append(packet)
-            meta.headers.append(header)
-            meta.timestamps.append(record.timestamp_ns)
-            counts.sent += 1
-            if len(data) >= batch:
-                await room.acquire()
-                in_flight.append(meta)
-                yield packed(data, seq)
-                seq += len(data)
-                data, meta = [], _Batch([], [])
-        if data:
+            counts.sent += len(data)
             await room.acquire()
             in_flight.append(meta)
             yield packed(data, seq)
+            seq += len(data)
         read_all.set()
 
     read_all = asyncio.Event()
-    async for reply in client.packet_batches(dev, direction, batches()):
+
+    def take(reply: pb.PacketBatchResult) -> None:
+        """Count one answer and write what passed."""
         meta = in_flight.popleft()
         room.release()
-        verdicts = reply.verdict
-        if len(verdicts) != len(meta.headers):
+        verdicts = list(reply.verdict)
+        if len(verdicts) != len(meta.heads):
             raise XfrmOffloadError(
                 grpc.StatusCode.INTERNAL,
-                f"the server answered {len(verdicts)} results for {len(meta.headers)} packets",
+                f"the server answered {len(verdicts)} results for {len(meta.heads)} packets",
             )
-        outputs = reply.data
-        passed = [i for i, verdict in enumerate(verdicts) if verdict == pb.VERDICT_PASS]
-        headers, stamps = meta.headers, meta.timestamps
-        writer.write_many(
-            [join_link(linktype, headers[i], outputs[i]) for i in passed],
-            [stamps[i] for i in passed],
-        )
-        counts.out += len(passed)
-        if len(passed) < len(verdicts):
-            dropped = sum(1 for verdict in verdicts if verdict == pb.VERDICT_DROP)
+        outputs = list(reply.data)
+        heads = meta.heads
+        passed = verdicts.count(pb.VERDICT_PASS)
+        if passed == len(verdicts):
+            headers = meta.headers
+        else:
+            keep = [i for i, verdict in enumerate(verdicts) if verdict == pb.VERDICT_PASS]
+            outputs = [outputs[i] for i in keep]
+            headers = [meta.headers[i] for i in keep]
+            heads = [heads[i] for i in keep]
+            dropped = verdicts.count(pb.VERDICT_DROP)
             counts.dropped += dropped
-            counts.consumed += len(verdicts) - len(passed) - dropped
+            counts.consumed += len(verdicts) - passed - dropped
             for reason in reply.drop_reason:
                 counts.drops[reason or "unknown"] += 1
             if dropped > len(reply.drop_reason):  # a server that named fewer than it dropped
                 counts.drops["unknown"] += dropped - len(reply.drop_reason)
-        for status in reply.crypto_status:
-            if status:
-                counts.crypto[crypto_names.get(status, "unknown")] += 1
+        writer.write_frames(
+            join_links(linktype, headers, outputs),
+            list(map(_SECONDS, heads)),
+            list(map(_FRACTION, heads)),
+        )
+        counts.out += passed
+        if reply.crypto_status:
+            for status, n in collections.Counter(reply.crypto_status).items():
+                if status:
+                    counts.crypto[crypto_names.get(status, "unknown")] += n
         if progress is not None:
-            progress.update(counts)
+            progress.update(counts, reader.offset)
+
+    try:
+        async for reply in client.packet_batch_requests(batches()):
+            take(reply)
+    except XfrmOffloadError as exc:
+        # grpc.aio's own race (grpc/grpc#36066): a request written just as the server
+        # ends the stream fails in the client's core, and the call then reports that
+        # failure, INTERNAL "Internal error from Core", in place of the server's status.
+        # The server did end the stream early: say so, as when its OK end comes first.
+        if (exc.code, exc.message) != (grpc.StatusCode.INTERNAL, _CORE_WRITE_FAILED):
+            raise
     if failure:
         raise failure[0]
     counts.complete = read_all.is_set() and not in_flight
     return counts
+
+
+def _is_open_as(path: Path, stream: TextIO) -> bool:
+    """True when ``path`` names the file ``stream`` writes to (--out /dev/stdout, or the
+    file stdout is redirected to)."""
+    try:
+        x, y = os.stat(path), os.fstat(stream.fileno())
+    except (OSError, ValueError):  # io.UnsupportedOperation: a StringIO has no descriptor
+        return False
+    return (x.st_dev, x.st_ino) == (y.st_dev, y.st_ino)
 
 
 class _IncompleteRun(Exception):
@@ -418,6 +489,7 @@ async def packet_main(
         err.write(f"xfrmctl: --in {args.infile}: {exc.strerror}\n")
         return ExitStatus.USAGE
     output: _Output | None = None
+    summary_to_err = _is_open_as(outpath, out)
     try:
         with infile:
             output = _Output(outpath)
@@ -448,6 +520,9 @@ async def packet_main(
         progress.done()
         err.write(f"xfrmctl: {exc}\n")
         return ExitStatus.USAGE
+    except BrokenPipeError:  # --out is a pipe its reader closed: end as cat would (SIGPIPE)
+        progress.done()
+        raise
     except OSError as exc:
         progress.done()
         err.write(f"xfrmctl: --out {args.outfile}: {exc.strerror or exc}\n")
@@ -464,5 +539,6 @@ async def packet_main(
             output.discard()
         await client.close()
     progress.done()
-    out.write(counts.summary())
+    # --out /dev/stdout: the capture went to stdout, the summary must not follow it there.
+    (err if summary_to_err else out).write(counts.summary())
     return ExitStatus.OK

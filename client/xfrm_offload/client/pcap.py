@@ -19,6 +19,11 @@ No dependency: the format is a 24-byte file header and a 16-byte header per reco
 
 from __future__ import annotations
 
+import contextlib
+import mmap
+import operator
+import os
+import stat
 import struct
 from collections.abc import Iterator, Sequence
 from typing import BinaryIO, NamedTuple
@@ -83,12 +88,36 @@ def _check_linktype(linktype: int) -> None:
         raise PcapError(f"unsupported link type {linktype}: supported are {supported}")
 
 
-#: How much of the file the reader takes in one read.
+#: How much of the file the reader takes in one read (a stream that is no regular file).
 READ_BLOCK = 1 << 20
+
+#: A record's header as the file has it: seconds, fraction (microseconds, or nanoseconds
+#: in a nanosecond file), captured length, original length.
+RecordHead = tuple[int, int, int, int]
+_INCL, _ORIG = operator.itemgetter(2), operator.itemgetter(3)
+
+
+class PcapChunk(NamedTuple):
+    """Consecutive records of a file: the frames, and each one's header as the file has
+    it (``PcapWriter.write_chunk`` writes a chunk back with new frames)."""
+
+    frames: list[bytes]
+    heads: list[RecordHead]
+
+    def truncated(self) -> bool:
+        """True when the capture kept less than some packet (snaplen)."""
+        heads = self.heads
+        return any(map(operator.lt, map(_INCL, heads), map(_ORIG, heads)))
 
 
 class PcapReader:
-    """Iterates the records of a pcap stream, reading it a block at a time."""
+    """Reads the records of a pcap stream one at a time (iteration) or in chunks.
+
+    A regular file is mapped into memory (mmap) and each frame copied out of the page
+    cache once; any other stream (a pipe, stdin, a BytesIO) is read a block at a time.
+    (A mapped file that another process truncates while it is read ends the reader by
+    SIGBUS, as for any tool that maps its input.)
+    """
 
     def __init__(self, stream: BinaryIO) -> None:
         self._stream = stream
@@ -116,44 +145,106 @@ class PcapReader:
         _check_linktype(self.linktype)
         self._record = struct.Struct(order + "IIII")
         self._frac_ns = 1 if self.nanosecond else 1000
+        #: Where in the stream the records handed out so far end (the file header's 24
+        #: bytes to begin with): how far a reader that maps the file has read it.
+        self.offset = 24
 
     def __iter__(self) -> Iterator[PcapRecord]:
-        read, unpack_from, frac_ns = self._stream.read, self._record.unpack_from, self._frac_ns
-        index = 0
-        buf = b""
-        pos = 0
-        eof = False
-        while True:
-            if len(buf) - pos < _RECORD_HEADER_LEN and not eof:
-                more = read(READ_BLOCK)
-                eof = not more
-                buf, pos = buf[pos:] + more, 0
-                continue
-            if pos == len(buf):
-                return
-            if len(buf) - pos < _RECORD_HEADER_LEN:
-                raise PcapError(f"record {index}: truncated header ({len(buf) - pos} bytes)")
-            sec, frac, incl_len, orig_len = unpack_from(buf, pos)
-            if incl_len > MAX_RECORD:
-                raise PcapError(f"record {index}: length {incl_len} is not plausible")
-            start = pos + _RECORD_HEADER_LEN
-            while len(buf) - start < incl_len and not eof:
-                more = read(max(READ_BLOCK, incl_len))
-                eof = not more
-                buf, start, pos = buf[pos:] + more, _RECORD_HEADER_LEN, 0
-            if len(buf) - start < incl_len:
-                raise PcapError(
-                    f"record {index}: truncated data ({len(buf) - start} of {incl_len} bytes)"
+        frac_ns = self._frac_ns
+        for frames, heads in self.chunks(1024):
+            for data, (sec, frac, incl_len, orig_len) in zip(frames, heads, strict=True):
+                yield PcapRecord(
+                    sec * 1_000_000_000 + frac * frac_ns, data, max(orig_len, incl_len)
                 )
-            pos = start + incl_len
-            yield PcapRecord(
-                sec * 1_000_000_000 + frac * frac_ns, buf[start:pos], max(orig_len, incl_len)
-            )
-            index += 1
+
+    def _mapped(self) -> tuple[mmap.mmap, int] | None:
+        """The whole file mapped and where the next record starts, for a regular file."""
+        try:
+            fd = self._stream.fileno()
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return None
+            pos = self._stream.tell()
+            mapped = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
+        except (OSError, ValueError):  # io.UnsupportedOperation: no file descriptor
+            return None
+        with contextlib.suppress(OSError):  # advice only
+            mapped.madvise(mmap.MADV_SEQUENTIAL)
+        return mapped, pos
+
+    def chunks(self, count: int) -> Iterator[PcapChunk]:
+        """The records in chunks of ``count`` (the last one may be shorter). A truncated
+        or implausible record raises PcapError naming it, after the chunk before it."""
+        mapped = self._mapped()
+        try:
+            yield from self._chunks(count, mapped)
+        finally:
+            if mapped is not None:
+                mapped[0].close()
+
+    def _chunks(self, count: int, mapped: tuple[mmap.mmap, int] | None) -> Iterator[PcapChunk]:
+        unpack_from = self._record.unpack_from
+        read = self._stream.read
+        buf: bytes | mmap.mmap
+        if mapped is None:
+            buf, pos, eof = b"", 0, False
+            base = self.offset  # where buf starts in the stream
+        else:
+            (buf, pos), eof = mapped, True
+            base = 0
+        index = 0  # records before this chunk
+        frames: list[bytes] = []
+        heads: list[RecordHead] = []
+        append_frame, append_head = frames.append, heads.append
+        need = _RECORD_HEADER_LEN  # what the next record needs beyond pos
+        while True:
+            end = len(buf)
+            while end - pos >= _RECORD_HEADER_LEN:
+                head = unpack_from(buf, pos)
+                incl_len = head[2]
+                if incl_len > MAX_RECORD:
+                    self.offset = base + pos
+                    if frames:
+                        yield PcapChunk(frames, heads)
+                    raise PcapError(
+                        f"record {index + len(frames)}: length {incl_len} is not plausible"
+                    )
+                start = pos + _RECORD_HEADER_LEN
+                stop = start + incl_len
+                if stop > end:
+                    need = _RECORD_HEADER_LEN + incl_len
+                    break
+                append_frame(buf[start:stop])
+                append_head(head)
+                pos = stop
+                if len(frames) == count:
+                    self.offset = base + pos
+                    yield PcapChunk(frames, heads)
+                    index += count
+                    frames, heads = [], []
+                    append_frame, append_head = frames.append, heads.append
+            else:
+                need = _RECORD_HEADER_LEN
+            if eof:
+                break
+            more = read(max(READ_BLOCK, need - (end - pos)))
+            eof = not more
+            base += pos
+            buf, pos = (buf[pos:] + more if pos < end else more), 0
+        self.offset = base + pos
+        if frames:
+            yield PcapChunk(frames, heads)
+        left = len(buf) - pos
+        if left:
+            index += len(frames)
+            if left < _RECORD_HEADER_LEN:
+                raise PcapError(f"record {index}: truncated header ({left} bytes)")
+            incl_len = unpack_from(buf, pos)[2]
+            have = left - _RECORD_HEADER_LEN
+            raise PcapError(f"record {index}: truncated data ({have} of {incl_len} bytes)")
 
 
 class PcapWriter:
-    """Writes a pcap stream: the header at once, then one record per ``write``."""
+    """Writes a pcap stream: the header at once, then records one by one or in chunks."""
 
     def __init__(
         self,
@@ -185,17 +276,36 @@ class PcapWriter:
 
     def write_many(self, frames: Sequence[bytes], timestamps_ns: Sequence[int]) -> None:
         """Many records in one write (``write`` of each, with orig_len their length)."""
-        pack, snaplen, nanosecond = self._record.pack, self.snaplen, self.nanosecond
-        pieces: list[bytes] = []
-        for data, stamp in zip(frames, timestamps_ns, strict=True):
-            length = len(data)
-            if length > snaplen:
-                data = data[:snaplen]
-            sec, ns = divmod(stamp, 1_000_000_000)
-            pieces.append(pack(sec, ns if nanosecond else ns // 1000, len(data), length))
-            pieces.append(data)
+        unit = 1 if self.nanosecond else 1000
+        stamps = [divmod(stamp, 1_000_000_000) for stamp in timestamps_ns]
+        self.write_frames(frames, [s for s, _ in stamps], [ns // unit for _, ns in stamps])
+
+    def write_frames(
+        self, frames: Sequence[bytes], seconds: Sequence[int], fractions: Sequence[int]
+    ) -> None:
+        """Many records in one write: each frame with its time as seconds and fraction in
+        this file's unit (micro- or nanoseconds), orig_len its length. The per-record work
+        runs in C (map, slice assignment, join): this is the packet tools' hot path."""
+        if len(frames) != len(seconds) or len(frames) != len(fractions):
+            raise ValueError(
+                f"{len(frames)} frames, {len(seconds)} seconds, {len(fractions)} fractions"
+            )
+        lengths = list(map(len, frames))
+        cut = lengths
+        if lengths and max(lengths) > self.snaplen:
+            snaplen = self.snaplen
+            frames = [data[:snaplen] for data in frames]
+            cut = [min(n, snaplen) for n in lengths]
+        pieces: list[bytes] = [b""] * (2 * len(frames))
+        pieces[::2] = map(self._record.pack, seconds, fractions, cut, lengths)
+        pieces[1::2] = frames
         self._stream.write(b"".join(pieces))
         self.count += len(frames)
+
+    def write_chunk(self, chunk: PcapChunk) -> None:
+        """A reader's chunk back out, times as they were (same time unit as the reader's)."""
+        heads = chunk.heads
+        self.write_frames(chunk.frames, [h[0] for h in heads], [h[1] for h in heads])
 
 
 #: The IP versions each raw link type holds.
@@ -229,6 +339,62 @@ def split_link(linktype: int, frame: bytes) -> tuple[bytes, bytes]:
     if version not in wanted:
         raise PcapError(f"{linktype_name(linktype)} record holds IP version {version}")
     return b"", frame
+
+
+def _versions(packets: Sequence[bytes]) -> set[int] | None:
+    """The IP versions of packets, None if one is empty (the loop over the packets runs in
+    C: one set of first bytes per batch)."""
+    try:
+        firsts = set(map(_FIRST_BYTE, packets))
+    except IndexError:  # an empty packet
+        return None
+    return {b >> 4 for b in firsts}
+
+
+_FIRST_BYTE = operator.itemgetter(0)
+_ETHERTYPE_AT_12 = operator.itemgetter(slice(12, 14))
+_ETH_HEADER = operator.itemgetter(slice(0, ETH_HEADER_LEN))
+_AFTER_ETH_HEADER = operator.itemgetter(slice(ETH_HEADER_LEN, None))
+_LAST_TWO = operator.itemgetter(slice(-2, None))
+_ETHERTYPES = {
+    4: ETHERTYPE_IPV4.to_bytes(2, "big"),
+    6: ETHERTYPE_IPV6.to_bytes(2, "big"),
+}
+
+
+def split_links(linktype: int, frames: list[bytes]) -> tuple[list[bytes], list[bytes]] | None:
+    """(link-layer headers, IP packets) of many frames at the cost of a few C loops, or
+    None when that takes more (an 802.1Q tag, or a frame ``split_link`` would refuse):
+    then call ``split_link`` on each."""
+    if linktype == LINKTYPE_ETHERNET:
+        # Untagged IP frames only: each one's ethertype at 12 (a frame shorter than 14
+        # bytes has no two bytes there and goes the long way).
+        if set(map(_ETHERTYPE_AT_12, frames)) <= set(_ETHERTYPES.values()):
+            return list(map(_ETH_HEADER, frames)), list(map(_AFTER_ETH_HEADER, frames))
+        return None
+    versions = _versions(frames)
+    if (
+        linktype in _RAW_VERSIONS
+        and versions is not None
+        and versions <= set(_RAW_VERSIONS[linktype])
+    ):
+        return [b""] * len(frames), frames
+    return None
+
+
+def join_links(linktype: int, headers: Sequence[bytes], packets: list[bytes]) -> list[bytes]:
+    """``join_link`` of each (header, packet); raises PcapError as it does. A batch of one
+    IP version whose headers all carry its ethertype already (or of a raw link type that
+    holds it) is joined in C loops."""
+    versions = _versions(packets)
+    if versions is not None:
+        if linktype == LINKTYPE_ETHERNET and len(versions) == 1:
+            ethertype = _ETHERTYPES.get(versions.pop())
+            if set(map(_LAST_TWO, headers)) == {ethertype}:
+                return list(map(operator.add, headers, packets))
+        elif linktype in _RAW_VERSIONS and versions <= set(_RAW_VERSIONS[linktype]):
+            return packets
+    return [join_link(linktype, h, p) for h, p in zip(headers, packets, strict=True)]
 
 
 def join_link(linktype: int, header: bytes, packet: bytes) -> bytes:
