@@ -11,9 +11,8 @@ process:
 
 - ``64 MiB``: requests of about 64 MiB (1400 B packets, TX through an AES-GCM tunnel
   SA, gRPC's message limit) pushed as fast as the server takes them, no answer read. A
-  server with a PacketStream request limit (``--server-args "--max-packet-request 4"``)
-  refuses each: the flood client opens a new stream and sends again (the refusals are
-  counted);
+  server whose ``--max-request`` is lower (today's default: 4 MiB) refuses each: the
+  flood client opens a new stream and sends again (the refusals are counted);
 - ``4 MiB``: the same with requests just under 4 MiB (what the client library sends of
   a larger batch), never read;
 - ``64 x 120 B``: batches of 64 short ESP packets for an SA that does not exist (every
@@ -25,6 +24,12 @@ RSS_GAP seconds; the clock starts once every flood client is connected. Reported
 before, peak and at the end, how many requests the flood clients got to send (and how
 many streams were refused), and the control calls' latency (p50, p99, max) and
 failures.
+
+How the load is generated matters on a 2-core machine: four flood clients that each
+serialize and send as fast as they can keep both cores busy by themselves, so a control
+call also waits for the scheduler to run its own client and the server at all.
+``--nice N`` starts the flood clients under ``nice -n N``: with 19 the control client and
+the server get the CPU when they need it, and the latency left is the server's own.
 """
 
 from __future__ import annotations
@@ -53,7 +58,7 @@ from xfrm_offload.v1 import offload_pb2 as pb
 from xfrm_offload.v1.transport import CHANNEL_OPTIONS, MAX_MESSAGE_BYTES
 
 CLIENTS = 4
-#: Packets per request: 64 MiB, and 4 MiB (the default --max-packet-request), of
+#: Packets per request: 64 MiB, and 4 MiB (the default --max-request), of
 #: messages less room for the framing.
 BIG_PACKETS = (MAX_MESSAGE_BYTES - (1 << 20)) // 1404
 LIMIT_PACKETS = ((4 << 20) - (64 << 10)) // 1404
@@ -85,6 +90,7 @@ async def flood_part(
     tcp: bool,
     tree: Path | None = None,
     server_args: Sequence[str] = (),
+    nice: int = 0,
 ) -> dict[str, Any]:
     """One server (this tree's, or the one at ``tree``) under one flood."""
     env = tree_env(tree) if tree is not None else None
@@ -100,7 +106,10 @@ async def flood_part(
             await install(control, "eth0")
             flooders = [
                 subprocess.Popen(
-                    [sys.executable, __file__, "--flood-client", target, flood],
+                    [
+                        *(["nice", "-n", str(nice)] if nice else []),
+                        *[sys.executable, __file__, "--flood-client", target, flood],
+                    ],
                     stdout=subprocess.PIPE,
                     text=True,
                 )
@@ -164,6 +173,7 @@ async def flood_part(
         "server_args": list(server_args),
         "flood": flood,
         "transport": "tcp" if tcp else "unix",
+        "flood_nice": nice,
         "workers": workers,
         "seconds": seconds,
         "requests_sent": sent,
@@ -230,7 +240,8 @@ async def flood_client(target: str, flood: str) -> None:
 
 
 def report(runs: list[dict[str, Any]]) -> None:
-    print(f"{CLIENTS} flood clients; control calls beside ({runs[0]['transport']})")
+    nice = runs[0]["flood_nice"]
+    print(f"{CLIENTS} flood clients (nice {nice}); control calls beside ({runs[0]['transport']})")
     head = f"{'flood':<32}{'server':<24}{'sent':>6}{'refused':>8}{'RSS before':>11}{'peak':>7}"
     head += f"{'after':>7}{'ctl calls':>10}{'p50 ms':>8}{'p99 ms':>8}{'max ms':>8}  failures"
     print(head)
@@ -264,6 +275,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--server-args", default="", help="more arguments for this tree's server, one string"
     )
+    parser.add_argument(
+        "--nice", type=int, default=0, help="run the flood clients under nice -n N (default 0)"
+    )
     args = parser.parse_args(argv)
     if args.flood_client:
         asyncio.run(flood_client(*args.flood_client))
@@ -280,7 +294,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 for tree in trees:  # baseline and this tree one after the other
                     extra = args.server_args.split() if tree is None else []
                     runs.append(
-                        asyncio.run(flood_part(seconds, workers, flood, args.tcp, tree, extra))
+                        asyncio.run(
+                            flood_part(seconds, workers, flood, args.tcp, tree, extra, args.nice)
+                        )
                     )
     if args.json:
         print(json.dumps(runs, indent=2))

@@ -1,6 +1,6 @@
-"""PacketStream requests may have a size limit (--max-packet-request, off by default): a
-larger one ends its stream RESOURCE_EXHAUSTED naming the limit; the client library sends
-a batch larger than 4 MiB as several requests, answered as the one batch would have been."""
+"""Requests have a size limit (--max-request, default 4 MiB): gRPC core refuses a larger
+message RESOURCE_EXHAUSTED before the server copies it; the client library sends a batch
+larger than 4 MiB as several requests, answered as the one batch would have been."""
 
 from __future__ import annotations
 
@@ -15,7 +15,11 @@ from xfrm_offload.client import Client, split
 from xfrm_offload.client.errors import XfrmOffloadError
 from xfrm_offload.server.config import parse_args
 from xfrm_offload.v1 import offload_pb2 as pb
-from xfrm_offload.v1.transport import MAX_MESSAGE_BYTES, PACKET_REQUEST_BYTES
+from xfrm_offload.v1.transport import (
+    DEFAULT_MAX_REQUEST_BYTES,
+    MAX_MESSAGE_BYTES,
+    PACKET_REQUEST_BYTES,
+)
 
 from ..conftest import running_server
 from .builders import Tunnel, packets, policy, sa, udp4
@@ -26,22 +30,25 @@ OUT = Tunnel()
 MIB = 1 << 20
 
 
-def test_the_limit_is_grpcs_message_limit_by_default_and_at_most_that(
+def test_the_limit_is_4_mib_by_default_and_at_most_the_answers_limit(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    assert parse_args([]).max_packet_request == MAX_MESSAGE_BYTES == 64 * MIB
+    assert parse_args([]).max_request == DEFAULT_MAX_REQUEST_BYTES == 4 * MIB
     assert Client.packet_request_limit == PACKET_REQUEST_BYTES == 4 * MIB
-    assert parse_args(["--max-packet-request", "16"]).max_packet_request == 16 * MIB
+    assert parse_args(["--max-request", "16"]).max_request == 16 * MIB
     with pytest.raises(SystemExit) as exited:
-        parse_args(["--max-packet-request", "65"])
+        parse_args(["--max-request", "65"])
     assert exited.value.code == 2
-    assert "--max-packet-request: at most 64" in capsys.readouterr().err
+    assert "--max-request: at most 64 (the answers' limit)" in capsys.readouterr().err
+    assert MAX_MESSAGE_BYTES == 64 * MIB
 
 
-async def test_a_request_over_the_limit_ends_its_stream_resource_exhausted(
+async def test_a_request_over_the_limit_is_refused_before_the_server_sees_it(
     sock_dir: Path,
 ) -> None:
-    async with running_server(sock_dir, "--max-packet-request", "1") as (server, client):
+    """gRPC core's own answer, on packet and control calls alike; nothing is charged,
+    the SAs stay, and the server goes on."""
+    async with running_server(sock_dir, "--max-request", "1") as (server, client):
         assert (await client.state_add(sa(OUT, "eth0", False))).offloaded
         await client.policy_add(policy(OUT, "eth0", False))
         data = packets(udp4, "198.51.100.10", "203.0.113.20", 800, 1400)
@@ -56,14 +63,20 @@ async def test_a_request_over_the_limit_ends_its_stream_resource_exhausted(
         with pytest.raises(aio.AioRpcError) as raised:
             async for _ in call:
                 pass
-        error = XfrmOffloadError.from_rpc_error(raised.value)
-        assert error.code == grpc.StatusCode.RESOURCE_EXHAUSTED
-        assert error.reason == "EMSGSIZE"
-        assert error.field == "batch"
-        assert f"request of {size} bytes" in error.message
-        assert f"limit of {MIB} bytes per request (--max-packet-request)" in error.message
-        assert server.datapath.budget.held == 0  # refused before it was charged
+        assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert raised.value.details() == (
+            f"SERVER: Received message larger than max ({size} vs. {MIB})"
+        )
+        assert server.datapath.budget.held == 0  # never reached the servicer
+        # A control request over the limit: the same answer.
+        many = [sa(OUT, "eth0", False) for _ in range(MIB // 100)]
+        bulk = pb.StateAddBulkRequest(sas=many)
+        with pytest.raises(XfrmOffloadError) as control:
+            await client.state_add_bulk([many])
+        assert control.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert f"({bulk.ByteSize()} vs. {MIB})" in control.value.message
         # The server goes on: the same packets in requests under the limit pass.
+        assert len(await client.list_states()) == 1
         half = pb.PacketBatch(data=data[:400])
         (result,) = [r async for r in client.packet_batches("eth0", TX, [half])]
         assert list(result.verdict) == [pb.VERDICT_PASS] * 400
@@ -73,7 +86,7 @@ async def test_a_request_over_the_limit_ends_its_stream_resource_exhausted(
 async def test_the_client_splits_a_batch_over_the_limit_and_joins_the_answers(
     sock_dir: Path, form: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    async with running_server(sock_dir, "--max-packet-request", "1") as (server, client):
+    async with running_server(sock_dir, "--max-request", "1") as (server, client):
         monkeypatch.setattr(client, "packet_request_limit", MIB)
         assert (await client.state_add(sa(OUT, "eth0", False))).offloaded
         await client.policy_add(policy(OUT, "eth0", False))
@@ -150,7 +163,7 @@ def test_parts_cut_in_packet_order_and_keep_handles_and_seqs_with_their_packets(
 async def test_the_client_librarys_default_requests_fit_a_4_mib_server(sock_dir: Path) -> None:
     """A 5 MiB batch through the library, as it is by default, passes a server that
     refuses requests over 4 MiB: none of the requests it sent was larger."""
-    async with running_server(sock_dir, "--max-packet-request", "4") as (_, client):
+    async with running_server(sock_dir, "--max-request", "4") as (_, client):
         assert (await client.state_add(sa(OUT, "eth0", False))).offloaded
         await client.policy_add(policy(OUT, "eth0", False))
         data = packets(udp4, "198.51.100.10", "203.0.113.20", 3700, 1400)

@@ -61,7 +61,7 @@ class Client:
     ``xfrm_offload.client.tls``); a Unix socket never uses TLS.
     """
 
-    #: The largest PacketStream request sent (at most a server's --max-packet-request):
+    #: The largest PacketStream request sent (at most a server's --max-request):
     #: a larger batch goes as several requests, answered as one (split.py).
     packet_request_limit: int = PACKET_REQUEST_BYTES
 

@@ -3,7 +3,7 @@ their answers joined into one.
 
 The client library sends PacketStream requests of at most ``PACKET_REQUEST_BYTES``
 (``xfrm_offload.v1.transport`` says why; a server may refuse larger ones, its
-``--max-packet-request``). ``parts`` cuts a
+``--max-request``). ``parts`` cuts a
 larger request, in packet order, into requests under the limit; the server answers each
 part in order on the same stream, and ``join`` makes the one response the whole request
 would have had (the same results, in the same order). A single packet larger than the

@@ -14,7 +14,7 @@ from grpc_reflection.v1alpha import reflection
 
 from xfrm_offload.v1 import offload_pb2, offload_pb2_grpc
 from xfrm_offload.v1.endpoint import default_socket_path
-from xfrm_offload.v1.transport import CHANNEL_OPTIONS
+from xfrm_offload.v1.transport import server_options
 
 from . import logs
 from .clock import SystemClock, VirtualClock
@@ -83,7 +83,7 @@ class OffloadServer:
             # the request's fields) sees it.
             interceptors=interceptors,
             options=[
-                *CHANNEL_OPTIONS,
+                *server_options(config.max_request),
                 *grpc_options(config.max_calls),
             ],
         )
@@ -91,7 +91,7 @@ class OffloadServer:
             XfrmDevServicer(self.nic), self.server
         )
         offload_pb2_grpc.add_DeviceServiceServicer_to_server(DeviceServicer(self.nic), self.server)
-        self.datapath = DatapathServicer(self.nic, config.packet_budget, config.max_packet_request)
+        self.datapath = DatapathServicer(self.nic, config.packet_budget)
         self.datapath.register(self.server)
         offload_pb2_grpc.add_DiagServiceServicer_to_server(
             DiagServicer(self.nic, self.clock), self.server

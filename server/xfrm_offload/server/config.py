@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from xfrm_offload.engine.bond import BondMode
 from xfrm_offload.engine.profiles import PROFILES
 from xfrm_offload.v1.endpoint import Endpoint, default_socket_path, parse_endpoint
-from xfrm_offload.v1.transport import MAX_MESSAGE_BYTES
+from xfrm_offload.v1.transport import DEFAULT_MAX_REQUEST_BYTES, MAX_MESSAGE_BYTES
 
 from . import logs, security
 from .ifaces import IfRef, UdpRef, parse_ifref, parse_udpref
@@ -66,8 +66,8 @@ class ServerConfig:
     max_calls: int = 10_000
     #: Packet bytes in flight across every PacketStream (datapath.py's PacketBudget).
     packet_budget: int = 256 << 20
-    #: The largest PacketStream request taken (datapath.py); larger ones are refused.
-    max_packet_request: int = MAX_MESSAGE_BYTES
+    #: --max-request: the largest request message gRPC core takes (transport.py).
+    max_request: int = DEFAULT_MAX_REQUEST_BYTES
     bonds: tuple[BondSpec, ...] = ()
     security: security.SecurityConfig = field(default_factory=security.SecurityConfig)
     metrics: Endpoint | None = None
@@ -285,12 +285,13 @@ def build_parser() -> argparse.ArgumentParser:
         "wait on flow control (default: 256)",
     )
     parser.add_argument(
-        "--max-packet-request",
+        "--max-request",
         type=_mebibytes,
-        default=MAX_MESSAGE_BYTES,
+        default=DEFAULT_MAX_REQUEST_BYTES,
         metavar="MIB",
-        help="the largest PacketStream request taken, MiB, at most 64; a larger one is "
-        f"answered RESOURCE_EXHAUSTED (default: {MAX_MESSAGE_BYTES >> 20}, gRPC's limit)",
+        help="the largest request message of any call, MiB, at most 64; gRPC refuses a "
+        "larger one RESOURCE_EXHAUSTED before it is copied (default: "
+        f"{DEFAULT_MAX_REQUEST_BYTES >> 20}, what the client library sends at most)",
     )
     parser.add_argument(
         "--host-tun",
@@ -342,10 +343,9 @@ def parse_args(argv: Sequence[str] | None = None) -> ServerConfig:
     devices: list[DeviceSpec] = args.device or [DeviceSpec(DEFAULT_DEVICE)]
     names = [d.name for d in devices]
     duplicates = sorted({n for n in names if names.count(n) > 1})
-    if args.max_packet_request > MAX_MESSAGE_BYTES:
+    if args.max_request > MAX_MESSAGE_BYTES:
         parser.error(
-            f"argument --max-packet-request: at most {MAX_MESSAGE_BYTES >> 20} "
-            "(gRPC's message limit)"
+            f"argument --max-request: at most {MAX_MESSAGE_BYTES >> 20} (the answers' limit)"
         )
     if duplicates:
         parser.error(f"argument --device: {', '.join(duplicates)} given more than once")
@@ -391,7 +391,7 @@ def parse_args(argv: Sequence[str] | None = None) -> ServerConfig:
         workers=args.workers,
         max_calls=args.max_calls,
         packet_budget=args.packet_budget,
-        max_packet_request=args.max_packet_request,
+        max_request=args.max_request,
         interfaces=interfaces,
         bonds=tuple(args.bond),
         security=security.from_args(parser, args, listen),

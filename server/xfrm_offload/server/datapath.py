@@ -36,7 +36,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import errno
 import functools
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -47,7 +46,6 @@ from xfrm_offload.engine.datapath import Results
 from xfrm_offload.engine.errors import InvalidArgument, LocalError
 from xfrm_offload.v1 import offload_pb2 as pb
 from xfrm_offload.v1 import offload_pb2_grpc
-from xfrm_offload.v1.transport import MAX_MESSAGE_BYTES
 
 from . import ops, packetwire
 from .convert import impairment_from_pb, impairment_to_pb
@@ -332,13 +330,10 @@ class DatapathServicer(offload_pb2_grpc.DatapathServiceServicer):
         self,
         nic: Nic,
         packet_budget: int = DEFAULT_PACKET_BUDGET,
-        max_request: int = MAX_MESSAGE_BYTES,
     ) -> None:
         self.nic = nic
         self.wires = Wires(nic)
         self.budget = PacketBudget(packet_budget)
-        #: --max-packet-request: a larger request ends its stream RESOURCE_EXHAUSTED.
-        self.max_request = max_request
         #: Set at shutdown: streams stop reading, answer what they have, and end OK.
         self.stopping = asyncio.Event()
         #: PacketStreams open now, and how many of them wait for an answer to be taken.
@@ -448,10 +443,6 @@ class DatapathServicer(offload_pb2_grpc.DatapathServiceServicer):
             requests = self._until_shutdown(request_iterator, budget.room)
             try:
                 async for raw in requests:
-                    if len(raw) > self.max_request:
-                        size = len(raw)
-                        del raw  # nor by this frame: a refused request may be 64 MiB
-                        raise self._too_large(size)
                     charge = budget.charge(len(raw))
                     await budget.acquire(charge)
                     job = _Job(Batch("", 0, []), charge)
@@ -517,19 +508,6 @@ class DatapathServicer(offload_pb2_grpc.DatapathServiceServicer):
             # exception with the call, and its traceback would keep what the stream read
             # (a refused request of up to 64 MiB) alive with it.
             end_with(context, refusal)
-
-    def _too_large(self, size: int) -> LocalError:
-        """The refusal of a request over --max-packet-request (EMSGSIZE:
-        RESOURCE_EXHAUSTED): gRPC Python copies each request on the event loop before
-        the servicer sees it, about 2 ms per MiB during which no control call is
-        answered (transport.py)."""
-        return LocalError(
-            f"a PacketStream request of {size} bytes is over this server's limit of "
-            f"{self.max_request} bytes per request (--max-packet-request); "
-            "send the batch as several requests",
-            field="batch",
-            errno=errno.EMSGSIZE,
-        )
 
     def _check_head(self, first: list[tuple[str, int]], batch: Batch) -> None:
         """The first batch names a device and a direction (kept in ``first``, not the
