@@ -28,9 +28,19 @@ from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 SOURCE = Path("server/xfrm_offload/engine/_esp.c")
 TARGET = "xfrm_offload/engine/_esp"
 CFLAGS = ("-O2", "-fPIC", "-shared", "-Wall", "-Wextra", "-Werror")
+#: The TUN offloads' per-byte work (server/_tunoffload.c): Python headers only, no library.
+#: Built like _esp, on its own: without it tunoffload.py runs its Python reference.
+TUN_SOURCE = Path("server/xfrm_offload/server/_tunoffload.c")
+TUN_TARGET = "xfrm_offload/server/_tunoffload"
 
 
-def compile_native(root: Path, out: Path, extra: tuple[str, ...] = ()) -> str | None:
+def compile_native(
+    root: Path,
+    out: Path,
+    extra: tuple[str, ...] = (),
+    source: Path = SOURCE,
+    libs: tuple[str, ...] = ("-lcrypto",),
+) -> str | None:
     """Compile the extension to ``out``; None on success, else why it was skipped."""
     cc = shutil.which(os.environ.get("CC", "cc"))
     if cc is None:
@@ -38,7 +48,7 @@ def compile_native(root: Path, out: Path, extra: tuple[str, ...] = ()) -> str | 
     include = sysconfig.get_paths()["include"]
     if not (Path(include) / "Python.h").exists():
         return f"no Python headers in {include}"
-    cmd = [cc, *CFLAGS, *extra, f"-I{include}", str(root / SOURCE), "-o", str(out), "-lcrypto"]
+    cmd = [cc, *CFLAGS, *extra, f"-I{include}", str(root / source), "-o", str(out), *libs]
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         return f"compiler failed: {done.stderr.strip()[-2000:]}"
@@ -56,6 +66,7 @@ class NativeBuildHook(BuildHookInterface):  # type: ignore[type-arg]
             return
         root = Path(self.root)
         suffix = sysconfig.get_config_var("EXT_SUFFIX") or ".so"
+        self._build_tun_offload(version, build_data, root, suffix)
         if version == "editable":
             out = root / "server" / (TARGET + suffix)
             out.unlink(missing_ok=True)  # a failed build must not leave a stale one behind
@@ -72,10 +83,33 @@ class NativeBuildHook(BuildHookInterface):  # type: ignore[type-arg]
         build_data["pure_python"] = False
         build_data["infer_tag"] = True
 
+    def _build_tun_offload(
+        self, version: str, build_data: dict[str, Any], root: Path, suffix: str
+    ) -> None:
+        if version == "editable":
+            out = root / "server" / (TUN_TARGET + suffix)
+            out.unlink(missing_ok=True)
+            why = compile_native(root, out, source=TUN_SOURCE, libs=())
+        else:
+            self._tun_tmp = tempfile.mkdtemp(prefix="xfrm-tunoffload-")
+            out = Path(self._tun_tmp) / ("_tunoffload" + suffix)
+            why = compile_native(root, out, source=TUN_SOURCE, libs=())
+            if why is None:
+                build_data["force_include"][str(out)] = TUN_TARGET + suffix
+        if why is not None:
+            print(
+                f"xfrm-offload: native TUN offloads not built ({why}); Python runs them",
+                file=sys.stderr,
+            )
+            return
+        build_data["pure_python"] = False
+        build_data["infer_tag"] = True
+
     def finalize(self, version: str, build_data: dict[str, Any], artifact_path: str) -> None:
-        tmp = getattr(self, "_tmp", None)
-        if tmp is not None:
-            shutil.rmtree(tmp, ignore_errors=True)
+        for name in ("_tmp", "_tun_tmp"):
+            tmp = getattr(self, name, None)
+            if tmp is not None:
+                shutil.rmtree(tmp, ignore_errors=True)
 
     def _skip(self, why: str) -> None:
         print(

@@ -1,6 +1,7 @@
 """Real interfaces: iperf3 through two NICs, beside strongSwan's userspace ESP, one run.
 
-    sudo .venv/bin/python bench/realif.py [--seconds S] [--no-strongswan] [--json FILE]
+    sudo .venv/bin/python bench/realif.py [--seconds S] [--tun-offload on,off]
+                                          [--no-strongswan] [--json FILE]
 
 The two NICs are scripts/two-hosts' (two namespaces, an xfrm-offloadd in each, TUNs
 as hosts, a veth as the wire, AES-128-GCM tunnel SAs), held up while this measures:
@@ -12,6 +13,10 @@ as hosts, a veth as the wire, AES-128-GCM tunnel SAs), held up while this measur
   (each packet is one device's TX and the other's RX);
 - the ratio of the packet rate to the in-process device path (bench/datapath.py's
   engine TX/RX loop in this process, the slower of the two): what the I/O costs.
+
+All of it once per --tun-offload mode (default both, in that order: ``xfrm_offload``
+with TSO/GRO on the TUNs, ``xfrm_offload_tun_offload_off`` packet by packet), so the
+offloads' effect is a ratio within the run too.
 
 Beside it, in the same run, strongSwan's kernel-libipsec (charon does ESP in userspace
 over a TUN, IKEv2 PSK) on the same kind of topology, through the shared anchor script
@@ -50,8 +55,14 @@ PACED_RATE = "150M"
 class TwoHosts:
     """scripts/two-hosts held up (HOLD) until closed: namespaces, servers' pids and sockets."""
 
-    def __init__(self) -> None:
-        env = {**os.environ, "COUNT": "3", "HOLD": "1800", "PREFIX": "xo-b-"}
+    def __init__(self, tun_offload: str = "on") -> None:
+        env = {
+            **os.environ,
+            "COUNT": "3",
+            "HOLD": "1800",
+            "PREFIX": "xo-b-",
+            "TUN_OFFLOAD": tun_offload,
+        }
         self.proc = subprocess.Popen(
             [str(TWO_HOSTS)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
         )
@@ -206,23 +217,11 @@ def load_note() -> str:
     return f"load average {one:.2f} / {five:.2f} (1 / 5 min) on {os.cpu_count()} cores"
 
 
-async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=4.0, help="per iperf3 run (default 4)")
-    parser.add_argument("--no-strongswan", action="store_true")
-    parser.add_argument("--json", type=Path, help="also write the results here")
-    args = parser.parse_args()
-    if os.geteuid() != 0:
-        sys.exit("bench/realif.py needs root (namespaces, TUN, AF_PACKET)")
-    seconds = args.seconds
-    results: dict[str, Any] = {"load_before": load_note()}
-
-    inproc = {size: in_process(size, QUICK) for size in (64, 1400)}
-    results["in_process_pps"] = {
-        size: {"tx": round(r["engine_tx"]), "rx": round(r["engine_rx"])}
-        for size, r in inproc.items()
-    }
-    hosts = TwoHosts()
+async def two_nics(
+    seconds: float, tun_offload: str, inproc: dict[int, dict[str, float]]
+) -> dict[str, Any]:
+    """TCP and UDP through scripts/two-hosts' NICs with --tun-offload ``tun_offload``."""
+    hosts = TwoHosts(tun_offload)
     try:
         nic: dict[str, Any] = {"tcp": await measured(hosts, seconds)}
         for size, payload in UDP_PAYLOAD.items():
@@ -238,16 +237,57 @@ async def main() -> None:
         row = nic[f"udp{size}_unpaced"]
         floor = min(inproc[size]["engine_tx"], inproc[size]["engine_rx"])
         row["ratio_to_in_process"] = round(row["received_pps"] / floor, 2)
+    tcp = nic["tcp"]  # TCP's packets per second (each one TX and one RX) over the floor
+    if tcp["nic_packets"]:
+        floor = min(inproc[1400]["engine_tx"], inproc[1400]["engine_rx"])
+        tcp["nic_pps"] = round(tcp["nic_packets"] / 2 / seconds)
+        tcp["ratio_to_in_process"] = round(tcp["nic_pps"] / floor, 2)
     paced, unpaced = nic["udp1400_paced"], nic["udp1400_unpaced"]
     nic["unpaced_over_paced_goodput"] = round(unpaced["goodput_mbps"] / paced["goodput_mbps"], 2)
-    results["xfrm_offload"] = nic
+    return nic
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=4.0, help="per iperf3 run (default 4)")
+    parser.add_argument(
+        "--tun-offload",
+        default="on,off",
+        help="the servers' --tun-offload modes to measure, in order (default: on,off)",
+    )
+    parser.add_argument("--no-strongswan", action="store_true")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("bench/realif.py needs root (namespaces, TUN, AF_PACKET)")
+    seconds = args.seconds
+    results: dict[str, Any] = {"load_before": load_note()}
+
+    inproc = {size: in_process(size, QUICK) for size in (64, 1400)}
+    results["in_process_pps"] = {
+        size: {"tx": round(r["engine_tx"]), "rx": round(r["engine_rx"])}
+        for size, r in inproc.items()
+    }
+    modes = [m for m in args.tun_offload.split(",") if m]
+    if not modes or any(m not in ("on", "off") for m in modes):
+        sys.exit("bench/realif.py: --tun-offload takes on, off or on,off")
+    for mode in modes:
+        key = "xfrm_offload" if mode == "on" else "xfrm_offload_tun_offload_off"
+        results[key] = await two_nics(seconds, mode, inproc)
     if not args.no_strongswan:
         swan = strongswan(seconds)
         results["strongswan_libipsec"] = swan
-        if "tcp_mbps" in swan:
-            results["tcp_ratio_to_strongswan"] = round(
-                nic["tcp"]["goodput_mbps"] / swan["tcp_mbps"], 2
-            )
+        for mode in modes:
+            key = "xfrm_offload" if mode == "on" else "xfrm_offload_tun_offload_off"
+            if "tcp_mbps" in swan:
+                results[f"tcp_ratio_to_strongswan_tun_offload_{mode}"] = round(
+                    results[key]["tcp"]["goodput_mbps"] / swan["tcp_mbps"], 2
+                )
+    if modes == ["on", "off"]:
+        on, off = results["xfrm_offload"]["tcp"], results["xfrm_offload_tun_offload_off"]["tcp"]
+        results["tcp_goodput_offload_on_over_off"] = round(
+            on["goodput_mbps"] / off["goodput_mbps"], 2
+        )
     results["load_after"] = load_note()
     text = json.dumps(results, indent=2)
     print(text)

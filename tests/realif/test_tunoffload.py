@@ -16,6 +16,7 @@ from scapy.layers.inet import ICMP, IP, TCP, UDP
 from scapy.layers.inet6 import IPv6
 from scapy.packet import Packet, Raw
 
+from xfrm_offload.engine.ipheader import ones_complement_sum
 from xfrm_offload.server import tunoffload
 from xfrm_offload.server.tunoffload import (
     F_NEEDS_CSUM,
@@ -55,6 +56,18 @@ def _hdr(frame: bytes) -> tuple[int, int, int, int, int, int]:
 # -- TX: a super-packet from the host, cut as a NIC's TSO cuts it -------------------------
 
 
+@pytest.fixture(params=["c", "python"])
+def engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The TX cases run on _tunoffload.c and on the Python reference (the fallback)."""
+    name: str = request.param
+    if name == "c" and not tunoffload.NATIVE:
+        pytest.skip("_tunoffload.c not built")
+    if name == "python":
+        monkeypatch.setattr(tunoffload, "_native", None)
+        monkeypatch.setattr(tunoffload, "_sum", ones_complement_sum)
+    return name
+
+
 @dataclass
 class Tso:
     name: str
@@ -81,7 +94,9 @@ TSO_CASES = [
 
 
 @pytest.mark.parametrize("case", TSO_CASES, ids=lambda c: c.name)
-def test_super_packet_is_cut_into_the_segments_the_kernel_would_send(case: Tso) -> None:
+def test_super_packet_is_cut_into_the_segments_the_kernel_would_send(
+    case: Tso, engine: str
+) -> None:
     payload = BLOB[: case.size]
     packet = _tcp(case.v6, payload, seq=case.seq, flags=case.flags, ip_id=case.ip_id)
     gso = GSO_TCPV6 if case.v6 else GSO_TCPV4
@@ -102,7 +117,7 @@ def test_super_packet_is_cut_into_the_segments_the_kernel_would_send(case: Tso) 
         assert got[i] == expected, f"segment {i}"
 
 
-def test_packet_that_only_needs_its_checksum_gets_it_completed() -> None:
+def test_packet_that_only_needs_its_checksum_gets_it_completed(engine: str) -> None:
     full = bytes(IP(src=SRC4, dst=DST4) / UDP(sport=1, dport=2) / Raw(b"abc"))
     host = bytearray(full)
     struct.pack_into("!H", host, 26, _pseudo(full, False, 17) & 0xFFFF)  # what the host leaves
@@ -125,7 +140,7 @@ def test_packet_that_only_needs_its_checksum_gets_it_completed() -> None:
     ],
     ids=["short", "gso not tcp", "gso size 0", "truncated tcp", "csum outside"],
 )
-def test_inconsistent_virtio_header_is_refused(frame: bytes) -> None:
+def test_inconsistent_virtio_header_is_refused(frame: bytes, engine: str) -> None:
     with pytest.raises(BadOffload):
         from_host(frame)
 

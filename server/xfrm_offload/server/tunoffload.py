@@ -31,8 +31,11 @@ with an all-zero header, and the host verifies it as usual.
 
 from __future__ import annotations
 
+import importlib
+import os
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from types import ModuleType
 
 from xfrm_offload.engine.ipheader import fold_checksum, ipv4_checksum, ones_complement_sum
 
@@ -60,6 +63,27 @@ _U32 = struct.Struct("!I")
 
 class BadOffload(ValueError):
     """A TUN frame whose virtio_net_hdr does not describe the packet behind it."""
+
+
+def _load_native() -> ModuleType | None:
+    """_tunoffload.c (segmentation and sums in C) unless not built or
+    XFRM_OFFLOAD_NATIVE=0; the Python below is the reference it must match."""
+    if os.environ.get("XFRM_OFFLOAD_NATIVE", "1") == "0":
+        return None
+    try:
+        module = importlib.import_module("._tunoffload", __package__)
+    except ImportError:
+        return None
+    module.set_error(BadOffload)
+    return module
+
+
+_native = _load_native()
+#: True when segmentation and checksums run in C.
+NATIVE = _native is not None
+_sum: Callable[[bytes | bytearray | memoryview], int] = (
+    ones_complement_sum if _native is None else _native.ones_sum
+)
 
 
 def _pseudo_sum(packet: bytes | bytearray, v6: bool, l4_length: int) -> int:
@@ -100,13 +124,21 @@ def complete_checksum(packet: bytes, start: int, offset: int) -> bytes:
     if at + 2 > len(packet) or start < 20:
         raise BadOffload("checksum offsets point outside the packet")
     data = bytearray(packet)
-    _U16.pack_into(data, at, fold_checksum(ones_complement_sum(memoryview(data)[start:])) or 0xFFFF)
+    _U16.pack_into(data, at, fold_checksum(_sum(memoryview(data)[start:])) or 0xFFFF)
     return bytes(data)
 
 
 def segment(packet: bytes, gso_size: int) -> list[bytes]:
     """A TCP super-packet cut into segments of ``gso_size`` payload bytes, each a
     complete packet (lengths, ids, sequence numbers, flags and checksums its own)."""
+    if _native is not None:
+        segments: list[bytes] = _native.segment(packet, gso_size)
+        return segments
+    return segment_reference(packet, gso_size)
+
+
+def segment_reference(packet: bytes, gso_size: int) -> list[bytes]:
+    """``segment`` in Python: the rules _tunoffload.c implements, byte for byte."""
     v6, ihl = _l3_length(packet)
     if len(packet) < ihl + 20:
         raise BadOffload("GSO packet shorter than its TCP header")
