@@ -28,10 +28,13 @@ from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 SOURCE = Path("server/xfrm_offload/engine/_esp.c")
 TARGET = "xfrm_offload/engine/_esp"
 CFLAGS = ("-O2", "-fPIC", "-shared", "-Wall", "-Wextra", "-Werror")
-#: The TUN offloads' per-byte work (server/_tunoffload.c): Python headers only, no library.
-#: Built like _esp, on its own: without it tunoffload.py runs its Python reference.
-TUN_SOURCE = Path("server/xfrm_offload/server/_tunoffload.c")
-TUN_TARGET = "xfrm_offload/server/_tunoffload"
+#: The real interfaces' helpers (source, module path): TUN offloads' per-byte work and
+#: recvmmsg/sendmmsg for wire frames; system and Python headers only, no library. Each is
+#: built like _esp, on its own: without one, realif.py runs its Python equivalent.
+REALIF_HELPERS = (
+    (Path("server/xfrm_offload/server/_tunoffload.c"), "xfrm_offload/server/_tunoffload"),
+    (Path("server/xfrm_offload/server/_wireio.c"), "xfrm_offload/server/_wireio"),
+)
 
 
 def compile_native(
@@ -66,7 +69,8 @@ class NativeBuildHook(BuildHookInterface):  # type: ignore[type-arg]
             return
         root = Path(self.root)
         suffix = sysconfig.get_config_var("EXT_SUFFIX") or ".so"
-        self._build_tun_offload(version, build_data, root, suffix)
+        for source, target in REALIF_HELPERS:
+            self._build_helper(version, build_data, root, suffix, source, target)
         if version == "editable":
             out = root / "server" / (TARGET + suffix)
             out.unlink(missing_ok=True)  # a failed build must not leave a stale one behind
@@ -83,30 +87,35 @@ class NativeBuildHook(BuildHookInterface):  # type: ignore[type-arg]
         build_data["pure_python"] = False
         build_data["infer_tag"] = True
 
-    def _build_tun_offload(
-        self, version: str, build_data: dict[str, Any], root: Path, suffix: str
+    def _build_helper(
+        self,
+        version: str,
+        build_data: dict[str, Any],
+        root: Path,
+        suffix: str,
+        source: Path,
+        target: str,
     ) -> None:
+        name = target.rsplit("/", 1)[1]
         if version == "editable":
-            out = root / "server" / (TUN_TARGET + suffix)
+            out = root / "server" / (target + suffix)
             out.unlink(missing_ok=True)
-            why = compile_native(root, out, source=TUN_SOURCE, libs=())
+            why = compile_native(root, out, source=source, libs=())
         else:
-            self._tun_tmp = tempfile.mkdtemp(prefix="xfrm-tunoffload-")
-            out = Path(self._tun_tmp) / ("_tunoffload" + suffix)
-            why = compile_native(root, out, source=TUN_SOURCE, libs=())
+            if getattr(self, "_helpers_tmp", None) is None:
+                self._helpers_tmp = tempfile.mkdtemp(prefix="xfrm-realif-")
+            out = Path(self._helpers_tmp) / (name + suffix)
+            why = compile_native(root, out, source=source, libs=())
             if why is None:
-                build_data["force_include"][str(out)] = TUN_TARGET + suffix
+                build_data["force_include"][str(out)] = target + suffix
         if why is not None:
-            print(
-                f"xfrm-offload: native TUN offloads not built ({why}); Python runs them",
-                file=sys.stderr,
-            )
+            print(f"xfrm-offload: {name} not built ({why}); Python does its work", file=sys.stderr)
             return
         build_data["pure_python"] = False
         build_data["infer_tag"] = True
 
     def finalize(self, version: str, build_data: dict[str, Any], artifact_path: str) -> None:
-        for name in ("_tmp", "_tun_tmp"):
+        for name in ("_tmp", "_helpers_tmp"):
             tmp = getattr(self, name, None)
             if tmp is not None:
                 shutil.rmtree(tmp, ignore_errors=True)

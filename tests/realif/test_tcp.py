@@ -11,6 +11,11 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
+
+from xfrm_offload.engine.ipheader import ones_complement_sum
+from xfrm_offload.server import realif, tunoffload
+
 from .topology import DEV, Pair, in_ns, install_states, install_tunnel, remove_states, two_hosts
 
 TRANSFER = str(Path(__file__).with_name("transfer.py"))
@@ -131,3 +136,17 @@ async def test_iperf3_tcp_and_udp(sock_dir: Path, tun_offload: str) -> None:
         end = udp["end"]
         assert isinstance(end, dict)
         assert end["sum"]["packets"] > 0 and end["sum"]["lost_packets"] == 0, end["sum"]
+
+
+async def test_tcp_without_the_c_helpers(sock_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a machine without a compiler runs: TSO in Python and one system call a wire
+    frame (realif's fallbacks), with offloads on."""
+    monkeypatch.setattr(realif, "_wireio", None)
+    monkeypatch.setattr(tunoffload, "_native", None)
+    monkeypatch.setattr(tunoffload, "_sum", ones_complement_sum)
+    async with two_hosts(sock_dir) as pair:
+        await install_tunnel(pair)
+        sent, received = await _transfer(pair, 20)
+        assert sent == received
+        assert sent.startswith(f"{20 << 20} ")
+        await _offloads_used(pair, True)

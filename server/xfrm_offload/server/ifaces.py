@@ -14,6 +14,7 @@ import contextlib
 import ctypes
 import errno
 import fcntl
+import importlib
 import ipaddress
 import os
 import re
@@ -21,6 +22,7 @@ import socket
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
+from types import ModuleType
 
 #: ioctl numbers (linux/if_tun.h, linux/sockios.h).
 TUNSETIFF = 0x400454CA
@@ -146,6 +148,17 @@ def open_udp_socket(ref: UdpRef, rcvbuf: int) -> socket.socket:
 
 
 _libc = ctypes.CDLL(None, use_errno=True)
+
+
+def load_helper(name: str) -> ModuleType | None:
+    """C helper ``name`` of this package (_tunoffload, _wireio) unless it was not built
+    or XFRM_OFFLOAD_NATIVE=0: the caller then runs its Python equivalent."""
+    if os.environ.get("XFRM_OFFLOAD_NATIVE", "1") == "0":
+        return None
+    try:
+        return importlib.import_module(f".{name}", __package__)
+    except ImportError:
+        return None
 
 
 def _setns(fd: int) -> None:

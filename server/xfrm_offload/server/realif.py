@@ -54,6 +54,8 @@ if TYPE_CHECKING:
     from .datapath import Wires
 
 log = logging.getLogger("xfrm_offload.server")
+#: _wireio.c: recvmmsg / sendmmsg, many wire frames a system call (None: one a call).
+_wireio = ifaces.load_helper("_wireio")
 
 TX = pb.PACKET_DIRECTION_TX
 RX = pb.PACKET_DIRECTION_RX
@@ -349,7 +351,26 @@ class Attachment:
         self.counters.host_rx_packets += len(packets) - before
         self._after_read(self._tx, len(packets) >= QUEUE_LIMIT, fd)
 
+    def _read_many(self, packet_socket: bool) -> None:
+        """Both wire readers with _wireio: what is ready, many frames a system call."""
+        assert self.wire is not None and _wireio is not None
+        packets, fd = self._rx.packets, self.wire.fileno()
+        room = QUEUE_LIMIT - len(packets)
+        size = min(65536, max(self.wire_mtu, UDP_WIRE_MTU) + 256)
+        frames, truncated, error = _wireio.recv_frames(fd, room, size, packet_socket)
+        packets.extend(frames)
+        self.counters.wire_rx_packets += len(frames)
+        self.counters.wire_rx_dropped += truncated  # larger than the link's MTU
+        if error and packet_socket and error != errno.ENETDOWN:
+            self._side_lost(fd, "wire_if", OSError(error, os.strerror(error)))
+        elif error and not packet_socket:  # ECONNREFUSED: the peer's port is closed for now
+            log.debug("udp wire read failed", extra=logs.fields(dev=self.dev, error=error))
+        self._after_read(self._rx, len(packets) >= QUEUE_LIMIT, fd)
+
     def _read_wire(self) -> None:
+        if _wireio is not None:
+            self._read_many(True)
+            return
         packets = self._rx.packets
         assert self.wire is not None
         recv = self.wire.recvfrom
@@ -371,6 +392,9 @@ class Attachment:
         self._after_read(self._rx, got == room, self.wire.fileno())
 
     def _read_udp_wire(self) -> None:
+        if _wireio is not None:
+            self._read_many(False)
+            return
         packets = self._rx.packets
         assert self.wire is not None
         recv = self.wire.recv
@@ -490,6 +514,12 @@ class Attachment:
     def _send_wire(self, frames: list[bytes]) -> None:
         wire, addresses, counters = self.wire, self._link_addresses, self.counters
         assert wire is not None
+        if _wireio is not None and all(type(f) is bytes for f in frames):
+            index = 0 if addresses is None else self.wire_index
+            sent, failed = _wireio.send_frames(wire.fileno(), frames, index, WIRE_DESTINATION)
+            counters.wire_tx_packets += sent
+            counters.wire_tx_dropped += failed
+            return
         for frame in frames:
             try:
                 if addresses is None:  # a UDP cable

@@ -31,13 +31,12 @@ with an all-zero header, and the host verifies it as usual.
 
 from __future__ import annotations
 
-import importlib
-import os
 import struct
 from collections.abc import Callable, Sequence
-from types import ModuleType
 
 from xfrm_offload.engine.ipheader import fold_checksum, ipv4_checksum, ones_complement_sum
+
+from .ifaces import load_helper
 
 #: struct virtio_net_hdr (without num_buffers): TUNSETVNETHDRSZ is set to its size.
 VNET_HDR = struct.Struct("<BBHHHH")
@@ -65,20 +64,10 @@ class BadOffload(ValueError):
     """A TUN frame whose virtio_net_hdr does not describe the packet behind it."""
 
 
-def _load_native() -> ModuleType | None:
-    """_tunoffload.c (segmentation and sums in C) unless not built or
-    XFRM_OFFLOAD_NATIVE=0; the Python below is the reference it must match."""
-    if os.environ.get("XFRM_OFFLOAD_NATIVE", "1") == "0":
-        return None
-    try:
-        module = importlib.import_module("._tunoffload", __package__)
-    except ImportError:
-        return None
-    module.set_error(BadOffload)
-    return module
-
-
-_native = _load_native()
+#: _tunoffload.c: segmentation and sums in C; the Python below is the reference it matches.
+_native = load_helper("_tunoffload")
+if _native is not None:
+    _native.set_error(BadOffload)
 #: True when segmentation and checksums run in C.
 NATIVE = _native is not None
 _sum: Callable[[bytes | bytearray | memoryview], int] = (
