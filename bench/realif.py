@@ -1,6 +1,6 @@
 """Real interfaces: iperf3 through two NICs, beside strongSwan's userspace ESP, one run.
 
-    sudo .venv/bin/python bench/realif.py [--seconds S] [--tun-offload on,off]
+    sudo .venv/bin/python bench/realif.py [--seconds S] [--modes on,off,before]
                                           [--no-strongswan] [--json FILE]
 
 The two NICs are scripts/two-hosts' (two namespaces, an xfrm-offloadd in each, TUNs
@@ -14,9 +14,12 @@ as hosts, a veth as the wire, AES-128-GCM tunnel SAs), held up while this measur
 - the ratio of the packet rate to the in-process device path (bench/datapath.py's
   engine TX/RX loop in this process, the slower of the two): what the I/O costs.
 
-All of it once per --tun-offload mode (default both, in that order: ``xfrm_offload``
-with TSO/GRO on the TUNs, ``xfrm_offload_tun_offload_off`` packet by packet), so the
-offloads' effect is a ratio within the run too.
+All of it once per mode (--modes, default all three, in this order): ``on``, the
+servers' default (TSO/GRO on the TUNs, recvmmsg/sendmmsg on the wire); ``off``
+(``--tun-offload off``: the TUN packet by packet); ``before``, the path as it was before
+both (``--tun-offload off`` and XFRM_OFFLOAD_REALIF_HELPERS=0 for the servers, which leaves
+realif's C helpers out; the ESP engine stays native). So the effect of each is a ratio
+within the run too.
 
 Beside it, in the same run, strongSwan's kernel-libipsec (charon does ESP in userspace
 over a TUN, IKEv2 PSK) on the same kind of topology, through the shared anchor script
@@ -50,19 +53,27 @@ PEER = "203.0.113.1"
 #: iperf3 payloads that make IP packets of 64 and 1400 bytes (20 IP + 8 UDP).
 UDP_PAYLOAD = {64: 36, 1400: 1372}
 PACED_RATE = "150M"
+#: --modes: each one's key in the results.
+MODES = {
+    "on": "xfrm_offload",
+    "off": "xfrm_offload_tun_offload_off",
+    "before": "xfrm_offload_before",
+}
 
 
 class TwoHosts:
     """scripts/two-hosts held up (HOLD) until closed: namespaces, servers' pids and sockets."""
 
-    def __init__(self, tun_offload: str = "on") -> None:
+    def __init__(self, mode: str = "on") -> None:
         env = {
             **os.environ,
             "COUNT": "3",
             "HOLD": "1800",
             "PREFIX": "xo-b-",
-            "TUN_OFFLOAD": tun_offload,
+            "TUN_OFFLOAD": "on" if mode == "on" else "off",
         }
+        if mode == "before":  # realif's C helpers not loaded (runtime switch)
+            env["XFRM_OFFLOAD_REALIF_HELPERS"] = "0"
         self.proc = subprocess.Popen(
             [str(TWO_HOSTS)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
         )
@@ -218,10 +229,10 @@ def load_note() -> str:
 
 
 async def two_nics(
-    seconds: float, tun_offload: str, inproc: dict[int, dict[str, float]]
+    seconds: float, mode: str, inproc: dict[int, dict[str, float]]
 ) -> dict[str, Any]:
-    """TCP and UDP through scripts/two-hosts' NICs with --tun-offload ``tun_offload``."""
-    hosts = TwoHosts(tun_offload)
+    """TCP and UDP through scripts/two-hosts' NICs in ``mode`` (see MODES)."""
+    hosts = TwoHosts(mode)
     try:
         nic: dict[str, Any] = {"tcp": await measured(hosts, seconds)}
         for size, payload in UDP_PAYLOAD.items():
@@ -251,9 +262,10 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=4.0, help="per iperf3 run (default 4)")
     parser.add_argument(
-        "--tun-offload",
-        default="on,off",
-        help="the servers' --tun-offload modes to measure, in order (default: on,off)",
+        "--modes",
+        default=",".join(MODES),
+        help="what to measure, in order: on (default servers), off (--tun-offload off), "
+        "before (also without realif's C helpers) (default: on,off,before)",
     )
     parser.add_argument("--no-strongswan", action="store_true")
     parser.add_argument("--json", type=Path, help="also write the results here")
@@ -268,25 +280,23 @@ async def main() -> None:
         size: {"tx": round(r["engine_tx"]), "rx": round(r["engine_rx"])}
         for size, r in inproc.items()
     }
-    modes = [m for m in args.tun_offload.split(",") if m]
-    if not modes or any(m not in ("on", "off") for m in modes):
-        sys.exit("bench/realif.py: --tun-offload takes on, off or on,off")
+    modes = [m for m in args.modes.split(",") if m]
+    if not modes or any(m not in MODES for m in modes):
+        sys.exit(f"bench/realif.py: --modes takes some of {','.join(MODES)}")
     for mode in modes:
-        key = "xfrm_offload" if mode == "on" else "xfrm_offload_tun_offload_off"
-        results[key] = await two_nics(seconds, mode, inproc)
+        results[MODES[mode]] = await two_nics(seconds, mode, inproc)
     if not args.no_strongswan:
         swan = strongswan(seconds)
         results["strongswan_libipsec"] = swan
         for mode in modes:
-            key = "xfrm_offload" if mode == "on" else "xfrm_offload_tun_offload_off"
             if "tcp_mbps" in swan:
-                results[f"tcp_ratio_to_strongswan_tun_offload_{mode}"] = round(
-                    results[key]["tcp"]["goodput_mbps"] / swan["tcp_mbps"], 2
+                results[f"tcp_ratio_to_strongswan_{mode}"] = round(
+                    results[MODES[mode]]["tcp"]["goodput_mbps"] / swan["tcp_mbps"], 2
                 )
-    if modes == ["on", "off"]:
-        on, off = results["xfrm_offload"]["tcp"], results["xfrm_offload_tun_offload_off"]["tcp"]
-        results["tcp_goodput_offload_on_over_off"] = round(
-            on["goodput_mbps"] / off["goodput_mbps"], 2
+    for mode in modes[1:]:
+        now, then = results[MODES[modes[0]]]["tcp"], results[MODES[mode]]["tcp"]
+        results[f"tcp_goodput_{modes[0]}_over_{mode}"] = round(
+            now["goodput_mbps"] / then["goodput_mbps"], 2
         )
     results["load_after"] = load_note()
     text = json.dumps(results, indent=2)

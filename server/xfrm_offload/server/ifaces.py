@@ -152,8 +152,8 @@ _libc = ctypes.CDLL(None, use_errno=True)
 
 def load_helper(name: str) -> ModuleType | None:
     """C helper ``name`` of this package (_tunoffload, _wireio) unless it was not built
-    or XFRM_OFFLOAD_NATIVE=0: the caller then runs its Python equivalent."""
-    if os.environ.get("XFRM_OFFLOAD_NATIVE", "1") == "0":
+    or XFRM_OFFLOAD_REALIF_HELPERS=0: the caller then runs its Python equivalent."""
+    if os.environ.get("XFRM_OFFLOAD_REALIF_HELPERS", "1") == "0":
         return None
     try:
         return importlib.import_module(f".{name}", __package__)
