@@ -137,8 +137,9 @@ def test_packet_that_only_needs_its_checksum_gets_it_completed(engine: str) -> N
         VNET_HDR.pack(0, GSO_TCPV4, 0, 0, 0, 0) + _tcp(False, b"x" * 3000),
         VNET_HDR.pack(0, GSO_TCPV4, 0, 1000, 0, 0) + _tcp(False, b"x" * 3000)[:30],
         VNET_HDR.pack(F_NEEDS_CSUM, 0, 0, 0, 20, 200) + _tcp(False, b"x"),
+        VNET_HDR.pack(0, GSO_TCPV4, 0, 1000, 0, 0) + b"\x44" + _tcp(False, b"x" * 3000)[1:],
     ],
-    ids=["short", "gso not tcp", "gso size 0", "truncated tcp", "csum outside"],
+    ids=["short", "gso not tcp", "gso size 0", "truncated tcp", "csum outside", "ihl 4"],
 )
 def test_inconsistent_virtio_header_is_refused(frame: bytes, engine: str) -> None:
     with pytest.raises(BadOffload):

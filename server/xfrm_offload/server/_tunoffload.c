@@ -62,7 +62,7 @@ static PyObject *cut(const uint8_t *p, size_t n, size_t gso)
 {
     int v6;
     size_t ihl;
-    if (n >= 20 && (p[0] >> 4) == 4 && p[9] == IPPROTO_TCP_NUM) {
+    if (n >= 20 && (p[0] >> 4) == 4 && p[9] == IPPROTO_TCP_NUM && (p[0] & 0x0F) >= 5) {
         v6 = 0;
         ihl = (size_t)(p[0] & 0x0F) * 4;
     } else if (n >= 40 && (p[0] >> 4) == 6 && p[6] == IPPROTO_TCP_NUM) {

@@ -84,7 +84,7 @@ def _pseudo_sum(packet: bytes | bytearray, v6: bool, l4_length: int) -> int:
 def _l3_length(packet: bytes | bytearray) -> tuple[bool, int]:
     """(IPv6?, IP header length) of a TCP packet; BadOffload if it is not one."""
     version = packet[0] >> 4 if packet else 0
-    if version == 4 and len(packet) >= 20 and packet[9] == IPPROTO_TCP:
+    if version == 4 and len(packet) >= 20 and packet[9] == IPPROTO_TCP and packet[0] & 0x0F >= 5:
         return False, (packet[0] & 0x0F) * 4
     if version == 6 and len(packet) >= 40 and packet[6] == IPPROTO_TCP:
         return True, 40
