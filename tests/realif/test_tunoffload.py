@@ -12,6 +12,8 @@ import struct
 from dataclasses import dataclass
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scapy.layers.inet import ICMP, IP, TCP, UDP
 from scapy.layers.inet6 import IPv6
 from scapy.packet import Packet, Raw
@@ -58,7 +60,7 @@ def _hdr(frame: bytes) -> tuple[int, int, int, int, int, int]:
 
 @pytest.fixture(params=["c", "python"])
 def engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """The TX cases run on _tunoffload.c and on the Python reference (the fallback)."""
+    """The cases run on _tunoffload.c and on the Python reference (the fallback)."""
     name: str = request.param
     if name == "c" and not tunoffload.NATIVE:
         pytest.skip("_tunoffload.c not built")
@@ -189,7 +191,7 @@ def _coalesced(v6: bool, size: int, mss: int, flags: str = "A") -> bytes:
 
 
 @pytest.mark.parametrize("v6", [False, True], ids=["ipv4", "ipv6"])
-def test_in_order_segments_of_one_flow_become_one_super_packet(v6: bool) -> None:
+def test_in_order_segments_of_one_flow_become_one_super_packet(v6: bool, engine: str) -> None:
     segs = _segments(v6, [1368, 1368, 1368, 500], last_flags="PA")
     assert to_host(segs) == [(_coalesced(v6, 1368 * 3 + 500, 1368, "PA"), 4)]
 
@@ -283,7 +285,7 @@ GRO_CASES = [
 
 
 @pytest.mark.parametrize("case", GRO_CASES, ids=lambda c: c.name)
-def test_coalescing_rules(case: Gro) -> None:
+def test_coalescing_rules(case: Gro, engine: str) -> None:
     frames = to_host(case.packets)
     assert [count for _, count in frames] == case.counts
     for frame, count in frames:  # one by one: unchanged, behind an all-zero header
@@ -292,7 +294,7 @@ def test_coalescing_rules(case: Gro) -> None:
             assert frame[len(PLAIN) :] in case.packets
 
 
-def test_64_kb_limit_keeps_the_stream_whole() -> None:
+def test_64_kb_limit_keeps_the_stream_whole(engine: str) -> None:
     segs = _segments(False, [1400] * 50)
     frames = to_host(segs)
     first = frames[0][0][len(PLAIN) :]
@@ -303,7 +305,7 @@ def test_64_kb_limit_keeps_the_stream_whole() -> None:
     assert first[52:] + second[52:] == BLOB[: 50 * 1400]
 
 
-def test_interleaved_flows_each_coalesce() -> None:
+def test_interleaved_flows_each_coalesce(engine: str) -> None:
     a = _segments(False, [1000, 1000, 1000])
     b = [bytes(IP(src=SRC4, dst=str(ipaddress.ip_address(DST4) + 1), id=100 + i, flags="DF")
                / TCP(sport=40000, dport=5201, seq=5000 + 1000 * i, ack=77, flags="A",
@@ -312,3 +314,50 @@ def test_interleaved_flows_each_coalesce() -> None:
     frames = to_host([a[0], b[0], a[1], b[1], a[2], b[2]])
     assert [count for _, count in frames] == [3, 3]
     assert frames[0][0] == _coalesced(False, 3000, 1000)
+
+
+@pytest.mark.skipif(not tunoffload.NATIVE, reason="_tunoffload.c not built")
+@given(
+    head=st.binary(min_size=0, max_size=80),
+    payload_size=st.integers(min_value=0, max_value=5000),
+    gso_size=st.integers(min_value=0, max_value=2000),
+    v6=st.booleans(),
+)
+@settings(max_examples=300, deadline=None)
+def test_c_and_python_segment_alike_on_any_input(
+    head: bytes, payload_size: int, gso_size: int, v6: bool
+) -> None:
+    """Well-formed or not, the C segmentation gives what the Python reference gives (the
+    same segments, or BadOffload for both): a header of random bytes over a valid one."""
+    valid = _tcp(v6, BLOB[:payload_size])
+    packet = head + valid[len(head) :]
+    try:
+        expected = tunoffload.segment_reference(packet, gso_size)
+    except BadOffload:
+        with pytest.raises(BadOffload):
+            tunoffload.segment(packet, gso_size)
+        return
+    assert tunoffload.segment(packet, gso_size) == expected
+
+
+_STREAM = _segments(False, [1000] * 6, last_flags="PA") + _segments(True, [900] * 4)
+
+
+@pytest.mark.skipif(not tunoffload.NATIVE, reason="_tunoffload.c not built")
+@given(
+    picks=st.lists(st.integers(min_value=0, max_value=len(_STREAM) - 1), max_size=24),
+    flips=st.lists(st.tuples(st.integers(0, 1200), st.integers(0, 255)), max_size=3),
+)
+@settings(max_examples=300, deadline=None)
+def test_c_and_python_coalesce_alike_on_any_input(
+    picks: list[int], flips: list[tuple[int, int]]
+) -> None:
+    """Any order, repeats and corrupted bytes of two streams' segments: the C coalescing
+    gives the Python reference's frames."""
+    packets = [bytearray(_STREAM[i]) for i in picks]
+    for at, value in flips:
+        if packets:
+            packet = packets[at % len(packets)]
+            packet[at % len(packet)] = value
+    batch = [bytes(p) for p in packets]
+    assert tunoffload.to_host(batch) == tunoffload.to_host_reference(batch)

@@ -269,6 +269,14 @@ def _tcp(packet: bytes) -> tuple[bool, int, int, bytes, bool] | None:
 def to_host(packets: Sequence[bytes]) -> list[tuple[bytes, int]]:
     """TUN frames (virtio_net_hdr + packet) for what the device delivers to its host,
     each with the number of packets it carries; TCP segments coalesced per flow."""
+    if _native is not None and type(packets) is list:
+        frames: list[tuple[bytes, int]] = _native.coalesce(packets)
+        return frames
+    return to_host_reference(packets)
+
+
+def to_host_reference(packets: Sequence[bytes]) -> list[tuple[bytes, int]]:
+    """``to_host`` in Python: the rules _tunoffload.c implements, byte for byte."""
     entries: list[_Flow | bytes] = []
     flows: dict[bytes, _Flow] = {}
     for packet in packets:
