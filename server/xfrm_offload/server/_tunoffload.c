@@ -1,9 +1,10 @@
 /* _tunoffload: the per-byte work of TUN offloads (tunoffload.py), in C.
  *
- * tunoffload.py holds the rules and the reference implementation; this file does the two
- * things that cost per byte in Python: cutting a TCP super-packet into segments, each
- * with its own headers and full TCP checksum (segment), and the ones' complement sum of
- * a buffer (ones_sum). Same results to the byte as the Python code (the tests run both).
+ * tunoffload.py holds the rules and the reference implementation; this file does the
+ * work that costs per packet and per byte in Python: reading a TUN frame (from_host:
+ * completing a checksum, or cutting a TCP super-packet into segments, each with its own
+ * headers and full TCP checksum: segment) and coalescing segments for the host
+ * (coalesce). Same results to the byte as the Python code (the tests run both).
  * Built by hatch_build.py with -Wall -Wextra -Werror on the system headers only; without
  * it tunoffload.py runs its Python reference.
  */
@@ -16,6 +17,7 @@
 #define TCP_PSH 0x08
 #define TCP_CWR 0x80
 #define IPPROTO_TCP_NUM 6
+#define VNET_LEN 10 /* sizeof(struct virtio_net_hdr) */
 
 static PyObject *BadOffload; /* tunoffload.BadOffload, handed in by set_error */
 
@@ -132,15 +134,40 @@ static PyObject *segment(PyObject *self, PyObject *args)
     return result;
 }
 
-static PyObject *ones_sum(PyObject *self, PyObject *arg)
+/* from_host(frame) -> list[bytes]: one TUN read's packets (tunoffload.from_host). */
+static PyObject *from_host(PyObject *self, PyObject *arg)
 {
     (void)self;
-    Py_buffer data;
-    if (PyObject_GetBuffer(arg, &data, PyBUF_SIMPLE) != 0)
+    if (!PyBytes_Check(arg)) {
+        PyErr_SetString(PyExc_TypeError, "from_host takes bytes");
         return NULL;
-    unsigned s = fold(sum16(data.buf, (size_t)data.len));
-    PyBuffer_Release(&data);
-    return PyLong_FromUnsignedLong(s);
+    }
+    const uint8_t *f = (const uint8_t *)PyBytes_AS_STRING(arg);
+    size_t n = (size_t)PyBytes_GET_SIZE(arg);
+    if (n < VNET_LEN)
+        return refuse("shorter than its virtio_net_hdr");
+    /* little-endian struct virtio_net_hdr: flags, gso_type, hdr_len, gso_size,
+     * csum_start, csum_offset */
+    uint8_t flags = f[0], gso_type = f[1];
+    size_t gso_size = (size_t)(f[4] | (f[5] << 8));
+    size_t start = (size_t)(f[6] | (f[7] << 8)), offset = (size_t)(f[8] | (f[9] << 8));
+    const uint8_t *p = f + VNET_LEN;
+    n -= VNET_LEN;
+    if ((gso_type & ~0x80) != 0) /* GSO_ECN aside, any GSO type: TCP segmentation */
+        return cut(p, n, gso_size);
+    PyObject *packet = PyBytes_FromStringAndSize((const char *)p, (Py_ssize_t)n);
+    if (packet == NULL)
+        return NULL;
+    if (flags & 1) { /* NEEDS_CSUM: the sum from start, its field holding the pseudo sum */
+        if (start + offset + 2 > n || start < 20) {
+            Py_DECREF(packet);
+            return refuse("checksum offsets point outside the packet");
+        }
+        uint8_t *q = (uint8_t *)PyBytes_AS_STRING(packet);
+        unsigned sum = ~fold(sum16(q + start, n - start)) & 0xFFFF;
+        put16(q + start + offset, sum ? sum : 0xFFFF);
+    }
+    return Py_BuildValue("[N]", packet);
 }
 
 /* -- coalescing (to_host): tunoffload.py's rules, see its docstring ------------------- */
@@ -151,7 +178,6 @@ static PyObject *ones_sum(PyObject *self, PyObject *arg)
 #define TCP_URG 0x20
 #define NOT_COALESCED (TCP_FIN | TCP_SYN | TCP_RST | TCP_URG | TCP_CWR)
 #define MAX_COALESCED 65535
-#define VNET_LEN 10
 
 struct seg { /* one packet of the batch */
     const uint8_t *p;
@@ -400,8 +426,8 @@ static PyObject *set_error(PyObject *self, PyObject *arg)
 static PyMethodDef methods[] = {
     {"segment", segment, METH_VARARGS,
      "segment(packet, gso_size) -> list[bytes]: a TCP super-packet cut as TSO cuts it."},
-    {"ones_sum", ones_sum, METH_O,
-     "ones_sum(buffer) -> int: the folded 16-bit ones' complement sum (0 only if all zero)."},
+    {"from_host", from_host, METH_O,
+     "from_host(frame) -> list[bytes]: tunoffload.from_host's packets."},
     {"coalesce", coalesce, METH_O,
      "coalesce(packets) -> list[(frame, count)]: tunoffload.to_host's frames."},
     {"set_error", set_error, METH_O, "set_error(exc_type): what segment raises on bad input."},

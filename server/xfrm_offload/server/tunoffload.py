@@ -32,7 +32,7 @@ with an all-zero header, and the host verifies it as usual.
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from xfrm_offload.engine.ipheader import fold_checksum, ipv4_checksum, ones_complement_sum
 
@@ -70,9 +70,6 @@ if _native is not None:
     _native.set_error(BadOffload)
 #: True when segmentation and checksums run in C.
 NATIVE = _native is not None
-_sum: Callable[[bytes | bytearray | memoryview], int] = (
-    ones_complement_sum if _native is None else _native.ones_sum
-)
 
 
 def _pseudo_sum(packet: bytes | bytearray, v6: bool, l4_length: int) -> int:
@@ -94,12 +91,20 @@ def _l3_length(packet: bytes | bytearray) -> tuple[bool, int]:
 def from_host(frame: bytes) -> list[bytes]:
     """The plain IP packets one TUN read carries: its virtio_net_hdr stripped, checksum
     completed, a TCP super-packet segmented; BadOffload if the header is inconsistent."""
+    if _native is not None:
+        packets: list[bytes] = _native.from_host(frame)
+        return packets
+    return from_host_reference(frame)
+
+
+def from_host_reference(frame: bytes) -> list[bytes]:
+    """``from_host`` in Python: the rules _tunoffload.c implements, byte for byte."""
     if len(frame) < VNET_HDR_LEN:
         raise BadOffload("shorter than its virtio_net_hdr")
     flags, gso_type, _hdr_len, gso_size, csum_start, csum_offset = VNET_HDR.unpack_from(frame)
     packet = frame[VNET_HDR_LEN:]
     if gso_type & ~GSO_ECN != GSO_NONE:
-        return segment(packet, gso_size)
+        return segment_reference(packet, gso_size)
     if flags & F_NEEDS_CSUM:
         return [complete_checksum(packet, csum_start, csum_offset)]
     return [packet]
@@ -113,7 +118,7 @@ def complete_checksum(packet: bytes, start: int, offset: int) -> bytes:
     if at + 2 > len(packet) or start < 20:
         raise BadOffload("checksum offsets point outside the packet")
     data = bytearray(packet)
-    _U16.pack_into(data, at, fold_checksum(_sum(memoryview(data)[start:])) or 0xFFFF)
+    _U16.pack_into(data, at, fold_checksum(ones_complement_sum(data[start:])) or 0xFFFF)
     return bytes(data)
 
 
