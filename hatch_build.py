@@ -1,5 +1,7 @@
 """Hatchling build hook: compile the native ESP engine (engine/_esp.c) against libcrypto,
-and the Unix relay's splice pump (server/_relay.c, no library).
+the Unix relay's splice pump (server/_relay.c) and the real interfaces' helpers
+(server/_tunoffload.c: TUN offloads' per-byte work; server/_wireio.c: recvmmsg/sendmmsg),
+which need no library.
 
 Why hatchling (the project's backend already) and not meson-python or setuptools: one C
 file and one library need no build system of their own; a hook keeps the three-root
@@ -11,7 +13,8 @@ Wheel: the shared object goes into the wheel (force-included) and the wheel is t
 this interpreter and platform. Editable install: it is built next to the source, where the
 editable path finds it. No compiler, no headers, or ``XFRM_OFFLOAD_NATIVE=0``: the build
 still succeeds, pure-Python, and the server runs (and says it runs) the Python reference
-(and the relay its os.splice loop).
+(the relay its os.splice loop, the real interfaces their Python equivalents). Each
+extension is built on its own: one that fails leaves the others.
 """
 
 from __future__ import annotations
@@ -30,10 +33,28 @@ from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 SOURCE = Path("server/xfrm_offload/engine/_esp.c")
 TARGET = "xfrm_offload/engine/_esp"
 CFLAGS = ("-O2", "-fPIC", "-shared", "-Wall", "-Wextra", "-Werror")
-#: Every extension: its source, its module path (no suffix), the libraries it links.
+#: Every extension: its source, its module path (no suffix), the libraries it links, and
+#: what runs without it.
 EXTENSIONS = (
-    (SOURCE, TARGET, ("-lcrypto",)),
-    (Path("server/xfrm_offload/server/_relay.c"), "xfrm_offload/server/_relay", ()),
+    (SOURCE, TARGET, ("-lcrypto",), "the Python reference ESP engine runs"),
+    (
+        Path("server/xfrm_offload/server/_relay.c"),
+        "xfrm_offload/server/_relay",
+        (),
+        "the Unix relay runs its os.splice loop",
+    ),
+    (
+        Path("server/xfrm_offload/server/_tunoffload.c"),
+        "xfrm_offload/server/_tunoffload",
+        (),
+        "TUN offloads run in Python",
+    ),
+    (
+        Path("server/xfrm_offload/server/_wireio.c"),
+        "xfrm_offload/server/_wireio",
+        (),
+        "wire frames move one system call each",
+    ),
 )
 
 
@@ -65,13 +86,13 @@ class NativeBuildHook(BuildHookInterface):  # type: ignore[type-arg]
         if self.target_name != "wheel":
             return
         if os.environ.get("XFRM_OFFLOAD_NATIVE", "1") == "0":
-            for source, _, _ in EXTENSIONS:
-                self._skip(source, "XFRM_OFFLOAD_NATIVE=0")
+            for source, _, _, instead in EXTENSIONS:
+                self._skip(source, "XFRM_OFFLOAD_NATIVE=0", instead)
             return
         root = Path(self.root)
         suffix = sysconfig.get_config_var("EXT_SUFFIX") or ".so"
         built = False
-        for source, target, libs in EXTENSIONS:
+        for source, target, libs, instead in EXTENSIONS:
             if version == "editable":
                 out = root / "server" / (target + suffix)
                 out.unlink(missing_ok=True)  # a failed build must not leave a stale one behind
@@ -84,7 +105,7 @@ class NativeBuildHook(BuildHookInterface):  # type: ignore[type-arg]
                 if why is None:
                     build_data["force_include"][str(out)] = target + suffix
             if why is not None:
-                self._skip(source, why)
+                self._skip(source, why, instead)
             built = built or why is None
         if built:
             build_data["pure_python"] = False
@@ -95,10 +116,5 @@ class NativeBuildHook(BuildHookInterface):  # type: ignore[type-arg]
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
 
-    def _skip(self, source: Path, why: str) -> None:
-        what = (
-            "native ESP engine not built ({}); the Python reference runs"
-            if source == SOURCE
-            else "Unix relay pump not built ({}); the relay runs its os.splice loop"
-        )
-        print(f"xfrm-offload: {what.format(why)}", file=sys.stderr)
+    def _skip(self, source: Path, why: str, instead: str) -> None:
+        print(f"xfrm-offload: {source.name} not built ({why}); {instead}", file=sys.stderr)

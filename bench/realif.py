@@ -1,6 +1,7 @@
 """Real interfaces: iperf3 through two NICs, beside strongSwan's userspace ESP, one run.
 
-    sudo .venv/bin/python bench/realif.py [--seconds S] [--no-strongswan] [--json FILE]
+    sudo .venv/bin/python bench/realif.py [--seconds S] [--modes on,off,before]
+                                          [--no-strongswan] [--json FILE]
 
 The two NICs are scripts/two-hosts' (two namespaces, an xfrm-offloadd in each, TUNs
 as hosts, a veth as the wire, AES-128-GCM tunnel SAs), held up while this measures:
@@ -12,6 +13,13 @@ as hosts, a veth as the wire, AES-128-GCM tunnel SAs), held up while this measur
   (each packet is one device's TX and the other's RX);
 - the ratio of the packet rate to the in-process device path (bench/datapath.py's
   engine TX/RX loop in this process, the slower of the two): what the I/O costs.
+
+All of it once per mode (--modes, default all three, in this order): ``on``, the
+servers' default (TSO/GRO on the TUNs, recvmmsg/sendmmsg on the wire); ``off``
+(``--tun-offload off``: the TUN packet by packet); ``before``, the path as it was before
+both (``--tun-offload off`` and XFRM_OFFLOAD_REALIF_HELPERS=0 for the servers, which leaves
+realif's C helpers out; the ESP engine stays native). So the effect of each is a ratio
+within the run too.
 
 Beside it, in the same run, strongSwan's kernel-libipsec (charon does ESP in userspace
 over a TUN, IKEv2 PSK) on the same kind of topology, through the shared anchor script
@@ -45,13 +53,29 @@ PEER = "203.0.113.1"
 #: iperf3 payloads that make IP packets of 64 and 1400 bytes (20 IP + 8 UDP).
 UDP_PAYLOAD = {64: 36, 1400: 1372}
 PACED_RATE = "150M"
+#: Seconds of untimed TCP through each mode's NICs before its measurements.
+WARM_UP = 2
+#: --modes: each one's key in the results.
+MODES = {
+    "on": "xfrm_offload",
+    "off": "xfrm_offload_tun_offload_off",
+    "before": "xfrm_offload_before",
+}
 
 
 class TwoHosts:
     """scripts/two-hosts held up (HOLD) until closed: namespaces, servers' pids and sockets."""
 
-    def __init__(self) -> None:
-        env = {**os.environ, "COUNT": "3", "HOLD": "1800", "PREFIX": "xo-b-"}
+    def __init__(self, mode: str = "on") -> None:
+        env = {
+            **os.environ,
+            "COUNT": "3",
+            "HOLD": "1800",
+            "PREFIX": "xo-b-",
+            "TUN_OFFLOAD": "on" if mode == "on" else "off",
+        }
+        if mode == "before":  # realif's C helpers not loaded (runtime switch)
+            env["XFRM_OFFLOAD_REALIF_HELPERS"] = "0"
         self.proc = subprocess.Popen(
             [str(TWO_HOSTS)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
         )
@@ -206,24 +230,15 @@ def load_note() -> str:
     return f"load average {one:.2f} / {five:.2f} (1 / 5 min) on {os.cpu_count()} cores"
 
 
-async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=4.0, help="per iperf3 run (default 4)")
-    parser.add_argument("--no-strongswan", action="store_true")
-    parser.add_argument("--json", type=Path, help="also write the results here")
-    args = parser.parse_args()
-    if os.geteuid() != 0:
-        sys.exit("bench/realif.py needs root (namespaces, TUN, AF_PACKET)")
-    seconds = args.seconds
-    results: dict[str, Any] = {"load_before": load_note()}
-
-    inproc = {size: in_process(size, QUICK) for size in (64, 1400)}
-    results["in_process_pps"] = {
-        size: {"tx": round(r["engine_tx"]), "rx": round(r["engine_rx"])}
-        for size, r in inproc.items()
-    }
-    hosts = TwoHosts()
+async def two_nics(
+    seconds: float, mode: str, inproc: dict[int, dict[str, float]]
+) -> dict[str, Any]:
+    """TCP and UDP through scripts/two-hosts' NICs in ``mode`` (see MODES)."""
+    hosts = TwoHosts(mode)
     try:
+        # Untimed first: whichever mode was measured first got about two thirds of the CPU
+        # the later ones got (five runs of 2026-12-02), so every mode warms up alike.
+        iperf3(hosts, WARM_UP)
         nic: dict[str, Any] = {"tcp": await measured(hosts, seconds)}
         for size, payload in UDP_PAYLOAD.items():
             nic[f"udp{size}_unpaced"] = await measured(
@@ -238,16 +253,56 @@ async def main() -> None:
         row = nic[f"udp{size}_unpaced"]
         floor = min(inproc[size]["engine_tx"], inproc[size]["engine_rx"])
         row["ratio_to_in_process"] = round(row["received_pps"] / floor, 2)
+    tcp = nic["tcp"]  # TCP's packets per second (each one TX and one RX) over the floor
+    if tcp["nic_packets"]:
+        floor = min(inproc[1400]["engine_tx"], inproc[1400]["engine_rx"])
+        tcp["nic_pps"] = round(tcp["nic_packets"] / 2 / seconds)
+        tcp["ratio_to_in_process"] = round(tcp["nic_pps"] / floor, 2)
     paced, unpaced = nic["udp1400_paced"], nic["udp1400_unpaced"]
     nic["unpaced_over_paced_goodput"] = round(unpaced["goodput_mbps"] / paced["goodput_mbps"], 2)
-    results["xfrm_offload"] = nic
+    return nic
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=4.0, help="per iperf3 run (default 4)")
+    parser.add_argument(
+        "--modes",
+        default=",".join(MODES),
+        help="what to measure, in order: on (default servers), off (--tun-offload off), "
+        "before (also without realif's C helpers) (default: on,off,before)",
+    )
+    parser.add_argument("--no-strongswan", action="store_true")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("bench/realif.py needs root (namespaces, TUN, AF_PACKET)")
+    seconds = args.seconds
+    results: dict[str, Any] = {"load_before": load_note()}
+
+    inproc = {size: in_process(size, QUICK) for size in (64, 1400)}
+    results["in_process_pps"] = {
+        size: {"tx": round(r["engine_tx"]), "rx": round(r["engine_rx"])}
+        for size, r in inproc.items()
+    }
+    modes = [m for m in args.modes.split(",") if m]
+    if not modes or any(m not in MODES for m in modes):
+        sys.exit(f"bench/realif.py: --modes takes some of {','.join(MODES)}")
+    for mode in modes:
+        results[MODES[mode]] = await two_nics(seconds, mode, inproc)
     if not args.no_strongswan:
         swan = strongswan(seconds)
         results["strongswan_libipsec"] = swan
-        if "tcp_mbps" in swan:
-            results["tcp_ratio_to_strongswan"] = round(
-                nic["tcp"]["goodput_mbps"] / swan["tcp_mbps"], 2
-            )
+        for mode in modes:
+            if "tcp_mbps" in swan:
+                results[f"tcp_ratio_to_strongswan_{mode}"] = round(
+                    results[MODES[mode]]["tcp"]["goodput_mbps"] / swan["tcp_mbps"], 2
+                )
+    for mode in modes[1:]:
+        now, then = results[MODES[modes[0]]]["tcp"], results[MODES[mode]]["tcp"]
+        results[f"tcp_goodput_{modes[0]}_over_{mode}"] = round(
+            now["goodput_mbps"] / then["goodput_mbps"], 2
+        )
     results["load_after"] = load_note()
     text = json.dumps(results, indent=2)
     print(text)

@@ -11,6 +11,10 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
+
+from xfrm_offload.server import realif, tunoffload
+
 from .topology import DEV, Pair, in_ns, install_states, install_tunnel, remove_states, two_hosts
 
 TRANSFER = str(Path(__file__).with_name("transfer.py"))
@@ -18,18 +22,20 @@ PORT = "5001"
 
 
 async def _transfer(pair: Pair, mbytes: int, *, mark: int = 0, pause: float = 0.0,
-                    during: object = None) -> tuple[str, str]:  # fmt: skip
-    """Send ``mbytes`` MiB from A to B; the (sender, receiver) "count sha256" lines.
-    ``during``, a coroutine function, runs once the receiver has ``mark`` bytes."""
+                    during: object = None, to: str = "") -> tuple[str, str]:  # fmt: skip
+    """Send ``mbytes`` MiB from A to B (at ``to``, default B's IPv4 address); the
+    (sender, receiver) "count sha256" lines. ``during``, a coroutine function, runs once
+    the receiver has ``mark`` bytes."""
+    to = to or pair.b.inner4
     receiver = await asyncio.create_subprocess_exec(
-        "ip", "netns", "exec", pair.b.ns, sys.executable, TRANSFER, "receive", pair.b.inner4,
+        "ip", "netns", "exec", pair.b.ns, sys.executable, TRANSFER, "receive", to,
         PORT, str(mark), stdout=asyncio.subprocess.PIPE,
     )  # fmt: skip
     assert receiver.stdout is not None
     try:
         assert await asyncio.wait_for(receiver.stdout.readline(), 20) == b"ready\n"
         sender = asyncio.ensure_future(
-            in_ns(pair.a.ns, sys.executable, TRANSFER, "send", pair.b.inner4, PORT,
+            in_ns(pair.a.ns, sys.executable, TRANSFER, "send", to, PORT,
                   str(mbytes), str(pause), timeout=90)
         )  # fmt: skip
         if mark:
@@ -47,16 +53,37 @@ async def _transfer(pair: Pair, mbytes: int, *, mark: int = 0, pause: float = 0.
             await receiver.wait()
 
 
-async def test_100_mb_over_tcp_arrive_intact(sock_dir: Path) -> None:
-    async with two_hosts(sock_dir) as pair:
+async def test_100_mb_over_tcp_arrive_intact(sock_dir: Path, tun_offload: str) -> None:
+    async with two_hosts(sock_dir, tun_offload=tun_offload) as pair:
         await install_tunnel(pair)
         sent, received = await _transfer(pair, 100)
         assert sent == received
         assert sent.startswith(f"{100 << 20} ")
+        await _offloads_used(pair, tun_offload == "on")
 
 
-async def test_rekey_in_the_middle_of_a_tcp_transfer(sock_dir: Path) -> None:
-    async with two_hosts(sock_dir) as pair:
+async def _offloads_used(pair: Pair, on: bool) -> None:
+    """With offloads the sender's host handed over super-packets (TSO: the host's TCP
+    sends them whenever the device offers it) and the receiver's NIC coalesced; without,
+    neither."""
+    a = (await pair.a.client.get_device(DEV)).interfaces
+    b = (await pair.b.client.get_device(DEV)).interfaces
+    assert (a.tun_offload, b.tun_offload) == (on, on)
+    assert (a.host_rx_segmented > 0, b.host_tx_coalesced > 0) == (on, on)
+    assert a.host_rx_errors == b.host_rx_errors == 0
+
+
+async def test_tcp_over_ipv6_inside_and_outside(sock_dir: Path, tun_offload: str) -> None:
+    async with two_hosts(sock_dir, ipv6=True, tun_offload=tun_offload) as pair:
+        await install_tunnel(pair, inner6=True, outer6=True)
+        sent, received = await _transfer(pair, 20, to=pair.b.inner6)
+        assert sent == received
+        assert sent.startswith(f"{20 << 20} ")
+        await _offloads_used(pair, tun_offload == "on")
+
+
+async def test_rekey_in_the_middle_of_a_tcp_transfer(sock_dir: Path, tun_offload: str) -> None:
+    async with two_hosts(sock_dir, tun_offload=tun_offload) as pair:
         await install_tunnel(pair)
         old = list(pair.sas)
 
@@ -96,8 +123,8 @@ async def _iperf3(pair: Pair, *client_args: str) -> dict[str, object]:
             await server.wait()
 
 
-async def test_iperf3_tcp_and_udp(sock_dir: Path) -> None:
-    async with two_hosts(sock_dir) as pair:
+async def test_iperf3_tcp_and_udp(sock_dir: Path, tun_offload: str) -> None:
+    async with two_hosts(sock_dir, tun_offload=tun_offload) as pair:
         await install_tunnel(pair)
         tcp = await _iperf3(pair, "-t", "1")
         end = tcp["end"]
@@ -108,3 +135,16 @@ async def test_iperf3_tcp_and_udp(sock_dir: Path) -> None:
         end = udp["end"]
         assert isinstance(end, dict)
         assert end["sum"]["packets"] > 0 and end["sum"]["lost_packets"] == 0, end["sum"]
+
+
+async def test_tcp_without_the_c_helpers(sock_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a machine without a compiler runs: TSO in Python and one system call a wire
+    frame (realif's fallbacks), with offloads on."""
+    monkeypatch.setattr(realif, "_wireio", None)
+    monkeypatch.setattr(tunoffload, "_native", None)
+    async with two_hosts(sock_dir) as pair:
+        await install_tunnel(pair)
+        sent, received = await _transfer(pair, 20)
+        assert sent == received
+        assert sent.startswith(f"{20 << 20} ")
+        await _offloads_used(pair, True)

@@ -155,9 +155,11 @@ async def two_hosts(
     ipv6: bool = False,
     extra_args: Sequence[str] = (),
     udp_ports: tuple[int, int] | None = None,
+    tun_offload: str = "on",
 ) -> AsyncIterator[Pair]:
     """Two namespaces, a server each with its TUN attached; their wires a veth between
-    the namespaces or, with ``udp_ports``, a UDP cable over the test's own loopback."""
+    the namespaces or, with ``udp_ports``, a UDP cable over the test's own loopback;
+    ``tun_offload`` the servers' --tun-offload."""
     suffix = secrets.token_hex(3)
     ns_a, ns_b = _namespaces(suffix)
     try:
@@ -175,6 +177,8 @@ async def two_hosts(
                         "--host-tun",
                         f"{TUN}@{ns}",
                         *_wire_args(ns, index, udp_ports),
+                        "--tun-offload",
+                        tun_offload,
                         *extra_args,
                     )
                 )

@@ -894,7 +894,7 @@ class EchoStreamResponse(_message.Message):
     def __init__(self, packets: _Optional[_Iterable[bytes]] = ...) -> None: ...
 
 class Interfaces(_message.Message):
-    __slots__ = ("host_tun", "wire_if", "host_mtu", "wire_mtu", "wire_running", "host_rx_packets", "host_tx_packets", "wire_rx_packets", "wire_tx_packets", "wire_rx_dropped", "wire_tx_dropped", "host_tx_dropped", "too_big", "fragmented", "wire_udp", "host_rx_dropped")
+    __slots__ = ("host_tun", "wire_if", "host_mtu", "wire_mtu", "wire_running", "host_rx_packets", "host_tx_packets", "wire_rx_packets", "wire_tx_packets", "wire_rx_dropped", "wire_tx_dropped", "host_tx_dropped", "too_big", "fragmented", "wire_udp", "host_rx_dropped", "tun_offload", "host_rx_segmented", "host_tx_coalesced", "host_rx_errors")
     HOST_TUN_FIELD_NUMBER: _ClassVar[int]
     WIRE_IF_FIELD_NUMBER: _ClassVar[int]
     HOST_MTU_FIELD_NUMBER: _ClassVar[int]
@@ -911,6 +911,10 @@ class Interfaces(_message.Message):
     FRAGMENTED_FIELD_NUMBER: _ClassVar[int]
     WIRE_UDP_FIELD_NUMBER: _ClassVar[int]
     HOST_RX_DROPPED_FIELD_NUMBER: _ClassVar[int]
+    TUN_OFFLOAD_FIELD_NUMBER: _ClassVar[int]
+    HOST_RX_SEGMENTED_FIELD_NUMBER: _ClassVar[int]
+    HOST_TX_COALESCED_FIELD_NUMBER: _ClassVar[int]
+    HOST_RX_ERRORS_FIELD_NUMBER: _ClassVar[int]
     host_tun: str
     wire_if: str
     host_mtu: int
@@ -927,7 +931,11 @@ class Interfaces(_message.Message):
     fragmented: int
     wire_udp: str
     host_rx_dropped: int
-    def __init__(self, host_tun: _Optional[str] = ..., wire_if: _Optional[str] = ..., host_mtu: _Optional[int] = ..., wire_mtu: _Optional[int] = ..., wire_running: _Optional[bool] = ..., host_rx_packets: _Optional[int] = ..., host_tx_packets: _Optional[int] = ..., wire_rx_packets: _Optional[int] = ..., wire_tx_packets: _Optional[int] = ..., wire_rx_dropped: _Optional[int] = ..., wire_tx_dropped: _Optional[int] = ..., host_tx_dropped: _Optional[int] = ..., too_big: _Optional[int] = ..., fragmented: _Optional[int] = ..., wire_udp: _Optional[str] = ..., host_rx_dropped: _Optional[int] = ...) -> None: ...
+    tun_offload: bool
+    host_rx_segmented: int
+    host_tx_coalesced: int
+    host_rx_errors: int
+    def __init__(self, host_tun: _Optional[str] = ..., wire_if: _Optional[str] = ..., host_mtu: _Optional[int] = ..., wire_mtu: _Optional[int] = ..., wire_running: _Optional[bool] = ..., host_rx_packets: _Optional[int] = ..., host_tx_packets: _Optional[int] = ..., wire_rx_packets: _Optional[int] = ..., wire_tx_packets: _Optional[int] = ..., wire_rx_dropped: _Optional[int] = ..., wire_tx_dropped: _Optional[int] = ..., host_tx_dropped: _Optional[int] = ..., too_big: _Optional[int] = ..., fragmented: _Optional[int] = ..., wire_udp: _Optional[str] = ..., host_rx_dropped: _Optional[int] = ..., tun_offload: _Optional[bool] = ..., host_rx_segmented: _Optional[int] = ..., host_tx_coalesced: _Optional[int] = ..., host_rx_errors: _Optional[int] = ...) -> None: ...
 
 class AttachInterfacesRequest(_message.Message):
     __slots__ = ("dev", "host_tun", "wire_if", "host_mtu", "wire_udp")

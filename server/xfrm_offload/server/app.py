@@ -96,7 +96,7 @@ class OffloadServer:
         offload_pb2_grpc.add_DiagServiceServicer_to_server(
             DiagServicer(self.nic, self.clock), self.server
         )
-        self.interfaces = RealInterfaces(self.nic, self.datapath.wires)
+        self.interfaces = RealInterfaces(self.nic, self.datapath.wires, config.tun_offload)
         offload_pb2_grpc.add_InterfaceServiceServicer_to_server(
             InterfaceServicer(self.interfaces), self.server
         )

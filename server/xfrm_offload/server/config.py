@@ -74,6 +74,8 @@ class ServerConfig:
     #: --engine: auto/native/python; None keeps XFRM_OFFLOAD_ENGINE's choice (default auto).
     engine: str | None = None
     interfaces: tuple[InterfaceSpec, ...] = ()
+    #: --tun-offload: TUNs carry virtio_net_hdrs (TSO from the host, coalesced TCP to it).
+    tun_offload: bool = True
 
 
 def _endpoint(text: str) -> Endpoint:
@@ -319,6 +321,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="instead of --wire-if: a UDP cable to another server's DEV (one datagram per "
         "ESP frame)",
     )
+    parser.add_argument(
+        "--tun-offload",
+        choices=("on", "off"),
+        default="on",
+        help="TUN offloads (virtio_net_hdr): the host hands TCP super-packets to the NIC, "
+        "which segments them (TSO), and receives coalesced TCP segments (GRO) (default: on)",
+    )
     security.add_arguments(parser)
     parser.add_argument(
         "--metrics",
@@ -393,6 +402,7 @@ def parse_args(argv: Sequence[str] | None = None) -> ServerConfig:
         packet_budget=args.packet_budget,
         max_request=args.max_request,
         interfaces=interfaces,
+        tun_offload=args.tun_offload == "on",
         bonds=tuple(args.bond),
         security=security.from_args(parser, args, listen),
         metrics=args.metrics,

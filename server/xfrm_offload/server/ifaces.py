@@ -14,6 +14,7 @@ import contextlib
 import ctypes
 import errno
 import fcntl
+import importlib
 import ipaddress
 import os
 import re
@@ -21,16 +22,25 @@ import socket
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
+from types import ModuleType
 
 #: ioctl numbers (linux/if_tun.h, linux/sockios.h).
 TUNSETIFF = 0x400454CA
 TUNSETCARRIER = 0x400454E2
+TUNSETOFFLOAD = 0x400454D0
+TUNSETVNETHDRSZ = 0x400454D8
+TUNSETVNETLE = 0x400454DC
 SIOCGIFFLAGS = 0x8913
 SIOCSIFFLAGS = 0x8914
 SIOCGIFMTU = 0x8921
 SIOCSIFMTU = 0x8922
 IFF_TUN = 0x0001
 IFF_NO_PI = 0x1000
+IFF_VNET_HDR = 0x4000
+#: TUNSETOFFLOAD bits: the host may leave checksums to us and hand us TCP super-packets.
+TUN_F_CSUM = 0x01
+TUN_F_TSO4 = 0x02
+TUN_F_TSO6 = 0x04
 IFF_UP = 0x1
 IFF_LOWER_UP = 0x10000
 CLONE_NEWNET = 0x40000000
@@ -140,6 +150,17 @@ def open_udp_socket(ref: UdpRef, rcvbuf: int) -> socket.socket:
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
+def load_helper(name: str) -> ModuleType | None:
+    """C helper ``name`` of this package (_tunoffload, _wireio) unless it was not built
+    or XFRM_OFFLOAD_REALIF_HELPERS=0: the caller then runs its Python equivalent."""
+    if os.environ.get("XFRM_OFFLOAD_REALIF_HELPERS", "1") == "0":
+        return None
+    try:
+        return importlib.import_module(f".{name}", __package__)
+    except ImportError:
+        return None
+
+
 def _setns(fd: int) -> None:
     if _libc.setns(fd, CLONE_NEWNET) != 0:
         code = ctypes.get_errno()
@@ -201,12 +222,22 @@ class Control:
         self._ioctl(SIOCSIFMTU, _ifreq(name, "i", mtu))
 
 
-def open_tun(ref: IfRef) -> int:
-    """A nonblocking fd on TUN ``ref`` (created if missing: it then lives while the fd does)."""
+def open_tun(ref: IfRef, vnet_hdr_len: int = 0) -> int:
+    """A nonblocking fd on TUN ``ref`` (created if missing: it then lives while the fd does).
+
+    ``vnet_hdr_len`` > 0: every packet carries a little-endian virtio_net_hdr of that
+    size, and the host may hand over TCP super-packets (TSO4/6) with checksums left to
+    the reader (see tunoffload.py); 0: plain IP packets, one per read.
+    """
+    flags = IFF_TUN | IFF_NO_PI | (IFF_VNET_HDR if vnet_hdr_len else 0)
     with netns(ref.netns):
         fd = os.open("/dev/net/tun", os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
         try:
-            fcntl.ioctl(fd, TUNSETIFF, _ifreq(ref.name, "H", IFF_TUN | IFF_NO_PI))
+            fcntl.ioctl(fd, TUNSETIFF, _ifreq(ref.name, "H", flags))
+            if vnet_hdr_len:
+                fcntl.ioctl(fd, TUNSETVNETHDRSZ, struct.pack("i", vnet_hdr_len))
+                fcntl.ioctl(fd, TUNSETVNETLE, struct.pack("i", 1))
+                fcntl.ioctl(fd, TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6)
         except OSError:
             os.close(fd)
             raise

@@ -42,7 +42,7 @@ from xfrm_offload.engine.ipheader import ipv4_checksum
 from xfrm_offload.v1 import offload_pb2 as pb
 from xfrm_offload.v1 import offload_pb2_grpc
 
-from . import ifaces, logs, ops, toobig
+from . import ifaces, logs, ops, toobig, tunoffload
 from .events import Subscription
 from .ifaces import IfRef, UdpRef
 from .nic import Nic
@@ -54,6 +54,8 @@ if TYPE_CHECKING:
     from .datapath import Wires
 
 log = logging.getLogger("xfrm_offload.server")
+#: _wireio.c: recvmmsg / sendmmsg, many wire frames a system call (None: one a call).
+_wireio = ifaces.load_helper("_wireio")
 
 TX = pb.PACKET_DIRECTION_TX
 RX = pb.PACKET_DIRECTION_RX
@@ -72,6 +74,8 @@ UDP_WIRE_MTU = 1500
 #: The wire socket's receive buffer (the kernel's bounded queue in front of RX).
 WIRE_RCVBUF = 4 * 1024 * 1024
 _READ_SIZE = 65536
+#: A TUN read with offloads: a virtio_net_hdr and an IP packet of up to 64 KB.
+_TUN_READ_SIZE = tunoffload.VNET_HDR_LEN + 65535
 #: Where wire frames go: a locally administered unicast address that no interface has,
 #: so the host stacks at both ends of the link see them as another host's (packet type
 #: OTHERHOST) and drop them at once, leaving them to the NICs' packet sockets, which see
@@ -158,8 +162,11 @@ class Attachment:
         wire: IfRef | UdpRef,
         host_mtu: int = 0,
         wires: Wires | None = None,
+        tun_offload: bool = True,
     ) -> None:
         self.nic = nic
+        #: The TUN carries virtio_net_hdrs: TSO super-packets in, coalesced TCP out.
+        self.tun_offload = tun_offload
         #: The server's wires: impairments and taps (None: frames always go straight out).
         self.wires = wires
         #: TX frames handed to an impairment so far (the ids its taps show).
@@ -168,7 +175,7 @@ class Attachment:
         self.tun_ref = tun
         self.wire_ref = wire
         self.requested_mtu = host_mtu
-        self.counters = pb.Interfaces(host_tun=str(tun))
+        self.counters = pb.Interfaces(host_tun=str(tun), tun_offload=tun_offload)
         if isinstance(wire, UdpRef):
             self.counters.wire_udp = str(wire)
         else:
@@ -229,7 +236,7 @@ class Attachment:
     def _open_tun(self) -> None:
         ref = self.tun_ref
         host_mtu = self.requested_mtu or max(toobig.V4_MIN_MTU, self.wire_mtu - ESP_OVERHEAD)
-        self.tun_fd = ifaces.open_tun(ref)
+        self.tun_fd = ifaces.open_tun(ref, tunoffload.VNET_HDR_LEN if self.tun_offload else 0)
         self.tun_index = ifaces.ifindex(ref.netns, ref.name)
         control = ifaces.Control(ref.netns)
         try:
@@ -322,20 +329,48 @@ class Attachment:
     def _read_tun(self) -> None:
         packets = self._tx.packets
         fd = self.tun_fd
-        room = QUEUE_LIMIT - len(packets)
-        got = 0
+        before = len(packets)
+        offload = self.tun_offload
         try:
-            while got < room:
-                packets.append(os.read(fd, _READ_SIZE))
-                got += 1
+            while len(packets) < QUEUE_LIMIT:
+                if not offload:
+                    packets.append(os.read(fd, _READ_SIZE))
+                    continue
+                try:  # a super-packet becomes its segments, each a packet of the device's
+                    segments = tunoffload.from_host(os.read(fd, _TUN_READ_SIZE))
+                    packets.extend(segments)
+                    if len(segments) > 1:
+                        self.counters.host_rx_segmented += 1
+                except tunoffload.BadOffload as exc:
+                    self.counters.host_rx_errors += 1
+                    log.debug("bad TUN frame", extra=logs.fields(dev=self.dev, error=str(exc)))
         except BlockingIOError:
             pass
         except OSError as exc:  # the TUN was deleted: stop reading (it would stay ready)
             self._side_lost(fd, "host_tun", exc)
-        self.counters.host_rx_packets += got
-        self._after_read(self._tx, got == room, fd)
+        self.counters.host_rx_packets += len(packets) - before
+        self._after_read(self._tx, len(packets) >= QUEUE_LIMIT, fd)
+
+    def _read_many(self, packet_socket: bool) -> None:
+        """Both wire readers with _wireio: what is ready, many frames a system call."""
+        assert self.wire is not None and _wireio is not None
+        packets, fd = self._rx.packets, self.wire.fileno()
+        room = QUEUE_LIMIT - len(packets)
+        size = min(65536, max(self.wire_mtu, UDP_WIRE_MTU) + 256)
+        frames, truncated, error = _wireio.recv_frames(fd, room, size, packet_socket)
+        packets.extend(frames)
+        self.counters.wire_rx_packets += len(frames)
+        self.counters.wire_rx_dropped += truncated  # larger than the link's MTU
+        if error and packet_socket and error != errno.ENETDOWN:
+            self._side_lost(fd, "wire_if", OSError(error, os.strerror(error)))
+        elif error and not packet_socket:  # ECONNREFUSED: the peer's port is closed for now
+            log.debug("udp wire read failed", extra=logs.fields(dev=self.dev, error=error))
+        self._after_read(self._rx, len(packets) >= QUEUE_LIMIT, fd)
 
     def _read_wire(self) -> None:
+        if _wireio is not None:
+            self._read_many(True)
+            return
         packets = self._rx.packets
         assert self.wire is not None
         recv = self.wire.recvfrom
@@ -357,6 +392,9 @@ class Attachment:
         self._after_read(self._rx, got == room, self.wire.fileno())
 
     def _read_udp_wire(self) -> None:
+        if _wireio is not None:
+            self._read_many(False)
+            return
         packets = self._rx.packets
         assert self.wire is not None
         recv = self.wire.recv
@@ -476,6 +514,12 @@ class Attachment:
     def _send_wire(self, frames: list[bytes]) -> None:
         wire, addresses, counters = self.wire, self._link_addresses, self.counters
         assert wire is not None
+        if _wireio is not None and all(type(f) is bytes for f in frames):
+            index = 0 if addresses is None else self.wire_index
+            sent, failed = _wireio.send_frames(wire.fileno(), frames, index, WIRE_DESTINATION)
+            counters.wire_tx_packets += sent
+            counters.wire_tx_dropped += failed
+            return
         for frame in frames:
             try:
                 if addresses is None:  # a UDP cable
@@ -494,14 +538,20 @@ class Attachment:
             await self._loop.run_in_executor(self._wire_writer, self._send_wire, frames)
 
     def _write_tun(self, packets: list[bytes]) -> None:
+        """Deliver ``packets`` to the host: with offloads, TCP segments coalesced into
+        super-packets (one write, and one pass of the host's TCP receive, for many);
+        the counters count IP packets either way."""
         write, fd, counters = os.write, self.tun_fd, self.counters
-        for packet in packets:
+        frames = tunoffload.to_host(packets) if self.tun_offload else [(p, 1) for p in packets]
+        for frame, count in frames:
             try:
-                write(fd, packet)
+                write(fd, frame)
             except OSError:  # the TUN is down or its queue full
-                counters.host_tx_dropped += 1
+                counters.host_tx_dropped += count
                 continue
-            counters.host_tx_packets += 1
+            counters.host_tx_packets += count
+            if count > 1:
+                counters.host_tx_coalesced += 1
 
     # -- link state, both ways -------------------------------------------------------------
 
@@ -555,9 +605,11 @@ class Attachment:
 class RealInterfaces:
     """The attachments of one server's devices."""
 
-    def __init__(self, nic: Nic, wires: Wires | None = None) -> None:
+    def __init__(self, nic: Nic, wires: Wires | None = None, tun_offload: bool = True) -> None:
         self.nic = nic
         self.wires = wires
+        #: --tun-offload: TUNs attached from now on carry virtio_net_hdrs (TSO/GRO).
+        self.tun_offload = tun_offload
         self.attached: dict[str, Attachment] = {}
         nic.describe_interfaces = self.describe
 
@@ -592,7 +644,9 @@ class RealInterfaces:
                 other.wire_ref,
             ):
                 raise AlreadyExists(f"{other.dev} already uses that interface", field="wire_if")
-        attachment = Attachment(self.nic, dev, tun_ref, wire_ref, host_mtu, self.wires)
+        attachment = Attachment(
+            self.nic, dev, tun_ref, wire_ref, host_mtu, self.wires, self.tun_offload
+        )
         attachment.open()
         try:
             await attachment.start()
