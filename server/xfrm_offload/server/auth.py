@@ -33,6 +33,7 @@ from xfrm_offload.v1 import offload_pb2 as pb
 from xfrm_offload.v1 import xfrm_pb2 as xpb
 
 from .audit import Audit
+from .packetwire import read_varint
 from .peers import UnixGate, loopback_owner
 from .policy import ADMIN, KEYMANAGER, TRAFFIC, VIEWER, Grant, Identity, Policy
 from .status import Context, abort, build_status
@@ -116,19 +117,6 @@ _SCAN_FIELDS = 8
 _PACKETS_FIELD = 3
 
 
-def _varint(raw: bytes, pos: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        byte = raw[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return value, pos
-        shift += 7
-        if shift > 63:
-            raise ValueError("varint too long")
-
-
 def _wire_dev(raw: bytes) -> str | None:
     """PacketStreamRequest.dev (field 1) read from the wire format alone: every other
     field is stepped over by its length, so the packets of a 64 MiB ``batch`` are never
@@ -140,19 +128,19 @@ def _wire_dev(raw: bytes) -> str | None:
     try:
         while pos < end:
             fields += 1
-            key, pos = _varint(raw, pos)
+            key, pos = read_varint(raw, pos)
             number, wire = key >> 3, key & 7
             if fields > _SCAN_FIELDS or number in (0, _PACKETS_FIELD):
                 return None
             if wire == 2:  # length-delimited: dev, packets, batch, or unknown
-                size, pos = _varint(raw, pos)
+                size, pos = read_varint(raw, pos)
                 if number == 1:
                     dev = raw[pos : pos + size]
                 pos += size
             elif number == 1:  # dev with another wire type: protobuf's call
                 return None
             elif wire == 0:
-                _, pos = _varint(raw, pos)
+                _, pos = read_varint(raw, pos)
             elif wire in (1, 5):
                 pos += 8 if wire == 1 else 4
             else:  # groups

@@ -95,6 +95,21 @@ def decode(raw: bytes) -> Batch:
     )
 
 
+def read_varint(raw: bytes, pos: int) -> tuple[int, int]:
+    """The varint at ``raw[pos]`` and the position after it (IndexError past the end,
+    ValueError when longer than 64 bits)."""
+    value = shift = 0
+    while True:
+        b = raw[pos]
+        pos += 1
+        value |= (b & 0x7F) << shift
+        if b < 0x80:
+            return value, pos
+        shift += 7
+        if shift > 63:
+            raise ValueError("varint too long")
+
+
 #: Requests at least this large are read a part at a time (``Scanner``).
 LARGE_REQUEST = 1 << 20
 
@@ -119,17 +134,7 @@ class Scanner:
             self.plain = True
 
     def _varint(self, pos: int) -> tuple[int, int]:
-        raw = self.raw
-        value = shift = 0
-        while True:
-            b = raw[pos]
-            pos += 1
-            value |= (b & 0x7F) << shift
-            if b < 0x80:
-                return value, pos
-            shift += 7
-            if shift > 63:
-                raise ValueError("varint too long")
+        return read_varint(self.raw, pos)
 
     def _head(self) -> None:
         raw, pos, seen = self.raw, 0, set()
