@@ -371,6 +371,16 @@ def test_crypto_offload_halves_interoperate(mode: Mode, family: Family, natt: bo
     assert sealed == nic_tx_crypto(ours_out.esp, frame, esp_offset, seq)
     assert sealed is not None and len(sealed) == len(frame)
     assert bytes(peer.decrypt(_family_of(sealed)(sealed))) == wire
+    # A frame without room for the IV and the ICV (its IP and UDP lengths made to agree)
+    # is refused, never sealed into a longer frame.
+    short = bytearray(frame[: esp_offset + 8 + 8 + 8])
+    if family == Family.INET:
+        short[2:4] = len(short).to_bytes(2, "big")
+    else:
+        short[4:6] = (len(short) - 40).to_bytes(2, "big")
+    if natt:
+        short[outer + 4 : outer + 6] = (len(short) - outer).to_bytes(2, "big")
+    assert ours_out.batch.nic_seal(bytes(short), seq) is None
 
     received = bytes(peer.encrypt(original, seq_num=42))
     status, decrypted = ours_in.batch.nic_open(received, ESN_HI)

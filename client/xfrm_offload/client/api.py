@@ -23,7 +23,7 @@ from xfrm_offload.v1.endpoint import default_address, parse_endpoint
 from xfrm_offload.v1.transport import CHANNEL_OPTIONS, PACKET_REQUEST_BYTES
 
 from .errors import XfrmOffloadError
-from .split import join_replies, split_requests
+from .split import join_replies, split_requests, state_parts
 from .tls import TlsOptions
 
 T = TypeVar("T")
@@ -61,8 +61,9 @@ class Client:
     ``xfrm_offload.client.tls``); a Unix socket never uses TLS.
     """
 
-    #: The largest PacketStream request sent (at most a server's --max-request):
-    #: a larger batch goes as several requests, answered as one (split.py).
+    #: The largest PacketStream or StateAddBulk request sent (at most a server's
+    #: --max-request): a larger batch goes as several requests, answered as one
+    #: (split.py).
     packet_request_limit: int = PACKET_REQUEST_BYTES
 
     def __init__(
@@ -118,11 +119,13 @@ class Client:
     async def state_add_bulk(
         self, batches: Iterable[Iterable[xpb.XfrmUsersaInfo]]
     ) -> pb.StateAddBulkResponse:
-        """Many StateAdds in one client stream; one request message per batch."""
+        """Many StateAdds in one client stream; one request message per batch (a batch
+        over ``packet_request_limit`` bytes goes as several, in order)."""
 
         async def requests() -> AsyncIterator[pb.StateAddBulkRequest]:
             for batch in batches:
-                yield pb.StateAddBulkRequest(sas=list(batch))
+                for part in state_parts(list(batch), self.packet_request_limit):
+                    yield part
 
         return await _call(self.xfrmdev.StateAddBulk(requests()))
 

@@ -16,22 +16,24 @@ from collections.abc import AsyncIterator, Sequence
 from typing import TypeVar
 
 from xfrm_offload.v1 import offload_pb2 as pb
+from xfrm_offload.v1 import xfrm_pb2 as xpb
 
 #: An upper bound of what one packet adds to a request beyond its bytes: the data
 #: entry's tag and length, and a handle and a sequence number as varints (the
 #: ``packets`` form: also the Packet message's tag, length and id).
 PACKET_OVERHEAD = 64
-#: Room kept for the request's own fields (dev, direction, the batch's framing).
-HEAD_ROOM = 1024
+#: Room kept beyond the request's dev and direction: the batch's own tag and length, and
+#: the tags and lengths of its packed handle and sequence fields.
+FRAMING = 32
 
 T = TypeVar("T")
 
 
-def _runs(sizes: Sequence[int], limit: int) -> list[range]:
-    """Consecutive index ranges whose packets (with their overhead) fit in ``limit``."""
+def _runs(sizes: Sequence[int], room: int) -> list[range]:
+    """Consecutive index ranges whose packets (with their overhead) fit in ``room``."""
     runs: list[range] = []
     start = total = 0
-    room = max(limit - HEAD_ROOM, 1)
+    room = max(room, 1)
     for i, size in enumerate(sizes):
         cost = size + PACKET_OVERHEAD
         if i > start and total + cost > room:
@@ -49,9 +51,10 @@ def _cut(values: Sequence[T], run: range) -> Sequence[T]:
 
 def parts(request: pb.PacketStreamRequest, limit: int) -> list[pb.PacketStreamRequest]:
     """``request`` as requests of at most ``limit`` bytes each (itself if it fits)."""
-    if request.ByteSize() <= limit:
-        return [request]
+    if request.ByteSize() <= limit or (request.packets and request.HasField("batch")):
+        return [request]  # (both forms at once: the server refuses it, whole)
     dev, direction = request.dev, request.direction
+    room = limit - pb.PacketStreamRequest(dev=dev, direction=direction).ByteSize() - FRAMING
     if request.HasField("batch"):
         batch = request.batch
         data, handles, seqs = list(batch.data), list(batch.offload_handle), list(batch.seq)
@@ -65,12 +68,12 @@ def parts(request: pb.PacketStreamRequest, limit: int) -> list[pb.PacketStreamRe
                     seq=_cut(seqs, run),
                 ),
             )
-            for run in _runs([len(d) for d in data], limit)
+            for run in _runs([len(d) for d in data], room)
         ]
     packets = list(request.packets)
     return [
         pb.PacketStreamRequest(dev=dev, direction=direction, packets=packets[run.start : run.stop])
-        for run in _runs([len(p.data) for p in packets], limit)
+        for run in _runs([len(p.data) for p in packets], room)
     ]
 
 
@@ -108,3 +111,13 @@ async def split_requests(
         counts.append(len(pieces))
         for piece in pieces:
             yield piece
+
+
+def state_parts(sas: Sequence[xpb.XfrmUsersaInfo], limit: int) -> list[pb.StateAddBulkRequest]:
+    """One StateAddBulk batch as messages of at most ``limit`` bytes each (in order): a
+    server refuses a larger request whole (its --max-request)."""
+    sizes = [sa.ByteSize() for sa in sas]
+    return [
+        pb.StateAddBulkRequest(sas=sas[run.start : run.stop])
+        for run in _runs(sizes, limit - FRAMING)
+    ]

@@ -1432,8 +1432,8 @@ fail:
 /*
  * nic_seal(frame, seq) -> bytes or None: crypto_offload.nic_tx_seal. The host's frame
  * with its ESP part sealed in a copy: IV, ciphertext of frame[esp + 8 + iv : -icv], ICV.
- * None for a frame the NIC cannot seal (no ESP part where the SA puts it, CBC payload not
- * a whole number of blocks).
+ * None for a frame the NIC cannot seal (no ESP part where the SA puts it, no room for the
+ * IV and ICV, CBC payload not a whole number of blocks).
  */
 static PyObject *SA_nic_seal(SAObject *self, PyObject *args)
 {
@@ -1450,8 +1450,9 @@ static PyObject *SA_nic_seal(SAObject *self, PyObject *args)
     if (locate_esp(self, p, n, &start, &end, &field) != R_BYTES)
         goto none;
     size_t body = start + 8 + (size_t)self->iv_len, icv = (size_t)self->icv_len;
-    /* the payload slice frame[body : len - icv], empty when the frame is shorter */
-    size_t plen = n > body + icv ? n - body - icv : 0;
+    if (n < body + icv) /* no room for the IV and the ICV: sealing would grow the frame */
+        goto none;
+    size_t plen = n - body - icv; /* the payload slice frame[body : len - icv] */
     if (self->kind == K_CBC && plen % (size_t)self->block)
         goto none;
     res = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(body + plen + icv));

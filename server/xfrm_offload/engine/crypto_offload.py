@@ -73,10 +73,14 @@ def nic_tx_crypto(transform: EspTransform, frame: bytes, esp_offset: int, seq: i
 def nic_tx_seal(transform: EspTransform, frame: bytes, seq: int) -> bytes | None:
     """The NIC's TX work where it finds the ESP part itself (``EspTransform.locate``):
     the sealed frame, or None for a frame it cannot seal, which the driver reports as an
-    ESP transmit error (no ESP part where the SA puts it, a CBC payload that is not a
-    whole number of blocks, a sequence number outside 64 bits)."""
+    ESP transmit error (no ESP part where the SA puts it, no room for the IV and the
+    ICV, a CBC payload that is not a whole number of blocks, a sequence number outside
+    64 bits)."""
     try:
         start, _end, _ = transform.locate(frame)
+        c = transform.crypto
+        if len(frame) < start + 8 + c.iv_len + c.icv_len:
+            return None  # no room for the IV and the ICV: sealing would grow the frame
         return nic_tx_crypto(transform, frame, start, seq)
     except Exception:  # any frame the host built wrong
         return None

@@ -127,9 +127,17 @@ static PyObject *send_frames(PyObject *self, PyObject *args)
         PyErr_SetString(PyExc_ValueError, "a link address has at most 8 bytes");
         return NULL;
     }
-    Py_ssize_t total = PyList_GET_SIZE(list);
+    /* A snapshot: the GIL is released around each sendmmsg, and another thread could
+     * change the caller's list meanwhile; the tuple holds every frame until the end. */
+    PyObject *frames = PyList_AsTuple(list);
+    if (frames == NULL) {
+        PyBuffer_Release(&address);
+        return NULL;
+    }
+    Py_ssize_t total = PyTuple_GET_SIZE(frames);
     for (Py_ssize_t i = 0; i < total; i++) {
-        if (!PyBytes_Check(PyList_GET_ITEM(list, i))) {
+        if (!PyBytes_Check(PyTuple_GET_ITEM(frames, i))) {
+            Py_DECREF(frames);
             PyBuffer_Release(&address);
             PyErr_SetString(PyExc_TypeError, "frames must be bytes");
             return NULL;
@@ -148,13 +156,10 @@ static PyObject *send_frames(PyObject *self, PyObject *args)
     struct mmsghdr msgs[BATCH];
     struct iovec iov[BATCH];
     Py_ssize_t sent = 0, failed = 0, next = 0;
-    /* the list is not changed while the GIL is released: the bytes stay alive (the
-     * caller holds the list) and immutable */
-    Py_INCREF(list);
     while (next < total) {
         unsigned int want = (unsigned int)(total - next < BATCH ? total - next : BATCH);
         for (unsigned int i = 0; i < want; i++) {
-            PyObject *frame = PyList_GET_ITEM(list, next + (Py_ssize_t)i);
+            PyObject *frame = PyTuple_GET_ITEM(frames, next + (Py_ssize_t)i);
             char *data = PyBytes_AS_STRING(frame);
             iov[i].iov_base = data;
             iov[i].iov_len = (size_t)PyBytes_GET_SIZE(frame);
@@ -179,7 +184,7 @@ static PyObject *send_frames(PyObject *self, PyObject *args)
         sent += n;
         next += n;
     }
-    Py_DECREF(list);
+    Py_DECREF(frames);
     return Py_BuildValue("nn", sent, failed);
 }
 

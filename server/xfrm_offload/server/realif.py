@@ -351,12 +351,17 @@ class Attachment:
         self.counters.host_rx_packets += len(packets) - before
         self._after_read(self._tx, len(packets) >= QUEUE_LIMIT, fd)
 
+    def _frame_limit(self) -> int:
+        """The largest wire frame taken (both readers): the link's MTU and some room; a
+        larger one is dropped and counted in wire_rx_dropped."""
+        return min(_READ_SIZE, max(self.wire_mtu, UDP_WIRE_MTU) + 256)
+
     def _read_many(self, packet_socket: bool) -> None:
         """Both wire readers with _wireio: what is ready, many frames a system call."""
         assert self.wire is not None and _wireio is not None
         packets, fd = self._rx.packets, self.wire.fileno()
         room = QUEUE_LIMIT - len(packets)
-        size = min(65536, max(self.wire_mtu, UDP_WIRE_MTU) + 256)
+        size = self._frame_limit()
         frames, truncated, error = _wireio.recv_frames(fd, room, size, packet_socket)
         packets.extend(frames)
         self.counters.wire_rx_packets += len(frames)
@@ -364,7 +369,10 @@ class Attachment:
         if error and packet_socket and error != errno.ENETDOWN:
             self._side_lost(fd, "wire_if", OSError(error, os.strerror(error)))
         elif error and not packet_socket:  # ECONNREFUSED: the peer's port is closed for now
-            log.debug("udp wire read failed", extra=logs.fields(dev=self.dev, error=error))
+            log.debug(
+                "udp wire read failed",
+                extra=logs.fields(dev=self.dev, error=os.strerror(error)),
+            )
         self._after_read(self._rx, len(packets) >= QUEUE_LIMIT, fd)
 
     def _read_wire(self) -> None:
@@ -375,12 +383,16 @@ class Attachment:
         assert self.wire is not None
         recv = self.wire.recvfrom
         room = QUEUE_LIMIT - len(packets)
+        size = self._frame_limit()
         got = 0
         try:
             while got < room:
                 data, address = recv(_READ_SIZE)
                 if address[2] == ifaces.PACKET_OUTGOING or address[1] not in _IP_PROTOS:
                     continue  # our own transmissions, ARP and the like
+                if len(data) > size:  # as _read_many: larger than the link's MTU
+                    self.counters.wire_rx_dropped += 1
+                    continue
                 packets.append(data)
                 got += 1
         except BlockingIOError:
@@ -399,10 +411,15 @@ class Attachment:
         assert self.wire is not None
         recv = self.wire.recv
         room = QUEUE_LIMIT - len(packets)
+        size = self._frame_limit()
         got = 0
         try:
             while got < room:
-                packets.append(recv(_READ_SIZE))
+                data = recv(_READ_SIZE)
+                if len(data) > size:  # as _read_many: larger than the link's MTU
+                    self.counters.wire_rx_dropped += 1
+                    continue
+                packets.append(data)
                 got += 1
         except BlockingIOError:
             pass
