@@ -319,3 +319,33 @@ async def test_out_of_descriptors_drops_the_connection_not_the_gate(
         writer.write_eof()
         assert await asyncio.wait_for(reader.read(), 30) == b"againEOF"
         writer.close()
+
+
+async def test_past_the_connection_limit_a_new_one_is_closed_and_the_others_go_on(
+    pump: str, sock_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Each relayed connection costs two threads and two pipes for as long as its client
+    keeps it: past ``max_connections`` a new one is closed at once (and said once)."""
+    async with gate_to(sock_dir, echo_then_mark_eof) as gate:
+        gate.max_connections = 2
+        held = [await connect(gate) for _ in range(2)]
+        for reader, writer in held:  # both relayed: bytes go through
+            writer.write(b"ping")
+            await writer.drain()
+            assert await reader.readexactly(4) == b"ping"
+        for _ in range(3):  # three more while full: each closed without a byte
+            reader, writer = await connect(gate)
+            assert await asyncio.wait_for(reader.read(), 30) == b""
+            writer.close()
+        assert gate.open_connections == 2
+        refused = [r for r in caplog.records if "too many open" in r.getMessage()]
+        assert len(refused) == 1  # rate-limited: once per interval
+        _, first = held[0]
+        first.close()
+        await until(lambda: gate.open_connections == 1, "one connection ended")
+        reader, writer = await connect(gate)  # room again
+        writer.write(b"again")
+        writer.write_eof()
+        assert await asyncio.wait_for(reader.read(), 30) == b"againEOF"
+        for _, w in [*held[1:], (reader, writer)]:
+            w.close()

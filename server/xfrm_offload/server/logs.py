@@ -60,3 +60,27 @@ def setup(level: str, fmt: str = "text") -> None:
 def fields(**kw: Any) -> dict[str, Any]:
     """``log.info("msg", extra=fields(dev="eth0"))``."""
     return {"fields": kw}
+
+
+class RateLimitedLog:
+    """One warning per key and interval; the next one counts what was left out (safe
+    to share between threads: at worst a line too many)."""
+
+    def __init__(self, interval: float = 1.0, logger: logging.Logger | None = None) -> None:
+        self.interval = interval
+        self.log = logger or logging.getLogger("xfrm_offload.server")
+        #: key -> (monotonic time of the last line, requests not logged since)
+        self._last: dict[str, tuple[float, int]] = {}
+
+    def warn(self, key: str, message: str, **values: Any) -> bool:
+        """Log ``message`` unless ``key`` was logged less than an interval ago."""
+        now = time.monotonic()
+        last = self._last.get(key)
+        if last is not None and now - last[0] < self.interval:
+            self._last[key] = (last[0], last[1] + 1)
+            return False
+        suppressed = last[1] if last is not None else 0
+        self._last[key] = (now, 0)
+        extra = {**values, "suppressed": suppressed} if suppressed else values
+        self.log.warning(message, extra=fields(**extra))
+        return True

@@ -18,7 +18,6 @@ second, not a traceback each.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeAlias
 
@@ -26,7 +25,7 @@ import grpc
 from google.protobuf.message import DecodeError
 from grpc import aio
 
-from . import logs
+from .logs import RateLimitedLog
 from .status import Context, abort, build_status
 
 log = logging.getLogger("xfrm_offload.server")
@@ -46,28 +45,6 @@ class Malformed:
     def __init__(self, type_name: str, detail: str) -> None:
         self.type_name = type_name
         self.detail = detail
-
-
-class RateLimitedLog:
-    """One warning per key and interval; the next one counts what was left out."""
-
-    def __init__(self, interval: float = LOG_INTERVAL_SECONDS) -> None:
-        self.interval = interval
-        #: key -> (monotonic time of the last line, requests not logged since)
-        self._last: dict[str, tuple[float, int]] = {}
-
-    def warn(self, key: str, message: str, **fields: Any) -> bool:
-        """Log ``message`` unless ``key`` was logged less than an interval ago."""
-        now = time.monotonic()
-        last = self._last.get(key)
-        if last is not None and now - last[0] < self.interval:
-            self._last[key] = (last[0], last[1] + 1)
-            return False
-        suppressed = last[1] if last is not None else 0
-        self._last[key] = (now, 0)
-        extra = {**fields, "suppressed": suppressed} if suppressed else fields
-        log.warning(message, extra=logs.fields(**extra))
-        return True
 
 
 def _type_name(deserializer: Callable[[bytes], Any]) -> str:
@@ -94,7 +71,7 @@ class MalformedRequests(aio.ServerInterceptor):  # type: ignore[type-arg]  # gen
     """Answers undecodable requests INVALID_ARGUMENT on every method (see module doc)."""
 
     def __init__(self) -> None:
-        self.log = RateLimitedLog()
+        self.log = RateLimitedLog(LOG_INTERVAL_SECONDS)
         #: method -> (the handler seen, its wrapped form): wrapped once, not per call.
         self._wrapped: dict[str, tuple[Handler, Handler]] = {}
 

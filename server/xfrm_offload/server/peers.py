@@ -44,6 +44,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
+from .logs import RateLimitedLog
+
 
 def _load_pump() -> ModuleType | None:
     """The C pump (``_relay.c``, built by hatch_build.py); None: the os.splice loop runs."""
@@ -56,6 +58,9 @@ def _load_pump() -> ModuleType | None:
 native_pump = _load_pump()
 
 log = logging.getLogger("xfrm_offload.server")
+
+#: How many Unix connections are relayed at once by default (two threads each).
+MAX_CONNECTIONS = 1024
 
 #: The most one splice moves, and the capacity of each direction's pipe: all that one
 #: connection holds inside the relay per direction.
@@ -137,10 +142,16 @@ def _splice_loop(src: int, dst: int, pipe_r: int, pipe_w: int) -> None:
 class UnixGate:
     """A Unix socket in front of gRPC that knows each client's uid and gid."""
 
-    def __init__(self, path: Path, mode: int, upstream: Path) -> None:
+    def __init__(
+        self, path: Path, mode: int, upstream: Path, max_connections: int = MAX_CONNECTIONS
+    ) -> None:
         self.path = path
         self.mode = mode
         self.upstream = upstream
+        #: Connections relayed at once; past it a new one is closed at once (each costs
+        #: two threads and two pipes for as long as its client keeps it open).
+        self.max_connections = max_connections
+        self._warnings = RateLimitedLog()
         self._peers: dict[str, PeerCred] = {}
         self._open: set[_Relayed] = set()
         self._listener: socket.socket | None = None
@@ -186,13 +197,19 @@ class UnixGate:
                 client, _ = self._listener.accept()
             except OSError as exc:  # EINVAL once close() shut the listener down
                 if exc.errno in _TRANSIENT:
-                    log.warning("unix accept failed", extra={"fields": {"error": str(exc)}})
+                    self._warnings.warn("accept", "unix accept failed", error=str(exc))
                     self._closing.wait(_ACCEPT_BACKOFF)
+                continue
+            if len(self._open) >= self.max_connections:
+                client.close()
+                self._warnings.warn(
+                    "limit", "unix connection refused: too many open", limit=self.max_connections
+                )
                 continue
             try:
                 relayed = _Relayed(client)
             except OSError as exc:  # no descriptor for the upstream side: this one goes
-                log.warning("unix connection dropped", extra={"fields": {"error": str(exc)}})
+                self._warnings.warn("dropped", "unix connection dropped", error=str(exc))
                 client.close()
                 continue
             self._open.add(relayed)
@@ -201,7 +218,7 @@ class UnixGate:
                     target=self._relay, args=(relayed,), name="unix-relay", daemon=True
                 ).start()
             except RuntimeError as exc:  # no thread to spare: this connection goes
-                log.warning("unix connection dropped", extra={"fields": {"error": str(exc)}})
+                self._warnings.warn("dropped", "unix connection dropped", error=str(exc))
                 self._forget(relayed)
         self._listener.close()
 
@@ -222,13 +239,15 @@ class UnixGate:
             back.start()
         except (OSError, RuntimeError) as exc:
             self._peers.pop(name, None)
-            log.warning("unix connection dropped", extra={"fields": {"error": str(exc)}})
+            self._warnings.warn("dropped", "unix connection dropped", error=str(exc))
             self._forget(relayed)
             return
-        _pump(relayed.client, relayed.upstream, relayed)
-        back.join()
-        del self._peers[name]  # before the name can be bound again
-        self._forget(relayed)
+        try:
+            _pump(relayed.client, relayed.upstream, relayed)
+            back.join()
+        finally:  # also if the pump failed: the name and both sockets never outlive it
+            self._peers.pop(name, None)  # before the name can be bound again
+            self._forget(relayed)
 
     def _forget(self, relayed: _Relayed) -> None:
         relayed.close()
