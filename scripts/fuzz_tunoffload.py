@@ -93,18 +93,15 @@ def mutate(rng: random.Random, packet: bytes) -> bytes:
         del b[rng.randrange(len(b) + 1) :]
     elif how == 3:
         b += rng.randbytes(rng.randrange(1, 40))
-    elif how == 4 and len(b) > 33:  # the TCP data offset (IPv4's: byte 32; IPv6: 52)
-        b[52 if b[0] >> 4 == 6 else 32] = rng.randrange(256)
+    elif how == 4 and len(b) > (offset := 52 if b and b[0] >> 4 == 6 else 32):
+        b[offset] = rng.randrange(256)  # the TCP data offset
     else:
         b = bytearray(rng.randbytes(rng.randrange(0, 100)))
     return bytes(b)
 
 
-#: A call's outcome: what it returned, or BadOffload (the class) if it refused.
-Outcome = object
-
-
-def outcome(call: Callable[..., object], *args: object) -> Outcome:
+def outcome(call: Callable[..., object], *args: object) -> object:
+    """What ``call(*args)`` returned, or BadOffload (the class) if it refused."""
     try:
         return call(*args)
     except BadOffload:
