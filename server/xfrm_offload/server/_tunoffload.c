@@ -25,11 +25,19 @@ static uint64_t sum16(const uint8_t *p, size_t n)
 {
     /* The ones' complement sum of big-endian 16-bit words (an odd tail byte the high
      * half of a last word), folded to at most 0xFFFF (0 only for all-zero data). RFC
-     * 1071's shortcuts: 32-bit words are added in host order into 64 bits (2^16 == 1
-     * mod 0xFFFF, so their fold is the sum of host-order 16-bit words), and the sum of
-     * byte-swapped words is the byte-swapped sum; the tail goes word by word. */
-    uint64_t s = 0;
+     * 1071's shortcuts: 64-bit words are added in host order, their carries counted
+     * (2^16 == 1 mod 0xFFFF, so 2^32 and 2^64 are too: the fold of it all is the sum of
+     * host-order 16-bit words), and the sum of byte-swapped words is the byte-swapped
+     * sum; the tail goes word by word. */
+    uint64_t s = 0, carries = 0;
     size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, 8);
+        s += w;
+        carries += s < w;
+    }
+    s = (s & 0xFFFFFFFF) + (s >> 32) + carries;
     for (; i + 4 <= n; i += 4) {
         uint32_t w;
         memcpy(&w, p + i, 4);
