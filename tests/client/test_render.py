@@ -5,9 +5,12 @@ from __future__ import annotations
 import datetime
 import shlex
 
+import pytest
+
 from xfrm_offload.client.grammar import parse
 from xfrm_offload.client.render import (
     KEYS_HIDDEN,
+    format_device,
     format_event,
     format_policy,
     format_selector,
@@ -335,3 +338,31 @@ def test_object_link_and_other_events() -> None:
     assert format_event(esn) == (
         "Async event (esn advanced) dev eth4 handle 0x80000001 seq-hi 0x2\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("offload", "line"),
+    [
+        (True, "    host tun-offload on rx-segmented 1994 tx-coalesced 2010 rx-errors 3"),
+        (False, "    host tun-offload off rx-segmented 0 tx-coalesced 0 rx-errors 0"),
+    ],
+    ids=["offload", "no-offload"],
+)
+def test_device_interfaces_with_every_counter(offload: bool, line: str) -> None:
+    """``device show`` text: the interface counters, the TUN offloads' (proto fields
+    17-20) included, each under its name, as in ``--json``."""
+    ifs = offload_pb2.Interfaces(
+        host_tun="tun0@ns-a", wire_if="veth0@ns-a", host_mtu=1420, wire_mtu=1500,
+        wire_running=True, host_rx_packets=81300, host_tx_packets=80000, wire_rx_packets=7,
+        wire_tx_packets=8, wire_rx_dropped=9, wire_tx_dropped=10, host_tx_dropped=11,
+        too_big=12, fragmented=13, host_rx_dropped=14, tun_offload=offload,
+    )  # fmt: skip
+    if offload:
+        ifs.host_rx_segmented, ifs.host_tx_coalesced, ifs.host_rx_errors = 1994, 2010, 3
+    device = offload_pb2.Device(name="eth0", ifindex=2, profile="basic", interfaces=ifs)
+    assert format_device(device, details=False).splitlines()[3:] == [
+        "    host tun tun0@ns-a mtu 1420 wire veth0@ns-a mtu 1500 running",
+        "    host rx 81300 tx 80000 rx-dropped 14 tx-dropped 11  wire rx 7 tx 8 rx-dropped 9"
+        " tx-dropped 10  too-big 12 fragmented 13",
+        line,
+    ]

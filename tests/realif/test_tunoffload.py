@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
@@ -314,6 +315,76 @@ def test_interleaved_flows_each_coalesce(engine: str) -> None:
     assert frames[0][0] == _coalesced(False, 3000, 1000)
 
 
+# -- RX: a segment whose checksums do not verify is never merged ---------------------------
+
+
+def _bad_payload(packet: bytes) -> bytes:
+    """One payload bit flipped, the checksums left as they were: a bad TCP checksum."""
+    return packet[:-1] + bytes((packet[-1] ^ 0x01,))
+
+
+def _summed_for_another_source(packet: bytes) -> bytes:
+    """The TCP checksum of the same segment sent from the next source address: right
+    over the TCP bytes, wrong only in its pseudo-header part."""
+    v6 = packet[0] >> 4 == 6
+    ihl = 40 if v6 else 20
+    moved = bytearray(packet)
+    if v6:
+        moved[8:24] = (ipaddress.IPv6Address(SRC6) + 1).packed
+    else:
+        moved[12:16] = (ipaddress.IPv4Address(SRC4) + 1).packed
+    tcp = bytearray(packet[ihl:])
+    tcp[16:18] = b"\0\0"
+    words = struct.pack("!HH", _pseudo(bytes(moved), v6, 6), _sum16(bytes(tcp)))
+    out = bytearray(packet)
+    struct.pack_into("!H", out, ihl + 16, ~_sum16(words) & 0xFFFF)
+    assert out != bytearray(packet)
+    return bytes(out)
+
+
+def _bad_ip_header(packet: bytes) -> bytes:
+    """An IPv4 header checksum that does not verify (the TCP checksum still does)."""
+    return packet[:10] + bytes((packet[10] ^ 0xFF,)) + packet[11:]
+
+
+@dataclass
+class BadSum:
+    name: str
+    v6: bool
+    sizes: list[int]
+    #: the index of the segment that fails its checksum, and how it was spoilt
+    bad: int
+    spoil: Callable[[bytes], bytes]
+    counts: list[int]
+
+
+BAD_SUM_CASES = [
+    BadSum("ipv4 tcp sum, in the middle", False, [1000] * 5, 2, _bad_payload, [2, 1, 2]),
+    BadSum("ipv6 tcp sum, in the middle", True, [1000] * 5, 2, _bad_payload, [2, 1, 2]),
+    BadSum("ipv4 tcp sum, first", False, [1000] * 3, 0, _bad_payload, [1, 2]),
+    BadSum("ipv6 tcp sum, last", True, [1000] * 4, 3, _bad_payload, [3, 1]),
+    BadSum("ipv4 tcp sum, short last", False, [1000, 1000, 600], 2, _bad_payload, [2, 1]),
+    BadSum("ipv4 pseudo-header", False, [1000] * 3, 1, _summed_for_another_source, [1, 1, 1]),
+    BadSum("ipv6 pseudo-header", True, [1000] * 4, 2, _summed_for_another_source, [2, 1, 1]),
+    BadSum("ipv4 header sum", False, [1000] * 4, 1, _bad_ip_header, [1, 1, 2]),
+]
+
+
+@pytest.mark.parametrize("case", BAD_SUM_CASES, ids=lambda c: c.name)
+def test_segment_with_a_bad_checksum_goes_alone_between_two_runs(case: BadSum, engine: str) -> None:
+    """The run before it is written, the bad segment goes alone behind an all-zero header
+    (the host verifies it and drops it, as its own GRO would leave it to), and the
+    segments after it start a new run: never merged under a NEEDS_CSUM the host trusts."""
+    segs = _segments(case.v6, case.sizes)
+    bad = case.spoil(segs[case.bad])
+    before, after = segs[: case.bad], segs[case.bad + 1 :]
+    frames = to_host([*before, bad, *after])
+    assert [count for _, count in frames] == case.counts
+    assert frames == [*to_host(before), (PLAIN + bad, 1), *to_host(after)]
+    if len(before) > 1:  # exactly the kernel's super-packet of what came before
+        assert frames[0][0] == _coalesced(case.v6, sum(case.sizes[: case.bad]), 1000)
+
+
 @pytest.mark.skipif(not tunoffload.NATIVE, reason="_tunoffload.c not built")
 @given(
     head=st.binary(min_size=0, max_size=80),
@@ -338,6 +409,25 @@ def test_c_and_python_segment_alike_on_any_input(
     assert tunoffload.segment(packet, gso_size) == expected
 
 
+def _resummed(packet: bytes) -> bytes:
+    """``packet`` with its IPv4 header and TCP checksums recomputed (as a sender would
+    have written them for these bytes), if it is long enough to have them."""
+    v6 = packet[0] >> 4 == 6
+    ihl = 40 if v6 else 20
+    if len(packet) < ihl + 20:
+        return packet
+    out = bytearray(packet)
+    if not v6:
+        out[10:12] = b"\0\0"
+        struct.pack_into("!H", out, 10, ~_sum16(bytes(out[:20])) & 0xFFFF)
+    out[ihl + 16 : ihl + 18] = b"\0\0"
+    addrs = out[8:40] if v6 else out[12:20]
+    pseudo = _sum16(bytes(addrs) + struct.pack("!HH", 6, len(out) - ihl))
+    tcp_sum = _sum16(struct.pack("!HH", pseudo, _sum16(bytes(out[ihl:]))))
+    struct.pack_into("!H", out, ihl + 16, ~tcp_sum & 0xFFFF)
+    return bytes(out)
+
+
 _STREAM = _segments(False, [1000] * 6, last_flags="PA") + _segments(True, [900] * 4)
 
 
@@ -345,19 +435,21 @@ _STREAM = _segments(False, [1000] * 6, last_flags="PA") + _segments(True, [900] 
 @given(
     picks=st.lists(st.integers(min_value=0, max_value=len(_STREAM) - 1), max_size=24),
     flips=st.lists(st.tuples(st.integers(0, 1200), st.integers(0, 255)), max_size=3),
+    resum=st.booleans(),
 )
 @settings(max_examples=300, deadline=None)
 def test_c_and_python_coalesce_alike_on_any_input(
-    picks: list[int], flips: list[tuple[int, int]]
+    picks: list[int], flips: list[tuple[int, int]], resum: bool
 ) -> None:
     """Any order, repeats and corrupted bytes of two streams' segments: the C coalescing
-    gives the Python reference's frames."""
+    gives the Python reference's frames. ``resum``: checksums redone after the
+    corruption, so that the rules past the checksum check are reached too."""
     packets = [bytearray(_STREAM[i]) for i in picks]
     for at, value in flips:
         if packets:
             packet = packets[at % len(packets)]
             packet[at % len(packet)] = value
-    batch = [bytes(p) for p in packets]
+    batch = [_resummed(bytes(p)) if resum else bytes(p) for p in packets]
     assert tunoffload.to_host(batch) == tunoffload.to_host_reference(batch)
 
 

@@ -710,4 +710,7 @@ def format_interfaces(ifs: offload_pb2.Interfaces) -> list[str]:
         f"  wire rx {ifs.wire_rx_packets} tx {ifs.wire_tx_packets}"
         f" rx-dropped {ifs.wire_rx_dropped} tx-dropped {ifs.wire_tx_dropped}"
         f"  too-big {ifs.too_big} fragmented {ifs.fragmented}",
+        f"    host tun-offload {'on' if ifs.tun_offload else 'off'}"
+        f" rx-segmented {ifs.host_rx_segmented} tx-coalesced {ifs.host_tx_coalesced}"
+        f" rx-errors {ifs.host_rx_errors}",
     ]

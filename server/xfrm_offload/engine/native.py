@@ -18,17 +18,14 @@ native when the extension imports) at import, ``set_engine`` afterwards (the ser
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import os
-import sys
 from collections.abc import Callable
-from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from .errors import InvalidArgument
 from .esp import CryptoStatus, DecapMany, EncapMany, NonEsp, _tos_map
 from .events import LimitKind
+from .extensions import load_extension
 from .stats import XfrmStat
 from .types import Family, Mode, SAConfig, SAExtraFlag, SAFlag
 
@@ -37,28 +34,8 @@ if TYPE_CHECKING:
     from .lifetime import BatchCount
     from .replay import OutboundSequence, ReplayWindow
 
-#: A build of the extension to load instead of the installed one (scripts/sanitize
-#: points it at a sanitizer build).
-LIB_ENV = "XFRM_OFFLOAD_NATIVE_LIB"
-
-
-def _load_native() -> ModuleType | None:
-    path = os.environ.get(LIB_ENV)
-    if path:
-        spec = importlib.util.spec_from_file_location(f"{__package__}._esp", path)
-        if spec is None or spec.loader is None:
-            raise ImportError(f"{LIB_ENV}={path}: not an extension module")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        sys.modules[spec.name] = module
-        return module
-    try:
-        return importlib.import_module("._esp", __package__)
-    except ImportError:  # not built (no compiler / headers at install time)
-        return None
-
-
-_esp = _load_native()
+#: The C engine, or None (not built); $XFRM_OFFLOAD_NATIVE_DIR loads another build of it.
+_esp = load_extension("xfrm_offload.engine", "_esp")
 
 ENGINES = ("auto", "native", "python")
 ENV = "XFRM_OFFLOAD_ENGINE"

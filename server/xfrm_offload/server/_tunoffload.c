@@ -23,9 +23,31 @@ static PyObject *BadOffload; /* tunoffload.BadOffload, handed in by set_error */
 
 static uint64_t sum16(const uint8_t *p, size_t n)
 {
-    /* big-endian 16-bit words; an odd tail byte is the high half of a last word */
-    uint64_t s = 0;
+    /* The ones' complement sum of big-endian 16-bit words (an odd tail byte the high
+     * half of a last word), folded to at most 0xFFFF (0 only for all-zero data). RFC
+     * 1071's shortcuts: 64-bit words are added in host order, their carries counted
+     * (2^16 == 1 mod 0xFFFF, so 2^32 and 2^64 are too: the fold of it all is the sum of
+     * host-order 16-bit words), and the sum of byte-swapped words is the byte-swapped
+     * sum; the tail goes word by word. */
+    uint64_t s = 0, carries = 0;
     size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, 8);
+        s += w;
+        carries += s < w;
+    }
+    s = (s & 0xFFFFFFFF) + (s >> 32) + carries;
+    for (; i + 4 <= n; i += 4) {
+        uint32_t w;
+        memcpy(&w, p + i, 4);
+        s += w;
+    }
+    while (s >> 16)
+        s = (s & 0xFFFF) + (s >> 16);
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    s = ((s & 0xFF) << 8) | (s >> 8);
+#endif
     for (; i + 1 < n; i += 2)
         s += (uint64_t)((p[i] << 8) | p[i + 1]);
     if (i < n)
@@ -208,6 +230,18 @@ static uint32_t get32(const uint8_t *p)
     return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
 }
 
+/* The TCP checksum verifies (pseudo-header, header and payload sum to 0xFFFF), and
+ * IPv4's header checksum, as the kernel's GRO checks both before merging: a segment it
+ * does not merge goes up alone, and the host checks it again and drops it. */
+static int checksums_ok(const struct seg *s)
+{
+    if (!s->v6 && fold(sum16(s->p, 20)) != 0xFFFF)
+        return 0;
+    size_t l4 = s->n - s->ihl;
+    uint64_t pseudo = (s->v6 ? sum16(s->p + 8, 32) : sum16(s->p + 12, 8)) + IPPROTO_TCP_NUM + l4;
+    return fold(pseudo + sum16(s->p + s->ihl, l4)) == 0xFFFF;
+}
+
 static void parse(struct seg *s)
 {
     const uint8_t *p = s->p;
@@ -233,7 +267,7 @@ static void parse(struct seg *s)
         return;
     s->tcp = 1;
     uint8_t flags = p[s->ihl + 13];
-    s->data = s->hlen < n && !(flags & NOT_COALESCED) && (flags & TCP_ACK);
+    s->data = s->hlen < n && !(flags & NOT_COALESCED) && (flags & TCP_ACK) && checksums_ok(s);
 }
 
 static int same_flow(const struct seg *a, const struct seg *b)

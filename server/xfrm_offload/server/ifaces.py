@@ -14,7 +14,6 @@ import contextlib
 import ctypes
 import errno
 import fcntl
-import importlib
 import ipaddress
 import os
 import re
@@ -23,6 +22,8 @@ import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from types import ModuleType
+
+from xfrm_offload.engine.extensions import load_extension
 
 #: ioctl numbers (linux/if_tun.h, linux/sockios.h).
 TUNSETIFF = 0x400454CA
@@ -152,13 +153,11 @@ _libc = ctypes.CDLL(None, use_errno=True)
 
 def load_helper(name: str) -> ModuleType | None:
     """C helper ``name`` of this package (_tunoffload, _wireio) unless it was not built
-    or XFRM_OFFLOAD_REALIF_HELPERS=0: the caller then runs its Python equivalent."""
+    or XFRM_OFFLOAD_REALIF_HELPERS=0: the caller then runs its Python equivalent
+    ($XFRM_OFFLOAD_NATIVE_DIR: another build of it, see engine/extensions.py)."""
     if os.environ.get("XFRM_OFFLOAD_REALIF_HELPERS", "1") == "0":
         return None
-    try:
-        return importlib.import_module(f".{name}", __package__)
-    except ImportError:
-        return None
+    return load_extension("xfrm_offload.server", name)
 
 
 def _setns(fd: int) -> None:

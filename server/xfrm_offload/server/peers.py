@@ -31,7 +31,6 @@ import asyncio
 import contextlib
 import errno
 import fcntl
-import importlib
 import ipaddress
 import itertools
 import logging
@@ -42,20 +41,13 @@ import struct
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
+
+from xfrm_offload.engine.extensions import load_extension
 
 from .logs import RateLimitedLog
 
-
-def _load_pump() -> ModuleType | None:
-    """The C pump (``_relay.c``, built by hatch_build.py); None: the os.splice loop runs."""
-    try:
-        return importlib.import_module("._relay", __package__)
-    except ImportError:  # a build without a compiler
-        return None
-
-
-native_pump = _load_pump()
+#: The C pump (``_relay.c``, built by hatch_build.py); None: the os.splice loop runs.
+native_pump = load_extension("xfrm_offload.server", "_relay")
 
 log = logging.getLogger("xfrm_offload.server")
 

@@ -21,12 +21,16 @@ rules of the kernel's tcp_gro_receive: same addresses and ports, IPv4 without op
 or fragments and with consecutive ids, identical header bytes apart from lengths, ids,
 checksums and PSH (so the same ACK number, window, options and timestamps), contiguous
 sequence numbers, every segment the first one's size except a last shorter one; only
-ACK (and PSH, which ends the super-packet) among the flags; at most 64 KB. The result
-carries NEEDS_CSUM with the pseudo-header sum in the checksum field, as the kernel's
-own GRO output does, and the host's TCP trusts it: these payloads were authenticated
-by ESP and their checksums were written by the sending NIC, so they are not verified
-again here. Everything else (UDP, ICMP, SYN/FIN/RST, single segments) goes one by one
-with an all-zero header, and the host verifies it as usual.
+ACK (and PSH, which ends the super-packet) among the flags; at most 64 KB; and a TCP
+checksum that verifies (pseudo-header included) and an IPv4 header checksum that does,
+which the kernel's GRO checks before merging too (inet_gro_receive,
+skb_gro_checksum_validate). The result carries NEEDS_CSUM with the
+pseudo-header sum in the checksum field, as the kernel's own GRO output does, and the
+host's TCP trusts it: so a segment is merged only once its own checksum was verified
+here (ESP's ICV proves who sent the bytes, not that the sender's checksum was right). A
+segment that fails ends its flow's run and goes alone; everything else (UDP, ICMP,
+SYN/FIN/RST, single segments) too, one by one with an all-zero header, and the host
+verifies it as usual (and drops a bad one, counting it in TCP's CsumErrors).
 """
 
 from __future__ import annotations
@@ -268,7 +272,19 @@ def _tcp(packet: bytes) -> tuple[bool, int, int, bytes, bool] | None:
         return None
     flags = packet[ihl + 13]
     data = hlen < n and not flags & _NOT_COALESCED and bool(flags & ACK)
+    data = data and _checksums_ok(packet, v6, ihl)
     return v6, ihl, hlen, addresses + packet[ihl : ihl + 4], data
+
+
+def _checksums_ok(packet: bytes, v6: bool, ihl: int) -> bool:
+    """The TCP checksum verifies (pseudo-header, header and payload sum to 0xFFFF), and
+    IPv4's header checksum, as the kernel's GRO checks both before merging
+    (inet_gro_receive, tcp4/6_gro_receive): the super-packet gets headers of its own."""
+    if not v6 and fold_checksum(ones_complement_sum(packet[:20])) != 0:
+        return False
+    l4 = len(packet) - ihl
+    total = _pseudo_sum(packet, v6, l4) + ones_complement_sum(memoryview(packet)[ihl:])
+    return fold_checksum(total) == 0
 
 
 def to_host(packets: Sequence[bytes]) -> list[tuple[bytes, int]]:
