@@ -77,6 +77,11 @@ async def echo_then_mark_eof(reader: asyncio.StreamReader, writer: asyncio.Strea
     writer.close()
 
 
+def relay_threads() -> int:
+    """The relay's threads alive now (the accept thread is named after its socket)."""
+    return sum(t.name == "unix-relay" for t in threading.enumerate())
+
+
 def fds() -> int:
     return len(os.listdir("/proc/self/fd"))
 
@@ -204,6 +209,9 @@ async def test_200_connections_leave_no_thread_no_descriptor_no_entry(
         writer.close()
         await writer.wait_closed()
         await until(lambda: gate.open_connections == 0, "first connection closed")
+        # Relay threads of earlier tests gone too, with the sockets they close: the
+        # descriptor count below is then this test's own.
+        await until(lambda: relay_threads() == 0, "earlier relay threads ended")
         threads, descriptors = threading.active_count(), fds()
         for batch in range(4):  # 50 at once, four times
             conns = [await connect(gate) for _ in range(50)]
@@ -217,7 +225,8 @@ async def test_200_connections_leave_no_thread_no_descriptor_no_entry(
                 w.close()
                 await w.wait_closed()
         await until(lambda: gate.open_connections == 0, "all closed")
-        await until(lambda: threading.active_count() == threads, "relay threads ended")
+        await until(lambda: relay_threads() == 0, "relay threads ended")
+        assert threading.active_count() <= threads
         assert gate._peers == {}
         await until(lambda: fds() == descriptors, "descriptors closed")
 
