@@ -375,21 +375,26 @@ class Attachment:
             )
         self._after_read(self._rx, len(packets) >= QUEUE_LIMIT, fd)
 
-    def _read_wire(self) -> None:
+    def _read_frames(self, packet_socket: bool) -> None:
+        """A wire reader (AF_PACKET, or the UDP cable): _read_many with _wireio, else
+        one frame a system call, under the same rules."""
         if _wireio is not None:
-            self._read_many(True)
+            self._read_many(packet_socket)
             return
         packets = self._rx.packets
         assert self.wire is not None
-        recv = self.wire.recvfrom
+        wire = self.wire
         room = QUEUE_LIMIT - len(packets)
         size = self._frame_limit()
         got = 0
         try:
             while got < room:
-                data, address = recv(_READ_SIZE)
-                if address[2] == ifaces.PACKET_OUTGOING or address[1] not in _IP_PROTOS:
-                    continue  # our own transmissions, ARP and the like
+                if packet_socket:
+                    data, address = wire.recvfrom(_READ_SIZE)
+                    if address[2] == ifaces.PACKET_OUTGOING or address[1] not in _IP_PROTOS:
+                        continue  # our own transmissions, ARP and the like
+                else:
+                    data = wire.recv(_READ_SIZE)
                 if len(data) > size:  # as _read_many: larger than the link's MTU
                     self.counters.wire_rx_dropped += 1
                     continue
@@ -398,35 +403,12 @@ class Attachment:
         except BlockingIOError:
             pass
         except OSError as exc:
-            if exc.errno != errno.ENETDOWN:  # down is reported once; gone is for good
-                self._side_lost(self.wire.fileno(), "wire_if", exc)
+            if not packet_socket:  # ECONNREFUSED: the peer's port is closed for now
+                log.debug("udp wire read failed", extra=logs.fields(dev=self.dev, error=str(exc)))
+            elif exc.errno != errno.ENETDOWN:  # down is reported once; gone is for good
+                self._side_lost(wire.fileno(), "wire_if", exc)
         self.counters.wire_rx_packets += got
-        self._after_read(self._rx, got == room, self.wire.fileno())
-
-    def _read_udp_wire(self) -> None:
-        if _wireio is not None:
-            self._read_many(False)
-            return
-        packets = self._rx.packets
-        assert self.wire is not None
-        recv = self.wire.recv
-        room = QUEUE_LIMIT - len(packets)
-        size = self._frame_limit()
-        got = 0
-        try:
-            while got < room:
-                data = recv(_READ_SIZE)
-                if len(data) > size:  # as _read_many: larger than the link's MTU
-                    self.counters.wire_rx_dropped += 1
-                    continue
-                packets.append(data)
-                got += 1
-        except BlockingIOError:
-            pass
-        except OSError as exc:  # ECONNREFUSED: the peer's port is closed for now
-            log.debug("udp wire read failed", extra=logs.fields(dev=self.dev, error=str(exc)))
-        self.counters.wire_rx_packets += got
-        self._after_read(self._rx, got == room, self.wire.fileno())
+        self._after_read(self._rx, got == room, wire.fileno())
 
     def _side_lost(self, fd: int, side: str, exc: OSError) -> None:
         """An fd that fails for good: stop reading it, so its readiness does not spin the
@@ -451,9 +433,8 @@ class Attachment:
 
     def _resume_wire(self) -> None:
         if self.wire is not None and "wire_if" not in self.lost:
-            udp = isinstance(self.wire_ref, UdpRef)
-            reader = self._read_udp_wire if udp else self._read_wire
-            self._loop.add_reader(self.wire.fileno(), reader)
+            packet_socket = not isinstance(self.wire_ref, UdpRef)
+            self._loop.add_reader(self.wire.fileno(), self._read_frames, packet_socket)
 
     # -- pumps: queue -> device -> the other side --------------------------------------------
 
