@@ -3,10 +3,11 @@ Hypothesis settings every property test runs under."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -83,3 +84,13 @@ async def server(sock_dir: Path) -> AsyncIterator[tuple[OffloadServer, Client]]:
     """The default server: one device eth0 with profile full."""
     async with running_server(sock_dir) as pair:
         yield pair
+
+
+async def until(condition: Callable[[], bool], what: str, seconds: float = 10.0) -> None:
+    """Wait for a state the test cannot await directly (the server's or its threads'),
+    polling every 10 ms; bounded: AssertionError naming ``what`` after ``seconds``."""
+    for _ in range(round(seconds / 0.01)):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"never: {what}")

@@ -5,7 +5,7 @@ still answered; when the streams go, the budget is whole again."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -13,22 +13,13 @@ import pytest
 from xfrm_offload.server.datapath import PacketBudget
 from xfrm_offload.v1 import offload_pb2 as pb
 
-from ..conftest import running_server
+from ..conftest import running_server, until
 from .builders import Tunnel, packets, policy, sa, udp4
 
 TX = pb.PACKET_DIRECTION_TX
 STREAMS = 4
 #: Batches each stream offers at most (it is held back long before).
 OFFERED = 200
-
-
-async def until(predicate: Callable[[], bool], what: str) -> None:
-    """Wait (bounded) for a server state the test cannot await directly."""
-    for _ in range(1000):
-        if predicate():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"never: {what}")
 
 
 @pytest.mark.parametrize("workers", [(), ("--workers", "1")], ids=["inline", "workers"])

@@ -27,6 +27,8 @@ import pytest
 from xfrm_offload.server import peers
 from xfrm_offload.server.peers import PeerCred, UnixGate
 
+from ..conftest import until as wait_until
+
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 
@@ -41,11 +43,7 @@ def pump(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Ite
 
 async def until(condition: Callable[[], bool], what: str) -> None:
     """Wait for a state the relay's threads reach on their own (bounded: 30 s)."""
-    for _ in range(3000):
-        if condition():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"never: {what}")
+    await wait_until(condition, what, 30.0)
 
 
 @asynccontextmanager
@@ -77,9 +75,10 @@ async def echo_then_mark_eof(reader: asyncio.StreamReader, writer: asyncio.Strea
     writer.close()
 
 
-def relay_threads() -> int:
-    """The relay's threads alive now (the accept thread is named after its socket)."""
-    return sum(t.name == "unix-relay" for t in threading.enumerate())
+def relay_threads(gate: UnixGate) -> int:
+    """This gate's relay threads alive now (named after its socket; earlier tests'
+    servers may still hold connections of their own)."""
+    return sum(t.name == f"unix-relay {gate.path.name}" for t in threading.enumerate())
 
 
 def fds() -> int:
@@ -211,7 +210,7 @@ async def test_200_connections_leave_no_thread_no_descriptor_no_entry(
         await until(lambda: gate.open_connections == 0, "first connection closed")
         # Relay threads of earlier tests gone too, with the sockets they close: the
         # descriptor count below is then this test's own.
-        await until(lambda: relay_threads() == 0, "earlier relay threads ended")
+        await until(lambda: relay_threads(gate) == 0, "earlier relay threads ended")
         threads, descriptors = threading.active_count(), fds()
         for batch in range(4):  # 50 at once, four times
             conns = [await connect(gate) for _ in range(50)]
@@ -225,7 +224,7 @@ async def test_200_connections_leave_no_thread_no_descriptor_no_entry(
                 w.close()
                 await w.wait_closed()
         await until(lambda: gate.open_connections == 0, "all closed")
-        await until(lambda: relay_threads() == 0, "relay threads ended")
+        await until(lambda: relay_threads(gate) == 0, "relay threads ended")
         assert threading.active_count() <= threads
         assert gate._peers == {}
         await until(lambda: fds() == descriptors, "descriptors closed")

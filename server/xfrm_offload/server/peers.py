@@ -207,7 +207,10 @@ class UnixGate:
             self._open.add(relayed)
             try:
                 threading.Thread(
-                    target=self._relay, args=(relayed,), name="unix-relay", daemon=True
+                    target=self._relay,
+                    args=(relayed,),
+                    name=f"unix-relay {self.path.name}",
+                    daemon=True,
                 ).start()
             except RuntimeError as exc:  # no thread to spare: this connection goes
                 self._warnings.warn("dropped", "unix connection dropped", error=str(exc))
@@ -225,7 +228,7 @@ class UnixGate:
             back = threading.Thread(
                 target=_pump,
                 args=(relayed.upstream, relayed.client, relayed),
-                name="unix-relay",
+                name=f"unix-relay {self.path.name}",
                 daemon=True,
             )
             back.start()
