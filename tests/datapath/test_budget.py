@@ -9,9 +9,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from grpc import aio
 
 from xfrm_offload.server.datapath import PacketBudget
 from xfrm_offload.v1 import offload_pb2 as pb
+from xfrm_offload.v1 import offload_pb2_grpc
+from xfrm_offload.v1.transport import CHANNEL_OPTIONS
 
 from ..conftest import running_server, until
 from .builders import Tunnel, packets, policy, sa, udp4
@@ -54,7 +57,14 @@ async def test_streams_that_do_not_read_wait_inside_the_budget_and_control_calls
 
             return gen()
 
-        calls = [client.datapath.PacketStream(flood(k)) for k in range(STREAMS)]  # never read
+        # The streams on a channel of their own whose HTTP/2 windows stay at gRPC's 64 kB
+        # (no BDP probe): a window the control calls' traffic grew later would let the
+        # server write answers nobody reads, and the budget would move.
+        flood_channel = aio.insecure_channel(
+            client.address, options=[*CHANNEL_OPTIONS, ("grpc.http2.bdp_probe", 0)]
+        )
+        datapath = offload_pb2_grpc.DatapathServiceStub(flood_channel)
+        calls = [datapath.PacketStream(flood(k)) for k in range(STREAMS)]  # never read
         # Every stream is held: the budget is taken and charges are waiting for it.
         await until(lambda: budget.waits >= STREAMS, "streams waiting on the budget")
         assert budget.held + budget.charge(size) > budget.limit  # no room for one more batch
@@ -72,6 +82,7 @@ async def test_streams_that_do_not_read_wait_inside_the_budget_and_control_calls
         for call in calls:
             call.cancel()
         await until(lambda: server.datapath.open_streams == 0, "streams ended")
+        await flood_channel.close(None)
         assert budget.held == 0
         assert budget.peak <= budget.limit
 

@@ -6,20 +6,26 @@ device (in this process, or its worker) gets them in chunks of at most
 ``packetwire.CHUNK_PACKETS`` packets and answers with the engine's ``Results``, which
 ``packetwire.encode`` turns into the response. One response per request, in order.
 
-Up to ``PIPELINE_DEPTH`` batches of a stream wait for their answers to be written (one
-more may be on its way to the device), so the gRPC work on one batch overlaps with the
-device's work on the next. Every batch is also charged to one server-wide
-``PacketBudget`` (``--packet-budget``): ``CHARGE_FACTOR`` times its request's size (the
-request, its packets, their outputs and the answer) from the moment it is read until its
-answer has been written. A stream waits for room in the budget before it reads, and
-for its charge after: meanwhile gRPC's flow control (HTTP/2 windows) holds its client
-back; so does a client that does not read its results (its answers are not written).
-So the packet bytes all streams together can pin are bounded by the budget, plus, per
-stream, its HTTP/2 window and the one request it read when there was room.
+Each stream has two tasks: one reads, decodes and hands each batch to the device, the
+other writes the answers, in order. Up to ``PIPELINE_DEPTH`` batches wait between them,
+so reading the next batch overlaps with waiting for gRPC to take the last answer, and a
+worker's work with both. A device in this process is run by the reading task itself,
+between two reads: the device and gRPC share the thread, so a task per device call (as
+a worker's calls have) would only add to each batch's cost.
+
+Every batch is also charged to one server-wide ``PacketBudget`` (``--packet-budget``):
+``CHARGE_FACTOR`` times its request's size (the request, its packets, their outputs and
+the answer) from the moment it is read until its answer has been written. A stream waits
+for room in the budget before it reads, and for its charge after: meanwhile gRPC's flow
+control (HTTP/2 windows) holds its client back; so does a client that does not read its
+results (its answers are not written). So the packet bytes all streams together can pin
+are bounded by the budget, plus, per stream, its HTTP/2 window and the one request it
+read when there was room.
 
 Between two chunks other work gets its turn (control calls, other streams): in this
 process the loop runs other tasks between chunks; with --workers control calls take
-the worker's pipe before the chunks still waiting (workers.py).
+the worker's pipe before the chunks still waiting (workers.py). At shutdown a stream's
+wait for its next request is cancelled and ends as the stream's end.
 
 A stream its client cancels ends quietly: its tasks stop, its budget is given back,
 nothing is logged.
@@ -36,8 +42,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import functools
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -251,24 +256,16 @@ def _passthrough(message: bytes | pb.PacketStreamResponse) -> bytes:
 
 class _Job:
     """One batch between reading and writing: its decoded packets, its budget charge and
-    the device calls on its chunks."""
+    its chunks' results (``calls``: futures of the device calls, when a worker runs them;
+    ``results``: the results themselves, when the device ran in this process)."""
 
-    __slots__ = ("batch", "calls", "charge")
+    __slots__ = ("batch", "calls", "charge", "results")
 
-    def __init__(self, batch: Batch, charge: int) -> None:
-        self.batch = batch
+    def __init__(self, charge: int) -> None:
+        self.batch = Batch("", 0, [])
         self.charge = charge
         self.calls: list[asyncio.Future[Results]] = []
-
-
-async def _in_turn(
-    before: asyncio.Future[Results] | None, call: Callable[[], Awaitable[Results]]
-) -> Results:
-    """``call()``, once ``before`` is done and the event loop has had one turn."""
-    if before is not None:
-        await asyncio.wait((before,))
-    await asyncio.sleep(0)
-    return await call()
+        self.results: list[Results] = []
 
 
 async def _decode(raw: bytes) -> Batch:
@@ -339,40 +336,37 @@ class DatapathServicer(offload_pb2_grpc.DatapathServiceServicer):
         #: PacketStreams open now, and how many of them wait for an answer to be taken.
         self.open_streams = 0
         self.writing = 0
+        #: The streams' reading tasks waiting for their next request (or for budget room).
+        self._reading: set[asyncio.Task[Any]] = set()
 
     def shutdown(self) -> None:
-        """End every packet stream and tap cleanly (graceful server stop)."""
+        """End every packet stream and tap cleanly (graceful server stop): streams stop
+        reading (a wait for the next request ends as the stream's end) and answer what
+        they have."""
         self.stopping.set()
+        for task in self._reading:
+            task.cancel()
         self.wires.close()
 
-    async def _until_shutdown(
-        self, requests: AsyncIterator[bytes], before_each: Callable[[], Awaitable[None]]
-    ) -> AsyncGenerator[bytes, None]:
-        """The stream's requests, until it ends or the server starts shutting down; each is
-        read only once ``before_each()`` returns."""
-        iterator = aiter(requests)
-        stop = asyncio.ensure_future(self.stopping.wait())
-        following: asyncio.Future[bytes | None] | None = None
-
-        async def next_request() -> bytes | None:
-            await before_each()
-            return await anext(iterator, None)
-
+    async def _next_request(self, iterator: AsyncIterator[bytes]) -> bytes | None:
+        """The stream's next request, read once the budget has room; None at the stream's
+        end or once the server is shutting down (``shutdown`` cancels the wait, which
+        ends here as the stream's end)."""
+        if self.stopping.is_set():
+            return None
+        task = asyncio.current_task()
+        assert task is not None
+        self._reading.add(task)
         try:
-            while True:
-                following = asyncio.ensure_future(next_request())
-                await asyncio.wait((following, stop), return_when=asyncio.FIRST_COMPLETED)
-                if not following.done():
-                    return
-                raw = following.result()
-                following = None
-                if raw is None:
-                    return
-                yield raw
+            await self.budget.room()
+            return await anext(iterator, None)
+        except asyncio.CancelledError:
+            # Cancelled by shutdown alone (not also by gRPC, as the client went away).
+            if self.stopping.is_set() and task.uncancel() == 0:
+                return None
+            raise
         finally:
-            stop.cancel()
-            if following is not None:
-                _drop(following)
+            self._reading.discard(task)
 
     def register(self, server: grpc.aio.Server) -> None:
         """Add the service with PacketStream working on serialized messages (see module doc)."""
@@ -406,65 +400,68 @@ class DatapathServicer(offload_pb2_grpc.DatapathServiceServicer):
         name = pb.DESCRIPTOR.services_by_name["DatapathService"].full_name
         server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(name, handlers),))
 
-    def _submit(
-        self, head: tuple[str, int], job: _Job, after: asyncio.Future[Results] | None
-    ) -> None:
-        """Hand a batch's chunks to the device, in order, after the stream's previous ones
-        (``head``: the stream's device and direction; later requests may leave them out).
-
-        With workers every chunk is sent at once (the worker's pipe keeps the order and
-        lets control calls pass). In this process each chunk waits for the one before
-        it and for one turn of the event loop, so a large batch does not hold the loop.
-        """
+    async def _run_inline(self, head: tuple[str, int], job: _Job) -> None:
+        """Run a batch's chunks on the device in this process, one loop turn between two
+        chunks: a large batch does not hold the loop (control calls, other streams)."""
         nic = self.nic
         dev, direction = head
         now = nic.clock.now()
-        inline = isinstance(nic.host, LocalDevices)
-        for data, handles, seqs in job.batch.chunks():
-            call = functools.partial(
-                nic.call, dev, ops.packets, direction, data, handles, seqs, now
+        for i, (data, handles, seqs) in enumerate(job.batch.chunks()):
+            if i:
+                await asyncio.sleep(0)
+            job.results.append(
+                await nic.call(dev, ops.packets, direction, data, handles, seqs, now)
             )
-            after = asyncio.ensure_future(_in_turn(after, call) if inline else call())
-            job.calls.append(after)
+
+    def _submit(self, head: tuple[str, int], job: _Job) -> None:
+        """Send a batch's chunks to the device's worker, all at once (the worker's pipe
+        keeps their order and lets control calls pass)."""
+        nic = self.nic
+        dev, direction = head
+        now = nic.clock.now()
+        for data, handles, seqs in job.batch.chunks():
+            call = nic.call(dev, ops.packets, direction, data, handles, seqs, now)
+            job.calls.append(asyncio.ensure_future(call))
 
     async def PacketStream(  # type: ignore[override]
         self, request_iterator: AsyncIterator[bytes], context: Context
     ) -> None:
+        """Two tasks: this one writes the answers, in order; ``feed`` reads, decodes and
+        runs (in this process) or submits (to a worker) each batch. Up to PIPELINE_DEPTH
+        batches wait between them. In this process the feeder runs the device itself:
+        the device and gRPC share this thread, so a task per device call would only add
+        to each batch's cost; a worker's calls are futures the writer awaits."""
         in_flight: asyncio.Queue[_Job | None] = asyncio.Queue(PIPELINE_DEPTH)
         held: set[_Job] = set()  # charged to the budget and not yet released
         budget = self.budget
+        inline = isinstance(self.nic.host, LocalDevices)
         #: (dev, direction) from the first message: they hold for the whole stream.
         first: list[tuple[str, int]] = []
 
         async def feed() -> None:
-            """Read, charge, decode and submit requests; end the pipeline with None, also
-            after a refusal."""
-            last: asyncio.Future[Results] | None = None
-            requests = self._until_shutdown(request_iterator, budget.room)
+            """Read, charge, decode and run or submit requests; end the pipeline with
+            None, also after a refusal."""
+            iterator = aiter(request_iterator)
             try:
-                async for raw in requests:
-                    charge = budget.charge(len(raw))
-                    await budget.acquire(charge)
-                    job = _Job(Batch("", 0, []), charge)
+                while (raw := await self._next_request(iterator)) is not None:
+                    job = _Job(budget.charge(len(raw)))
+                    await budget.acquire(job.charge)
                     held.add(job)
                     job.batch = batch = await _decode(raw)
                     del raw
                     self._check_head(first, batch)
-                    # Submitted before it joins the pipeline: the writer never sees a job
-                    # whose calls are not all made.
-                    self._submit(first[0], job, last)
-                    if job.calls:
-                        last = job.calls[-1]
+                    if inline:
+                        await self._run_inline(first[0], job)
+                    else:
+                        # Submitted before it joins the pipeline: the writer never sees
+                        # a job whose calls are not all made.
+                        self._submit(first[0], job)
                     await in_flight.put(job)
             except asyncio.CancelledError:
                 raise  # the stream is gone: nobody will read an end marker
             except BaseException:
                 await in_flight.put(None)
                 raise
-            finally:
-                # Closed on the way out, so that its frame (and the request it read)
-                # is not kept alive by a refusal's traceback.
-                await requests.aclose()
             await in_flight.put(None)
 
         feeder = asyncio.ensure_future(feed())
@@ -472,7 +469,7 @@ class DatapathServicer(offload_pb2_grpc.DatapathServiceServicer):
         refusal = None
         try:
             while (job := await in_flight.get()) is not None:
-                results = [await call for call in job.calls]
+                results = job.results if inline else [await call for call in job.calls]
                 batch = job.batch
                 dev, direction = first[0]
                 if self.wires.wanted(dev, direction):
@@ -481,6 +478,7 @@ class DatapathServicer(offload_pb2_grpc.DatapathServiceServicer):
                         await self.wires.transmitted(dev, delivered)
                 response = await _encode(batch, results)
                 del results
+                job.results = []
                 self.writing += 1
                 try:
                     written = await _write(context, response)
