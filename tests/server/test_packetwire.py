@@ -127,3 +127,24 @@ def test_scanner_reads_what_decode_reads_or_hands_it_over(seed: int, codec: str)
             assert refused.value.field == exc.field
             continue
         assert scanner.batch() == expected
+
+
+@pytest.mark.parametrize(
+    ("varint", "direction"),
+    [
+        (b"\x01", 1),
+        (b"\xff\xff\xff\xff\x0f", -1),
+        (b"\xff" * 9 + b"\x01", -1),
+        (b"\x81\x80\x80\x80\x10", 1),
+    ],
+    ids=["1", "5-byte -1", "10-byte -1", "2**32 + 1"],
+)
+def test_scanner_keeps_an_enum_s_low_32_bits_as_the_runtime_does(
+    varint: bytes, direction: int
+) -> None:
+    raw = b"\x10" + varint + b"\x22\x03\x0a\x01x"
+    scanner = packetwire.Scanner(raw)
+    assert scanner.step(8)
+    assert (
+        scanner.batch() == packetwire.decode_runtime(raw) == packetwire.Batch("", direction, [b"x"])
+    )
