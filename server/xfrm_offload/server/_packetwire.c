@@ -195,7 +195,7 @@ static char *put_varint(char *o, uint64_t v)
 
 /* The copy of every piece into the answer. It reads only the bytes objects of items,
  * which it holds references to, and bytes objects never change: safe without the GIL. */
-static void fill(char *o, const char *verdicts, Py_ssize_t nverdicts, PyObject *items,
+static void fill(char *o, const char *verdicts, Py_ssize_t nverdicts, PyObject **items, Py_ssize_t n,
                  const char *tail, Py_ssize_t ntail)
 {
     if (nverdicts > 0) {
@@ -204,16 +204,34 @@ static void fill(char *o, const char *verdicts, Py_ssize_t nverdicts, PyObject *
         memcpy(o, verdicts, (size_t)nverdicts);
         o += nverdicts;
     }
-    Py_ssize_t n = PyTuple_GET_SIZE(items);
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *item = PyTuple_GET_ITEM(items, i);
-        Py_ssize_t size = PyBytes_GET_SIZE(item);
+        Py_ssize_t size = PyBytes_GET_SIZE(items[i]);
         *o++ = TAG_RESULT;
         o = put_varint(o, (uint64_t)size);
-        memcpy(o, PyBytes_AS_STRING(item), (size_t)size);
+        memcpy(o, PyBytes_AS_STRING(items[i]), (size_t)size);
         o += size;
     }
     memcpy(o, tail, (size_t)ntail);
+}
+
+/* Adds to *inner the size of the data entries of items (all bytes, else TypeError). */
+static int measure(PyObject **items, Py_ssize_t n, Py_ssize_t *inner)
+{
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (!PyBytes_Check(items[i])) {
+            PyErr_Format(PyExc_TypeError, "encode_batch_result: data[%zd] is %.100s, not bytes", i,
+                         Py_TYPE(items[i])->tp_name);
+            return -1;
+        }
+        Py_ssize_t size = PyBytes_GET_SIZE(items[i]);
+        /* keeps *inner below PY_SSIZE_T_MAX / 2: the sums here and after cannot overflow */
+        if (*inner > PY_SSIZE_T_MAX / 2 - 11 - size) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        *inner += 1 + varint_size((uint64_t)size) + size;
+    }
+    return 0;
 }
 
 /* encode_batch_result(verdicts: bytes, data: list[bytes], tail: bytes) -> bytes */
@@ -229,49 +247,49 @@ static PyObject *encode_batch_result(PyObject *self, PyObject *const *args, Py_s
         PyErr_SetString(PyExc_TypeError, "encode_batch_result: verdicts and tail must be bytes");
         return NULL;
     }
-    /* Our own tuple of the items: the caller's list may change while the GIL is let go,
-     * the tuple holds every item until the copy is done. */
-    PyObject *items = PySequence_Tuple(args[1]);
+    /* The list (or tuple) itself, no copy: nothing changes it while the GIL is held. */
+    PyObject *items = PySequence_Fast(args[1], "encode_batch_result: data must be a sequence");
     if (items == NULL)
         return NULL;
     Py_ssize_t nverdicts = PyBytes_GET_SIZE(verdicts), ntail = PyBytes_GET_SIZE(tail);
-    Py_ssize_t inner = ntail, n = PyTuple_GET_SIZE(items);
-    if (nverdicts > 0)
-        inner += 1 + varint_size((uint64_t)nverdicts) + nverdicts;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *item = PyTuple_GET_ITEM(items, i);
-        if (!PyBytes_Check(item)) {
-            PyErr_Format(PyExc_TypeError, "encode_batch_result: data[%zd] is %.100s, not bytes", i,
-                         Py_TYPE(item)->tp_name);
-            Py_DECREF(items);
+    Py_ssize_t head = ntail + (nverdicts > 0 ? 1 + varint_size((uint64_t)nverdicts) + nverdicts : 0);
+    Py_ssize_t inner = head;
+    if (measure(PySequence_Fast_ITEMS(items), PySequence_Fast_GET_SIZE(items), &inner) < 0)
+        goto error;
+    int nogil = inner >= NOGIL_BYTES;
+    if (nogil && PyList_Check(items)) {
+        /* Copied without the GIL: from a tuple of our own, which holds its items however
+         * the caller's list changes meanwhile. Measured again: making the tuple may run
+         * a finalizer, and another thread with it, which may have changed the list. */
+        Py_SETREF(items, PyList_AsTuple(items));
+        if (items == NULL)
             return NULL;
-        }
-        Py_ssize_t size = PyBytes_GET_SIZE(item);
-        /* keeps inner below PY_SSIZE_T_MAX / 2: the sums here and below cannot overflow */
-        if (inner > PY_SSIZE_T_MAX / 2 - 11 - size) {
-            Py_DECREF(items);
-            return PyErr_NoMemory();
-        }
-        inner += 1 + varint_size((uint64_t)size) + size;
+        inner = head;
+        if (measure(PySequence_Fast_ITEMS(items), PySequence_Fast_GET_SIZE(items), &inner) < 0)
+            goto error;
     }
+    /* (a bytes object is not tracked by the garbage collector: making it runs nothing) */
     PyObject *out = PyBytes_FromStringAndSize(NULL, 1 + varint_size((uint64_t)inner) + inner);
-    if (out == NULL) {
-        Py_DECREF(items);
-        return NULL;
-    }
+    if (out == NULL)
+        goto error;
     char *o = PyBytes_AS_STRING(out);
     *o++ = TAG_RESULT;
     o = put_varint(o, (uint64_t)inner);
     const char *v = PyBytes_AS_STRING(verdicts), *t = PyBytes_AS_STRING(tail);
-    if (inner >= NOGIL_BYTES) {
+    PyObject **array = PySequence_Fast_ITEMS(items);
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(items);
+    if (nogil) {
         Py_BEGIN_ALLOW_THREADS
-        fill(o, v, nverdicts, items, t, ntail);
+        fill(o, v, nverdicts, array, n, t, ntail);
         Py_END_ALLOW_THREADS
     } else {
-        fill(o, v, nverdicts, items, t, ntail);
+        fill(o, v, nverdicts, array, n, t, ntail);
     }
     Py_DECREF(items);
     return out;
+error:
+    Py_DECREF(items);
+    return NULL;
 }
 
 static PyMethodDef methods[] = {
