@@ -1,8 +1,9 @@
 /* _packetwire: PacketStream's packed batch form in C, for packetwire.py.
  *
  * At 64 x 1400 B the protobuf runtime's parse of a request (and the list of its data)
- * and packetwire's Python build of the packed answer cost about as much as the ESP work
- * on the same packets. These two functions do the per-packet part of the common shapes:
+ * and packetwire's Python build of the packed answer took about 25 us of CPU per
+ * message, 0.6 of what the native ESP encap of the same packets costs; these two
+ * functions, the per-packet part of the common shapes, about 10 (bench/packetwire.py):
  *
  * decode_batch(raw) reads a PacketStreamRequest whose only fields are dev (1), direction
  * (2) and a batch (4) of data entries (PacketBatch field 1): (dev, direction, data) as

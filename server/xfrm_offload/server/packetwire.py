@@ -16,10 +16,11 @@ device host and the workers see nothing else. ``encode`` turns the engine's
 
 Both run the common shape of the ``batch`` form in C when ``_packetwire`` is built (a
 request of dev, direction and data only; the packed answer): at 64 x 1400 B the protobuf
-runtime's parse and the Python build of the answer cost as much as the ESP work. The
-Python here is the reference and the fallback: the C decode hands every other request
-(and any it finds odd) back to the runtime, which gives its exact answer or error, and
-the C encode makes exactly the bytes ``packed_pieces`` makes.
+runtime's parse and the Python build of the answer take about 25 us of CPU per message,
+the C about 10 (bench/packetwire.py). The Python here is the reference and the
+fallback: the C decode hands every other request (and any it finds odd) back to the
+runtime, which gives its exact answer or error, and the C encode makes exactly the bytes
+``packed_pieces`` makes.
 """
 
 from __future__ import annotations
@@ -134,7 +135,7 @@ def read_varint(raw: bytes, pos: int) -> tuple[int, int]:
 
 
 #: Requests at least this large are read a part at a time (``Scanner``). The C decode
-#: reads 16 MiB in about 3 ms of the event loop (64 MiB: 21 ms, bench/packetwire.py), so
+#: reads 16 MiB in about 3 ms of the event loop (64 MiB: 24 ms, bench/packetwire.py), so
 #: with it every request of the default --max-request (4 MiB) is read in one call.
 LARGE_REQUEST = 16 << 20 if native is not None else 1 << 20
 
