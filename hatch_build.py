@@ -1,7 +1,7 @@
 """Hatchling build hook: compile the native ESP engine (engine/_esp.c) against libcrypto,
 the Unix relay's splice pump (server/_relay.c) and the real interfaces' helpers
-(server/_tunoffload.c: TUN offloads' per-byte work; server/_wireio.c: recvmmsg/sendmmsg),
-which need no library.
+(server/_tunoffload.c: TUN offloads' per-byte work; server/_wireio.c: recvmmsg/sendmmsg)
+and PacketStream's packed batch codec (server/_packetwire.c), which need no library.
 
 Why hatchling (the project's backend already) and not meson-python or setuptools: one C
 file and one library need no build system of their own; a hook keeps the three-root
@@ -54,6 +54,12 @@ EXTENSIONS = (
         "xfrm_offload/server/_wireio",
         (),
         "wire frames move one system call each",
+    ),
+    (
+        Path("server/xfrm_offload/server/_packetwire.c"),
+        "xfrm_offload/server/_packetwire",
+        (),
+        "PacketStream's batch form is read and answered in Python",
     ),
 )
 

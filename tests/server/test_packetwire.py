@@ -1,5 +1,7 @@
 """packetwire: requests decode to engine values; the hand-built packed answer is exactly
-the bytes the protobuf runtime makes for the same message."""
+the bytes the protobuf runtime makes for the same message. Each runs on the C codec
+(_packetwire.c) and on the Python reference; test_packetwire_native.py compares the two
+on random and mutated messages."""
 
 from __future__ import annotations
 
@@ -12,6 +14,17 @@ from xfrm_offload.engine.errors import InvalidArgument
 from xfrm_offload.engine.stats import XfrmStat
 from xfrm_offload.server import packetwire
 from xfrm_offload.v1 import offload_pb2 as pb
+
+
+@pytest.fixture(params=["c", "python"])
+def codec(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The cases run on _packetwire.c and on the Python reference (the fallback)."""
+    name: str = request.param
+    if name == "c" and packetwire.native is None:
+        pytest.skip("_packetwire.c not built")
+    if name == "python":
+        monkeypatch.setattr(packetwire, "native", None)
+    return name
 
 
 def _results(rng: random.Random, n: int) -> Results:
@@ -48,7 +61,7 @@ def _upb(results: list[Results]) -> bytes:
 
 
 @pytest.mark.parametrize("seed", range(40))
-def test_hand_built_packed_answer_is_the_runtime_s_bytes(seed: int) -> None:
+def test_hand_built_packed_answer_is_the_runtime_s_bytes(seed: int, codec: str) -> None:
     rng = random.Random(seed)
     results = [_results(rng, rng.randrange(0, 300)) for _ in range(rng.randrange(0, 4))]
     batch = packetwire.Batch("eth0", 1, [b""] * sum(len(r) for r in results))
@@ -58,7 +71,7 @@ def test_hand_built_packed_answer_is_the_runtime_s_bytes(seed: int) -> None:
     assert list(parsed.data) == [d for r in results for d in r.data]
 
 
-def test_requests_decode_to_engine_values_in_either_form() -> None:
+def test_requests_decode_to_engine_values_in_either_form(codec: str) -> None:
     data = [b"\x45" + bytes(27), b"\x45" + bytes(99)]
     old = pb.PacketStreamRequest(
         dev="eth0",
@@ -82,7 +95,7 @@ def test_requests_decode_to_engine_values_in_either_form() -> None:
 
 
 @pytest.mark.parametrize("seed", range(20))
-def test_scanner_reads_what_decode_reads_or_hands_it_over(seed: int) -> None:
+def test_scanner_reads_what_decode_reads_or_hands_it_over(seed: int, codec: str) -> None:
     """Random requests, some with handles (not the scanner's shape), some truncated: the
     scanner gives the same Batch as decode, or the same refusal."""
     rng = random.Random(seed)
@@ -114,3 +127,24 @@ def test_scanner_reads_what_decode_reads_or_hands_it_over(seed: int) -> None:
             assert refused.value.field == exc.field
             continue
         assert scanner.batch() == expected
+
+
+@pytest.mark.parametrize(
+    ("varint", "direction"),
+    [
+        (b"\x01", 1),
+        (b"\xff\xff\xff\xff\x0f", -1),
+        (b"\xff" * 9 + b"\x01", -1),
+        (b"\x81\x80\x80\x80\x10", 1),
+    ],
+    ids=["1", "5-byte -1", "10-byte -1", "2**32 + 1"],
+)
+def test_scanner_keeps_an_enum_s_low_32_bits_as_the_runtime_does(
+    varint: bytes, direction: int
+) -> None:
+    raw = b"\x10" + varint + b"\x22\x03\x0a\x01x"
+    scanner = packetwire.Scanner(raw)
+    assert scanner.step(8)
+    assert (
+        scanner.batch() == packetwire.decode_runtime(raw) == packetwire.Batch("", direction, [b"x"])
+    )
