@@ -237,7 +237,7 @@ CASES = [
     # ESP-in-UDP: a non-zero UDP checksum is verified before ESP sees the packet.
     Case(
         "natt-bad-udp-checksum",
-        lambda tx: setbyte(udp_checksummed(good(tx)), 27, udp_checksummed(good(tx))[27] ^ 1),
+        lambda tx: flip(udp_checksummed(good(tx)), 27, 0x01),  # one packet, its checksum wrong
         XfrmStat.IN_HDR_ERROR,
         config(encap=EncapTemplate()),
     ),
