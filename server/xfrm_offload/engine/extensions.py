@@ -1,5 +1,5 @@
-"""Loading the project's C extensions, one way for all four (``_esp`` here; ``_relay``,
-``_tunoffload`` and ``_wireio`` in the server package).
+"""Loading the project's C extensions, one way for all five (``_esp`` here; ``_relay``,
+``_tunoffload``, ``_wireio`` and ``_packetwire`` in the server package).
 
 Each extension is optional: a build without a compiler has none of them, and its caller
 runs the Python equivalent. ``XFRM_OFFLOAD_NATIVE_DIR`` points every one at another
