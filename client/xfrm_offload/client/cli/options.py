@@ -1,4 +1,8 @@
-"""xfrmctl's global options, its top-level usage text, and options that follow the command."""
+"""xfrmctl's global options, its top-level usage text, and options that follow the command.
+
+Light on imports: ``xfrmctl packet`` starts with this module and packets.py alone (the other
+commands' modules, the ip xfrm grammar among them, load only when one runs: commands.py).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,6 @@ from typing import Any, NoReturn, TextIO
 from xfrm_offload.v1.endpoint import SERVER_ENV, default_address
 
 from ..tls import add_tls_arguments
-from .session import UsageError
 
 TOP_USAGE = """\
 Usage: xfrmctl [ OPTIONS ] [ xfrm ] XFRM-OBJECT { COMMAND | help }
@@ -35,6 +38,10 @@ A state or policy must name its device: offload [ crypto | packet ] dev DEV dir 
 states, offload packet dev DEV for policies (this NIC holds offloaded objects only).
 Keys are shown only with --keys; --dev limits state, policy and stats to one device.
 """
+
+
+class UsageError(Exception):
+    """A command line xfrmctl cannot understand (exit 2)."""
 
 
 class Parser(argparse.ArgumentParser):
