@@ -237,6 +237,34 @@ async def test_crypto_offload_tx_with_handle_and_seq_then_rx_status(
     assert [host_rx_finish(host.esp, d) for d in decrypted[:30]] == sent
 
 
+async def test_sequence_numbers_past_2_64_are_a_usage_error_and_no_output(
+    two_devices: tuple[OffloadServer, Client], tmp_path: Path
+) -> None:
+    """--seq-start near 2^64 with a capture longer than the numbers left: the batch that
+    would pass 2^64-1 is not sent, the run fails (exit 2, the count in the message) and
+    --out keeps what it held, however many batches went before."""
+    _, client = two_devices
+    t = Tunnel()
+    out = await client.state_add(sa(t, "eth0", inbound=False, packet=False))
+    host = host_sa(t)
+    start = (1 << 64) - 66  # numbers for 66 packets: the first batch of 64 fits
+    frames = [host_tx_frame(host.esp, p, start + i) for i, p in enumerate(inner(70))]
+    framed, esp = tmp_path / "framed.pcap", tmp_path / "esp.pcap"
+    write_pcap(framed, LINKTYPE_RAW, frames)
+    esp.write_bytes(b"before")
+    for seq_start, sent in ((start, "66"), ((1 << 64) - 1, "1")):
+        status, text, err = await xfrmctl(
+            client, "packet", "tx", "--dev", "eth0", "--in", str(framed), "--out", str(esp),
+            "--handle", str(out.offload_handle), "--seq-start", str(seq_start),
+        )  # fmt: skip
+        assert (status, text) == (cli.ExitStatus.USAGE, "")
+        assert err == (
+            f"xfrmctl: --seq-start {seq_start} leaves 64-bit sequence numbers for {sent}"
+            " packets; the capture has more\n"
+        )
+        assert esp.read_bytes() == b"before"
+
+
 class Terminal(io.StringIO):
     def isatty(self) -> bool:
         return True

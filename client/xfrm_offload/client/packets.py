@@ -72,6 +72,11 @@ class _UsageError(Exception):
     pass
 
 
+class SequenceOverflow(ValueError):
+    """Crypto offload TX: the capture holds more packets than --seq-start leaves 64-bit
+    sequence numbers for."""
+
+
 class _Parser(argparse.ArgumentParser):
     def __init__(self, out: TextIO, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -276,8 +281,8 @@ async def push_capture(
     seq_start: int = 1,
     progress: _Progress | None = None,
 ) -> PacketCounts:
-    """Stream a pcap through a device and write what comes out; raises PcapError and
-    XfrmOffloadError.
+    """Stream a pcap through a device and write what comes out; raises PcapError,
+    SequenceOverflow and XfrmOffloadError.
 
     Packets go in PacketBatch messages, batch by batch as the capture's chunks come, and
     the per-packet work stays in C loops (record slicing, map, slice assignment) where it
@@ -301,7 +306,8 @@ async def push_capture(
         for name, value in pb.CryptoStatus.items()
     }
 
-    failure: list[PcapError] = []  # raised in the request iterator, re-raised below
+    # Raised in the request iterator, re-raised below.
+    failure: list[PcapError | SequenceOverflow] = []
     encoder = BatchRequests(dev, direction, client.packet_request_limit)
 
     async def batches() -> AsyncIterator[list[bytes]]:
@@ -312,6 +318,11 @@ async def push_capture(
                 if not data:
                     continue
                 n = len(data)
+                if handle and seq + n > 1 << 64:
+                    raise SequenceOverflow(
+                        f"--seq-start {seq_start} leaves 64-bit sequence numbers for"
+                        f" {(1 << 64) - seq_start} packets; the capture has more"
+                    )
                 counts.sent += n
                 await room.acquire()
                 in_flight.append(meta)
@@ -320,7 +331,7 @@ async def push_capture(
                 else:
                     yield encoder.parts(data)
                 seq += n
-        except PcapError as exc:  # grpc would turn it into CANCELLED: keep it for the caller
+        except (PcapError, SequenceOverflow) as exc:  # grpc would make it CANCELLED: keep it
             failure.append(exc)
             return
         read_all.set()
@@ -517,7 +528,7 @@ async def packet_main(
             f" packets sent ({counts.summary().splitlines()[0]}); {args.outfile} not written\n"
         )
         return ExitStatus.SERVER_ERROR
-    except PcapError as exc:
+    except (PcapError, SequenceOverflow) as exc:
         progress.done()
         err.write(f"xfrmctl: {exc}\n")
         return ExitStatus.USAGE
