@@ -4,7 +4,8 @@ Run: ``PYTHONPATH=proto:server:client python bench/packet_shape.py`` (``--quick`
 smoke run; ``--baseline REF`` names the git ref whose server is "today's path",
 default ``main``; ``--only stream|xfrmctl|http2`` runs one part (``--stream-only`` is
 ``--only stream``), ``--rounds N`` sets the rounds; ``--client-ref REF`` adds REF's
-xfrmctl to the xfrmctl rows; ``--json`` for machine-readable output).
+xfrmctl to the xfrmctl rows, ``--xfrmctl-batch N`` this xfrmctl with ``--batch N``;
+``--json`` for machine-readable output).
 
 AES-128-GCM tunnel IPv4 packet offload TX, inner packets of 1400 B, batches of 64. Every
 server is a separate process on a Unix socket; every request is serialized before a round
@@ -32,7 +33,8 @@ rounds interleaved (median of ROUNDS):
   echo these rows are measured against carries the same 64-packet batches in the
   PacketBatch form, the form xfrmctl sends. ``--client-ref REF`` adds REF's xfrmctl
   against this tree's server and against the answering echo: the client before and after
-  a change, in the same run.
+  a change, in the same run; ``--xfrmctl-batch N`` adds this xfrmctl with ``--batch N``
+  (against the same echo of 64-packet batches: what bigger messages save).
 - CPU: each stream row also reports the CPU its server process spent per packet (from
   /proc, all threads) and the CPU this client process spent per packet, summed over the
   rounds (/proc counts 10 ms ticks); each xfrmctl row the CPU of the xfrmctl process and
@@ -287,11 +289,18 @@ def children_cpu() -> float:
 
 
 def xfrmctl_rate(
-    env: dict[str, str], sock: Path, capture: Path, out: Path, count: int, server: int
+    env: dict[str, str],
+    sock: Path,
+    capture: Path,
+    out: Path,
+    count: int,
+    server: int,
+    extra: Sequence[str] = (),
 ) -> tuple[float, float, float]:
-    """Packets/s of one ``xfrmctl packet tx``; its CPU and its server's, s per packet."""
+    """Packets/s of one ``xfrmctl packet tx`` (``extra``: more of its options); its CPU
+    and its server's, s per packet."""
     cmd = [sys.executable, "-m", "xfrm_offload.client.cli", "--server", f"unix:{sock}"]
-    cmd += ["packet", "tx", "--dev", "eth0", "--in", str(capture), "--out", str(out)]
+    cmd += ["packet", "tx", "--dev", "eth0", "--in", str(capture), "--out", str(out), *extra]
     # The last run's output goes first, untimed: replacing it would make this run free
     # the page cache of a 420 MB file, whichever tree wrote it.
     out.unlink(missing_ok=True)
@@ -315,10 +324,16 @@ async def run(
     xfrmctl_packets: int,
     only: str = "",
     client_ref: str = "",
+    xfrmctl_batch: int = 0,
 ) -> dict[str, Any]:
     """The sections of the run (``only``: one of "stream", "xfrmctl", "http2");
-    ``client_ref``: a git ref whose xfrmctl runs beside this tree's."""
-    result: dict[str, Any] = {"baseline": baseline, "client_ref": client_ref}
+    ``client_ref``: a git ref whose xfrmctl runs beside this tree's; ``xfrmctl_batch``:
+    this xfrmctl again with ``--batch N``."""
+    result: dict[str, Any] = {
+        "baseline": baseline,
+        "client_ref": client_ref,
+        "xfrmctl_batch": xfrmctl_batch,
+    }
     with tempfile.TemporaryDirectory(prefix="xo-shape-") as d:
         tmp = Path(d)
         packets_form = requests("packets", stream_packets)
@@ -352,14 +367,21 @@ async def run(
                 if only in ("", "stream"):
                     await stream_section(result, socks, tcp, pids, rounds, stream_packets)
                 if only in ("", "xfrmctl"):
-                    # Each row: whose xfrmctl, against which server.
-                    trees = {"today": (old_tree, "today"), "now": (ROOT, "now")}
-                    trees["answer"] = (ROOT, "answer")
+                    # Each row: whose xfrmctl, against which server, with which options.
+                    trees: dict[str, tuple[Path, str, list[str]]] = {
+                        "today": (old_tree, "today", []),
+                        "now": (ROOT, "now", []),
+                        "answer": (ROOT, "answer", []),
+                    }
                     if client_ref:
                         (tmp / "client-ref").mkdir()
                         ref_tree = archive(client_ref, tmp / "client-ref")
-                        trees["ref"] = (ref_tree, "now")
-                        trees["ref answer"] = (ref_tree, "answer")
+                        trees["ref"] = (ref_tree, "now", [])
+                        trees["ref answer"] = (ref_tree, "answer", [])
+                    if xfrmctl_batch:
+                        batch = ["--batch", str(xfrmctl_batch)]
+                        trees["batch"] = (ROOT, "now", batch)
+                        trees["batch answer"] = (ROOT, "answer", batch)
                     await xfrmctl_section(result, tmp, socks, pids, trees, rounds, xfrmctl_packets)
         if only in ("", "http2"):
             result["http2"] = await http2_section(tmp, packets_form, rounds)
@@ -420,7 +442,7 @@ async def xfrmctl_section(
     tmp: Path,
     socks: dict[str, Path],
     pids: dict[str, int],
-    trees: dict[str, tuple[Path, str]],
+    trees: dict[str, tuple[Path, str, list[str]]],
     rounds: int,
     xfrmctl_packets: int,
 ) -> None:
@@ -433,9 +455,9 @@ async def xfrmctl_section(
     echo_rates = []
     for _ in range(max(1, rounds // 2)):
         echo_rates.append(await timed(echo_ch, echo_reqs, "echo"))
-        for name, (root, server) in trees.items():
+        for name, (root, server, extra) in trees.items():
             rate, client, server_s = xfrmctl_rate(
-                tree_env(root), socks[server], capture, out, xfrmctl_packets, pids[server]
+                tree_env(root), socks[server], capture, out, xfrmctl_packets, pids[server], extra
             )
             ctl[name].append(rate)
             ctl_cpu[name].append((client, server_s))
@@ -549,6 +571,8 @@ def report(r: dict[str, Any]) -> None:
             ("answer", "this xfrmctl + answering echo"),
             ("ref", f"{ref}'s xfrmctl + this server"),
             ("ref answer", f"{ref}'s xfrmctl + answering echo"),
+            ("batch", f"this xfrmctl --batch {r.get('xfrmctl_batch')} + server"),
+            ("batch answer", "  the same + answering echo"),
         ):
             if key in x:
                 row(label, x[key], x["today"], x["echo"], xc.get(key), xc["today"])
@@ -562,6 +586,12 @@ def report(r: dict[str, Any]) -> None:
             print(
                 f"  {ref}'s xfrmctl: against this server {ratio['ref']:.2f},"
                 f" against the answering echo {ratio['ref answer']:.2f}"
+            )
+        if "batch" in ratio:
+            print(
+                f"  this xfrmctl --batch {r['xfrmctl_batch']} (the echo's batches stay"
+                f" {BATCH}): against this server {ratio['batch']:.2f},"
+                f" against the answering echo {ratio['batch answer']:.2f}"
             )
         print("(server ns, client ns: CPU per packet; the echo's client is this bench process)")
     if "http2" in r:
@@ -589,6 +619,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--client-ref", default="", metavar="REF", help="also run REF's xfrmctl (xfrmctl rows)"
     )
     parser.add_argument(
+        "--xfrmctl-batch",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also run this xfrmctl with --batch N (xfrmctl rows)",
+    )
+    parser.add_argument(
         "--echo-server", nargs=2, metavar=("SOCK", "OPTIONS"), help=argparse.SUPPRESS
     )
     parser.add_argument("--answer", action="store_true", help=argparse.SUPPRESS)
@@ -611,6 +648,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             xfrmctl_packets,
             args.only,
             args.client_ref,
+            args.xfrmctl_batch,
         )
     )
     if args.json:
