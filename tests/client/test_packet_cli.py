@@ -330,6 +330,32 @@ async def test_raw_frames_the_batch_check_refuses_are_skipped_one_by_one(
     assert read_pcap(back) == (LINKTYPE_IPV4, good, [STAMP + i * 1000 for i in range(10)])
 
 
+async def test_tagged_ethernet_frames_keep_their_tags_and_arp_is_skipped(
+    two_devices: tuple[OffloadServer, Client], tmp_path: Path
+) -> None:
+    """An Ethernet capture with 802.1Q-tagged frames and an ARP frame goes frame by frame
+    (the batch check takes untagged IP frames only): ARP is skipped and counted, each IP
+    frame comes back through TX and RX with its own header, tags included."""
+    _, client = two_devices
+    await install(client, Tunnel(), "eth0", "eth1")
+    tag = b"\x81\x00\x00\x05"  # 802.1Q, VLAN 5
+    good = inner(9)
+    frames = [ETH + (tag if i % 2 else b"") + b"\x08\x00" + p for i, p in enumerate(good)]
+    arp = ETH + b"\x08\x06" + bytes(28)
+    plain, esp, back = tmp_path / "plain.pcap", tmp_path / "esp.pcap", tmp_path / "back.pcap"
+    write_pcap(plain, LINKTYPE_ETHERNET, [*frames[:4], arp, *frames[4:]])
+    argv = ["packet", "tx", "--dev", "eth0", "--in", str(plain), "--out", str(esp)]
+    assert await xfrmctl(client, *argv, "--batch", "4") == (
+        0,
+        "sent 9, out 9, dropped 0, skipped 1\n  skipped: not an IP packet 1\n",
+        "",
+    )
+    rx = ["packet", "rx", "--dev", "eth1", "--in", str(esp), "--out", str(back)]
+    assert await xfrmctl(client, *rx) == (0, "sent 9, out 9, dropped 0\n", "")
+    stamps = [STAMP + i * 1000 for i in [0, 1, 2, 3, 5, 6, 7, 8, 9]]  # ARP was record 4
+    assert read_pcap(back) == (LINKTYPE_ETHERNET, frames, stamps)
+
+
 async def test_an_output_the_link_type_cannot_hold_is_a_usage_error(
     two_devices: tuple[OffloadServer, Client], tmp_path: Path
 ) -> None:
