@@ -3,8 +3,9 @@
 Run: ``PYTHONPATH=proto:server:client python bench/packet_shape.py`` (``--quick`` for a
 smoke run; ``--baseline REF`` names the git ref whose server is "today's path",
 default ``main``; ``--only stream|xfrmctl|http2`` runs one part (``--stream-only`` is
-``--only stream``), ``--rounds N`` sets the rounds; ``--json`` for machine-readable
-output).
+``--only stream``), ``--rounds N`` sets the rounds; ``--client-ref REF`` adds REF's
+xfrmctl to the xfrmctl rows, ``--xfrmctl-batch N`` this xfrmctl with ``--batch N``;
+``--json`` for machine-readable output).
 
 AES-128-GCM tunnel IPv4 packet offload TX, inner packets of 1400 B, batches of 64. Every
 server is a separate process on a Unix socket; every request is serialized before a round
@@ -30,7 +31,10 @@ rounds interleaved (median of ROUNDS):
   shows what xfrmctl itself costs and how fast it goes when the server costs next to
   nothing. Each run starts with no output file (the last run's is removed untimed). The
   echo these rows are measured against carries the same 64-packet batches in the
-  PacketBatch form, the form xfrmctl sends.
+  PacketBatch form, the form xfrmctl sends. ``--client-ref REF`` adds REF's xfrmctl
+  against this tree's server and against the answering echo: the client before and after
+  a change, in the same run; ``--xfrmctl-batch N`` adds this xfrmctl with ``--batch N``
+  (against the same echo of 64-packet batches: what bigger messages save).
 - CPU: each stream row also reports the CPU its server process spent per packet (from
   /proc, all threads) and the CPU this client process spent per packet, summed over the
   rounds (/proc counts 10 ms ticks); each xfrmctl row the CPU of the xfrmctl process and
@@ -285,11 +289,18 @@ def children_cpu() -> float:
 
 
 def xfrmctl_rate(
-    env: dict[str, str], sock: Path, capture: Path, out: Path, count: int, server: int
+    env: dict[str, str],
+    sock: Path,
+    capture: Path,
+    out: Path,
+    count: int,
+    server: int,
+    extra: Sequence[str] = (),
 ) -> tuple[float, float, float]:
-    """Packets/s of one ``xfrmctl packet tx``; its CPU and its server's, s per packet."""
+    """Packets/s of one ``xfrmctl packet tx`` (``extra``: more of its options); its CPU
+    and its server's, s per packet."""
     cmd = [sys.executable, "-m", "xfrm_offload.client.cli", "--server", f"unix:{sock}"]
-    cmd += ["packet", "tx", "--dev", "eth0", "--in", str(capture), "--out", str(out)]
+    cmd += ["packet", "tx", "--dev", "eth0", "--in", str(capture), "--out", str(out), *extra]
     # The last run's output goes first, untimed: replacing it would make this run free
     # the page cache of a 420 MB file, whichever tree wrote it.
     out.unlink(missing_ok=True)
@@ -307,10 +318,22 @@ def xfrmctl_rate(
 
 
 async def run(
-    baseline: str, rounds: int, stream_packets: int, xfrmctl_packets: int, only: str = ""
+    baseline: str,
+    rounds: int,
+    stream_packets: int,
+    xfrmctl_packets: int,
+    only: str = "",
+    client_ref: str = "",
+    xfrmctl_batch: int = 0,
 ) -> dict[str, Any]:
-    """The sections of the run (``only``: one of "stream", "xfrmctl", "http2")."""
-    result: dict[str, Any] = {"baseline": baseline}
+    """The sections of the run (``only``: one of "stream", "xfrmctl", "http2");
+    ``client_ref``: a git ref whose xfrmctl runs beside this tree's; ``xfrmctl_batch``:
+    this xfrmctl again with ``--batch N``."""
+    result: dict[str, Any] = {
+        "baseline": baseline,
+        "client_ref": client_ref,
+        "xfrmctl_batch": xfrmctl_batch,
+    }
     with tempfile.TemporaryDirectory(prefix="xo-shape-") as d:
         tmp = Path(d)
         packets_form = requests("packets", stream_packets)
@@ -344,7 +367,21 @@ async def run(
                 if only in ("", "stream"):
                     await stream_section(result, socks, tcp, pids, rounds, stream_packets)
                 if only in ("", "xfrmctl"):
-                    trees = {"today": old_tree, "now": ROOT, "answer": ROOT}
+                    # Each row: whose xfrmctl, against which server, with which options.
+                    trees: dict[str, tuple[Path, str, list[str]]] = {
+                        "today": (old_tree, "today", []),
+                        "now": (ROOT, "now", []),
+                        "answer": (ROOT, "answer", []),
+                    }
+                    if client_ref:
+                        (tmp / "client-ref").mkdir()
+                        ref_tree = archive(client_ref, tmp / "client-ref")
+                        trees["ref"] = (ref_tree, "now", [])
+                        trees["ref answer"] = (ref_tree, "answer", [])
+                    if xfrmctl_batch:
+                        batch = ["--batch", str(xfrmctl_batch)]
+                        trees["batch"] = (ROOT, "now", batch)
+                        trees["batch answer"] = (ROOT, "answer", batch)
                     await xfrmctl_section(result, tmp, socks, pids, trees, rounds, xfrmctl_packets)
         if only in ("", "http2"):
             result["http2"] = await http2_section(tmp, packets_form, rounds)
@@ -405,7 +442,7 @@ async def xfrmctl_section(
     tmp: Path,
     socks: dict[str, Path],
     pids: dict[str, int],
-    trees: dict[str, Path],
+    trees: dict[str, tuple[Path, str, list[str]]],
     rounds: int,
     xfrmctl_packets: int,
 ) -> None:
@@ -418,9 +455,9 @@ async def xfrmctl_section(
     echo_rates = []
     for _ in range(max(1, rounds // 2)):
         echo_rates.append(await timed(echo_ch, echo_reqs, "echo"))
-        for name, root in trees.items():
+        for name, (root, server, extra) in trees.items():
             rate, client, server_s = xfrmctl_rate(
-                tree_env(root), socks[name], capture, out, xfrmctl_packets, pids[name]
+                tree_env(root), socks[server], capture, out, xfrmctl_packets, pids[server], extra
             )
             ctl[name].append(rate)
             ctl_cpu[name].append((client, server_s))
@@ -526,19 +563,36 @@ def report(r: dict[str, Any]) -> None:
         print(f"\nxfrmctl packet tx, {x['packets']} x {SIZE} B, start-up included")
         print(f"{'':<34}{'pkt/s':>10}{'ns/pkt':>9}{'x today':>9}{'/ echo':>8}{CPU_HEAD}")
         xc = r["xfrmctl_cpu"]
+        ref = r.get("client_ref", "")
         for key, label in (
             ("echo", "bare gRPC echo, same PacketBatches"),
             ("today", "today's xfrmctl + server"),
             ("now", "this xfrmctl + server"),
             ("answer", "this xfrmctl + answering echo"),
+            ("ref", f"{ref}'s xfrmctl + this server"),
+            ("ref answer", f"{ref}'s xfrmctl + answering echo"),
+            ("batch", f"this xfrmctl --batch {r.get('xfrmctl_batch')} + server"),
+            ("batch answer", "  the same + answering echo"),
         ):
-            row(label, x[key], x["today"], x["echo"], xc.get(key), xc["today"])
+            if key in x:
+                row(label, x[key], x["today"], x["echo"], xc.get(key), xc["today"])
         ratio = r["xfrmctl_ratio"]
         print(
             "per-round ratio to the echo (median): "
             f"today {ratio['today']:.2f}, this tree {ratio['now']:.2f},"
             f" this xfrmctl against the answering echo {ratio['answer']:.2f}"
         )
+        if "ref" in ratio:
+            print(
+                f"  {ref}'s xfrmctl: against this server {ratio['ref']:.2f},"
+                f" against the answering echo {ratio['ref answer']:.2f}"
+            )
+        if "batch" in ratio:
+            print(
+                f"  this xfrmctl --batch {r['xfrmctl_batch']} (the echo's batches stay"
+                f" {BATCH}): against this server {ratio['batch']:.2f},"
+                f" against the answering echo {ratio['batch answer']:.2f}"
+            )
         print("(server ns, client ns: CPU per packet; the echo's client is this bench process)")
     if "http2" in r:
         h = r["http2"]
@@ -562,6 +616,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--stream-only", action="store_true", help="--only stream")
     parser.add_argument("--rounds", type=int, default=0, help="rounds (default 9, quick 2)")
     parser.add_argument(
+        "--client-ref", default="", metavar="REF", help="also run REF's xfrmctl (xfrmctl rows)"
+    )
+    parser.add_argument(
+        "--xfrmctl-batch",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also run this xfrmctl with --batch N (xfrmctl rows)",
+    )
+    parser.add_argument(
         "--echo-server", nargs=2, metavar=("SOCK", "OPTIONS"), help=argparse.SUPPRESS
     )
     parser.add_argument("--answer", action="store_true", help=argparse.SUPPRESS)
@@ -573,10 +637,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     tune_malloc()
     if args.stream_only:
         args.only = "stream"
-    if args.quick:
-        result = asyncio.run(run(args.baseline, args.rounds or 2, 4096, 20_000, args.only))
-    else:
-        result = asyncio.run(run(args.baseline, args.rounds or 9, 16384, 300_000, args.only))
+    rounds, stream_packets, xfrmctl_packets = (
+        (2, 4096, 20_000) if args.quick else (9, 16384, 300_000)
+    )
+    result = asyncio.run(
+        run(
+            args.baseline,
+            args.rounds or rounds,
+            stream_packets,
+            xfrmctl_packets,
+            args.only,
+            args.client_ref,
+            args.xfrmctl_batch,
+        )
+    )
     if args.json:
         print(json.dumps(result, indent=2))
     else:

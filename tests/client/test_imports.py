@@ -125,3 +125,36 @@ def test_module_imports_alone_in_a_fresh_interpreter(
     proc = fresh_imports[module]
     _, stderr = proc.communicate(timeout=60)
     assert (proc.returncode, stderr) == (0, "")
+
+
+def test_xfrmctl_packet_loads_neither_the_grammar_nor_the_other_commands(tmp_path: Path) -> None:
+    """``xfrmctl packet`` (a run that fails on an empty capture, before any connection)
+    imports the packet path alone: the other commands' modules, the ip xfrm grammar and
+    the renderers cost ~30 ms of every start and load on first use (cli/commands.py)."""
+    empty = tmp_path / "empty.pcap"
+    empty.write_bytes(b"")
+    script = (
+        "import sys\n"
+        "from xfrm_offload.client import cli\n"
+        f"argv = ['--server', 'unix:{tmp_path}/none.sock', 'packet', 'tx', '--dev', 'eth0',"
+        f" '--in', '{empty}', '--out', '{tmp_path}/out.pcap']\n"
+        "status = cli.main(argv)\n"
+        f"print(status, sorted(m for m in sys.modules if m.startswith('{PACKAGE}.')))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.stderr == "xfrmctl: not a pcap file: 0 bytes, a header needs 24\n"
+    status, loaded = done.stdout.split(" ", 1)
+    assert status == "2"
+    modules = {name.removeprefix(f"{PACKAGE}.") for name in ast.literal_eval(loaded)}
+    assert modules == {
+        "api",
+        "cli",
+        "cli.options",
+        "cli.packet",
+        "errors",
+        "packets",
+        "pcap",
+        "split",
+        "status",
+        "tls",
+    }

@@ -237,6 +237,34 @@ async def test_crypto_offload_tx_with_handle_and_seq_then_rx_status(
     assert [host_rx_finish(host.esp, d) for d in decrypted[:30]] == sent
 
 
+async def test_sequence_numbers_past_2_64_are_a_usage_error_and_no_output(
+    two_devices: tuple[OffloadServer, Client], tmp_path: Path
+) -> None:
+    """--seq-start near 2^64 with a capture longer than the numbers left: the batch that
+    would pass 2^64-1 is not sent, the run fails (exit 2, the count in the message) and
+    --out keeps what it held, however many batches went before."""
+    _, client = two_devices
+    t = Tunnel()
+    out = await client.state_add(sa(t, "eth0", inbound=False, packet=False))
+    host = host_sa(t)
+    start = (1 << 64) - 66  # numbers for 66 packets: the first batch of 64 fits
+    frames = [host_tx_frame(host.esp, p, start + i) for i, p in enumerate(inner(70))]
+    framed, esp = tmp_path / "framed.pcap", tmp_path / "esp.pcap"
+    write_pcap(framed, LINKTYPE_RAW, frames)
+    esp.write_bytes(b"before")
+    for seq_start, sent in ((start, "66"), ((1 << 64) - 1, "1")):
+        status, text, err = await xfrmctl(
+            client, "packet", "tx", "--dev", "eth0", "--in", str(framed), "--out", str(esp),
+            "--handle", str(out.offload_handle), "--seq-start", str(seq_start),
+        )  # fmt: skip
+        assert (status, text) == (cli.ExitStatus.USAGE, "")
+        assert err == (
+            f"xfrmctl: --seq-start {seq_start} leaves 64-bit sequence numbers for {sent}"
+            " packets; the capture has more\n"
+        )
+        assert esp.read_bytes() == b"before"
+
+
 class Terminal(io.StringIO):
     def isatty(self) -> bool:
         return True
@@ -300,6 +328,32 @@ async def test_raw_frames_the_batch_check_refuses_are_skipped_one_by_one(
     rx = ["packet", "rx", "--dev", "eth1", "--in", str(esp), "--out", str(back)]
     assert (await xfrmctl(client, *rx))[0] == 0
     assert read_pcap(back) == (LINKTYPE_IPV4, good, [STAMP + i * 1000 for i in range(10)])
+
+
+async def test_tagged_ethernet_frames_keep_their_tags_and_arp_is_skipped(
+    two_devices: tuple[OffloadServer, Client], tmp_path: Path
+) -> None:
+    """An Ethernet capture with 802.1Q-tagged frames and an ARP frame goes frame by frame
+    (the batch check takes untagged IP frames only): ARP is skipped and counted, each IP
+    frame comes back through TX and RX with its own header, tags included."""
+    _, client = two_devices
+    await install(client, Tunnel(), "eth0", "eth1")
+    tag = b"\x81\x00\x00\x05"  # 802.1Q, VLAN 5
+    good = inner(9)
+    frames = [ETH + (tag if i % 2 else b"") + b"\x08\x00" + p for i, p in enumerate(good)]
+    arp = ETH + b"\x08\x06" + bytes(28)
+    plain, esp, back = tmp_path / "plain.pcap", tmp_path / "esp.pcap", tmp_path / "back.pcap"
+    write_pcap(plain, LINKTYPE_ETHERNET, [*frames[:4], arp, *frames[4:]])
+    argv = ["packet", "tx", "--dev", "eth0", "--in", str(plain), "--out", str(esp)]
+    assert await xfrmctl(client, *argv, "--batch", "4") == (
+        0,
+        "sent 9, out 9, dropped 0, skipped 1\n  skipped: not an IP packet 1\n",
+        "",
+    )
+    rx = ["packet", "rx", "--dev", "eth1", "--in", str(esp), "--out", str(back)]
+    assert await xfrmctl(client, *rx) == (0, "sent 9, out 9, dropped 0\n", "")
+    stamps = [STAMP + i * 1000 for i in [0, 1, 2, 3, 5, 6, 7, 8, 9]]  # ARP was record 4
+    assert read_pcap(back) == (LINKTYPE_ETHERNET, frames, stamps)
 
 
 async def test_an_output_the_link_type_cannot_hold_is_a_usage_error(

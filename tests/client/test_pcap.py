@@ -83,6 +83,9 @@ def test_read_handmade_then_write_back(
 def test_split_link_headers() -> None:
     assert split_link(LINKTYPE_ETHERNET, ETH_V4) == (ETH_V4[:14], V4)
     assert split_link(LINKTYPE_ETHERNET, VLAN_V6) == (VLAN_V6[:18], V6)
+    header, packet = split_link(LINKTYPE_ETHERNET, memoryview(VLAN_V6))  # a view: the same
+    assert (type(header), type(packet)) == (bytes, memoryview)
+    assert (header, bytes(packet)) == (VLAN_V6[:18], V6)
     # a tunnel may turn IPv4 into IPv6: the restored header says so
     assert join_link(LINKTYPE_ETHERNET, ETH_V4[:14], V6) == ETH_V4[:12] + b"\x86\xdd" + V6
     assert join_link(LINKTYPE_ETHERNET, b"", V4) == DEFAULT_ETHERNET_HEADER + V4
@@ -113,11 +116,19 @@ def test_batch_split_and_join_are_the_per_frame_ones(
     caller goes frame by frame); join_links gives what join_link gives for each."""
     split = split_links(linktype, frames)
     assert (split is not None) == batched
+    views = [memoryview(f) for f in frames]
     if split is None:
+        assert split_links(linktype, views) is None
         return
     assert list(zip(*split, strict=True)) == [split_link(linktype, f) for f in frames]
     headers, packets = split
     assert join_links(linktype, headers, packets) == frames
+    # Views of the frames (PcapReader.views) split alike: headers bytes, packets views.
+    view_split = split_links(linktype, views)
+    assert view_split is not None and all(type(h) is bytes for h in view_split[0])
+    assert (view_split[0], list(map(bytes, view_split[1]))) == split
+    by_frame = [split_link(linktype, v) for v in views]
+    assert [(h, bytes(p)) for h, p in by_frame] == [split_link(linktype, f) for f in frames]
     if linktype == LINKTYPE_ETHERNET:  # a tunnel turned every packet into IPv6
         assert join_links(linktype, headers, [V6] * len(frames)) == [
             join_link(linktype, h, V6) for h in headers
@@ -248,6 +259,13 @@ def test_records_across_read_blocks_and_write_many(
     chunks = list(_reader_over(data, source, files, tmp_path).chunks(64))
     assert [len(c.frames) for c in chunks] == [64, 64, 64, 9]
     assert [f for c in chunks for f in c.frames] == frames
+    # Views of the same records: the same bytes and heads, no copy; they outlive the
+    # reader's end (the mapping goes with the last view).
+    views = list(_reader_over(data, source, files, tmp_path).views(64))
+    assert {type(f) for v in views for f in v.frames} == {memoryview}
+    assert [bytes(f) for v in views for f in v.frames] == frames
+    assert [v.heads for v in views] == [c.heads for c in chunks]
+    assert [v.truncated() for v in views] == [False] * 4
     # A chunk written back is the same records.
     again = io.BytesIO()
     copier = PcapWriter(again, LINKTYPE_RAW, snaplen=4 << 20)

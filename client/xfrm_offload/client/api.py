@@ -10,9 +10,16 @@ the field violations the server sent.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Sequence,
+)
 from types import TracebackType
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from grpc import aio
 
@@ -28,6 +35,11 @@ from .tls import TlsOptions
 
 T = TypeVar("T")
 U = TypeVar("U")
+
+_DATAPATH = pb.DESCRIPTOR.services_by_name["DatapathService"]
+#: PacketStream's method path, for a call on serialized requests (``packet_batch_wire``).
+_PACKET_STREAM = f"/{_DATAPATH.full_name}/{_DATAPATH.methods_by_name['PacketStream'].name}"
+_response = pb.PacketStreamResponse.FromString
 
 
 async def _mapped(items: AsyncIterable[T] | Iterable[T], fn: Callable[[T], U]) -> AsyncIterator[U]:
@@ -330,6 +342,28 @@ class Client:
         async for reply in self._packet_stream(_mapped(requests, _same)):
             yield reply.batch
 
+    async def packet_batch_wire(
+        self, batches: AsyncIterable[Sequence[bytes]]
+    ) -> AsyncIterator[pb.PacketBatchResult]:
+        """``packet_batch_requests`` of requests the caller serialized: each item is one
+        batch's requests, each of at most ``packet_request_limit`` bytes (what
+        ``split.BatchRequests(dev, direction, client.packet_request_limit).parts`` makes);
+        one result per item, its requests' answers joined. The bytes go as they are, with
+        no message built or serialized on the way."""
+
+        async def requests() -> AsyncIterator[bytes]:
+            async for parts in batches:
+                counts.append(len(parts))
+                for part in parts:
+                    yield part
+
+        counts: list[int] = []
+        call = self.channel.stream_stream(
+            _PACKET_STREAM, request_serializer=None, response_deserializer=_response
+        )(requests())
+        async for reply in self._joined(call, counts):
+            yield reply.batch
+
     async def _packet_stream(
         self, requests: AsyncIterator[pb.PacketStreamRequest]
     ) -> AsyncIterator[pb.PacketStreamResponse]:
@@ -339,6 +373,15 @@ class Client:
         call = self.datapath.PacketStream(
             split_requests(requests, self.packet_request_limit, counts)
         )
+        async for reply in self._joined(call, counts):
+            yield reply
+
+    @staticmethod
+    async def _joined(
+        call: aio.StreamStreamCall[Any, pb.PacketStreamResponse], counts: list[int]
+    ) -> AsyncIterator[pb.PacketStreamResponse]:
+        """The answers of a PacketStream call, those of each batch's ``counts[i]``
+        requests joined into one."""
         try:
             replies: list[pb.PacketStreamResponse] = []
             async for reply in call:

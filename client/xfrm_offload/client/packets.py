@@ -39,15 +39,16 @@ from xfrm_offload.v1 import offload_pb2 as pb
 from .api import Client
 from .errors import XfrmOffloadError
 from .pcap import (
-    PcapChunk,
     PcapError,
     PcapReader,
+    PcapViews,
     PcapWriter,
     RecordHead,
     join_links,
     split_link,
     split_links,
 )
+from .split import BatchRequests
 from .status import ExitStatus
 from .tls import TlsError, TlsOptions
 
@@ -69,6 +70,11 @@ _CORE_WRITE_FAILED = "Internal error from Core"
 
 class _UsageError(Exception):
     pass
+
+
+class SequenceOverflow(ValueError):
+    """Crypto offload TX: the capture holds more packets than --seq-start leaves 64-bit
+    sequence numbers for."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -234,15 +240,18 @@ class _Batch:
 _SECONDS, _FRACTION = operator.itemgetter(0), operator.itemgetter(1)
 
 
-def _usable(linktype: int, chunk: PcapChunk, counts: PacketCounts) -> tuple[_Batch, list[bytes]]:
-    """The packets of a chunk worth sending, their link headers and record headers; frames
-    truncated by snaplen or holding no IP packet are skipped and counted."""
+def _usable(
+    linktype: int, chunk: PcapViews, counts: PacketCounts
+) -> tuple[_Batch, list[memoryview]]:
+    """The packets of a chunk worth sending (views of the capture), their link headers
+    and record headers; frames truncated by snaplen or holding no IP packet are skipped
+    and counted."""
     if not chunk.truncated():
         split = split_links(linktype, chunk.frames)
         if split is not None:  # the common case, checked per batch
             headers, packets = split
             return _Batch(headers, chunk.heads), packets
-    batch, packets = _Batch([], []), []
+    batch, packets = _Batch([], []), list[memoryview]()
     for frame, head in zip(chunk.frames, chunk.heads, strict=True):
         if head[2] < head[3]:
             counts.skipped += 1
@@ -272,13 +281,16 @@ async def push_capture(
     seq_start: int = 1,
     progress: _Progress | None = None,
 ) -> PacketCounts:
-    """Stream a pcap through a device and write what comes out; raises PcapError and
-    XfrmOffloadError.
+    """Stream a pcap through a device and write what comes out; raises PcapError,
+    SequenceOverflow and XfrmOffloadError.
 
     Packets go in PacketBatch messages, batch by batch as the capture's chunks come, and
     the per-packet work stays in C loops (record slicing, map, slice assignment) where it
     can: past that, most of the client's cost per packet is grpc.aio's own per message.
-    A batch holds at most ``batch`` packets: the usable ones of ``batch`` records.
+    A batch holds at most ``batch`` packets: the usable ones of ``batch`` records. Each
+    request is serialized by hand from views of the capture (split.BatchRequests: one
+    copy of each packet, where a message built and serialized took three) and sent as it
+    is; each answer is parsed by protobuf.
     """
     reader = PcapReader(infile)
     linktype = reader.linktype
@@ -294,34 +306,34 @@ async def push_capture(
         for name, value in pb.CryptoStatus.items()
     }
 
-    failure: list[PcapError] = []  # raised in the request iterator, re-raised below
+    # Raised in the request iterator, re-raised below.
+    failure: list[PcapError | SequenceOverflow] = []
+    encoder = BatchRequests(dev, direction, client.packet_request_limit)
 
-    async def batches() -> AsyncIterator[pb.PacketStreamRequest]:
-        try:
-            async for item in _batches():
-                yield item
-        except PcapError as exc:  # grpc would turn it into CANCELLED: keep it for the caller
-            failure.append(exc)
-
-    def packed(data: list[bytes], seq: int) -> pb.PacketStreamRequest:
-        # The batch built inside the request (a PacketBatch message would be copied in).
-        batch: dict[str, Any] = {"data": data}
-        if handle:
-            n = len(data)
-            batch.update(offload_handle=[handle] * n, seq=range(seq, seq + n))
-        return pb.PacketStreamRequest(dev=dev, direction=direction, batch=batch)
-
-    async def _batches() -> AsyncIterator[pb.PacketStreamRequest]:
+    async def batches() -> AsyncIterator[list[bytes]]:
         seq = seq_start
-        for chunk in reader.chunks(batch):
-            meta, data = _usable(linktype, chunk, counts)
-            if not data:
-                continue
-            counts.sent += len(data)
-            await room.acquire()
-            in_flight.append(meta)
-            yield packed(data, seq)
-            seq += len(data)
+        try:
+            for chunk in reader.views(batch):
+                meta, data = _usable(linktype, chunk, counts)
+                if not data:
+                    continue
+                n = len(data)
+                if handle and seq + n > 1 << 64:
+                    raise SequenceOverflow(
+                        f"--seq-start {seq_start} leaves 64-bit sequence numbers for"
+                        f" {(1 << 64) - seq_start} packets; the capture has more"
+                    )
+                counts.sent += n
+                await room.acquire()
+                in_flight.append(meta)
+                if handle:
+                    yield encoder.parts(data, [handle] * n, range(seq, seq + n))
+                else:
+                    yield encoder.parts(data)
+                seq += n
+        except (PcapError, SequenceOverflow) as exc:  # grpc would make it CANCELLED: keep it
+            failure.append(exc)
+            return
         read_all.set()
 
     read_all = asyncio.Event()
@@ -367,7 +379,7 @@ async def push_capture(
             progress.update(counts, reader.offset)
 
     try:
-        async for reply in client.packet_batch_requests(batches()):
+        async for reply in client.packet_batch_wire(batches()):
             take(reply)
     except XfrmOffloadError as exc:
         # grpc.aio's own race (grpc/grpc#36066): a request written just as the server
@@ -516,7 +528,7 @@ async def packet_main(
             f" packets sent ({counts.summary().splitlines()[0]}); {args.outfile} not written\n"
         )
         return ExitStatus.SERVER_ERROR
-    except PcapError as exc:
+    except (PcapError, SequenceOverflow) as exc:
         progress.done()
         err.write(f"xfrmctl: {exc}\n")
         return ExitStatus.USAGE

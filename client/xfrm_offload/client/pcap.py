@@ -26,7 +26,7 @@ import os
 import stat
 import struct
 from collections.abc import Iterator, Sequence
-from typing import BinaryIO, NamedTuple
+from typing import Any, BinaryIO, NamedTuple, TypeVar
 
 LINKTYPE_ETHERNET = 1
 LINKTYPE_RAW = 101
@@ -91,6 +91,9 @@ def _check_linktype(linktype: int) -> None:
 #: How much of the file the reader takes in one read (a stream that is no regular file).
 READ_BLOCK = 1 << 20
 
+#: A frame as read: a copy, or a memoryview of the file (``PcapReader.views``).
+Frame = TypeVar("Frame", bytes, memoryview)
+
 #: A record's header as the file has it: seconds, fraction (microseconds, or nanoseconds
 #: in a nanosecond file), captured length, original length.
 RecordHead = tuple[int, int, int, int]
@@ -106,8 +109,22 @@ class PcapChunk(NamedTuple):
 
     def truncated(self) -> bool:
         """True when the capture kept less than some packet (snaplen)."""
-        heads = self.heads
-        return any(map(operator.lt, map(_INCL, heads), map(_ORIG, heads)))
+        return _truncated(self.heads)
+
+
+def _truncated(heads: list[RecordHead]) -> bool:
+    return any(map(operator.lt, map(_INCL, heads), map(_ORIG, heads)))
+
+
+class PcapViews(NamedTuple):
+    """A ``PcapChunk`` whose frames are memoryviews into the file read (``PcapReader.views``)."""
+
+    frames: list[memoryview]
+    heads: list[RecordHead]
+
+    def truncated(self) -> bool:
+        """True when the capture kept less than some packet (snaplen)."""
+        return _truncated(self.heads)
 
 
 class PcapReader:
@@ -174,14 +191,33 @@ class PcapReader:
     def chunks(self, count: int) -> Iterator[PcapChunk]:
         """The records in chunks of ``count`` (the last one may be shorter). A truncated
         or implausible record raises PcapError naming it, after the chunk before it."""
+        for frames, heads in self._chunks_of(count, views=False):
+            yield PcapChunk(frames, heads)
+
+    def views(self, count: int) -> Iterator[PcapViews]:
+        """``chunks`` with each frame a memoryview of the mapped file (or of the block read)
+        instead of a copy: a copy out of a mapping costs about four times a view, and
+        whoever joins the frames into one message copies them anyway. A view stays valid
+        as long as it is held (the mapping goes with the last one)."""
+        for frames, heads in self._chunks_of(count, views=True):
+            yield PcapViews(frames, heads)
+
+    def _chunks_of(
+        self, count: int, *, views: bool
+    ) -> Iterator[tuple[list[Any], list[RecordHead]]]:
         mapped = self._mapped()
         try:
-            yield from self._chunks(count, mapped)
+            yield from self._chunks(count, mapped, views)
         finally:
             if mapped is not None:
-                mapped[0].close()
+                # A view of it still held (the caller's last chunk) keeps the mapping, and
+                # close() refuses: it is unmapped when the last view goes.
+                with contextlib.suppress(BufferError):
+                    mapped[0].close()
 
-    def _chunks(self, count: int, mapped: tuple[mmap.mmap, int] | None) -> Iterator[PcapChunk]:
+    def _chunks(
+        self, count: int, mapped: tuple[mmap.mmap, int] | None, views: bool
+    ) -> Iterator[tuple[list[Any], list[RecordHead]]]:
         unpack_from = self._record.unpack_from
         read = self._stream.read
         buf: bytes | mmap.mmap
@@ -191,8 +227,10 @@ class PcapReader:
         else:
             (buf, pos), eof = mapped, True
             base = 0
+        # What frames are cut from: the buffer itself (a copy each) or a view of it.
+        cut: bytes | mmap.mmap | memoryview = memoryview(buf) if views else buf
         index = 0  # records before this chunk
-        frames: list[bytes] = []
+        frames: list[Any] = []
         heads: list[RecordHead] = []
         append_frame, append_head = frames.append, heads.append
         need = _RECORD_HEADER_LEN  # what the next record needs beyond pos
@@ -204,7 +242,7 @@ class PcapReader:
                 if incl_len > MAX_RECORD:
                     self.offset = base + pos
                     if frames:
-                        yield PcapChunk(frames, heads)
+                        yield frames, heads
                     raise PcapError(
                         f"record {index + len(frames)}: length {incl_len} is not plausible"
                     )
@@ -213,12 +251,12 @@ class PcapReader:
                 if stop > end:
                     need = _RECORD_HEADER_LEN + incl_len
                     break
-                append_frame(buf[start:stop])
+                append_frame(cut[start:stop])
                 append_head(head)
                 pos = stop
                 if len(frames) == count:
                     self.offset = base + pos
-                    yield PcapChunk(frames, heads)
+                    yield frames, heads
                     index += count
                     frames, heads = [], []
                     append_frame, append_head = frames.append, heads.append
@@ -230,9 +268,10 @@ class PcapReader:
             eof = not more
             base += pos
             buf, pos = (buf[pos:] + more if pos < end else more), 0
+            cut = memoryview(buf) if views else buf
         self.offset = base + pos
         if frames:
-            yield PcapChunk(frames, heads)
+            yield frames, heads
         left = len(buf) - pos
         if left:
             index += len(frames)
@@ -312,12 +351,13 @@ class PcapWriter:
 _RAW_VERSIONS = {LINKTYPE_RAW: (4, 6), LINKTYPE_IPV4: (4,), LINKTYPE_IPV6: (6,)}
 
 
-def _ip_version(packet: bytes) -> int:
+def _ip_version(packet: bytes | memoryview) -> int:
     return packet[0] >> 4 if packet else 0
 
 
-def split_link(linktype: int, frame: bytes) -> tuple[bytes, bytes]:
-    """(link-layer header, IP packet) of a frame. Raises PcapError if it carries no IP.
+def split_link(linktype: int, frame: Frame) -> tuple[bytes, Frame]:
+    """(link-layer header, IP packet) of a frame (bytes, or a view: the packet is of the
+    same kind, the header always bytes). Raises PcapError if it carries no IP.
 
     Ethernet: the 14-byte header (plus any 802.1Q/802.1ad tags) must announce IPv4 or
     IPv6. Raw link types have no header; raw IPv4/IPv6 must hold that version.
@@ -332,7 +372,7 @@ def split_link(linktype: int, frame: bytes) -> tuple[bytes, bytes]:
             raise PcapError(f"Ethernet frame of {len(frame)} bytes is too short")
         if ethertype not in (ETHERTYPE_IPV4, ETHERTYPE_IPV6):
             raise PcapError(f"Ethernet frame carries ethertype 0x{ethertype:04x}, not IP")
-        return frame[: offset + 2], frame[offset + 2 :]
+        return bytes(frame[: offset + 2]), frame[offset + 2 :]
     _check_linktype(linktype)
     version = _ip_version(frame)
     wanted = _RAW_VERSIONS[linktype]
@@ -341,7 +381,7 @@ def split_link(linktype: int, frame: bytes) -> tuple[bytes, bytes]:
     return b"", frame
 
 
-def _versions(packets: Sequence[bytes]) -> set[int] | None:
+def _versions(packets: Sequence[bytes | memoryview]) -> set[int] | None:
     """The IP versions of packets, None if one is empty (the loop over the packets runs in
     C: one set of first bytes per batch)."""
     try:
@@ -362,15 +402,17 @@ _ETHERTYPES = {
 }
 
 
-def split_links(linktype: int, frames: list[bytes]) -> tuple[list[bytes], list[bytes]] | None:
+def split_links(linktype: int, frames: list[Frame]) -> tuple[list[bytes], list[Frame]] | None:
     """(link-layer headers, IP packets) of many frames at the cost of a few C loops, or
     None when that takes more (an 802.1Q tag, or a frame ``split_link`` would refuse):
-    then call ``split_link`` on each."""
+    then call ``split_link`` on each. As there, headers are bytes, packets of the frames'
+    kind (a view's hash and equality are its bytes', so the sets below hold for views)."""
     if linktype == LINKTYPE_ETHERNET:
         # Untagged IP frames only: each one's ethertype at 12 (a frame shorter than 14
         # bytes has no two bytes there and goes the long way).
         if set(map(_ETHERTYPE_AT_12, frames)) <= set(_ETHERTYPES.values()):
-            return list(map(_ETH_HEADER, frames)), list(map(_AFTER_ETH_HEADER, frames))
+            headers = list(map(bytes, map(_ETH_HEADER, frames)))
+            return headers, list(map(_AFTER_ETH_HEADER, frames))
         return None
     versions = _versions(frames)
     if (

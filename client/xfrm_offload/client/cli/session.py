@@ -18,10 +18,7 @@ from .. import grammar
 from ..api import Client
 from ..grammar import Command, XfrmSyntaxError
 from ..grammar.lexer import redact
-
-
-class UsageError(Exception):
-    """A command line xfrmctl cannot understand (exit 2)."""
+from .options import UsageError as UsageError  # the commands' usage error, defined there
 
 
 class Refused(Exception):
