@@ -8,6 +8,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import grpc
 import pytest
 from grpc import aio
 
@@ -139,3 +140,43 @@ async def test_room_waits_while_the_budget_is_full_or_others_wait() -> None:
     budget.release(10)
     await gate
     assert budget.held == 0 and budget.waits == 1
+
+
+async def test_shutdown_ends_a_stream_that_waits_for_room_in_the_budget(sock_dir: Path) -> None:
+    """Stream A never reads, and its first batch is charged the whole budget; stream B
+    sends one batch and waits, its request side open, for room to read it. Shutdown
+    (twice, as a second signal would) ends B at once with OK; A, whose answer nobody
+    reads, stays until its client goes (or the server's grace ends it)."""
+    async with running_server(sock_dir, "--packet-budget", "1") as (server, client):
+        t = Tunnel()
+        assert (await client.state_add(sa(t, "eth0", False))).offloaded
+        await client.policy_add(policy(t, "eth0", False))
+        data = packets(udp4, "198.51.100.10", "203.0.113.20", 256, 1400)
+        request = pb.PacketStreamRequest(dev="eth0", direction=TX, batch=pb.PacketBatch(data=data))
+        budget = server.datapath.budget
+        assert budget.charge(request.ByteSize()) == budget.limit  # one batch takes it all
+        held_open = asyncio.Event()
+
+        async def once() -> AsyncIterator[pb.PacketStreamRequest]:
+            yield request
+            await held_open.wait()  # the request side stays open: nothing more to write
+
+        flood_channel = aio.insecure_channel(
+            client.address, options=[*CHANNEL_OPTIONS, ("grpc.http2.bdp_probe", 0)]
+        )
+        datapath = offload_pb2_grpc.DatapathServiceStub(flood_channel)
+        a = datapath.PacketStream(once())  # never read
+        await until(lambda: budget.held == budget.limit, "A holding the whole budget")
+        b = datapath.PacketStream(once())
+        await until(lambda: server.datapath.open_streams == 2, "B open")
+        await until(lambda: len(server.datapath._reading) == 2, "A and B waiting for room")
+        server.datapath.shutdown()
+        server.datapath.shutdown()
+        assert await asyncio.wait_for(b.code(), 5) == grpc.StatusCode.OK
+        assert [r async for r in b] == []  # it never had room to read its batch
+        assert server.datapath.open_streams == 1 and not a.done()
+        a.cancel()
+        held_open.set()
+        await until(lambda: server.datapath.open_streams == 0, "A ended")
+        await flood_channel.close(None)
+        assert budget.held == 0

@@ -158,6 +158,38 @@ def test_decode_hands_back_what_it_does_not_read_to_the_runtime() -> None:
         assert bad.value.field == "packets"
 
 
+#: Each length-delimited field of the common shape, with its length written in 1..10 bytes.
+LENGTH_FIELDS = {
+    "dev": lambda pad: _bytes_field(0x0A, b"eth0", pad) + _bytes_field(0x22, b""),
+    "batch": lambda pad: _bytes_field(0x22, _bytes_field(0x0A, b"x"), pad),
+    "data": lambda pad: _bytes_field(0x22, _bytes_field(0x0A, b"xy", pad)),
+}
+
+
+@needs_c
+@pytest.mark.parametrize("pad", range(10))
+@pytest.mark.parametrize("field", LENGTH_FIELDS)
+def test_a_length_is_read_as_wide_as_the_runtime_reads_it(field: str, pad: int) -> None:
+    """upb reads a length of at most 5 bytes (non-canonical ones too) and refuses a longer
+    one: the C decode reads the same ones, and hands the longer ones back (the runtime's
+    DecodeError then names the request)."""
+    raw = LENGTH_FIELDS[field](pad)
+    assert native is not None
+    scanner = packetwire.Scanner(raw)  # the Python reader of large requests, the same rule
+    scanner.step(10)
+    if pad < 5:
+        expected = _runtime(raw)
+        assert expected is not None
+        assert native.decode_batch(raw) == expected
+        assert not scanner.plain and scanner.batch() == packetwire.Batch(*expected)
+    else:
+        assert _runtime(raw) is None
+        assert native.decode_batch(raw) is None
+        assert scanner.plain
+        with pytest.raises(InvalidArgument):
+            packetwire.decode(raw)
+
+
 @needs_c
 def test_decode_and_encode_refuse_what_is_not_bytes() -> None:
     assert native is not None

@@ -55,11 +55,14 @@ static int read_varint(const uint8_t **p, const uint8_t *end, uint64_t *value)
 }
 
 /* A length-delimited field's body at *p: its start and size, *p moved past it; -1 if its
- * length is unreadable or runs past end. */
+ * length is unreadable, runs past end, or is one the runtime refuses: upb reads a length
+ * of at most 5 bytes and below 2**31 (the Python Scanner keeps the same rule). */
 static int read_span(const uint8_t **p, const uint8_t *end, const uint8_t **body, Py_ssize_t *size)
 {
+    const uint8_t *start = *p;
     uint64_t n;
-    if (read_varint(p, end, &n) < 0 || n > (uint64_t)(end - *p))
+    if (read_varint(p, end, &n) < 0 || *p - start > 5 || n > INT32_MAX ||
+        n > (uint64_t)(end - *p))
         return -1;
     *body = *p;
     *size = (Py_ssize_t)n;

@@ -348,8 +348,8 @@ class DatapathServicer(offload_pb2_grpc.DatapathServiceServicer):
         reading (a wait for the next request ends as the stream's end) and answer what
         they have."""
         self.stopping.set()
-        for task in self._reading:
-            task.cancel()
+        while self._reading:  # each once: a second shutdown must not cancel it again
+            self._reading.pop().cancel()
         self.wires.close()
 
     async def _next_request(self, iterator: AsyncIterator[bytes]) -> bytes | None:

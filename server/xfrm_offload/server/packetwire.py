@@ -162,6 +162,14 @@ class Scanner:
     def _varint(self, pos: int) -> tuple[int, int]:
         return read_varint(self.raw, pos)
 
+    def _length(self, pos: int) -> tuple[int, int]:
+        """A length field at ``pos``: ValueError where the runtime refuses it (written in
+        more than 5 bytes, or 2**31 and more), so that it reads the request itself."""
+        size, after = read_varint(self.raw, pos)
+        if after - pos > 5 or size > 0x7FFFFFFF:
+            raise ValueError("a length the runtime refuses")
+        return size, after
+
     def _head(self) -> None:
         raw, pos, seen = self.raw, 0, set()
         while pos < len(raw):
@@ -175,7 +183,7 @@ class Scanner:
                 # an int32 enum: the runtime keeps the low 32 bits, signed
                 self.direction = ((value & 0xFFFFFFFF) ^ 0x80000000) - 0x80000000
                 continue
-            size, pos = self._varint(pos + 1)
+            size, pos = self._length(pos + 1)
             if pos + size > len(raw):
                 raise ValueError("truncated")
             if tag == 0x0A:
@@ -204,7 +212,7 @@ class Scanner:
                 elif raw[pos + 2] < 0x80:
                     size, pos = (b & 0x7F) | raw[pos + 2] << 7, pos + 3
                 else:
-                    size, pos = self._varint(pos + 1)
+                    size, pos = self._length(pos + 1)
                 if pos + size > end:
                     raise ValueError("truncated")
                 data.append(raw[pos : pos + size])
