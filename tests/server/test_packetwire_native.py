@@ -23,6 +23,7 @@ from xfrm_offload.engine.datapath import Results
 from xfrm_offload.engine.errors import InvalidArgument
 from xfrm_offload.server import packetwire
 from xfrm_offload.v1 import offload_pb2 as pb
+from xfrm_offload.v1.wire import varint
 
 from .test_packetwire import _results, _upb
 
@@ -36,7 +37,7 @@ BLOB = random.Random(0).randbytes(3100)
 def _varint(value: int, pad: int = 0) -> bytes:
     """``value`` (below 2**64) as a varint, ``pad`` redundant bytes longer but at most 10
     bytes (the runtime reads non-canonical varints of up to 10 bytes too)."""
-    pad = min(pad, 10 - len(packetwire._varint(value)))
+    pad = min(pad, 10 - len(varint(value)))
     out = bytearray()
     while True:
         byte = value & 0x7F
@@ -361,7 +362,7 @@ def test_a_large_answer_is_right_while_other_threads_run() -> None:
     assert native is not None
     data = [BLOB[i % 97 : i % 97 + 1400] for i in range(1000)]
     items = set(data)
-    head = b"\x12" + packetwire._varint(1000 * (1400 + 3))
+    head = b"\x12" + varint(1000 * (1400 + 3))
     stop = threading.Event()
 
     def churn() -> None:

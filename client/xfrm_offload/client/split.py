@@ -20,6 +20,7 @@ from typing import TypeVar
 
 from xfrm_offload.v1 import offload_pb2 as pb
 from xfrm_offload.v1 import xfrm_pb2 as xpb
+from xfrm_offload.v1.wire import varint
 
 #: An upper bound of what one packet adds to a request beyond its bytes: the data
 #: entry's tag and length, and a handle and a sequence number as varints (the
@@ -80,22 +81,12 @@ def parts(request: pb.PacketStreamRequest, limit: int) -> list[pb.PacketStreamRe
     ]
 
 
-def _varint(value: int) -> bytes:
-    """An unsigned integer as a protobuf varint."""
-    out = bytearray()
-    while value > 0x7F:
-        out.append(value & 0x7F | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
 class _DataHeads(dict[int, bytes]):
     """The tag and length of a ``PacketBatch.data`` entry (field 1, length-delimited), by
     the entry's length: each made once, on first use."""
 
     def __missing__(self, length: int) -> bytes:
-        head = self[length] = b"\x0a" + _varint(length)
+        head = self[length] = b"\x0a" + varint(length)
         return head
 
 
@@ -133,7 +124,7 @@ class BatchRequests:
         heads = list(map(_DATA_HEADS.__getitem__, lengths))
         tail = self._numbers(handles, seqs)
         body = sum(lengths) + sum(map(len, heads)) + len(tail)
-        if len(self._head) + len(_BATCH_TAG) + len(_varint(body)) + body <= self._limit:
+        if len(self._head) + len(_BATCH_TAG) + len(varint(body)) + body <= self._limit:
             return [self._request(data, heads, tail, body)]
         requests = []
         for run in _runs(lengths, self._room):
@@ -159,7 +150,7 @@ class BatchRequests:
     ) -> bytes:
         n = len(data)
         pieces: list[bytes | memoryview] = [b""] * (2 * n + 4)
-        pieces[0:3] = (self._head, _BATCH_TAG, _varint(body))
+        pieces[0:3] = (self._head, _BATCH_TAG, varint(body))
         pieces[3 : 3 + 2 * n : 2] = heads
         pieces[4 : 4 + 2 * n : 2] = data
         pieces[-1] = tail

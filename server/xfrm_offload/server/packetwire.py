@@ -35,6 +35,7 @@ from xfrm_offload.engine.datapath import DROP, PASS, Results
 from xfrm_offload.engine.errors import InvalidArgument
 from xfrm_offload.engine.extensions import load_extension
 from xfrm_offload.v1 import offload_pb2 as pb
+from xfrm_offload.v1.wire import varint
 
 #: The C codec of the common shapes, or None (not built: the Python below runs).
 native = load_extension("xfrm_offload.server", "_packetwire")
@@ -159,9 +160,6 @@ class Scanner:
         except (IndexError, UnicodeDecodeError, ValueError):
             self.plain = True
 
-    def _varint(self, pos: int) -> tuple[int, int]:
-        return read_varint(self.raw, pos)
-
     def _length(self, pos: int) -> tuple[int, int]:
         """A length field at ``pos``: ValueError where the runtime refuses it (written in
         more than 5 bytes, or 2**31 and more), so that it reads the request itself."""
@@ -179,7 +177,7 @@ class Scanner:
                 return
             seen.add(tag)
             if tag == 0x10:
-                value, pos = self._varint(pos + 1)
+                value, pos = read_varint(raw, pos + 1)
                 # an int32 enum: the runtime keeps the low 32 bits, signed
                 self.direction = ((value & 0xFFFFFFFF) ^ 0x80000000) - 0x80000000
                 continue
@@ -272,17 +270,8 @@ def encode(batch: Batch, results: Sequence[Results]) -> bytes:
 # protobuf runtime serializes 64 MiB in one call of ~130 ms that holds the event loop.
 
 
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while value > 0x7F:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
 #: The tag and length of a ``data`` entry (field 2, length-delimited), by length.
-_DATA_HEAD = [b"\x12" + _varint(n) for n in range(2048)]
+_DATA_HEAD = [b"\x12" + varint(n) for n in range(2048)]
 
 
 def data_pieces(r: Results) -> list[bytes]:
@@ -292,7 +281,7 @@ def data_pieces(r: Results) -> list[bytes]:
     append = pieces.append
     for d in r.data:
         n = len(d)
-        append(heads[n] if n < 2048 else b"\x12" + _varint(n))
+        append(heads[n] if n < 2048 else b"\x12" + varint(n))
         append(d)
     return pieces
 
@@ -303,18 +292,18 @@ def _packed(field: int, values: Sequence[int]) -> list[bytes]:
         return []
     first = values[0]
     if values.count(first) == len(values):  # the common case: one state for the whole batch
-        body = _varint(first) * len(values)
+        body = varint(first) * len(values)
     else:
-        body = b"".join(map(_varint, values))
-    return [_varint(field << 3 | 2), _varint(len(body)), body]
+        body = b"".join(map(varint, values))
+    return [varint(field << 3 | 2), varint(len(body)), body]
 
 
 def _strings(field: int, values: Sequence[str]) -> list[bytes]:
-    tag = _varint(field << 3 | 2)
+    tag = varint(field << 3 | 2)
     pieces: list[bytes] = []
     for value in values:
         raw = value.encode()
-        pieces += (tag, _varint(len(raw)), raw)
+        pieces += (tag, varint(len(raw)), raw)
     return pieces
 
 
@@ -341,12 +330,12 @@ def packed_pieces(results: Sequence[Results], data: list[list[bytes]]) -> list[b
     verdicts = _verdicts(results)
     inner: list[bytes] = []
     if verdicts:
-        inner += (b"\x0a", _varint(len(verdicts)), verdicts)
+        inner += (b"\x0a", varint(len(verdicts)), verdicts)
     for chunk in data:
         inner += chunk
     inner += _tail(results)
     size = sum(map(len, inner))
-    return [b"\x12", _varint(size), *inner]
+    return [b"\x12", varint(size), *inner]
 
 
 def delivered(batch: Batch, results: Sequence[Results]) -> list[tuple[int, bytes]]:
