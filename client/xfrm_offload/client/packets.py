@@ -39,9 +39,9 @@ from xfrm_offload.v1 import offload_pb2 as pb
 from .api import Client
 from .errors import XfrmOffloadError
 from .pcap import (
+    PcapChunk,
     PcapError,
     PcapReader,
-    PcapViews,
     PcapWriter,
     RecordHead,
     join_links,
@@ -241,7 +241,7 @@ _SECONDS, _FRACTION = operator.itemgetter(0), operator.itemgetter(1)
 
 
 def _usable(
-    linktype: int, chunk: PcapViews, counts: PacketCounts
+    linktype: int, chunk: PcapChunk[memoryview], counts: PacketCounts
 ) -> tuple[_Batch, list[memoryview]]:
     """The packets of a chunk worth sending (views of the capture), their link headers
     and record headers; frames truncated by snaplen or holding no IP packet are skipped

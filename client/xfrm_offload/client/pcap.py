@@ -26,7 +26,7 @@ import os
 import stat
 import struct
 from collections.abc import Iterator, Sequence
-from typing import Any, BinaryIO, NamedTuple, TypeVar
+from typing import Any, BinaryIO, Generic, NamedTuple, TypeVar
 
 LINKTYPE_ETHERNET = 1
 LINKTYPE_RAW = 101
@@ -100,31 +100,18 @@ RecordHead = tuple[int, int, int, int]
 _INCL, _ORIG = operator.itemgetter(2), operator.itemgetter(3)
 
 
-class PcapChunk(NamedTuple):
-    """Consecutive records of a file: the frames, and each one's header as the file has
-    it (``PcapWriter.write_chunk`` writes a chunk back with new frames)."""
+class PcapChunk(NamedTuple, Generic[Frame]):
+    """Consecutive records of a file: the frames (copies, or views of the file read:
+    ``PcapReader.views``), and each one's header as the file has it
+    (``PcapWriter.write_chunk`` writes a chunk back with new frames)."""
 
-    frames: list[bytes]
+    frames: list[Frame]
     heads: list[RecordHead]
 
     def truncated(self) -> bool:
         """True when the capture kept less than some packet (snaplen)."""
-        return _truncated(self.heads)
-
-
-def _truncated(heads: list[RecordHead]) -> bool:
-    return any(map(operator.lt, map(_INCL, heads), map(_ORIG, heads)))
-
-
-class PcapViews(NamedTuple):
-    """A ``PcapChunk`` whose frames are memoryviews into the file read (``PcapReader.views``)."""
-
-    frames: list[memoryview]
-    heads: list[RecordHead]
-
-    def truncated(self) -> bool:
-        """True when the capture kept less than some packet (snaplen)."""
-        return _truncated(self.heads)
+        heads = self.heads
+        return any(map(operator.lt, map(_INCL, heads), map(_ORIG, heads)))
 
 
 class PcapReader:
@@ -188,19 +175,19 @@ class PcapReader:
             mapped.madvise(mmap.MADV_SEQUENTIAL)
         return mapped, pos
 
-    def chunks(self, count: int) -> Iterator[PcapChunk]:
+    def chunks(self, count: int) -> Iterator[PcapChunk[bytes]]:
         """The records in chunks of ``count`` (the last one may be shorter). A truncated
         or implausible record raises PcapError naming it, after the chunk before it."""
         for frames, heads in self._chunks_of(count, views=False):
             yield PcapChunk(frames, heads)
 
-    def views(self, count: int) -> Iterator[PcapViews]:
+    def views(self, count: int) -> Iterator[PcapChunk[memoryview]]:
         """``chunks`` with each frame a memoryview of the mapped file (or of the block read)
         instead of a copy: a copy out of a mapping costs about four times a view, and
         whoever joins the frames into one message copies them anyway. A view stays valid
         as long as it is held (the mapping goes with the last one)."""
         for frames, heads in self._chunks_of(count, views=True):
-            yield PcapViews(frames, heads)
+            yield PcapChunk(frames, heads)
 
     def _chunks_of(
         self, count: int, *, views: bool
@@ -341,7 +328,7 @@ class PcapWriter:
         self._stream.write(b"".join(pieces))
         self.count += len(frames)
 
-    def write_chunk(self, chunk: PcapChunk) -> None:
+    def write_chunk(self, chunk: PcapChunk[bytes]) -> None:
         """A reader's chunk back out, times as they were (same time unit as the reader's)."""
         heads = chunk.heads
         self.write_frames(chunk.frames, [h[0] for h in heads], [h[1] for h in heads])
